@@ -1,0 +1,129 @@
+from django.db import models
+from django.utils import timezone
+
+USERNAME_PATTERN = r"^[a-z0-9_.-]{1,64}$"
+
+
+class ChatUser(models.Model):
+    """An end user of a customer app; `username` is unique within the app."""
+
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="chat_users")
+    username = models.CharField(max_length=64)
+    password = models.CharField(max_length=128)  # Django password hash
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "username"], name="uniq_chatuser_app_username")]
+
+    def __str__(self):
+        return self.username
+
+
+class DeviceSession(models.Model):
+    """One logged-in device of a user with its SDK options (SPEC §1 client switches)."""
+
+    user = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="devices")
+    device_id = models.CharField(max_length=64)
+    require_ack = models.BooleanField(default=True)
+    require_delivery_ack = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_login_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "device_id"], name="uniq_device_user_device_id")]
+
+
+class AccessToken(models.Model):
+    """A bearer token of the app API: an app token (no user) or a user token (user + device).
+
+    Only the SHA-256 of the token is stored.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(ChatUser, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    device = models.ForeignKey(DeviceSession, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    @property
+    def is_app_token(self) -> bool:
+        return self.user_id is None
+
+
+class Group(models.Model):
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="chat_groups")
+    group_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=128)
+    owner = models.ForeignKey(ChatUser, on_delete=models.PROTECT, related_name="owned_groups")
+    # Maintained with F() on every membership change: read on every group send.
+    member_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "group_id"], name="uniq_group_app_group_id")]
+
+
+class MemberRole(models.TextChoices):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class Membership(models.Model):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=MemberRole.choices, default=MemberRole.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "user"], name="uniq_membership_group_user")]
+        indexes = [models.Index(fields=["user"], name="membership_user")]
+
+
+class ChatType(models.TextChoices):
+    SINGLE = "single"
+    GROUP = "group"
+
+
+class Message(models.Model):
+    """A sent message with the receipt flags captured at send time (SPEC §2)."""
+
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=32)
+    chat_type = models.CharField(max_length=8, choices=ChatType.choices)
+    sender = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="sent_messages")
+    sender_device_id = models.CharField(max_length=64, default="")
+    recipient = models.ForeignKey(
+        ChatUser, null=True, blank=True, on_delete=models.CASCADE, related_name="received_messages"
+    )
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
+    body = models.JSONField(default=dict)
+    timestamp = models.BigIntegerField(help_text="ms since the Unix epoch, server time")
+    require_read_ack = models.BooleanField(default=True)
+    require_delivery_ack = models.BooleanField(default=False)
+    need_group_ack = models.BooleanField(default=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # Exact count of GroupAck rows, incremented with F() by the insert that won.
+    group_ack_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "message_id"], name="uniq_message_app_message_id")]
+        indexes = [
+            # conversation read ack: every unread message from one peer to the caller
+            models.Index(fields=["recipient", "sender", "read_at"], name="message_unread_by_peer"),
+        ]
+
+
+class Conversation(models.Model):
+    """One user's view of a single chat with `peer`: unread count and last message."""
+
+    owner = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="conversations")
+    peer = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="+")
+    unread_count = models.PositiveIntegerField(default=0)
+    last_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_timestamp = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "peer"], name="uniq_conversation_owner_peer")]

@@ -1,0 +1,59 @@
+"""OpenAPI helpers: every endpoint documents the error envelope and its codes."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": serializers.CharField(help_text="Machine-readable error code."),
+        "detail": serializers.CharField(help_text="A sentence for a human."),
+        "fields": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False,
+            help_text="Per-field messages, for validation errors.",
+        ),
+    },
+)
+
+
+def error_responses(*pairs: tuple[int, str], authenticated: bool = True) -> dict:
+    """`error_responses((404, "group_not_found"), (403, "forbidden"))` -> drf-spectacular responses.
+
+    Several codes may share one status; they are listed in the description.
+    Every endpoint can answer 400 `invalid_request` (malformed input) and, when
+    it needs a token, 401 `unauthenticated`, so those are always added.
+    """
+    by_status: dict[int, list[str]] = {400: ["invalid_request"]}
+    if authenticated:
+        by_status[401] = ["unauthenticated"]
+    for status, code in pairs:
+        codes = by_status.setdefault(status, [])
+        if code not in codes:
+            codes.append(code)
+    responses = {}
+    for status, codes in sorted(by_status.items()):
+        responses[status] = OpenApiResponse(
+            response=ErrorSerializer,
+            description="Error codes: " + ", ".join(f"`{c}`" for c in codes),
+            examples=[
+                OpenApiExample(c, value={"error": c, "detail": "..."}, status_codes=[str(status)]) for c in codes
+            ],
+        )
+    return responses
+
+
+def register_bearer_scheme(*, target_class: str, name: str, description: str) -> None:
+    """Tell drf-spectacular that `target_class` is an `Authorization: Bearer` scheme."""
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    type(
+        f"{name}Extension",
+        (OpenApiAuthenticationExtension,),
+        {
+            "target_class": target_class,
+            "name": name,
+            "get_security_definition": lambda self, auto_schema: {
+                "type": "http", "scheme": "bearer", "description": description,
+            },
+        },
+    )

@@ -1,0 +1,21 @@
+"""The application's clock (SPEC §3): timezone.now() only, ms at the API edge."""
+
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+
+def now():
+    return timezone.now()
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def now_ms() -> int:
+    return to_ms(timezone.now())
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,66 @@
+"""Admin API: GET/PATCH /apps/{org}/{app}/policy."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from apps.common.exceptions import InvalidRequest
+from apps.common.schema import error_responses
+from apps.tenancy.apis import EffectiveSerializer, StaffApi
+from apps.tenancy.selectors import app_get
+
+from .selectors import policy_as_dict
+from .services import policy_update
+
+
+class PolicyOutputSerializer(serializers.Serializer):
+    delivery_ack_enabled = serializers.BooleanField()
+    read_ack_enabled = serializers.BooleanField()
+    group_read_ack_enabled = serializers.BooleanField()
+    group_ack_sender_scope = serializers.ChoiceField(choices=["all_members", "owners_and_admins"])
+    group_ack_member_limit = serializers.IntegerField(min_value=2, max_value=100000)
+    group_ack_count_visibility = serializers.ChoiceField(choices=["sender", "all_members"])
+    group_ack_ttl_days = serializers.IntegerField(min_value=1, max_value=30)
+    plan = serializers.ChoiceField(choices=["free", "pro", "ultimate", "enterprise"])
+    effective = EffectiveSerializer()
+
+
+PolicyPatchSerializer = inline_serializer(
+    "PolicyPatch",
+    {
+        **{name: field.__class__(**field._kwargs, required=False)
+           for name, field in PolicyOutputSerializer().fields.items() if name != "effective"},
+        "reason": serializers.CharField(required=False, allow_blank=True,
+                                        help_text="Why; required when raising group_ack_member_limit."),
+    },
+)
+
+
+class PolicyApi(StaffApi):
+    @extend_schema(
+        operation_id="admin_policy_retrieve",
+        responses={200: PolicyOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+    )
+    def get(self, request, org_name, app_name):
+        app = app_get(org_name=org_name, app_name=app_name)
+        return Response(policy_as_dict(policy=app.policy, plan=app.plan))
+
+    @extend_schema(
+        operation_id="admin_policy_update",
+        request=PolicyPatchSerializer,
+        responses={
+            200: PolicyOutputSerializer,
+            **error_responses(
+                (400, "reason_required"), (403, "forbidden"), (403, "forbidden_field"), (404, "not_found"),
+                (409, "plan_not_eligible"),
+            ),
+        },
+    )
+    def patch(self, request, org_name, app_name):
+        if not isinstance(request.data, dict):
+            raise InvalidRequest("The body must be a JSON object.")
+        changes = dict(request.data)
+        reason = changes.pop("reason", "")
+        app = app_get(org_name=org_name, app_name=app_name)
+        policy = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
+        return Response(policy_as_dict(policy=policy, plan=app.plan))

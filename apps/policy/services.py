@@ -1,0 +1,157 @@
+"""Writes of the receipt policy and plan: validation, role split, gating, audit."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest
+from apps.tenancy.models import App, PlanTier
+from apps.tenancy.roles import staff_roles
+
+from . import evaluation
+from .models import (
+    MEMBER_LIMIT_MAX,
+    MEMBER_LIMIT_MIN,
+    TTL_DAYS_MAX,
+    TTL_DAYS_MIN,
+    CountVisibility,
+    ReceiptPolicy,
+    SenderScope,
+)
+from .selectors import policy_snapshot_invalidate
+
+
+class ForbiddenField(Forbidden):
+    code = "forbidden_field"
+
+
+class PlanNotEligible(Conflict):
+    code = "plan_not_eligible"
+
+
+class ReasonRequired(ApplicationError):
+    code, status = "reason_required", 400
+
+
+def _check_bool(value):
+    if not isinstance(value, bool):
+        return "Must be true or false."
+
+
+def _check_choice(choices):
+    def check(value):
+        if not isinstance(value, str) or value not in choices:
+            return f"Must be one of: {', '.join(choices)}."
+    return check
+
+
+def _check_int(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return f"Must be an integer from {low} to {high}."
+    return check
+
+
+_VALUE_CHECKS = {
+    "delivery_ack_enabled": _check_bool,
+    "read_ack_enabled": _check_bool,
+    "group_read_ack_enabled": _check_bool,
+    "group_ack_sender_scope": _check_choice(SenderScope.values),
+    "group_ack_member_limit": _check_int(MEMBER_LIMIT_MIN, MEMBER_LIMIT_MAX),
+    "group_ack_count_visibility": _check_choice(CountVisibility.values),
+    "group_ack_ttl_days": _check_int(TTL_DAYS_MIN, TTL_DAYS_MAX),
+}
+
+
+def _validate(changes: dict, plans: dict[str, PlanTier]) -> None:
+    errors: dict[str, list[str]] = {}
+    for field, value in changes.items():
+        if field == "plan":
+            if not isinstance(value, str) or value not in plans:
+                errors[field] = [f"Must be one of: {', '.join(plans)}."]
+            continue
+        message = _VALUE_CHECKS[field](value)
+        if message:
+            errors[field] = [message]
+    if errors:
+        raise InvalidRequest("Some fields are not valid.", fields=errors)
+
+
+def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") -> ReceiptPolicy:
+    """Apply a subset of policy fields (and `plan`) all-or-nothing, one audit row per changed field.
+
+    Checks, in this order:
+    - unknown field or a non-string reason -> invalid_request;
+    - a field outside the actor's roles -> forbidden_field, naming every refused field
+      (nothing changes, not even the permitted fields sent beside it);
+    - a value of the wrong type or out of range -> invalid_request with `fields`;
+    - turning group read acks on while the (new) plan does not include them -> plan_not_eligible;
+    - raising the member limit without a reason -> reason_required.
+    A downgrade keeps the switch as it is; only the effective value changes.
+    """
+    if not isinstance(changes, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    unknown = sorted(set(changes) - evaluation.POLICY_FIELDS)
+    if unknown:
+        raise InvalidRequest("Unknown policy fields.", fields={f: ["Unknown field."] for f in unknown})
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidRequest("reason must be a string.", fields={"reason": ["Must be a string."]})
+    refused = evaluation.refused_fields(roles=staff_roles(actor), fields=changes)
+    if refused:
+        raise ForbiddenField(f"Your role may not change: {', '.join(refused)}.")
+
+    plans = {plan.code: plan for plan in PlanTier.objects.all()}
+    _validate(changes, plans)
+
+    with transaction.atomic():
+        # Lock the app row: two concurrent PATCHes apply one after the other, so
+        # each audit row's `old` is the value the change really replaced.
+        locked_app = App.objects.select_for_update().get(pk=app.pk)
+        policy = ReceiptPolicy.objects.get(app_id=app.pk)
+        plan = plans[changes.get("plan", locked_app.plan_id)]
+
+        if changes.get("group_read_ack_enabled") is True:
+            decision = evaluation.group_read_ack_enable_decision(
+                requested_on=True, plan_allows=plan.group_read_ack_allowed
+            )
+            if not decision.allowed:
+                raise PlanNotEligible(
+                    f"The {plan.name} plan does not include group read receipts; "
+                    "upgrade to Pro or above first."
+                )
+        if "group_ack_member_limit" in changes:
+            decision = evaluation.member_limit_change_decision(
+                old_limit=policy.group_ack_member_limit, new_limit=changes["group_ack_member_limit"], reason=reason
+            )
+            if not decision.allowed:
+                raise ReasonRequired(
+                    "Raising the group member limit needs a reason.", fields={"reason": ["This field is required."]}
+                )
+
+        changed_policy_fields = []
+        for field, new in sorted(changes.items()):
+            if field == "plan":
+                old = locked_app.plan_id
+                if old != new:
+                    locked_app.plan = plan
+                    locked_app.save(update_fields=["plan"])
+                    audit_record(actor=actor, app=locked_app, field="plan", old=old, new=new, reason=reason)
+                continue
+            old = getattr(policy, field)
+            if old != new:
+                setattr(policy, field, new)
+                changed_policy_fields.append(field)
+                audit_record(actor=actor, app=locked_app, field=field, old=old, new=new, reason=reason)
+        if changed_policy_fields:
+            policy.updated_at = timezone.now()
+            policy.save(update_fields=[*changed_policy_fields, "updated_at"])
+        # Now, so this request's own reads see the change, and again after
+        # commit, in case a concurrent reader re-cached the old value meanwhile.
+        policy_snapshot_invalidate(app_id=app.pk)
+        transaction.on_commit(lambda: policy_snapshot_invalidate(app_id=app.pk))
+
+    app.plan = locked_app.plan
+    policy.app = locked_app
+    return policy

@@ -1,0 +1,158 @@
+"""Admin API (SPEC §4): tokens, staff, apps. Thin views: parse, authorise, call, serialise."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.common.pagination import parse_limit
+from apps.common.schema import error_responses
+from apps.policy.selectors import policy_as_dict
+
+from . import services
+from .auth import IsOperator, IsStaffMember, IsSuperuser, StaffTokenAuthentication
+from .selectors import app_get, app_list
+
+
+class StaffApi(APIView):
+    authentication_classes = [StaffTokenAuthentication]
+    permission_classes = [IsStaffMember]
+
+
+def app_as_dict(app) -> dict:
+    policy = policy_as_dict(policy=app.policy, plan=app.plan)
+    effective = policy.pop("effective")
+    return {
+        "app_key": app.app_key,
+        "org_name": app.org_name,
+        "app_name": app.app_name,
+        "plan": app.plan_id,
+        "policy": {k: v for k, v in policy.items() if k != "plan"},
+        "effective": effective,
+        "created_at": app.created_at.isoformat(),
+    }
+
+
+class PolicyBodySerializer(serializers.Serializer):
+    delivery_ack_enabled = serializers.BooleanField()
+    read_ack_enabled = serializers.BooleanField()
+    group_read_ack_enabled = serializers.BooleanField()
+    group_ack_sender_scope = serializers.ChoiceField(choices=["all_members", "owners_and_admins"])
+    group_ack_member_limit = serializers.IntegerField(min_value=2, max_value=100000)
+    group_ack_count_visibility = serializers.ChoiceField(choices=["sender", "all_members"])
+    group_ack_ttl_days = serializers.IntegerField(min_value=1, max_value=30)
+
+
+class EffectiveSerializer(serializers.Serializer):
+    group_read_ack = serializers.BooleanField()
+
+
+class AppOutputSerializer(serializers.Serializer):
+    app_key = serializers.CharField()
+    org_name = serializers.CharField()
+    app_name = serializers.CharField()
+    plan = serializers.CharField()
+    policy = PolicyBodySerializer()
+    effective = EffectiveSerializer()
+    created_at = serializers.DateTimeField()
+
+
+class AppCreatedSerializer(AppOutputSerializer):
+    client_id = serializers.CharField()
+    client_secret = serializers.CharField(help_text="Shown only in this response.")
+
+
+class StaffTokenApi(APIView):
+    class StaffTokenInputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        password = serializers.CharField()
+
+    @extend_schema(
+        operation_id="admin_token_create",
+        request=StaffTokenInputSerializer,
+        responses={
+            200: inline_serializer("StaffToken", {"access_token": serializers.CharField(),
+                                                  "expires_in": serializers.IntegerField()}),
+            **error_responses((401, "unauthenticated"), authenticated=False),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        data = self.StaffTokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token, ttl = services.staff_token_issue(**data.validated_data)
+        return Response({"access_token": token, "expires_in": ttl})
+
+
+class StaffCreateApi(StaffApi):
+    permission_classes = [IsSuperuser]
+
+    class StaffCreateInputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(min_length=8, max_length=128)
+        role = serializers.ChoiceField(choices=["operator", "business"])
+
+    @extend_schema(
+        operation_id="admin_staff_create",
+        request=StaffCreateInputSerializer,
+        responses={
+            201: inline_serializer("StaffCreated", {"username": serializers.CharField(),
+                                                    "role": serializers.CharField()}),
+            **error_responses((403, "forbidden"), (409, "duplicate_username")),
+        },
+    )
+    def post(self, request):
+        data = self.StaffCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.staff_create(**data.validated_data)
+        return Response({"username": user.username, "role": data.validated_data["role"]},
+                        status=status.HTTP_201_CREATED)
+
+
+class AppListCreateApi(StaffApi):
+    def get_permissions(self):
+        return [IsOperator()] if self.request.method == "POST" else [IsStaffMember()]
+
+    class AppCreateInputSerializer(serializers.Serializer):
+        org_name = serializers.CharField(max_length=32)
+        app_name = serializers.CharField(max_length=32)
+        plan = serializers.CharField(required=False, default="free")
+
+    @extend_schema(
+        operation_id="admin_apps_list",
+        parameters=[
+            OpenApiParameter("cursor", str, description="Opaque cursor from a previous page."),
+            OpenApiParameter("limit", int, description="Page size, 1..200 (larger is clamped); default 50."),
+        ],
+        responses={
+            200: inline_serializer("AppPage", {"results": AppOutputSerializer(many=True),
+                                               "next_cursor": serializers.CharField(allow_null=True)}),
+            **error_responses((403, "forbidden")),
+        },
+    )
+    def get(self, request):
+        limit = parse_limit(request.query_params.get("limit"))
+        rows, next_cursor = app_list(cursor=request.query_params.get("cursor"), limit=limit)
+        return Response({"results": [app_as_dict(app) for app in rows], "next_cursor": next_cursor})
+
+    @extend_schema(
+        operation_id="admin_apps_create",
+        request=AppCreateInputSerializer,
+        responses={201: AppCreatedSerializer, **error_responses((403, "forbidden"), (409, "duplicate_app"))},
+    )
+    def post(self, request):
+        data = self.AppCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        app, secret = services.app_create(**data.validated_data)
+        app = app_get(org_name=app.org_name, app_name=app.app_name)
+        body = app_as_dict(app) | {"client_id": app.client_id, "client_secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AppDetailApi(StaffApi):
+    @extend_schema(
+        operation_id="admin_apps_retrieve",
+        responses={200: AppOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+    )
+    def get(self, request, org_name, app_name):
+        return Response(app_as_dict(app_get(org_name=org_name, app_name=app_name)))

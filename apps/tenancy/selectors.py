@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from apps.common.exceptions import NotFound
+from apps.common.pagination import keyset_page
+
+from .models import App
+
+
+class AppNotFound(NotFound):
+    code = "not_found"
+
+
+def app_get(*, org_name: str, app_name: str) -> App:
+    """The app with its plan and policy, or 404 not_found."""
+    app = App.objects.select_related("plan", "policy").filter(org_name=org_name, app_name=app_name).first()
+    if app is None:
+        raise AppNotFound(f"No app {org_name}#{app_name}.")
+    return app
+
+
+def app_list(*, cursor: str | None, limit: int, search: str | None = None):
+    """A page of apps (oldest first) with plan and policy, in one query."""
+    queryset = App.objects.select_related("plan", "policy")
+    if search:
+        queryset = queryset.filter(org_name__icontains=search) | queryset.filter(app_name__icontains=search)
+    return keyset_page(queryset, cursor=cursor, limit=limit)

@@ -1,0 +1,100 @@
+"""Writes of tenancy: apps with their credentials, staff accounts and staff tokens."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.common.exceptions import Conflict, InvalidRequest, Unauthenticated
+from apps.common.tokens import hash_token, new_token
+from apps.policy.models import ReceiptPolicy
+
+from .models import NAME_PATTERN, RESERVED_ORG_NAMES, App, PlanTier, StaffToken
+from .roles import ROLES
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class DuplicateApp(Conflict):
+    code = "duplicate_app"
+
+
+class DuplicateUsername(Conflict):
+    code = "duplicate_username"
+
+
+def _validate_app_names(org_name, app_name, plan_code, plans) -> None:
+    errors = {}
+    for field, value in (("org_name", org_name), ("app_name", app_name)):
+        if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+            errors[field] = ["1-32 characters: lower-case letters, digits and '-', starting with a letter or digit."]
+    if "org_name" not in errors and org_name in RESERVED_ORG_NAMES:
+        errors["org_name"] = [f"'{org_name}' is reserved."]
+    if plan_code not in plans:
+        errors["plan"] = [f"Must be one of: {', '.join(plans)}."]
+    if errors:
+        raise InvalidRequest("Some fields are not valid.", fields=errors)
+
+
+def app_create(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App, str]:
+    """Create an app with its default receipt policy; returns it and the client secret (shown once).
+
+    Raises invalid_request (names, plan) and duplicate_app.
+    """
+    plans = {p.code: p for p in PlanTier.objects.all()}
+    _validate_app_names(org_name, app_name, plan, plans)
+    secret = secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            app = App.objects.create(
+                org_name=org_name,
+                app_name=app_name,
+                plan=plans[plan],
+                client_id="YX" + secrets.token_hex(12).upper(),
+                client_secret_hash=hash_token(secret),
+            )
+            ReceiptPolicy.objects.create(app=app)
+    except IntegrityError:
+        raise DuplicateApp(f"The app {org_name}#{app_name} already exists.") from None
+    return app, secret
+
+
+def staff_create(*, username: str, password: str, role: str):
+    """Create a staff account holding one role. Raises invalid_request and duplicate_username."""
+    errors = {}
+    if not isinstance(username, str) or not re.fullmatch(r"[\w.@+-]{1,150}", username):
+        errors["username"] = ["1-150 characters: letters, digits and @ . + - _"]
+    if not isinstance(password, str) or len(password) < 8 or len(password) > 128:
+        errors["password"] = ["8-128 characters."]
+    if role not in ROLES:
+        errors["role"] = [f"Must be one of: {', '.join(ROLES)}."]
+    if errors:
+        raise InvalidRequest("Some fields are not valid.", fields=errors)
+    User = get_user_model()
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, password=password)
+            user.groups.add(Group.objects.get(name=role))
+    except IntegrityError:
+        raise DuplicateUsername(f"The username {username} is taken.") from None
+    return user
+
+
+def staff_token_issue(*, username: str, password: str) -> tuple[str, int]:
+    """Exchange staff credentials for a bearer token and its lifetime in seconds."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise Unauthenticated("Wrong username or password.")
+    user = authenticate(username=username, password=password)
+    if user is None:
+        raise Unauthenticated("Wrong username or password.")
+    token, key_hash = new_token()
+    ttl = settings.TOKEN_TTL_SECONDS
+    StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
+    return token, ttl

@@ -1,0 +1,65 @@
+"""Shared fixtures: clients, staff accounts and apps made through the services, as production does."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from apps.tenancy.services import app_create, staff_create, staff_token_issue
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # SQLite reuses primary keys after a rollback: never let one test's cached
+    # policy snapshot answer for another test's app.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def _staff_client(username, role=None, superuser=False):
+    if superuser:
+        get_user_model().objects.create_superuser(username=username, password=PASSWORD)
+    else:
+        staff_create(username=username, password=PASSWORD, role=role)
+    token, _ = staff_token_issue(username=username, password=PASSWORD)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def superuser_client(db):
+    return _staff_client("root", superuser=True)
+
+
+@pytest.fixture
+def operator_client(db):
+    return _staff_client("olivia", role="operator")
+
+
+@pytest.fixture
+def business_client(db):
+    return _staff_client("bruno", role="business")
+
+
+@pytest.fixture
+def make_app(db):
+    def make(org_name="acme", app_name="chat", plan="free"):
+        app, secret = app_create(org_name=org_name, app_name=app_name, plan=plan)
+        app.client_secret = secret
+        return app
+
+    return make
