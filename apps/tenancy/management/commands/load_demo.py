@@ -32,7 +32,8 @@ class Command(BaseCommand):
                     app.client_id = f"demo-{plan.code}"
                     app.client_secret_hash = hash_token(f"demo-secret-{plan.code}")
                     app.save(update_fields=["client_id", "client_secret_hash"])
-                lines.append(f"  app demo#{plan.code}: client_id=demo-{plan.code} client_secret=demo-secret-{plan.code}")
+                lines.append(f"  app demo#{plan.code}: client_id=demo-{plan.code} "
+                             f"client_secret=demo-secret-{plan.code}")
                 self._load_chat(app)
         self.stdout.write(f"Demo data ready. Logins (password for all: {DEMO_PASSWORD}):")
         self.stdout.write("  staff: admin (superuser), operator, business")
