@@ -1,0 +1,3 @@
+"""Routes of the event feed, mounted under the app API base path."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Routes of the read-receipt endpoints, mounted under the app API base path."""
+
+urlpatterns = []
