@@ -1,0 +1,98 @@
+"""Django admin for chat data: read-only views for support (writes go through the app API services).
+
+Password hashes and token hashes are never shown."""
+
+from django.contrib import admin
+
+from .models import AccessToken, ChatUser, Conversation, DeviceSession, Group, Membership, Message
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChatUser)
+class ChatUserAdmin(ReadOnlyAdmin):
+    list_display = ["username", "app", "created_at"]
+    search_fields = ["username", "app__org_name", "app__app_name"]
+    list_select_related = ["app"]
+    exclude = ["password"]
+    ordering = ["-id"]
+
+
+@admin.register(DeviceSession)
+class DeviceSessionAdmin(ReadOnlyAdmin):
+    list_display = ["device_id", "user", "require_ack", "require_delivery_ack", "last_login_at"]
+    search_fields = ["device_id", "user__username"]
+    list_select_related = ["user"]
+    ordering = ["-id"]
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(ReadOnlyAdmin):
+    # Deleting a row revokes the token.
+    list_display = ["id", "app", "user", "device", "created_at", "expires_at"]
+    search_fields = ["app__org_name", "app__app_name", "user__username"]
+    list_select_related = ["app", "user", "device"]
+    exclude = ["key_hash"]
+    raw_id_fields = ["app", "user", "device"]
+    ordering = ["-id"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    can_delete = False
+    raw_id_fields = ["user"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Group)
+class GroupAdmin(ReadOnlyAdmin):
+    list_display = ["group_id", "name", "app", "owner", "member_count", "created_at"]
+    search_fields = ["group_id", "name", "app__org_name", "app__app_name"]
+    list_select_related = ["app", "owner"]
+    raw_id_fields = ["app", "owner"]
+    inlines = [MembershipInline]
+    ordering = ["-id"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(ReadOnlyAdmin):
+    list_display = ["group", "user", "role", "joined_at"]
+    list_filter = ["role"]
+    search_fields = ["group__group_id", "user__username"]
+    list_select_related = ["group", "user"]
+    raw_id_fields = ["group", "user"]
+    ordering = ["-id"]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = [
+        "message_id", "app", "chat_type", "sender", "recipient", "group", "timestamp",
+        "need_group_ack", "delivered_at", "read_at", "group_ack_count",
+    ]
+    list_filter = ["chat_type", "need_group_ack"]
+    search_fields = ["message_id", "sender__username"]
+    list_select_related = ["app", "sender", "recipient", "group"]
+    raw_id_fields = ["app", "sender", "recipient", "group"]
+    ordering = ["-id"]
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = ["owner", "peer", "unread_count", "last_timestamp"]
+    search_fields = ["owner__username", "peer__username"]
+    list_select_related = ["owner", "peer"]
+    raw_id_fields = ["owner", "peer", "last_message"]
+    ordering = ["-id"]

@@ -1,0 +1,21 @@
+"""Django admin for the event feed: read-only, for support to see what a user's devices were told."""
+
+from django.contrib import admin
+
+from .models import Event
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "type", "origin_device_id", "created_at"]
+    list_filter = ["type"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    ordering = ["-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
