@@ -101,3 +101,136 @@ def group_ack_decision(*, snapshot: PolicySnapshot, group_size: int, sender_role
 def is_older_than_days(*, timestamp_ms: int, now_ms: int, days: int) -> bool:
     """True once `days` whole days have passed since `timestamp_ms`."""
     return now_ms - timestamp_ms > days * MS_PER_DAY
+
+
+# --- Read receipts (SPEC §5). Each decision takes plain facts the service already
+# fetched and returns the first failing rule, in the contract's order of checks
+# (the 404s come before, from the lookups themselves).
+
+VISIBILITY_SENDER = "sender"
+
+
+def single_read_ack_expired(*, snapshot: PolicySnapshot, message_timestamp_ms: int, now_ms: int) -> bool:
+    """A single-chat read ack is valid while the server keeps the message: the plan's retention, read now."""
+    return is_older_than_days(
+        timestamp_ms=message_timestamp_ms, now_ms=now_ms, days=snapshot.plan_message_retention_days
+    )
+
+
+def group_ack_expired(*, snapshot: PolicySnapshot, message_timestamp_ms: int, now_ms: int) -> bool:
+    """A group ack is valid for `group_ack_ttl_days` from the send; the TTL in force now applies to every message."""
+    return is_older_than_days(timestamp_ms=message_timestamp_ms, now_ms=now_ms, days=snapshot.group_ack_ttl_days)
+
+
+def message_read_ack_decision(
+    *,
+    snapshot: PolicySnapshot,
+    is_single_chat: bool,
+    is_recipient: bool,
+    device_require_ack: bool,
+    message_timestamp_ms: int,
+    now_ms: int,
+) -> Decision:
+    """Whether a message read ack is accepted; the first failing rule is the reason.
+
+    - not_single_chat: group messages use the group ack, whoever calls;
+    - not_recipient: only the recipient reads a single-chat message (the sender included);
+    - feature_disabled: the app's `read_ack_enabled` is off;
+    - require_ack_off: the calling device turned read receipts off (SDK `requireAck`);
+    - ack_expired: the message is older than the plan's retention, even if it was already read
+      (an already-read message answers the same way as a new ack would, so the answer never depends on history).
+    """
+    if not is_single_chat:
+        return Decision(False, "not_single_chat")
+    if not is_recipient:
+        return Decision(False, "not_recipient")
+    if not snapshot.read_ack_enabled:
+        return Decision(False, "feature_disabled")
+    if not device_require_ack:
+        return Decision(False, "require_ack_off")
+    if single_read_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms):
+        return Decision(False, "ack_expired")
+    return ALLOWED
+
+
+def conversation_read_ack_decision(*, snapshot: PolicySnapshot, device_require_ack: bool) -> Decision:
+    """Whether a conversation read ack is accepted.
+
+    - feature_disabled: the app's `read_ack_enabled` is off;
+    - require_ack_off: the calling device turned read receipts off.
+    No age limit: it clears every unread message from the peer, whatever its age.
+    """
+    if not snapshot.read_ack_enabled:
+        return Decision(False, "feature_disabled")
+    if not device_require_ack:
+        return Decision(False, "require_ack_off")
+    return ALLOWED
+
+
+def group_read_ack_decision(
+    *,
+    snapshot: PolicySnapshot,
+    is_member: bool,
+    is_sender: bool,
+    need_group_ack: bool,
+    device_require_ack: bool,
+    message_timestamp_ms: int,
+    now_ms: int,
+) -> Decision:
+    """Whether a group message read ack is recorded; membership and policy are those at ack time.
+
+    - not_group_member: only current members ack (one who joined after the send may);
+    - feature_disabled: the effective switch (switch AND plan) is off now;
+    - own_message: the sender does not ack its own message;
+    - ack_not_required: the message was sent without effective `need_group_ack`;
+    - require_ack_off: the calling device turned read receipts off;
+    - ack_expired: older than the `group_ack_ttl_days` in force now.
+    """
+    if not is_member:
+        return Decision(False, "not_group_member")
+    if not snapshot.effective_group_read_ack:
+        return Decision(False, "feature_disabled")
+    if is_sender:
+        return Decision(False, "own_message")
+    if not need_group_ack:
+        return Decision(False, "ack_not_required")
+    if not device_require_ack:
+        return Decision(False, "require_ack_off")
+    if group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms):
+        return Decision(False, "ack_expired")
+    return ALLOWED
+
+
+def group_ack_count_visible(*, snapshot: PolicySnapshot, is_sender: bool, is_member: bool) -> bool:
+    """The sender always sees its message's readers; others only when visibility is all_members and they are members.
+
+    A sender who left the group still sees them: the message is theirs.
+    """
+    if is_sender:
+        return True
+    return snapshot.group_ack_count_visibility != VISIBILITY_SENDER and is_member
+
+
+def group_ack_list_decision(
+    *,
+    snapshot: PolicySnapshot,
+    is_sender: bool,
+    is_member: bool,
+    need_group_ack: bool,
+    message_timestamp_ms: int,
+    now_ms: int,
+) -> Decision:
+    """Whether the caller may read a group message's ack count and readers.
+
+    - ack_count_not_visible: see `group_ack_count_visible`;
+    - ack_not_required: the message was sent without effective `need_group_ack`;
+    - ack_expired: past the validity window (the records are purged then).
+    The feature switch is not checked: acks recorded while it was on stay readable within the TTL.
+    """
+    if not group_ack_count_visible(snapshot=snapshot, is_sender=is_sender, is_member=is_member):
+        return Decision(False, "ack_count_not_visible")
+    if not need_group_ack:
+        return Decision(False, "ack_not_required")
+    if group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms):
+        return Decision(False, "ack_expired")
+    return ALLOWED
