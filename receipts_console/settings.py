@@ -123,7 +123,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Django REST framework
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["apps.common.renderers.SafeJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.common.negotiation.JsonOnlyNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -17,6 +17,10 @@ class ApiErrorEnvelopeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if _is_api(request) and "\x00" in request.path:
+            # No name of this API contains NUL, and PostgreSQL refuses it in any
+            # query: answer before a view looks a path parameter up.
+            return JsonResponse(error_payload("not_found", "No such endpoint."), status=404)
         response = self.get_response(request)
         if _is_api(request) and response.status_code in (404, 405) and not _is_json(response):
             if response.status_code == 404:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record_many
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.roles import staff_roles
@@ -79,6 +79,28 @@ def _validate(changes: dict, plans: dict[str, PlanTier]) -> None:
         raise InvalidRequest("Some fields are not valid.", fields=errors)
 
 
+REASON_MAX_LENGTH = 1000
+
+
+def _clean_reason(reason) -> str:
+    """The reason as stored: a string of at most REASON_MAX_LENGTH characters, or 400.
+
+    NUL and lone surrogates are refused here because the database cannot store them.
+    """
+    if reason is None:
+        return ""
+    message = None
+    if not isinstance(reason, str):
+        message = "Must be a string."
+    elif len(reason) > REASON_MAX_LENGTH:
+        message = f"At most {REASON_MAX_LENGTH} characters."
+    elif "\x00" in reason or any("\ud800" <= ch <= "\udfff" for ch in reason):
+        message = "Must not contain NUL or unpaired surrogate characters."
+    if message:
+        raise InvalidRequest("reason is not valid.", fields={"reason": [message]})
+    return reason
+
+
 def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") -> ReceiptPolicy:
     """Apply a subset of policy fields (and `plan`) all-or-nothing, one audit row per changed field.
 
@@ -96,8 +118,7 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     unknown = sorted(set(changes) - evaluation.POLICY_FIELDS)
     if unknown:
         raise InvalidRequest("Unknown policy fields.", fields={f: ["Unknown field."] for f in unknown})
-    if reason is not None and not isinstance(reason, str):
-        raise InvalidRequest("reason must be a string.", fields={"reason": ["Must be a string."]})
+    reason = _clean_reason(reason)
     refused = evaluation.refused_fields(roles=staff_roles(actor), fields=changes)
     if refused:
         raise ForbiddenField(f"Your role may not change: {', '.join(refused)}.")
@@ -106,10 +127,11 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     _validate(changes, plans)
 
     with transaction.atomic():
-        # Lock the app row: two concurrent PATCHes apply one after the other, so
-        # each audit row's `old` is the value the change really replaced.
-        locked_app = App.objects.select_for_update().get(pk=app.pk)
-        policy = ReceiptPolicy.objects.get(app_id=app.pk)
+        # Lock the policy and app rows (one SELECT ... FOR UPDATE over the join):
+        # two concurrent PATCHes apply one after the other, so each audit row's
+        # `old` is the value the change really replaced.
+        policy = ReceiptPolicy.objects.select_related("app").select_for_update().get(app_id=app.pk)
+        locked_app = policy.app
         plan = plans[changes.get("plan", locked_app.plan_id)]
 
         if changes.get("group_read_ack_enabled") is True:
@@ -130,28 +152,29 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
                     "Raising the group member limit needs a reason.", fields={"reason": ["This field is required."]}
                 )
 
+        audited: list[tuple[str, object, object]] = []  # (field, old, new), in field order
         changed_policy_fields = []
         for field, new in sorted(changes.items()):
+            old = locked_app.plan_id if field == "plan" else getattr(policy, field)
+            if old == new:
+                continue  # no change, no audit row
+            audited.append((field, old, new))
             if field == "plan":
-                old = locked_app.plan_id
-                if old != new:
-                    locked_app.plan = plan
-                    locked_app.save(update_fields=["plan"])
-                    audit_record(actor=actor, app=locked_app, field="plan", old=old, new=new, reason=reason)
-                continue
-            old = getattr(policy, field)
-            if old != new:
+                locked_app.plan = plan
+                locked_app.save(update_fields=["plan"])
+            else:
                 setattr(policy, field, new)
                 changed_policy_fields.append(field)
-                audit_record(actor=actor, app=locked_app, field=field, old=old, new=new, reason=reason)
         if changed_policy_fields:
             policy.updated_at = timezone.now()
             policy.save(update_fields=[*changed_policy_fields, "updated_at"])
+        audit_record_many(actor=actor, app=locked_app, changes=audited, reason=reason)
         # Now, so this request's own reads see the change, and again after
         # commit, in case a concurrent reader re-cached the old value meanwhile.
         policy_snapshot_invalidate(app_id=app.pk)
         transaction.on_commit(lambda: policy_snapshot_invalidate(app_id=app.pk))
 
+    # `plans` already holds every plan: no lazy query for the response.
+    locked_app.plan = plans[locked_app.plan_id]
     app.plan = locked_app.plan
-    policy.app = locked_app
     return policy

@@ -64,8 +64,10 @@ class AppCreatedSerializer(AppOutputSerializer):
 
 class StaffTokenApi(APIView):
     class StaffTokenInputSerializer(serializers.Serializer):
-        username = serializers.CharField()
-        password = serializers.CharField()
+        # Credentials are compared as typed: no whitespace trimming.
+        # No length limits either: any wrong credential is a 401, never a 400.
+        username = serializers.CharField(trim_whitespace=False)
+        password = serializers.CharField(trim_whitespace=False)
 
     @extend_schema(
         operation_id="admin_token_create",
@@ -88,8 +90,8 @@ class StaffCreateApi(StaffApi):
     permission_classes = [IsSuperuser]
 
     class StaffCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(min_length=8, max_length=128)
+        username = serializers.CharField(max_length=150, trim_whitespace=False)
+        password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
         role = serializers.ChoiceField(choices=["operator", "business"])
 
     @extend_schema(
@@ -114,8 +116,9 @@ class AppListCreateApi(StaffApi):
         return [IsOperator()] if self.request.method == "POST" else [IsStaffMember()]
 
     class AppCreateInputSerializer(serializers.Serializer):
-        org_name = serializers.CharField(max_length=32)
-        app_name = serializers.CharField(max_length=32)
+        # Not trimmed: a name with spaces is refused, not silently changed.
+        org_name = serializers.CharField(max_length=32, trim_whitespace=False)
+        app_name = serializers.CharField(max_length=32, trim_whitespace=False)
         plan = serializers.CharField(required=False, default="free")
 
     @extend_schema(
