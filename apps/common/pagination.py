@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from .exceptions import InvalidRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+_DIGITS = re.compile(r"[0-9]+")
+_SIGNED_DIGITS = re.compile(r"-?[0-9]+")
 
 
 def encode_cursor(position: int) -> str:
@@ -28,8 +31,10 @@ def decode_cursor(raw: str | None) -> int | None:
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         if not text.startswith("p"):
             raise ValueError(text)
+        if not _DIGITS.fullmatch(text[1:]):
+            raise ValueError(text)  # int() would also take " 1", "+1" and "1_0"
         position = int(text[1:])
-        if position < 0 or position > 2**63 - 1:
+        if position > 2**63 - 1:
             raise ValueError(text)
         return position
     except (ValueError, UnicodeError, binascii.Error):
@@ -41,6 +46,8 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
     if raw is None or raw == "":
         return default
     try:
+        if not _SIGNED_DIGITS.fullmatch(raw):
+            raise ValueError(raw)  # int() would also take " 5", "5_0" and other spellings
         value = int(raw)
     except (TypeError, ValueError):
         raise InvalidRequest("limit must be an integer.", fields={"limit": ["Must be an integer >= 1."]}) from None
