@@ -1,3 +1,23 @@
 """Routes of the read-receipt endpoints, mounted under the app API base path."""
 
-urlpatterns = []
+from django.urls import path
+
+from .apis import (
+    ConversationListApi,
+    ConversationReadAckApi,
+    GroupAckListApi,
+    GroupMessageReadAckApi,
+    MessageReadAckApi,
+)
+
+urlpatterns = [
+    path("messages/<str:message_id>/read_ack", MessageReadAckApi.as_view(), name="message-read-ack"),
+    path("conversations", ConversationListApi.as_view(), name="conversations"),
+    path("conversations/<str:peer>/read_ack", ConversationReadAckApi.as_view(), name="conversation-read-ack"),
+    path(
+        "groups/<str:group_id>/messages/<str:message_id>/read_ack",
+        GroupMessageReadAckApi.as_view(),
+        name="group-message-read-ack",
+    ),
+    path("groups/<str:group_id>/messages/<str:message_id>/acks", GroupAckListApi.as_view(), name="group-message-acks"),
+]

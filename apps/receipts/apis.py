@@ -1,0 +1,177 @@
+"""Read-receipt endpoints of the app API (SPEC §5), user tokens only. Thin: parse, call one service, serialise."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from apps.chat.apis import UserTokenApi
+from apps.common.pagination import parse_limit
+from apps.common.schema import error_responses
+from apps.common.timeutils import to_ms
+
+from . import selectors, services
+
+_PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="Opaque cursor from the previous page's next_cursor."),
+    OpenApiParameter("limit", int, description="Page size, default 50, at most 200 (larger values are clamped)."),
+]
+
+
+class MessageReadAckSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    already_read = serializers.BooleanField()
+
+
+class ConversationReadAckSerializer(serializers.Serializer):
+    peer = serializers.CharField()
+    sent = serializers.BooleanField()
+    unread_before = serializers.IntegerField(help_text="How many unread messages this ack cleared.")
+
+
+class ConversationSerializer(serializers.Serializer):
+    peer = serializers.CharField(source="peer.username")
+    unread_count = serializers.IntegerField()
+    last_message_id = serializers.SerializerMethodField()
+    last_timestamp = serializers.IntegerField()
+
+    def get_last_message_id(self, conversation) -> str | None:
+        return conversation.last_message.message_id if conversation.last_message_id else None
+
+
+class ConversationPageSerializer(serializers.Serializer):
+    results = ConversationSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class GroupMessageReadAckSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    group_id = serializers.CharField()
+    count = serializers.IntegerField()
+    already_acked = serializers.BooleanField()
+
+
+class GroupAckReaderSerializer(serializers.Serializer):
+    username = serializers.CharField(source="reader.username")
+    timestamp = serializers.SerializerMethodField()
+
+    def get_timestamp(self, ack) -> int:
+        return to_ms(ack.acked_at)
+
+
+class GroupAckPageSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    group_id = serializers.CharField()
+    count = serializers.IntegerField()
+    readers = GroupAckReaderSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class MessageReadAckApi(UserTokenApi):
+    @extend_schema(
+        operation_id="message_read_ack",
+        request=None,
+        responses={
+            200: MessageReadAckSerializer,
+            **error_responses(
+                (403, "forbidden"), (404, "message_not_found"), (400, "not_single_chat"), (403, "not_recipient"),
+                (403, "feature_disabled"), (409, "require_ack_off"), (410, "ack_expired"),
+            ),
+        },
+        description="Acknowledge reading one single-chat message. Repeating it answers already_read: true and "
+        "emits nothing. Checks in this order: message_not_found, not_single_chat, not_recipient, "
+        "feature_disabled, require_ack_off, ack_expired.",
+    )
+    def post(self, request, org_name, app_name, message_id):
+        principal = request.user
+        result = services.message_mark_read(
+            app=principal.app, reader=principal.user, device=principal.device, message_id=message_id
+        )
+        return Response(MessageReadAckSerializer(result).data)
+
+
+class ConversationReadAckApi(UserTokenApi):
+    @extend_schema(
+        operation_id="conversation_read_ack",
+        request=None,
+        responses={
+            200: ConversationReadAckSerializer,
+            **error_responses(
+                (403, "forbidden"), (404, "user_not_found"), (403, "feature_disabled"), (409, "require_ack_off")
+            ),
+        },
+        description="Mark every unread message from `peer` read (whatever its age) and send one conversation_read. "
+        "Without unread messages: sent false and nothing happens.",
+    )
+    def post(self, request, org_name, app_name, peer):
+        principal = request.user
+        result = services.conversation_mark_read(
+            app=principal.app, reader=principal.user, device=principal.device, peer=peer
+        )
+        return Response(ConversationReadAckSerializer(result).data)
+
+
+class ConversationListApi(UserTokenApi):
+    @extend_schema(
+        operation_id="conversations_list",
+        parameters=_PAGE_PARAMETERS,
+        responses={
+            200: ConversationPageSerializer,
+            **error_responses((403, "forbidden")),
+        },
+        description="The caller's single-chat conversations, most recent last message first.",
+    )
+    def get(self, request, org_name, app_name):
+        limit = parse_limit(request.query_params.get("limit"))
+        rows, next_cursor = selectors.conversation_list(
+            owner=request.user.user, cursor=request.query_params.get("cursor"), limit=limit
+        )
+        return Response(ConversationPageSerializer({"results": rows, "next_cursor": next_cursor}).data)
+
+
+class GroupMessageReadAckApi(UserTokenApi):
+    @extend_schema(
+        operation_id="group_message_read_ack",
+        request=None,
+        responses={
+            200: GroupMessageReadAckSerializer,
+            **error_responses(
+                (403, "forbidden"), (404, "group_not_found"), (404, "message_not_found"), (403, "not_group_member"),
+                (403, "feature_disabled"), (400, "own_message"), (409, "ack_not_required"),
+                (409, "require_ack_off"), (410, "ack_expired"),
+            ),
+        },
+        description="Acknowledge reading a group message. Each member counts once however often it calls; "
+        "count is exact. Checks in this order: group_not_found / message_not_found, not_group_member, "
+        "feature_disabled, own_message, ack_not_required, require_ack_off, ack_expired.",
+    )
+    def post(self, request, org_name, app_name, group_id, message_id):
+        principal = request.user
+        result = services.group_ack_record(
+            app=principal.app, reader=principal.user, device=principal.device, group_id=group_id,
+            message_id=message_id,
+        )
+        return Response(GroupMessageReadAckSerializer(result).data)
+
+
+class GroupAckListApi(UserTokenApi):
+    @extend_schema(
+        operation_id="group_message_acks_list",
+        parameters=_PAGE_PARAMETERS,
+        responses={
+            200: GroupAckPageSerializer,
+            **error_responses(
+                (403, "forbidden"), (404, "group_not_found"), (404, "message_not_found"),
+                (403, "ack_count_not_visible"), (409, "ack_not_required"), (410, "ack_expired"),
+            ),
+        },
+        description="Who read a group message, oldest first, and the exact count. Checks in this order: "
+        "group_not_found / message_not_found, ack_count_not_visible, ack_not_required, ack_expired.",
+    )
+    def get(self, request, org_name, app_name, group_id, message_id):
+        limit = parse_limit(request.query_params.get("limit"))
+        principal = request.user
+        page = selectors.group_ack_list(
+            app=principal.app, caller=principal.user, group_id=group_id, message_id=message_id,
+            cursor=request.query_params.get("cursor"), limit=limit,
+        )
+        return Response(GroupAckPageSerializer(page).data)

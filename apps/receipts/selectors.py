@@ -1,0 +1,130 @@
+"""Reads of the read receipts: the conversation list and a group message's readers.
+
+Both lists are keyset-paged on (time, id): the id breaks ties between equal times, so a page boundary
+falling between two rows of the same millisecond neither repeats nor skips one. One query per page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Q
+
+from apps.chat.exceptions import MessageNotFound
+from apps.chat.models import ChatUser, Conversation
+from apps.chat.selectors import group_get, message_get
+from apps.common.exceptions import InvalidRequest
+from apps.common.timeutils import now_ms
+from apps.policy import evaluation
+from apps.policy.selectors import policy_snapshot_get
+from apps.tenancy.models import App
+
+from .exceptions import raise_unless_allowed
+from .models import GroupAck
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_BIGINT = 2**63 - 1
+
+
+def encode_pair_cursor(first: int, second: int) -> str:
+    return base64.urlsafe_b64encode(f"k{first}.{second}".encode()).decode().rstrip("=")
+
+
+def decode_pair_cursor(raw: str | None) -> tuple[int, int] | None:
+    """`None`/empty means "from the start"; anything this API did not issue is a 400 invalid_request."""
+    if raw is None or raw == "":
+        return None
+    try:
+        text = base64.urlsafe_b64decode((raw + "=" * (-len(raw) % 4)).encode("ascii")).decode("ascii")
+        if not text.startswith("k"):
+            raise ValueError(text)
+        first, second = (int(part) for part in text[1:].split("."))
+        if not (0 <= first <= _MAX_BIGINT and 0 <= second <= _MAX_BIGINT):
+            raise ValueError(text)
+        return first, second
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]}) from None
+
+
+def _to_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def conversation_list(*, owner: ChatUser, cursor: str | None, limit: int) -> tuple[list[Conversation], str | None]:
+    """`owner`'s single-chat conversations, most recent message first (ties: newest row first); one query.
+
+    Each row carries `peer` and `last_message` (only the fields the API shows). Raises invalid_request
+    for a malformed cursor.
+    """
+    rows = (
+        Conversation.objects.filter(owner=owner)
+        .select_related("peer", "last_message")
+        .only("id", "unread_count", "last_timestamp", "peer__username", "last_message__message_id")
+    )
+    position = decode_pair_cursor(cursor)
+    if position is not None:
+        timestamp, row_id = position
+        rows = rows.filter(Q(last_timestamp__lt=timestamp) | Q(last_timestamp=timestamp, id__lt=row_id))
+    page = list(rows.order_by("-last_timestamp", "-id")[: limit + 1])
+    next_cursor = encode_pair_cursor(page[limit - 1].last_timestamp, page[limit - 1].pk) if len(page) > limit else None
+    return page[:limit], next_cursor
+
+
+@dataclass(frozen=True)
+class GroupAckPage:
+    message_id: str
+    group_id: str
+    count: int
+    readers: list[GroupAck]
+    next_cursor: str | None
+
+
+def group_ack_list(
+    *, app: App, caller: ChatUser, group_id: str, message_id: str, cursor: str | None, limit: int
+) -> GroupAckPage:
+    """Who read a group message, oldest ack first, with the exact count; three queries whatever the page size.
+
+    Checks in the contract's order: group_not_found, message_not_found (also a message of another group),
+    ack_count_not_visible, ack_not_required, ack_expired; then a malformed cursor is invalid_request.
+    Readers who have since left the group stay listed: their acks stay counted.
+    """
+    group = group_get(app=app, group_id=group_id, member=caller)
+    message = message_get(app=app, message_id=message_id)
+    if message.group_id != group.pk:
+        raise MessageNotFound(f"No message {message_id!r} in this group.")
+    raise_unless_allowed(
+        evaluation.group_ack_list_decision(
+            snapshot=policy_snapshot_get(app_id=app.pk),
+            is_sender=message.sender_id == caller.pk,
+            is_member=group.member_role is not None,
+            need_group_ack=message.need_group_ack,
+            message_timestamp_ms=message.timestamp,
+            now_ms=now_ms(),
+        )
+    )
+    acks = GroupAck.objects.filter(message=message).select_related("reader").only("id", "acked_at", "reader__username")
+    position = decode_pair_cursor(cursor)
+    if position is not None:
+        acked_us, row_id = position
+        acked_at = _from_us(acked_us)
+        acks = acks.filter(Q(acked_at__gt=acked_at) | Q(acked_at=acked_at, id__gt=row_id))
+    page = list(acks.order_by("acked_at", "id")[: limit + 1])
+    next_cursor = None
+    if len(page) > limit:
+        last = page[limit - 1]
+        next_cursor = encode_pair_cursor(_to_us(last.acked_at), last.pk)
+    return GroupAckPage(
+        message_id=message.message_id,
+        group_id=group.group_id,
+        count=message.group_ack_count,
+        readers=page[:limit],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,214 @@
+"""Writes of the read receipts (SPEC §5): message, conversation and group message read acks.
+
+Every write is decided in the database, never by "check, then write" in Python:
+- a single-chat message becomes read by `UPDATE ... WHERE read_at IS NULL`; the request whose UPDATE changed
+  the row is the one that emits the events (a repeat, or a concurrent twin, gets `already_read`);
+- a group ack is `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on the unique (message, reader): only the
+  insert that returned a row increments the message's counter and emits `group_message_read`.
+Lock order, the same as `message_send` and the delivery path, so concurrent writers cannot deadlock:
+message rows, then the users' rows (events_publish locks them), then the conversation row, then the
+daily counter row (last: it is shared by the whole app, so it is held for the shortest time).
+Events are stored in the same transaction as the change (events_publish), so a rolled-back ack emits nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from apps.chat.exceptions import MessageNotFound
+from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
+from apps.chat.selectors import chat_user_get, group_get, message_get
+from apps.common.timeutils import now, to_ms
+from apps.events.services import NewEvent, events_publish
+from apps.policy import evaluation
+from apps.policy.selectors import policy_snapshot_get
+from apps.tenancy.models import App
+
+from .counters import receipt_count_add
+from .exceptions import raise_unless_allowed
+from .models import GroupAck, ReceiptKind
+
+
+@dataclass(frozen=True)
+class MessageReadResult:
+    message_id: str
+    already_read: bool
+
+
+@dataclass(frozen=True)
+class ConversationReadResult:
+    peer: str
+    sent: bool
+    unread_before: int
+
+
+@dataclass(frozen=True)
+class GroupAckResult:
+    message_id: str
+    group_id: str
+    count: int
+    already_acked: bool
+
+
+def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, message_id: str) -> MessageReadResult:
+    """Record that `reader` read a single-chat message; the effect and its events happen once.
+
+    Checks in the contract's order: message_not_found, not_single_chat, not_recipient, feature_disabled,
+    require_ack_off, ack_expired (the plan's retention at ack time, even when already read).
+    Effect of the first successful call only:
+    - read_at is set; the reader's unread count with the sender drops by one, never below 0;
+    - `messages_read` to the sender's user when the message asked for read receipts (require_read_ack);
+    - `messages_read` to the reader's user in every case, except the calling device (multi-device sync);
+    - one "read" receipt on the app's daily counter.
+    Fixed queries: one lookup, then (when new) 4 writes; a repeat costs the lookup and one UPDATE.
+    """
+    message = message_get(app=app, message_id=message_id)
+    moment = now()
+    raise_unless_allowed(
+        evaluation.message_read_ack_decision(
+            snapshot=policy_snapshot_get(app_id=app.pk),
+            is_single_chat=message.chat_type == ChatType.SINGLE,
+            is_recipient=message.recipient_id == reader.pk,
+            device_require_ack=device.require_ack,
+            message_timestamp_ms=message.timestamp,
+            now_ms=to_ms(moment),
+        )
+    )
+    with transaction.atomic():
+        # The conditional UPDATE decides who wins: concurrent acks of one message emit once.
+        won = Message.objects.filter(pk=message.pk, read_at__isnull=True).update(read_at=moment)
+        if not won:
+            return MessageReadResult(message_id=message.message_id, already_read=True)
+        payload = {
+            "message_id": message.message_id,
+            "from": reader.username,
+            "to": message.sender.username,
+            "timestamp": to_ms(moment),
+        }
+        events = [NewEvent(user_id=reader.pk, type="messages_read", payload=payload, origin_device_id=device.device_id)]
+        if message.require_read_ack:
+            # No origin device on the sender's copy: device ids are per user, so the reader's device id
+            # could equal one of the sender's and would hide the receipt from it.
+            events.append(NewEvent(user_id=message.sender_id, type="messages_read", payload=payload))
+        events_publish(events=events)
+        Conversation.objects.filter(owner=reader, peer_id=message.sender_id, unread_count__gt=0).update(
+            unread_count=F("unread_count") - 1
+        )
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)
+    return MessageReadResult(message_id=message.message_id, already_read=False)
+
+
+def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, peer: str) -> ConversationReadResult:
+    """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt.
+
+    Checks: user_not_found, feature_disabled, require_ack_off. No unread message -> sent false, nothing happens.
+    Otherwise, in one transaction and a fixed number of queries whatever the number of messages:
+    - one UPDATE marks them all read; `unread_before` is how many it changed;
+    - the unread count drops by that many (0 unless a message arrived meanwhile: its +1 is not lost);
+    - one `conversation_read` to the peer's user and to the reader's user, except the calling device;
+    - one "conversation_read" receipt on the daily counter (it counts receipts sent, not messages).
+    """
+    peer_user = chat_user_get(app=app, username=peer)
+    raise_unless_allowed(
+        evaluation.conversation_read_ack_decision(
+            snapshot=policy_snapshot_get(app_id=app.pk), device_require_ack=device.require_ack
+        )
+    )
+    moment = now()
+    with transaction.atomic():
+        cleared = Message.objects.filter(recipient=reader, sender=peer_user, read_at__isnull=True).update(
+            read_at=moment
+        )
+        if not cleared:
+            return ConversationReadResult(peer=peer_user.username, sent=False, unread_before=0)
+        payload = {"from": reader.username, "to": peer_user.username, "timestamp": to_ms(moment)}
+        events_publish(
+            events=[
+                NewEvent(user_id=peer_user.pk, type="conversation_read", payload=payload),
+                NewEvent(user_id=reader.pk, type="conversation_read", payload=payload,
+                         origin_device_id=device.device_id),
+            ]
+        )
+        # Subtract what this UPDATE cleared rather than writing 0: a message committed after it
+        # (the sender's +1) stays counted. Greatest() keeps the count from going below zero.
+        Conversation.objects.filter(owner=reader, peer=peer_user).update(
+            unread_count=Greatest(F("unread_count") - cleared, 0)
+        )
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)
+    return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
+
+
+_GROUP_ACK_INSERT = (
+    "INSERT INTO {table} (app_id, message_id, reader_id, acked_at, message_timestamp) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING id"
+)
+_GROUP_ACK_COUNT_INCREMENT = (
+    "UPDATE {table} SET group_ack_count = group_ack_count + 1 WHERE id = %s RETURNING group_ack_count"
+)
+
+
+def group_ack_record(
+    *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_id: str
+) -> GroupAckResult:
+    """Record `reader`'s read ack of a group message: once per member, however many concurrent calls.
+
+    Checks in the contract's order: group_not_found, message_not_found (also a message of another group),
+    not_group_member, feature_disabled (switch AND plan, now), own_message, ack_not_required,
+    require_ack_off, ack_expired (the TTL in force now). Membership and policy are those at ack time.
+    - the unique (message, reader) decides, through INSERT ... ON CONFLICT DO NOTHING RETURNING id
+      (bulk_create(ignore_conflicts=True) cannot say on PostgreSQL whether it inserted);
+    - only the winning insert increments group_ack_count (in the database, RETURNING the new value, so
+      `count` is exact and each new ack's event carries its own running count) and emits one
+      `group_message_read` to the sender's user, plus one "group_read" receipt on the daily counter;
+    - a repeat gets already_acked and the current count, and emits nothing.
+    """
+    group = group_get(app=app, group_id=group_id, member=reader)
+    message = message_get(app=app, message_id=message_id)
+    if message.group_id != group.pk:
+        raise MessageNotFound(f"No message {message_id!r} in this group.")
+    moment = now()
+    raise_unless_allowed(
+        evaluation.group_read_ack_decision(
+            snapshot=policy_snapshot_get(app_id=app.pk),
+            is_member=group.member_role is not None,
+            is_sender=message.sender_id == reader.pk,
+            need_group_ack=message.need_group_ack,
+            device_require_ack=device.require_ack,
+            message_timestamp_ms=message.timestamp,
+            now_ms=to_ms(moment),
+        )
+    )
+    ack_table = connection.ops.quote_name(GroupAck._meta.db_table)
+    message_table = connection.ops.quote_name(Message._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _GROUP_ACK_INSERT.format(table=ack_table),
+            [app.pk, message.pk, reader.pk, connection.ops.adapt_datetimefield_value(moment), message.timestamp],
+        )
+        if cursor.fetchone() is None:
+            count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
+            return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count,
+                                  already_acked=True)
+        cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(table=message_table), [message.pk])
+        (count,) = cursor.fetchone()
+        events_publish(
+            events=[
+                NewEvent(
+                    user_id=message.sender_id,
+                    type="group_message_read",
+                    payload={
+                        "message_id": message.message_id,
+                        "group_id": group.group_id,
+                        "from": reader.username,
+                        "count": count,
+                        "timestamp": to_ms(moment),
+                    },
+                )
+            ]
+        )
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)
+    return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)
