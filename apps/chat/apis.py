@@ -28,14 +28,24 @@ class UserTokenApi(APIView):
 
 
 class TokenRequestSerializer(serializers.Serializer):
+    # Credentials are taken verbatim: trimming would let " secret" log in as "secret".
     grant_type = serializers.ChoiceField(choices=["client_credentials", "password"])
-    client_id = serializers.CharField(required=False)
-    client_secret = serializers.CharField(required=False)
-    username = serializers.CharField(required=False)
-    password = serializers.CharField(required=False)
-    device_id = serializers.CharField(required=False, max_length=64)
+    client_id = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
+    client_secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
+    username = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
+    password = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=4096)
+    device_id = serializers.CharField(required=False, trim_whitespace=False, max_length=64)
     require_ack = serializers.BooleanField(required=False, default=True)
     require_delivery_ack = serializers.BooleanField(required=False, default=False)
+
+    _REQUIRED = {"client_credentials": ("client_id", "client_secret"), "password": ("username", "password")}
+
+    def validate(self, attrs):
+        missing = {name: ["This field is required."] for name in self._REQUIRED[attrs["grant_type"]]
+                   if name not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
 
 
 class TokenCreateApi(APIView):
@@ -56,7 +66,7 @@ class TokenCreateApi(APIView):
     )
     def post(self, request, org_name, app_name):
         data = TokenRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)  # an unknown grant_type is a 400 here
+        data.is_valid(raise_exception=True)  # an unknown grant_type or a missing credential is a 400 here
         fields = data.validated_data
         grant = fields["grant_type"]
         app = app_for_path(org_name=org_name, app_name=app_name)
@@ -81,8 +91,8 @@ class TokenCreateApi(APIView):
 
 class UserCreateApi(AppTokenApi):
     class UserCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=64)
-        password = serializers.CharField(max_length=128)
+        username = serializers.CharField(max_length=64, trim_whitespace=False)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
 
     @extend_schema(
         operation_id="app_users_create",
@@ -97,3 +107,143 @@ class UserCreateApi(AppTokenApi):
         data.is_valid(raise_exception=True)
         user = services.chat_user_create(app=request.user.app, **data.validated_data)
         return Response({"username": user.username}, status=status.HTTP_201_CREATED)
+
+
+def _usernames(**kwargs):
+    return serializers.ListField(
+        child=serializers.CharField(max_length=64, trim_whitespace=False), max_length=MAX_USERNAMES_PER_REQUEST,
+        **kwargs,
+    )
+
+
+# One request names at most this many users; larger groups are built with several member adds.
+MAX_USERNAMES_PER_REQUEST = 1000
+
+GroupOutput = inline_serializer("Group", {
+    "group_id": serializers.CharField(),
+    "name": serializers.CharField(),
+    "owner": serializers.CharField(),
+    "member_count": serializers.IntegerField(),
+})
+
+
+class GroupCreateApi(AppTokenApi):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=128, trim_whitespace=False)
+        owner = serializers.CharField(max_length=64, trim_whitespace=False)
+        members = _usernames()
+        admins = _usernames(required=False, default=list)
+
+    @extend_schema(
+        operation_id="app_groups_create",
+        request=InputSerializer,
+        responses={201: GroupOutput, **error_responses((400, "unknown_user"), (403, "forbidden"))},
+    )
+    def post(self, request, org_name, app_name):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        group = services.group_create(app=request.user.app, **data.validated_data)
+        return Response(
+            {"group_id": group.group_id, "name": group.name, "owner": data.validated_data["owner"],
+             "member_count": group.member_count},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class GroupMembersAddApi(AppTokenApi):
+    class InputSerializer(serializers.Serializer):
+        usernames = _usernames()
+
+    @extend_schema(
+        operation_id="app_group_members_add",
+        request=InputSerializer,
+        responses={
+            200: inline_serializer("MemberCount", {"member_count": serializers.IntegerField()}),
+            **error_responses((400, "unknown_user"), (403, "forbidden"), (404, "group_not_found")),
+        },
+    )
+    def post(self, request, org_name, app_name, group_id):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        count = services.group_members_add(app=request.user.app, group_id=group_id, **data.validated_data)
+        return Response({"member_count": count})
+
+
+class GroupMemberRemoveApi(AppTokenApi):
+    @extend_schema(
+        operation_id="app_group_member_remove",
+        request=None,
+        responses={
+            204: None,
+            **error_responses((403, "forbidden"), (404, "group_not_found"), (404, "user_not_found"),
+                              (409, "owner_cannot_leave")),
+        },
+    )
+    def delete(self, request, org_name, app_name, group_id, username):
+        services.group_member_remove(app=request.user.app, group_id=group_id, username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GroupAdminApi(AppTokenApi):
+    """PUT makes a member an admin, DELETE makes it a plain member again (the owner keeps its role)."""
+
+    _errors = error_responses((403, "forbidden"), (404, "group_not_found"), (404, "user_not_found"))
+
+    @extend_schema(operation_id="app_group_admin_add", request=None, responses={204: None, **_errors})
+    def put(self, request, org_name, app_name, group_id, username):
+        services.group_admin_set(app=request.user.app, group_id=group_id, username=username, admin=True)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(operation_id="app_group_admin_remove", request=None, responses={204: None, **_errors})
+    def delete(self, request, org_name, app_name, group_id, username):
+        services.group_admin_set(app=request.user.app, group_id=group_id, username=username, admin=False)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageSendApi(UserTokenApi):
+    class InputSerializer(serializers.Serializer):
+        chat_type = serializers.ChoiceField(choices=["single", "group"])
+        to = serializers.CharField(max_length=64, trim_whitespace=False, help_text="username or group_id")
+        body = serializers.JSONField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON.")
+        need_group_ack = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        operation_id="app_messages_send",
+        request=InputSerializer,
+        responses={
+            201: inline_serializer("MessageSent", {
+                "message_id": serializers.CharField(),
+                "chat_type": serializers.CharField(),
+                "from": serializers.CharField(),
+                "to": serializers.CharField(),
+                "timestamp": serializers.IntegerField(help_text="ms since the Unix epoch, server time"),
+                "need_group_ack": serializers.BooleanField(help_text="effective: false when policy refused it"),
+                "group_ack_reason": serializers.ChoiceField(
+                    choices=["feature_disabled", "not_permitted", "group_too_large"], allow_null=True,
+                    help_text="why a requested group ack was refused; null otherwise",
+                ),
+            }),
+            **error_responses((403, "forbidden"), (403, "not_group_member"), (404, "user_not_found"),
+                              (404, "group_not_found")),
+        },
+    )
+    def post(self, request, org_name, app_name):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        principal = request.user
+        result = services.message_send(
+            app=principal.app, sender=principal.user, device=principal.device, **data.validated_data
+        )
+        message = result.message
+        return Response(
+            {
+                "message_id": message.message_id,
+                "chat_type": message.chat_type,
+                "from": principal.user.username,
+                "to": data.validated_data["to"],
+                "timestamp": message.timestamp,
+                "need_group_ack": message.need_group_ack,
+                "group_ack_reason": result.group_ack_reason,
+            },
+            status=status.HTTP_201_CREATED,
+        )

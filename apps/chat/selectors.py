@@ -1,8 +1,88 @@
+"""Reads of the chat runtime. The `*_get` helpers fetch within one app and raise the contract's 404:
+a row of another app is simply not found (SPEC §3)."""
+
 from __future__ import annotations
 
+from django.db.models import OuterRef, Subquery
+
 from apps.tenancy.models import App
+
+from .exceptions import GroupNotFound, MessageNotFound, UserNotFound
+from .models import ChatUser, Group, Membership, Message
+
+
+def storable_text(value) -> bool:
+    """Whether `value` is a string PostgreSQL can take as a parameter: no NUL character, no lone surrogate.
+
+    Anything else would make the driver raise (a 500); lookups treat it as "no such row" instead.
+    """
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def app_for_path(*, org_name: str, app_name: str) -> App | None:
     """The app a base path names, with its plan, or None."""
     return App.objects.select_related("plan").filter(org_name=org_name, app_name=app_name).first()
+
+
+def chat_user_get(*, app: App, username: str) -> ChatUser:
+    """The user `username` of `app`. Raises user_not_found."""
+    user = ChatUser.objects.filter(app=app, username=username).first() if storable_text(username) else None
+    if user is None:
+        raise UserNotFound(f"No user {username!r} in this app.")
+    return user
+
+
+def chat_users_by_username(*, app: App, usernames) -> dict[str, ChatUser]:
+    """The users of `app` among `usernames`, keyed by username (unknown names are simply absent); one query."""
+    names = {name for name in usernames if storable_text(name)}
+    return {user.username: user for user in ChatUser.objects.filter(app=app, username__in=names)}
+
+
+def group_get(*, app: App, group_id: str, member: ChatUser | None = None) -> Group:
+    """The group `group_id` of `app`, in one query. Raises group_not_found.
+
+    With `member`, the group also carries `member_role`: that user's role ("owner", "admin",
+    "member"), or None when the user is not a member.
+    """
+    groups = Group.objects.filter(app=app, group_id=group_id) if storable_text(group_id) else Group.objects.none()
+    if member is not None:
+        role = Membership.objects.filter(group=OuterRef("pk"), user=member).values("role")[:1]
+        groups = groups.annotate(member_role=Subquery(role))
+    group = groups.first()
+    if group is None:
+        raise GroupNotFound(f"No group {group_id!r} in this app.")
+    return group
+
+
+def membership_get(*, group: Group, user: ChatUser) -> Membership | None:
+    """`user`'s membership of `group`, or None."""
+    return Membership.objects.filter(group=group, user=user).first()
+
+
+def group_member_ids(*, group: Group, exclude_user_id: int | None = None) -> list[int]:
+    """The ChatUser ids of every member of `group` (minus `exclude_user_id`); one query whatever the size."""
+    members = Membership.objects.filter(group=group)
+    if exclude_user_id is not None:
+        members = members.exclude(user_id=exclude_user_id)
+    return list(members.values_list("user_id", flat=True))
+
+
+def message_get(*, app: App, message_id: str) -> Message:
+    """The message `message_id` of `app` with its sender, recipient and group; one query.
+
+    Raises message_not_found.
+    """
+    message = (
+        Message.objects.select_related("sender", "recipient", "group").filter(app=app, message_id=message_id).first()
+        if storable_text(message_id)
+        else None
+    )
+    if message is None:
+        raise MessageNotFound(f"No message {message_id!r} in this app.")
+    return message

@@ -1,30 +1,69 @@
-"""Writes of the chat runtime: users, tokens and device sessions (groups and messages follow)."""
+"""Writes of the chat runtime: users, tokens and device sessions, groups and members, messages."""
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from apps.common.exceptions import Conflict, InvalidRequest, Unauthenticated
+from apps.common.exceptions import InvalidRequest, Unauthenticated
+from apps.common.timeutils import now_ms
 from apps.common.tokens import hash_token, new_token
+from apps.events.services import NewEvent, events_publish
+from apps.policy.evaluation import group_ack_decision
+from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
 
-from .models import USERNAME_PATTERN, AccessToken, ChatUser, DeviceSession
+from .exceptions import DuplicateUsername, NotGroupMember, OwnerCannotLeave, UnknownUser, UserNotFound
+from .ids import snowflake_id
+from .models import (
+    USERNAME_PATTERN,
+    AccessToken,
+    ChatType,
+    ChatUser,
+    Conversation,
+    DeviceSession,
+    Group,
+    MemberRole,
+    Membership,
+    Message,
+)
+from .selectors import chat_user_get, chat_users_by_username, group_get, group_member_ids, storable_text
+
+__all__ = [
+    "DuplicateUsername",  # historical import path; the codes live in .exceptions
+    "SendResult",
+    "app_token_issue",
+    "chat_user_create",
+    "group_admin_set",
+    "group_create",
+    "group_member_remove",
+    "group_members_add",
+    "message_send",
+    "user_token_issue",
+]
 
 _USERNAME_RE = re.compile(USERNAME_PATTERN)
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # Checked against when the username is unknown, so both paths cost one hash.
 _DUMMY_PASSWORD_HASH = make_password("not-a-real-password")
 
+MAX_BODY_BYTES = 8192
+MAX_GROUP_NAME = 128
+# A fresh snowflake id clashes only if two processes draw the same random bits in the same ms.
+_ID_ATTEMPTS = 3
 
-class DuplicateUsername(Conflict):
-    code = "duplicate_username"
+
+# --------------------------------------------------------------------------- users and tokens
 
 
 def chat_user_create(*, app: App, username: str, password: str) -> ChatUser:
@@ -32,8 +71,8 @@ def chat_user_create(*, app: App, username: str, password: str) -> ChatUser:
     errors = {}
     if not isinstance(username, str) or not _USERNAME_RE.fullmatch(username):
         errors["username"] = ["1-64 characters: lower-case letters, digits, '_', '.' and '-'."]
-    if not isinstance(password, str) or not 1 <= len(password) <= 128:
-        errors["password"] = ["1-128 characters."]
+    if not _password_usable(password) or not 1 <= len(password) <= 128:
+        errors["password"] = ["1-128 characters of valid Unicode."]
     if errors:
         raise InvalidRequest("Some fields are not valid.", fields=errors)
     try:
@@ -41,6 +80,17 @@ def chat_user_create(*, app: App, username: str, password: str) -> ChatUser:
             return ChatUser.objects.create(app=app, username=username, password=make_password(password))
     except IntegrityError:
         raise DuplicateUsername(f"The username {username} is taken in this app.") from None
+
+
+def _password_usable(password) -> bool:
+    """A password the hasher can encode (lone surrogates cannot be UTF-8 encoded)."""
+    if not isinstance(password, str):
+        return False
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _token_lifetime():
@@ -53,7 +103,7 @@ def app_token_issue(*, app: App, client_id: str, client_secret: str) -> tuple[st
     if (
         not isinstance(client_id, str)
         or not isinstance(client_secret, str)
-        or not secrets.compare_digest(client_id, app.client_id)
+        or not secrets.compare_digest(client_id.encode("utf-8", "surrogatepass"), app.client_id.encode())
         or not secrets.compare_digest(hash_token(client_secret), app.client_secret_hash)
     ):
         raise Unauthenticated("Wrong client_id or client_secret.")
@@ -72,17 +122,17 @@ def user_token_issue(
     require_ack: bool = True,
     require_delivery_ack: bool = False,
 ) -> tuple[str, int, ChatUser, DeviceSession]:
-    """Log a user in on one device; a known device_id gets its options replaced.
+    """Log a user in on one device; a known device_id gets its options replaced, a missing one is generated.
 
     Raises unauthenticated (wrong credentials) and invalid_request (bad device_id).
     """
     if device_id is not None and (not isinstance(device_id, str) or not _DEVICE_ID_RE.fullmatch(device_id)):
         raise InvalidRequest("device_id is not valid.", fields={"device_id": ["1-64 of A-Z a-z 0-9 _ . : -"]})
-    user = ChatUser.objects.filter(app=app, username=username).first() if isinstance(username, str) else None
+    user = ChatUser.objects.filter(app=app, username=username).first() if storable_text(username) else None
     if user is None:
-        check_password(password if isinstance(password, str) else "", _DUMMY_PASSWORD_HASH)
+        check_password(password if _password_usable(password) else "", _DUMMY_PASSWORD_HASH)
         raise Unauthenticated("Wrong username or password.")
-    if not isinstance(password, str) or not check_password(password, user.password):
+    if not _password_usable(password) or not check_password(password, user.password):
         raise Unauthenticated("Wrong username or password.")
     device_id = device_id or "dev-" + secrets.token_hex(8)
     now = timezone.now()
@@ -95,3 +145,298 @@ def user_token_issue(
     ttl, expires_at = _token_lifetime()
     AccessToken.objects.create(key_hash=key_hash, app=app, user=user, device=device, expires_at=expires_at)
     return token, ttl, user, device
+
+
+# --------------------------------------------------------------------------- groups and members
+
+
+def _users_or_unknown(*, app: App, by_field: dict[str, list[str]]) -> dict[str, ChatUser]:
+    """All users named in `by_field` ({input field: usernames}) in one query; any unknown name -> unknown_user."""
+    wanted = {name for names in by_field.values() for name in names}
+    users = chat_users_by_username(app=app, usernames=wanted)
+    missing = sorted(wanted - users.keys())
+    if missing:
+        fields = {
+            field: [f"Unknown user: {name}" for name in sorted(set(names) - users.keys())]
+            for field, names in by_field.items()
+            if set(names) - users.keys()
+        }
+        raise UnknownUser("Unknown users: " + ", ".join(missing) + ".", fields=fields)
+    return users
+
+
+def group_create(*, app: App, name: str, owner: str, members: list[str], admins: list[str] | None = None) -> Group:
+    """Create a group with its owner, admins and members, all or nothing.
+
+    - the owner and the admins are members too; a name given twice counts once;
+    - the owner stays owner even when also listed as an admin;
+    - any unknown username -> unknown_user and nothing is created.
+    Fixed number of queries whatever the member count.
+    """
+    admins = list(admins or [])
+    if not storable_text(name) or not 1 <= len(name) <= MAX_GROUP_NAME or not name.strip():
+        raise InvalidRequest(
+            "Some fields are not valid.",
+            fields={"name": [f"1-{MAX_GROUP_NAME} characters of valid Unicode, not only spaces, no NUL."]},
+        )
+    users = _users_or_unknown(app=app, by_field={"owner": [owner], "members": list(members), "admins": admins})
+    roles: dict[str, str] = dict.fromkeys(members, MemberRole.MEMBER)
+    roles.update(dict.fromkeys(admins, MemberRole.ADMIN))
+    roles[owner] = MemberRole.OWNER
+    for attempt in range(_ID_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                group = Group.objects.create(
+                    app=app,
+                    group_id=snowflake_id(timestamp_ms=now_ms()),
+                    name=name,
+                    owner=users[owner],
+                    member_count=len(roles),
+                )
+                Membership.objects.bulk_create(
+                    [Membership(group=group, user=users[username], role=role) for username, role in roles.items()]
+                )
+            return group
+        except IntegrityError:
+            if attempt == _ID_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def group_members_add(*, app: App, group_id: str, usernames: list[str]) -> int:
+    """Add users to a group; existing members are left as they are. Returns the new member_count.
+
+    Raises group_not_found, and unknown_user when any name is unknown (then nobody is added).
+    The group row is locked while counting, so concurrent adds keep member_count exact.
+    """
+    group = group_get(app=app, group_id=group_id)
+    users = _users_or_unknown(app=app, by_field={"usernames": list(usernames)})
+    user_ids = {user.pk for user in users.values()}
+    with transaction.atomic():
+        locked = Group.objects.select_for_update().only("pk", "member_count").get(pk=group.pk)
+        existing = set(Membership.objects.filter(group=locked, user_id__in=user_ids).values_list("user_id", flat=True))
+        new_ids = sorted(user_ids - existing)
+        if not new_ids:
+            return locked.member_count
+        Membership.objects.bulk_create(
+            [Membership(group=locked, user_id=user_id, role=MemberRole.MEMBER) for user_id in new_ids],
+            ignore_conflicts=True,
+        )
+        Group.objects.filter(pk=locked.pk).update(member_count=F("member_count") + len(new_ids))
+        return locked.member_count + len(new_ids)
+
+
+def group_member_remove(*, app: App, group_id: str, username: str) -> None:
+    """Remove a member from a group. Raises group_not_found, user_not_found (unknown or not a member) and
+    owner_cannot_leave."""
+    group = group_get(app=app, group_id=group_id)
+    user = chat_user_get(app=app, username=username)
+    with transaction.atomic():
+        locked = Group.objects.select_for_update().only("pk").get(pk=group.pk)
+        membership = Membership.objects.filter(group=locked, user=user).first()
+        if membership is None:
+            raise UserNotFound(f"{username} is not a member of this group.")
+        if membership.role == MemberRole.OWNER:
+            raise OwnerCannotLeave()
+        membership.delete()
+        Group.objects.filter(pk=locked.pk).update(member_count=F("member_count") - 1)
+
+
+def group_admin_set(*, app: App, group_id: str, username: str, admin: bool) -> None:
+    """Make a member an admin (admin=True) or a plain member again (admin=False); the owner keeps its role.
+
+    Raises group_not_found and user_not_found (unknown or not a member). Repeating it changes nothing.
+    """
+    group = group_get(app=app, group_id=group_id)
+    user = chat_user_get(app=app, username=username)
+    membership = Membership.objects.filter(group=group, user=user).first()
+    if membership is None:
+        raise UserNotFound(f"{username} is not a member of this group.")
+    new_role = MemberRole.ADMIN if admin else MemberRole.MEMBER
+    if membership.role != MemberRole.OWNER and membership.role != new_role:
+        Membership.objects.filter(pk=membership.pk).exclude(role=MemberRole.OWNER).update(role=new_role)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass
+class SendResult:
+    message: Message
+    # Why a requested group ack was not granted (feature_disabled / not_permitted / group_too_large), else None.
+    group_ack_reason: str | None = None
+
+
+def _body_invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(f"body: {message}", fields={"body": [message]})
+
+
+def _check_storable(value) -> None:
+    """Raise when PostgreSQL's jsonb could not store `value` faithfully (and SQLite would disagree)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise _body_invalid("The NUL character (\\u0000) cannot be stored.")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _body_invalid("Numbers must be finite.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key)
+            _check_storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item)
+
+
+def message_body_check(*, body) -> int:
+    """Check a message body and return its size: a JSON object of at most 8192 bytes as compact UTF-8 JSON.
+
+    - a body jsonb cannot store (NUL characters, lone surrogates, non-finite numbers) is refused with a
+      clear 400 rather than reaching the database (and a 500);
+    - the size is that of json.dumps(body, separators=(",", ":"), ensure_ascii=False) in UTF-8.
+    Raises invalid_request with fields.body.
+    """
+    if not isinstance(body, dict):
+        raise _body_invalid("Must be a JSON object.")
+    _check_storable(body)
+    try:
+        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _body_invalid("Strings must be valid Unicode (no lone surrogates).")
+    except (ValueError, TypeError, RecursionError):
+        raise _body_invalid("Must be plain JSON.")
+    if len(encoded) > MAX_BODY_BYTES:
+        raise _body_invalid(f"At most {MAX_BODY_BYTES} bytes as compact UTF-8 JSON; this one is {len(encoded)}.")
+    return len(encoded)
+
+
+_CONVERSATION_UPSERT = """
+INSERT INTO {table} (owner_id, peer_id, unread_count, last_message_id, last_timestamp)
+VALUES (%s, %s, 1, %s, %s), (%s, %s, 0, %s, %s)
+ON CONFLICT (owner_id, peer_id) DO UPDATE SET
+    unread_count = {table}.unread_count + excluded.unread_count,
+    last_message_id = CASE WHEN excluded.last_timestamp >= {table}.last_timestamp
+                           THEN excluded.last_message_id ELSE {table}.last_message_id END,
+    last_timestamp = CASE WHEN excluded.last_timestamp >= {table}.last_timestamp
+                          THEN excluded.last_timestamp ELSE {table}.last_timestamp END
+"""
+
+
+def _conversations_touch(*, message: Message) -> None:
+    """Both sides of a single chat in one upsert (PostgreSQL and SQLite >= 3.24 speak the same ON CONFLICT).
+
+    - the recipient's conversation with the sender: unread_count + 1, in the database, so concurrent
+      sends never lose an increment and no row is created twice (no check-then-insert);
+    - the sender's conversation with the recipient: last message only, its unread count is untouched;
+    - last_message only moves forward in time: a slower concurrent send does not overwrite a newer one.
+    """
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    pk, ts = message.pk, message.timestamp
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONVERSATION_UPSERT.format(table=table),
+            [message.recipient_id, message.sender_id, pk, ts, message.sender_id, message.recipient_id, pk, ts],
+        )
+
+
+def _message_event_payload(*, message: Message, sender: ChatUser, to: str) -> dict:
+    return {
+        "message_id": message.message_id,
+        "type": "message",
+        "chat_type": message.chat_type,
+        "from": sender.username,
+        "to": to,
+        "body": message.body,
+        "timestamp": message.timestamp,
+        "need_group_ack": message.need_group_ack,
+    }
+
+
+def message_send(
+    *,
+    app: App,
+    sender: ChatUser,
+    device: DeviceSession | None,
+    chat_type: str,
+    to: str,
+    body: dict,
+    need_group_ack: bool = False,
+) -> SendResult:
+    """Send a single or group message, record it and fan out its `message` events, in one transaction.
+
+    - single: `to` is another user of the app (user_not_found; yourself -> invalid_request);
+      need_group_ack is a group-only flag (invalid_request);
+    - group: group_not_found; the sender must be a member (not_group_member);
+    - the receipt flags are the sending device's options at this moment (require_ack,
+      require_delivery_ack); a device-less sender (server side) gets the SDK defaults;
+    - a group ack the policy refuses downgrades the message, never blocks it: need_group_ack false
+      and the first failing reason (feature_disabled, not_permitted, group_too_large);
+    - events: the recipient, or every other member, and the sender's own other devices
+      (origin_device_id is the sending device, which never sees its own message come back);
+    - a fixed number of queries whatever the group size (bulk inserts).
+    Raises invalid_request (with fields.body for a bad body), user_not_found, group_not_found,
+    not_group_member.
+    """
+    message_body_check(body=body)
+    if chat_type == ChatType.SINGLE:
+        if need_group_ack:
+            raise InvalidRequest(
+                "need_group_ack is for group messages only.", fields={"need_group_ack": ["Group messages only."]}
+            )
+        if to == sender.username:
+            raise InvalidRequest("You cannot send a message to yourself.", fields={"to": ["Not yourself."]})
+        recipient = chat_user_get(app=app, username=to)
+        group, member_ids, effective_ack, reason = None, [], False, None
+    elif chat_type == ChatType.GROUP:
+        recipient = None
+        group = group_get(app=app, group_id=to, member=sender)
+        if group.member_role is None:
+            raise NotGroupMember()
+        effective_ack, reason = False, None
+        if need_group_ack:
+            decision = group_ack_decision(
+                snapshot=policy_snapshot_get(app_id=app.pk),
+                group_size=group.member_count,
+                sender_role=group.member_role,
+            )
+            effective_ack, reason = decision.allowed, decision.reason
+        member_ids = group_member_ids(group=group, exclude_user_id=sender.pk)
+    else:
+        raise InvalidRequest("chat_type must be single or group.", fields={"chat_type": ["single or group"]})
+
+    device_id = device.device_id if device is not None else ""
+    for attempt in range(_ID_ATTEMPTS):
+        timestamp = now_ms()
+        try:
+            with transaction.atomic():
+                message = Message.objects.create(
+                    app=app,
+                    message_id=snowflake_id(timestamp_ms=timestamp),
+                    chat_type=chat_type,
+                    sender=sender,
+                    sender_device_id=device_id,
+                    recipient=recipient,
+                    group=group,
+                    body=body,
+                    timestamp=timestamp,
+                    require_read_ack=device.require_ack if device is not None else True,
+                    require_delivery_ack=device.require_delivery_ack if device is not None else False,
+                    need_group_ack=effective_ack,
+                )
+                payload = _message_event_payload(message=message, sender=sender, to=to)
+                if recipient is not None:
+                    events = [NewEvent(user_id=recipient.pk, type="message", payload=payload,
+                                       delivery_message_pk=message.pk)]
+                else:
+                    events = [NewEvent(user_id=user_id, type="message", payload=payload) for user_id in member_ids]
+                events.append(NewEvent(user_id=sender.pk, type="message", payload=payload, origin_device_id=device_id))
+                if recipient is not None:
+                    _conversations_touch(message=message)
+                # Last write of the transaction, as events_publish asks (its user-row locks come last).
+                events_publish(events=events)
+            return SendResult(message=message, group_ack_reason=reason)
+        except IntegrityError:
+            # Only a message_id clash is worth another try; anything else fails again and is raised.
+            if attempt == _ID_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")

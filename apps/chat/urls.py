@@ -5,11 +5,24 @@ Chat runtime routes live here; the event feed and read receipts include their ow
 
 from django.urls import include, path
 
-from .apis import TokenCreateApi, UserCreateApi
+from .apis import (
+    GroupAdminApi,
+    GroupCreateApi,
+    GroupMemberRemoveApi,
+    GroupMembersAddApi,
+    MessageSendApi,
+    TokenCreateApi,
+    UserCreateApi,
+)
 
 urlpatterns = [
     path("token", TokenCreateApi.as_view(), name="app-token"),
     path("users", UserCreateApi.as_view(), name="app-users"),
+    path("groups", GroupCreateApi.as_view(), name="app-groups"),
+    path("groups/<str:group_id>/members", GroupMembersAddApi.as_view(), name="app-group-members"),
+    path("groups/<str:group_id>/members/<str:username>", GroupMemberRemoveApi.as_view(), name="app-group-member"),
+    path("groups/<str:group_id>/admins/<str:username>", GroupAdminApi.as_view(), name="app-group-admin"),
+    path("messages", MessageSendApi.as_view(), name="app-messages"),
     path("", include("apps.events.urls")),
     path("", include("apps.receipts.urls")),
 ]
