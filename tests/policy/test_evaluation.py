@@ -1,0 +1,158 @@
+"""The pure rules of policy/evaluation.py: one test per rule, no database."""
+
+import pytest
+
+from apps.policy.evaluation import (
+    BUSINESS_FIELDS,
+    OPERATOR_FIELDS,
+    Decision,
+    PolicySnapshot,
+    effective_group_read_ack,
+    group_ack_decision,
+    group_read_ack_enable_decision,
+    is_older_than_days,
+    member_limit_change_decision,
+    refused_fields,
+)
+
+DAY = 86_400_000
+
+
+def snapshot(**overrides) -> PolicySnapshot:
+    values = dict(
+        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, group_read_ack_enabled=True,
+        group_ack_sender_scope="all_members", group_ack_member_limit=200, group_ack_count_visibility="sender",
+        group_ack_ttl_days=3, plan="pro", plan_group_read_ack_allowed=True, plan_message_retention_days=7,
+    )
+    return PolicySnapshot(**(values | overrides))
+
+
+# --- role split (SPEC §2 table)
+
+
+def test_fields__operator_owns_the_three_switches_business_the_rest():
+    assert OPERATOR_FIELDS == {"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled"}
+    assert BUSINESS_FIELDS == {"group_ack_sender_scope", "group_ack_member_limit", "group_ack_count_visibility",
+                               "group_ack_ttl_days", "plan"}
+
+
+def test_refused_fields__operator_sending_business_fields__lists_them_sorted():
+    assert refused_fields(roles=frozenset({"operator"}), fields=["plan", "read_ack_enabled", "group_ack_ttl_days"]) \
+        == ["group_ack_ttl_days", "plan"]
+
+
+def test_refused_fields__business_sending_a_switch__refused():
+    assert refused_fields(roles=frozenset({"business"}), fields={"delivery_ack_enabled": False}) \
+        == ["delivery_ack_enabled"]
+
+
+def test_refused_fields__both_roles__nothing_refused():
+    assert refused_fields(roles=frozenset({"operator", "business"}), fields=OPERATOR_FIELDS | BUSINESS_FIELDS) == []
+
+
+def test_refused_fields__no_role__everything_refused():
+    assert refused_fields(roles=frozenset(), fields=["plan"]) == ["plan"]
+
+
+# --- effective switch
+
+
+@pytest.mark.parametrize("switch_on,plan_allows,expected", [
+    (True, True, True), (True, False, False), (False, True, False), (False, False, False),
+])
+def test_effective_group_read_ack__switch_and_plan(switch_on, plan_allows, expected):
+    assert effective_group_read_ack(switch_on=switch_on, plan_allows=plan_allows) is expected
+
+
+def test_snapshot__downgraded_plan__switch_kept_effective_false():
+    s = snapshot(group_read_ack_enabled=True, plan="free", plan_group_read_ack_allowed=False)
+    assert s.group_read_ack_enabled is True and s.effective_group_read_ack is False
+
+
+# --- plan gating and reason
+
+
+def test_enable_decision__plan_without_feature__plan_not_eligible():
+    assert group_read_ack_enable_decision(requested_on=True, plan_allows=False) == Decision(False, "plan_not_eligible")
+
+
+def test_enable_decision__plan_with_feature__allowed():
+    assert group_read_ack_enable_decision(requested_on=True, plan_allows=True).allowed
+
+
+def test_enable_decision__turning_off__always_allowed():
+    assert group_read_ack_enable_decision(requested_on=False, plan_allows=False).allowed
+
+
+@pytest.mark.parametrize("reason", [None, "", "  \n"])
+def test_member_limit__raised_without_reason__reason_required(reason):
+    assert member_limit_change_decision(old_limit=200, new_limit=201, reason=reason) == Decision(
+        False, "reason_required")
+
+
+def test_member_limit__raised_with_reason__allowed():
+    assert member_limit_change_decision(old_limit=200, new_limit=5000, reason="ticket 7").allowed
+
+
+@pytest.mark.parametrize("new_limit", [200, 100, 2])
+def test_member_limit__kept_or_lowered__no_reason_needed(new_limit):
+    assert member_limit_change_decision(old_limit=200, new_limit=new_limit, reason=None).allowed
+
+
+# --- group ack on send (SPEC §1, §5: checked in this order)
+
+
+def test_group_ack__switch_off__feature_disabled():
+    assert group_ack_decision(snapshot=snapshot(group_read_ack_enabled=False), group_size=3, sender_role="owner") \
+        == Decision(False, "feature_disabled")
+
+
+def test_group_ack__plan_not_eligible__feature_disabled():
+    assert group_ack_decision(snapshot=snapshot(plan_group_read_ack_allowed=False), group_size=3,
+                              sender_role="owner").reason == "feature_disabled"
+
+
+def test_group_ack__owners_and_admins_scope_plain_member__not_permitted():
+    s = snapshot(group_ack_sender_scope="owners_and_admins")
+    assert group_ack_decision(snapshot=s, group_size=3, sender_role="member") == Decision(False, "not_permitted")
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_group_ack__owners_and_admins_scope_owner_or_admin__allowed(role):
+    s = snapshot(group_ack_sender_scope="owners_and_admins")
+    assert group_ack_decision(snapshot=s, group_size=3, sender_role=role).allowed
+
+
+def test_group_ack__all_members_scope_plain_member__allowed():
+    assert group_ack_decision(snapshot=snapshot(), group_size=3, sender_role="member") == Decision(True, None)
+
+
+def test_group_ack__member_of_oversized_group__group_too_large():
+    assert group_ack_decision(snapshot=snapshot(), group_size=201, sender_role="owner") \
+        == Decision(False, "group_too_large")
+
+
+def test_group_ack__group_exactly_at_limit__allowed():
+    assert group_ack_decision(snapshot=snapshot(), group_size=200, sender_role="owner").allowed
+
+
+def test_group_ack__several_rules_fail__first_in_contract_order_is_reported():
+    s = snapshot(group_read_ack_enabled=False, group_ack_sender_scope="owners_and_admins")
+    assert group_ack_decision(snapshot=s, group_size=10_000, sender_role="member").reason == "feature_disabled"
+    s = snapshot(group_ack_sender_scope="owners_and_admins")
+    assert group_ack_decision(snapshot=s, group_size=10_000, sender_role="member").reason == "not_permitted"
+
+
+# --- validity windows
+
+
+def test_is_older_than_days__exactly_at_the_limit__still_valid():
+    assert is_older_than_days(timestamp_ms=0, now_ms=3 * DAY, days=3) is False
+
+
+def test_is_older_than_days__one_ms_past_the_limit__expired():
+    assert is_older_than_days(timestamp_ms=0, now_ms=3 * DAY + 1, days=3) is True
+
+
+def test_is_older_than_days__future_timestamp__not_expired():
+    assert is_older_than_days(timestamp_ms=10 * DAY, now_ms=0, days=1) is False
