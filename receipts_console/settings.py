@@ -111,6 +111,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # --- product settings
 EVENT_RETENTION_DAYS = env("EVENT_RETENTION_DAYS")
 TOKEN_TTL_SECONDS = env("TOKEN_TTL_SECONDS")
+# Long-poll wake-up across app-server processes (apps/events/wakeup.py, docs/OPERATIONS.md).
+# auto: redis when EVENT_WAKEUP_REDIS_URL is set, else postgres (LISTEN/NOTIFY) on PostgreSQL, else local.
+EVENT_WAKEUP = env("EVENT_WAKEUP", default="auto")
+EVENT_WAKEUP_REDIS_URL = env("EVENT_WAKEUP_REDIS_URL", default="")
+# How often a waiting long-poll re-reads the feed anyway (unset: 1 s for local, 5 s otherwise).
+EVENT_WAKEUP_RECHECK_SECONDS = env.float("EVENT_WAKEUP_RECHECK_SECONDS", default=None)
 
 # --- security when not in DEBUG
 if not DEBUG:

@@ -10,6 +10,15 @@ from apps.tenancy.services import app_create, staff_create, staff_token_issue
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """Close the long-poll wake-up connections (LISTEN/NOTIFY) before the test database is dropped."""
+    yield
+    from apps.events import wakeup
+
+    wakeup.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # SQLite reuses primary keys after a rollback: never let one test's cached

@@ -1,0 +1,89 @@
+"""GET /events: the per-device event feed with long-poll (SPEC §5 "Events (callbacks)")."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from apps.chat.apis import UserTokenApi
+from apps.common.pagination import parse_limit
+from apps.common.schema import error_responses
+
+from .services import events_poll
+
+MAX_TIMEOUT_SECONDS = 30
+# Whole or decimal seconds, plain digits only: "0", "25", "2.5". No sign, exponent, nan or inf.
+_TIMEOUT_RE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+_LIMIT_RE = re.compile(r"-?[0-9]{1,30}")
+
+
+class EventListQuerySerializer(serializers.Serializer):
+    cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    limit = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    timeout = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+    def validate_limit(self, value: str) -> int:
+        if value and not _LIMIT_RE.fullmatch(value):
+            raise serializers.ValidationError("Must be an integer >= 1.")
+        return parse_limit(value)  # default 50, clamped to 200, < 1 -> 400
+
+    def validate_timeout(self, value: str) -> float:
+        if value == "":
+            return 0.0
+        if not _TIMEOUT_RE.fullmatch(value) or float(value) > MAX_TIMEOUT_SECONDS:
+            raise serializers.ValidationError(f"Seconds from 0 to {MAX_TIMEOUT_SECONDS} (decimals allowed).")
+        return float(value)
+
+
+def event_as_dict(event) -> dict:
+    """The stored payload plus the feed's own `id` (a string) and `type`."""
+    return {**event.payload, "id": str(event.id), "type": event.type}
+
+
+class EventListApi(UserTokenApi):
+    @classmethod
+    def as_view(cls, **initkwargs):
+        # A long-poll waits outside any transaction, even if ATOMIC_REQUESTS is ever turned on.
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+    @extend_schema(
+        operation_id="app_events_list",
+        parameters=[
+            OpenApiParameter("cursor", str, description="Opaque position from the previous next_cursor; "
+                             "absent: from the user's oldest retained event."),
+            OpenApiParameter("limit", int, description="1..200 (larger is clamped), default 50."),
+            OpenApiParameter("timeout", OpenApiTypes.NUMBER,
+                             description="Long-poll: seconds (0..30, decimals allowed) to wait for an event. "
+                                         "Default 0."),
+        ],
+        responses={
+            200: inline_serializer("EventPage", {
+                "events": serializers.ListField(
+                    child=serializers.DictField(),
+                    help_text="Oldest first. Every event has `id` (string) and `type`; the other fields "
+                              "depend on the type (see the API guide).",
+                ),
+                "next_cursor": serializers.CharField(help_text="Never null: poll again with it."),
+            }),
+            **error_responses((403, "forbidden")),
+        },
+    )
+    def get(self, request, org_name, app_name):
+        query = EventListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        principal = request.user
+        result = events_poll(
+            app=principal.app,
+            user=principal.user,
+            device=principal.device,
+            cursor=params.get("cursor") or None,
+            limit=params.get("limit", parse_limit(None)),
+            timeout=params.get("timeout", 0.0),
+        )
+        return Response({"events": [event_as_dict(e) for e in result.events], "next_cursor": result.next_cursor})

@@ -1,0 +1,400 @@
+"""Waking waiting long-polls (GET /events?timeout=) when their user's feed grows.
+
+Decisions:
+- A waiting long-poll registers a `threading.Event` under its user id in this
+  process's hub *before* it reads the feed, so a publish that commits between
+  its read and its wait is never missed (the read sees it, or the event is set).
+- `events_publish` calls `wake_after_commit(user_ids)`: after the transaction
+  commits (an uncommitted event cannot be read yet) the local hub is woken
+  directly, and the backend carries the wake-up to the other processes:
+    * `postgres` (auto on PostgreSQL): NOTIFY on a channel; every process runs
+      one listener thread holding one LISTEN connection and wakes its own hub.
+    * `redis` (auto when EVENT_WAKEUP_REDIS_URL is set): PUBLISH / one
+      SUBSCRIBE thread per process, same shape.
+    * `local` (auto on SQLite): nothing crosses processes; waiters re-read the
+      feed every EVENT_WAKEUP_RECHECK_SECONDS, which bounds the cross-process
+      latency. Fine for the single-machine SQLite setup.
+- Every backend also re-reads the feed every EVENT_WAKEUP_RECHECK_SECONDS as a
+  safety net (a NOTIFY lost while the listener reconnects costs at most that).
+- Wake-ups carry user ids only, never event data: the woken request reads the
+  database, so a duplicated or spurious wake-up is harmless.
+- The NOTIFY/PUBLISH goes through a connection of its own, not the request's
+  Django connection: the request's query count stays the same on every engine
+  and a failing wake-up can never break the send that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connections, transaction
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "rc_events_wakeup"
+# PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay well below.
+_MAX_PAYLOAD = 7000
+_LISTENER_READY_TIMEOUT = 5.0
+_RECONNECT_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class _Hub:
+    """The waiters of this process, by user id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[int, set[threading.Event]] = {}
+
+    def register(self, user_id: int) -> threading.Event:
+        flag = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(user_id, set()).add(flag)
+        return flag
+
+    def unregister(self, user_id: int, flag: threading.Event) -> None:
+        with self._lock:
+            flags = self._waiters.get(user_id)
+            if flags is not None:
+                flags.discard(flag)
+                if not flags:
+                    del self._waiters[user_id]
+
+    def wake(self, user_ids: Iterable[int]) -> None:
+        with self._lock:
+            flags = [f for uid in set(user_ids) for f in self._waiters.get(uid, ())]
+        for flag in flags:
+            flag.set()
+
+    def wake_all(self) -> None:
+        with self._lock:
+            flags = [f for group in self._waiters.values() for f in group]
+        for flag in flags:
+            flag.set()
+
+    def waiting_count(self) -> int:
+        with self._lock:
+            return sum(len(group) for group in self._waiters.values())
+
+
+hub = _Hub()
+
+
+def _encode(user_ids: list[int]) -> list[str]:
+    """Payloads `<pid>:<id>,<id>,...`, each below the NOTIFY limit; the pid lets a process skip its own."""
+    prefix = f"{os.getpid()}:"
+    payloads, current = [], []
+    size = len(prefix)
+    for uid in user_ids:
+        text = str(uid)
+        if current and size + len(text) + 1 > _MAX_PAYLOAD:
+            payloads.append(prefix + ",".join(current))
+            current, size = [], len(prefix)
+        current.append(text)
+        size += len(text) + 1
+    if current:
+        payloads.append(prefix + ",".join(current))
+    return payloads
+
+
+def _decode(payload: str) -> tuple[int | None, list[int]]:
+    try:
+        pid_text, _, ids_text = payload.partition(":")
+        return int(pid_text), [int(x) for x in ids_text.split(",") if x]
+    except ValueError:
+        # Not ours (someone NOTIFYing the same channel by hand): wake everyone, they re-read.
+        return None, []
+
+
+class _Backend:
+    name = "local"
+
+    def __init__(self, recheck_seconds: float) -> None:
+        self.recheck_seconds = recheck_seconds
+
+    def publish(self, user_ids: list[int]) -> None:
+        hub.wake(user_ids)
+
+    def ensure_listening(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _RemoteBackend(_Backend):
+    """Local wake-up plus a broadcast that a listener thread in every process turns into hub wake-ups."""
+
+    def __init__(self, recheck_seconds: float) -> None:
+        super().__init__(recheck_seconds)
+        self._lock = threading.Lock()
+        self._pid = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._sender = None
+        self._sender_pid = None
+
+    # --- sending
+    def publish(self, user_ids: list[int]) -> None:
+        hub.wake(user_ids)
+        payloads = _encode(sorted(set(user_ids)))
+        try:
+            self._send(payloads)
+        except Exception:  # the waiters' periodic re-read covers a lost wake-up
+            logger.warning("event wake-up broadcast failed (%s); waiters fall back to re-reading", self.name,
+                           exc_info=True)
+            self._drop_sender()
+
+    def _send(self, payloads: list[str]) -> None:
+        raise NotImplementedError
+
+    def _drop_sender(self) -> None:
+        raise NotImplementedError
+
+    # --- listening
+    def ensure_listening(self) -> None:
+        """Start this process's listener once (again after a fork) and wait until it listens."""
+        pid = os.getpid()
+        if self._pid != pid or self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._pid != pid or self._thread is None or not self._thread.is_alive():
+                    self._pid = pid
+                    self._ready = threading.Event()
+                    self._stop = threading.Event()
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"events-wakeup-{self.name}", daemon=True
+                    )
+                    self._thread.start()
+        self._ready.wait(_LISTENER_READY_TIMEOUT)
+
+    def _run(self) -> None:
+        attempt = 0
+        stop = self._stop
+        while not stop.is_set():
+            try:
+                for payload in self._listen(on_ready=self._on_ready):
+                    attempt = 0
+                    if stop.is_set():
+                        break
+                    pid, user_ids = _decode(payload)
+                    if pid == self._pid:
+                        continue  # our own publish already woke the local hub
+                    if pid is None:
+                        hub.wake_all()
+                    else:
+                        hub.wake(user_ids)
+            except Exception:
+                logger.warning("event wake-up listener (%s) lost its connection; reconnecting", self.name,
+                               exc_info=True)
+            if stop.is_set():
+                break
+            stop.wait(_RECONNECT_BACKOFF[min(attempt, len(_RECONNECT_BACKOFF) - 1)])
+            attempt += 1
+
+    def _on_ready(self) -> None:
+        self._ready.set()
+        # Wake-ups sent while we were not listening are lost: let every waiter re-read.
+        hub.wake_all()
+
+    def _listen(self, *, on_ready) -> Iterator[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the listener and close both connections (tests, before the test database is dropped)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            try:
+                self._send([f"{os.getpid()}:"])  # nudges our listener out of its wait at once
+            except Exception:
+                pass
+            thread.join(timeout=_LISTENER_READY_TIMEOUT + 2)
+        self._drop_sender()
+
+
+class _PostgresBackend(_RemoteBackend):
+    name = "postgres"
+
+    def _connect(self):
+        # A private connection with the same settings as Django's (test database included).
+        wrapper = connections.create_connection("default")
+        raw = wrapper.get_new_connection(wrapper.get_connection_params())
+        raw.autocommit = True
+        return raw
+
+    def _send(self, payloads: list[str]) -> None:
+        with self._lock:
+            if self._sender is None or self._sender_pid != os.getpid():
+                # A connection inherited through fork belongs to the parent: never use it.
+                self._sender, self._sender_pid = self._connect(), os.getpid()
+            for payload in payloads:
+                self._sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+    def _drop_sender(self) -> None:
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            try:
+                sender.close()
+            except Exception:
+                pass
+
+    def _listen(self, *, on_ready) -> Iterator[str]:
+        conn = self._connect()
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+            on_ready()
+            while not self._stop.is_set():
+                # A bounded wait so close() is noticed; notifies() yields as they arrive.
+                for notify in conn.notifies(timeout=5.0):
+                    yield notify.payload
+                conn.execute("SELECT 1")  # a dead connection raises here instead of hanging forever
+        finally:
+            conn.close()
+
+
+class _RedisBackend(_RemoteBackend):
+    name = "redis"
+
+    def __init__(self, recheck_seconds: float, url: str) -> None:
+        super().__init__(recheck_seconds)
+        self.url = url
+        # One channel per database: two deployments (or test runs) sharing a Redis do not wake each other.
+        db = settings.DATABASES["default"]
+        self.channel = f"{CHANNEL}:{db.get('HOST') or ''}:{db.get('NAME')}"
+
+    def _client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_connect_timeout=5, health_check_interval=30)
+
+    def _send(self, payloads: list[str]) -> None:
+        with self._lock:
+            if self._sender is None or self._sender_pid != os.getpid():
+                self._sender, self._sender_pid = self._client(), os.getpid()
+            sender = self._sender
+        for payload in payloads:
+            sender.publish(self.channel, payload)
+
+    def _drop_sender(self) -> None:
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            try:
+                sender.close()
+            except Exception:
+                pass
+
+    def _listen(self, *, on_ready) -> Iterator[str]:
+        client = self._client()
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=5.0)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    on_ready()
+                elif message["type"] == "message":
+                    data = message["data"]
+                    yield data.decode() if isinstance(data, bytes) else str(data)
+        finally:
+            pubsub.close()
+            client.close()
+
+
+_backend: _Backend | None = None
+_backend_key: tuple | None = None
+_backend_lock = threading.Lock()
+
+
+def _config() -> tuple:
+    engine = settings.DATABASES["default"]["ENGINE"]
+    choice = getattr(settings, "EVENT_WAKEUP", "auto") or "auto"
+    redis_url = getattr(settings, "EVENT_WAKEUP_REDIS_URL", "") or ""
+    if choice == "auto":
+        if redis_url:
+            choice = "redis"
+        elif engine == "django.db.backends.postgresql":
+            choice = "postgres"
+        else:
+            choice = "local"
+    recheck = getattr(settings, "EVENT_WAKEUP_RECHECK_SECONDS", None)
+    if recheck is None:
+        # Without a broadcast the re-read is the only cross-process path: keep it short.
+        recheck = 1.0 if choice == "local" else 5.0
+    return choice, float(recheck), redis_url, settings.DATABASES["default"].get("NAME")
+
+
+def backend() -> _Backend:
+    """The process's wake-up backend, rebuilt when its settings change (tests override them)."""
+    global _backend, _backend_key
+    key = _config()
+    if _backend is not None and _backend_key == key:
+        return _backend
+    with _backend_lock:
+        if _backend is None or _backend_key != key:
+            if _backend is not None:
+                _backend.close()
+            choice, recheck, redis_url, _ = key
+            if choice == "postgres":
+                _backend = _PostgresBackend(recheck)
+            elif choice == "redis":
+                if not redis_url:
+                    raise ValueError("EVENT_WAKEUP=redis needs EVENT_WAKEUP_REDIS_URL")
+                _backend = _RedisBackend(recheck, redis_url)
+            elif choice == "local":
+                _backend = _Backend(recheck)
+            else:
+                raise ValueError(f"EVENT_WAKEUP must be auto, local, postgres or redis, not {choice!r}")
+            _backend_key = key
+    return _backend
+
+
+def shutdown() -> None:
+    """Close this process's wake-up connections and stop its listener; the next use starts afresh."""
+    global _backend, _backend_key
+    with _backend_lock:
+        if _backend is not None:
+            _backend.close()
+        _backend, _backend_key = None, None
+
+
+def wake_after_commit(user_ids: Iterable[int]) -> None:
+    """Wake the long-polls of `user_ids`, in every process, once the current transaction commits."""
+    ids = sorted(set(user_ids))
+    if ids:
+        transaction.on_commit(lambda: backend().publish(ids))
+
+
+class Waiter:
+    """A long-poll's registration: `arm()` before each read of the feed, then `wait()`."""
+
+    def __init__(self, flag: threading.Event, recheck_seconds: float) -> None:
+        self._flag = flag
+        self.recheck_seconds = recheck_seconds
+
+    def arm(self) -> None:
+        self._flag.clear()
+
+    def wait(self, seconds: float) -> bool:
+        """Block up to `seconds` (capped at the re-check interval); True when woken by a publish."""
+        return self._flag.wait(max(0.0, min(seconds, self.recheck_seconds)))
+
+
+@contextmanager
+def subscription(user_id: int) -> Iterator[Waiter]:
+    """Register a waiter for `user_id` in this process (and make sure this process listens)."""
+    current = backend()
+    current.ensure_listening()
+    flag = hub.register(user_id)
+    try:
+        yield Waiter(flag, current.recheck_seconds)
+    finally:
+        hub.unregister(user_id, flag)
