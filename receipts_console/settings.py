@@ -125,7 +125,20 @@ if not DEBUG:
     CSRF_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+    # The console reads no cookie from JavaScript (the CSRF token comes from the form).
+    CSRF_COOKIE_HTTPONLY = True
+    # A console session lasts a working day, not Django's default two weeks.
+    SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+    if env.bool("SECURE_COOKIES", default=False):
+        # Served over HTTPS only: tell browsers to stay there.
+        SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
 X_FRAME_OPTIONS = "DENY"
+
+# --- console sign-in lockout (apps/console/services.py): per username + client address,
+# and a looser limit per address alone; counters live in the Django cache.
+CONSOLE_LOGIN_MAX_FAILURES = env.int("CONSOLE_LOGIN_MAX_FAILURES", default=5)
+CONSOLE_LOGIN_MAX_FAILURES_PER_IP = env.int("CONSOLE_LOGIN_MAX_FAILURES_PER_IP", default=50)
+CONSOLE_LOGIN_LOCKOUT_SECONDS = env.int("CONSOLE_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 
 # --- Django REST framework
 REST_FRAMEWORK = {

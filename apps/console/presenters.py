@@ -1,0 +1,186 @@
+"""What the console says about a policy: labels, values and the effective state in words.
+
+Pure functions over the policy snapshot and the plan list (no ORM), so every sentence is a unit test.
+The rules themselves (who may change what, what is effective) come from apps.policy.evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.policy.evaluation import BUSINESS_FIELDS, OPERATOR_FIELDS, PolicySnapshot, refused_fields
+
+FIELD_LABELS = {
+    "delivery_ack_enabled": "Delivery receipts",
+    "read_ack_enabled": "Read receipts (single chat)",
+    "group_read_ack_enabled": "Group read receipts",
+    "plan": "Plan",
+    "group_ack_member_limit": "Group size limit",
+    "group_ack_sender_scope": "Who may request group acks",
+    "group_ack_count_visibility": "Who sees the ack count",
+    "group_ack_ttl_days": "Ack validity (days)",
+}
+
+CHOICE_LABELS = {
+    "group_ack_sender_scope": {"all_members": "All members", "owners_and_admins": "Owners and admins only"},
+    "group_ack_count_visibility": {"sender": "The sender only", "all_members": "All members"},
+}
+
+SWITCH_HELP = {
+    "delivery_ack_enabled": "Tell senders when a single-chat message reached the recipient's device.",
+    "read_ack_enabled": "Message and conversation read acks in single chats.",
+    "group_read_ack_enabled": "Members ack group messages sent with need_group_ack; the sender sees the count.",
+}
+
+# The order the console shows the operator switches in.
+SWITCH_ORDER = ("delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled")
+
+KIND_LABELS = {
+    "delivery": "Delivery",
+    "read": "Message read",
+    "conversation_read": "Conversation read",
+    "group_read": "Group read",
+}
+
+
+def field_label(field: str) -> str:
+    return FIELD_LABELS.get(field, field)
+
+
+def value_label(field: str, value, *, plan_names: dict[str, str] | None = None) -> str:
+    """A stored or audited value as a person reads it: on/off, plan names, choice labels."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if field == "plan":
+        return (plan_names or {}).get(value, str(value))
+    if field in CHOICE_LABELS:
+        return CHOICE_LABELS[field].get(value, str(value))
+    if field == "group_ack_ttl_days" and isinstance(value, int):
+        return f"{value} day" if value == 1 else f"{value} days"
+    if field == "group_ack_member_limit" and isinstance(value, int):
+        return f"{value:,} members"
+    return str(value)
+
+
+def eligible_plans_phrase(plans) -> str:
+    """'Pro or above' from the plan list (ordered by rank): the cheapest plan with the feature."""
+    eligible = [plan for plan in plans if plan.group_read_ack_allowed]
+    if not eligible:
+        return "a plan that includes them"
+    cheapest = min(eligible, key=lambda plan: plan.rank)
+    higher = [plan for plan in plans if plan.rank > cheapest.rank]
+    return f"{cheapest.name} or above" if higher else cheapest.name
+
+
+@dataclass(frozen=True)
+class SwitchState:
+    field: str
+    label: str
+    help: str
+    on: bool  # the stored switch
+    effective: bool  # what the receipt endpoints really do
+    sentence: str  # the effective state spelled out
+    tone: str  # "on", "off" or "warn": how the badge is coloured
+    badge: str
+
+
+def switch_states(*, snapshot: PolicySnapshot, plan_name: str, eligible_phrase: str) -> list[SwitchState]:
+    """The three operator switches with their effective state spelled out."""
+    states = []
+    for field in SWITCH_ORDER:
+        on = getattr(snapshot, field)
+        effective = on
+        if field == "delivery_ack_enabled":
+            sentence = (
+                "On: senders who asked for delivery acks get a messages_delivered event."
+                if on else
+                "Off: deliveries are still recorded, but senders get no messages_delivered event."
+            )
+        elif field == "read_ack_enabled":
+            sentence = (
+                "On: message and conversation read acks are accepted."
+                if on else
+                "Off: message and conversation read acks are refused (feature_disabled)."
+            )
+        else:
+            effective = snapshot.effective_group_read_ack
+            if on and effective:
+                sentence = "On: group members can ack messages sent with need_group_ack."
+            elif on:
+                sentence = (
+                    f"On, but the {plan_name} plan does not include group read receipts, so they are off in "
+                    f"effect. They work again once the app is on {eligible_phrase}."
+                )
+            elif snapshot.plan_group_read_ack_allowed:
+                sentence = "Off: group messages are sent without read receipts."
+            else:
+                sentence = (
+                    f"Off. The {plan_name} plan does not include group read receipts: turning them on needs "
+                    f"{eligible_phrase}."
+                )
+        if on and not effective:
+            tone, badge = "warn", "On — not in plan"
+        else:
+            tone, badge = ("on", "On") if on else ("off", "Off")
+        states.append(SwitchState(field, FIELD_LABELS[field], SWITCH_HELP[field], on, effective, sentence, tone,
+                                  badge))
+    return states
+
+
+def limit_sentences(*, snapshot: PolicySnapshot) -> dict[str, str]:
+    """One line per business field saying what it means for the app's users."""
+    limit = snapshot.group_ack_member_limit
+    ttl = snapshot.group_ack_ttl_days
+    return {
+        "group_ack_sender_scope": (
+            "Any member may ask for group read acks."
+            if snapshot.group_ack_sender_scope == "all_members"
+            else "Only the group's owner and admins may ask for group read acks."
+        ),
+        "group_ack_member_limit": f"In a group of more than {limit:,} members, messages get no read receipts.",
+        "group_ack_count_visibility": (
+            "Only the sender sees who read a message."
+            if snapshot.group_ack_count_visibility == "sender"
+            else "Every member of the group sees who read a message."
+        ),
+        "group_ack_ttl_days": (
+            f"Acks are accepted for {value_label('group_ack_ttl_days', ttl)} after sending; then the records are "
+            "purged."
+        ),
+        "plan": (
+            f"Messages are kept {snapshot.plan_message_retention_days} days; group read receipts "
+            + ("included." if snapshot.plan_group_read_ack_allowed else "not included.")
+        ),
+    }
+
+
+def role_permissions(*, roles: frozenset[str]) -> dict[str, bool]:
+    """Which groups of controls the console offers: derived from the service's own role split."""
+    return {
+        "can_switch": not refused_fields(roles=roles, fields=OPERATOR_FIELDS),
+        "can_change_limits": not refused_fields(roles=roles, fields=BUSINESS_FIELDS),
+    }
+
+
+def changes_summary(*, changes: list[tuple[str, object, object]], plan_names: dict[str, str]) -> str:
+    """'Group size limit 200 members → 500 members; Plan Free → Pro' for the feedback message."""
+    return "; ".join(
+        f"{field_label(field)} {value_label(field, old, plan_names=plan_names)} → "
+        f"{value_label(field, new, plan_names=plan_names)}"
+        for field, old, new in changes
+    )
+
+
+def audit_row(entry, *, plan_names: dict[str, str]) -> dict:
+    """One audit entry for a table: who, when, which field, old → new in words, why."""
+    return {
+        "at": entry.at,
+        "actor": entry.actor_username,
+        "field": entry.field,
+        "label": field_label(entry.field),
+        "old": value_label(entry.field, entry.old_value, plan_names=plan_names),
+        "new": value_label(entry.field, entry.new_value, plan_names=plan_names),
+        "reason": entry.reason,
+    }

@@ -1,0 +1,352 @@
+"""The web console (SPEC §7). Thin views: a form parses, a tenancy/policy/audit service or selector decides,
+a template shows the result. Every change goes through the admin API's own services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+
+from apps.audit.selectors import audit_list
+from apps.common.exceptions import ApplicationError, NotFound
+from apps.policy.evaluation import effective_group_read_ack, refused_fields
+from apps.policy.selectors import policy_snapshot_build
+from apps.policy.services import policy_update
+from apps.receipts.counters import receipt_counts_by_day
+from apps.tenancy.roles import OPERATOR, staff_roles
+from apps.tenancy.selectors import app_get, app_list
+from apps.tenancy.services import app_create
+
+from . import presenters
+from .charts import stacked_bars
+from .forms import AppCreateForm, AuditPageForm, LoginForm, PolicyLimitsForm, SearchForm, SwitchForm, apply_field_errors
+from .selectors import plan_list
+from .services import console_login_check
+
+APP_PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 50
+RECENT_CHANGES = 5
+DASHBOARD_DAYS = 14
+
+# Only this origin's own stylesheet and script; inline SVG needs neither.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def console_headers(view):
+    """Console pages are never cached (one shows a client secret) and run under a strict CSP."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return response
+
+    return wrapper
+
+
+def _render(request, template: str, context: dict | None = None, *, status: int = 200, roles=None):
+    roles = staff_roles(request.user) if roles is None else roles
+    return render(request, template, {"roles": sorted(roles), **(context or {})}, status=status)
+
+
+def _safe_next(request, raw: str | None) -> str:
+    """Only a console path on this host: never an open redirect."""
+    if raw and raw.startswith("/console/") and url_has_allowed_host_and_scheme(
+        raw, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return raw
+    return reverse("console:app-list")
+
+
+def _client_ip(request) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+class LoginView(View):
+    template = "console/login.html"
+
+    def get(self, request):
+        next_url = _safe_next(request, request.GET.get("next"))
+        if staff_roles(request.user):
+            return redirect(next_url)
+        return _render(request, self.template, {"form": LoginForm(), "next": next_url}, roles=frozenset())
+
+    def post(self, request):
+        next_url = _safe_next(request, request.POST.get("next"))
+        form = LoginForm(request.POST)
+        context = {"form": form, "next": next_url}
+        if not form.is_valid():
+            return _render(request, self.template, context, status=400, roles=frozenset())
+        try:
+            user = console_login_check(username=form.cleaned_data["username"],
+                                       password=form.cleaned_data["password"], ip=_client_ip(request))
+        except ApplicationError as exc:
+            form.add_error(None, exc.detail)
+            return _render(request, self.template, context, status=exc.status, roles=frozenset())
+        auth_login(request, user)  # rotates the session key
+        messages.success(request, f"Signed in as {user.username}.")
+        return redirect(next_url)
+
+
+class LogoutView(View):
+    def post(self, request):
+        auth_logout(request)
+        messages.info(request, "You are signed out.")
+        return redirect("console:login")
+
+
+class ConsoleView(View):
+    """A page for staff: signed in (else to the login page) and holding a console role (else 403)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        self.roles = staff_roles(request.user)
+        if not self.roles:
+            return _render(request, "console/no_role.html", status=403, roles=self.roles)
+        return super().dispatch(request, *args, **kwargs)
+
+    def render(self, template: str, context: dict | None = None, *, status: int = 200):
+        return _render(self.request, template, context, status=status, roles=self.roles)
+
+    def get_app(self, org_name: str, app_name: str):
+        try:
+            return app_get(org_name=org_name, app_name=app_name)
+        except NotFound:
+            raise Http404(f"No app {org_name}#{app_name}.") from None
+
+
+class AppListView(ConsoleView):
+    def get(self, request):
+        form = SearchForm(request.GET)
+        form.is_valid()  # a too-long query or cursor is simply dropped
+        query = (form.cleaned_data.get("q") or "").strip()
+        cursor = form.cleaned_data.get("cursor") or None
+        try:
+            apps, next_cursor = app_list(cursor=cursor, limit=APP_PAGE_SIZE, search=query or None)
+        except ApplicationError:
+            messages.warning(request, "That page link is not valid any more; here is the first page.")
+            apps, next_cursor = app_list(cursor=None, limit=APP_PAGE_SIZE, search=query or None)
+            cursor = None
+        rows = [
+            {
+                "app": app,
+                "group_read_on": app.policy.group_read_ack_enabled,
+                "group_read_effective": effective_group_read_ack(
+                    switch_on=app.policy.group_read_ack_enabled, plan_allows=app.plan.group_read_ack_allowed
+                ),
+            }
+            for app in apps
+        ]
+        return self.render("console/app_list.html", {
+            "rows": rows, "query": query, "next_cursor": next_cursor, "is_first_page": cursor is None,
+            "can_create": OPERATOR in self.roles,
+        })
+
+
+class AppCreateView(ConsoleView):
+    template = "console/app_new.html"
+
+    def _refuse(self):
+        # Mirrors the admin API's POST /apps permission (IsOperator).
+        return self.render("console/forbidden.html", {
+            "reason": "Only operators create apps. Business staff change plans and limits on an app's page."
+        }, status=403)
+
+    def get(self, request):
+        if OPERATOR not in self.roles:
+            return self._refuse()
+        return self.render(self.template, {"form": AppCreateForm(plans=plan_list())})
+
+    def post(self, request):
+        if OPERATOR not in self.roles:
+            return self._refuse()
+        form = AppCreateForm(request.POST, plans=plan_list())
+        if not form.is_valid():
+            return self.render(self.template, {"form": form}, status=400)
+        try:
+            app, secret = app_create(**form.cleaned_data)
+        except ApplicationError as exc:
+            apply_field_errors(form, exc.fields)
+            if not exc.fields:
+                form.add_error(None, exc.detail)
+            return self.render(self.template, {"form": form}, status=exc.status)
+        messages.success(request, f"App {app.app_key} created on the {app.plan.name} plan.")
+        # Rendered, not redirected: the secret exists only in this response (not in the session, not in a URL).
+        return self.render("console/app_created.html", {"app": app, "client_secret": secret}, status=201)
+
+
+def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
+    snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+    plan_names = {plan.code: plan.name for plan in plans}
+    permissions = presenters.role_permissions(roles=roles)
+    if limits_form is None and permissions["can_change_limits"]:
+        limits_form = PolicyLimitsForm(plans=plans, initial={
+            "plan": app.plan_id,
+            "group_ack_member_limit": snapshot.group_ack_member_limit,
+            "group_ack_sender_scope": snapshot.group_ack_sender_scope,
+            "group_ack_count_visibility": snapshot.group_ack_count_visibility,
+            "group_ack_ttl_days": snapshot.group_ack_ttl_days,
+        })
+    recent, _ = audit_list(app=app, cursor=None, limit=RECENT_CHANGES)
+    sentences = presenters.limit_sentences(snapshot=snapshot)
+    order = ("plan", "group_ack_member_limit", "group_ack_sender_scope", "group_ack_count_visibility",
+             "group_ack_ttl_days")
+    limits = [
+        {"field": field, "label": presenters.field_label(field),
+         "value": presenters.value_label(field, app.plan_id if field == "plan" else getattr(snapshot, field),
+                                         plan_names=plan_names),
+         "sentence": sentences[field],
+         "input": limits_form[field] if limits_form is not None else None}
+        for field in order
+    ]
+    return {
+        "app": app,
+        "tab": "settings",
+        "switches": presenters.switch_states(snapshot=snapshot, plan_name=app.plan.name,
+                                             eligible_phrase=presenters.eligible_plans_phrase(plans)),
+        "limits": limits,
+        "limits_form": limits_form,
+        "recent": [presenters.audit_row(entry, plan_names=plan_names) for entry in recent],
+        **permissions,
+    }
+
+
+class AppDetailView(ConsoleView):
+    def get(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plan_list()))
+
+
+def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
+    """The service's error code as a sentence for a person; nothing was changed in every case."""
+    if exc.code == "forbidden_field":
+        labels = ", ".join(presenters.field_label(f) for f in refused_fields(roles=roles, fields=changes))
+        return (f"Refused: your role may not change {labels}. Nothing was changed. (Operators switch receipt "
+                "features; business staff change the plan and the group limits.)")
+    if exc.code == "plan_not_eligible":
+        return f"Group read receipts were not turned on. {exc.detail}"
+    if exc.code == "reason_required":
+        return "Please give a reason: raising the group size limit needs one. Nothing was changed."
+    if exc.code == "invalid_request":
+        return "Some values are not valid; see the highlighted fields. Nothing was changed."
+    return f"{exc.detail} Nothing was changed."
+
+
+class SwitchUpdateView(ConsoleView):
+    """POST one operator switch on or off."""
+
+    def post(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        plans = plan_list()
+        form = SwitchForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "That is not a switch of this app. Nothing was changed.")
+            return self._page(app, plans, status=400)
+        changes = form.changes()
+        field, on = next(iter(changes.items()))
+        old = getattr(app.policy, field)
+        try:
+            policy_update(actor=request.user, app=app, changes=changes, reason="")
+        except ApplicationError as exc:
+            messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
+            return self._page(app, plans, status=exc.status)
+        label = presenters.field_label(field)
+        if old == on:
+            messages.info(request, f"{label} were already {'on' if on else 'off'} for {app.app_key}.")
+        else:
+            messages.success(request, f"{label} turned {'on' if on else 'off'} for {app.app_key}.")
+        return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+
+    def _page(self, app, plans, *, status):
+        return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans), status=status)
+
+
+class PolicyUpdateView(ConsoleView):
+    """POST the business fields (plan and group limits) with an optional reason."""
+
+    def post(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        plans = plan_list()
+        plan_names = {plan.code: plan.name for plan in plans}
+        form = PolicyLimitsForm(request.POST, plans=plans)
+        if not form.is_valid():
+            messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
+            return self._page(app, plans, form, status=400)
+        changes = form.changes()
+        before = {field: app.plan_id if field == "plan" else getattr(app.policy, field) for field in changes}
+        try:
+            policy = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
+        except ApplicationError as exc:
+            apply_field_errors(form, exc.fields)
+            messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
+            return self._page(app, plans, form, status=exc.status)
+        changed = [(field, before[field], new) for field, new in sorted(changes.items()) if before[field] != new]
+        if not changed:
+            messages.info(request, "Nothing to save: these are the values already in force.")
+        else:
+            summary = presenters.changes_summary(changes=changed, plan_names=plan_names)
+            messages.success(request, f"Saved for {app.app_key}: {summary}. The change is in the audit trail.")
+            if policy.group_read_ack_enabled and not app.plan.group_read_ack_allowed:
+                messages.warning(request, f"Group read receipts are switched on, but the {app.plan.name} plan does "
+                                          "not include them: they are off in effect until the plan is upgraded.")
+        return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+
+    def _page(self, app, plans, form, *, status):
+        return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans,
+                                                                          limits_form=form), status=status)
+
+
+class AuditListView(ConsoleView):
+    def get(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        form = AuditPageForm(request.GET)
+        form.is_valid()
+        cursor = form.cleaned_data.get("cursor") or None
+        try:
+            entries, next_cursor = audit_list(app=app, cursor=cursor, limit=AUDIT_PAGE_SIZE)
+        except ApplicationError:
+            messages.warning(request, "That page link is not valid any more; here are the newest changes.")
+            entries, next_cursor = audit_list(app=app, cursor=None, limit=AUDIT_PAGE_SIZE)
+            cursor = None
+        plan_names = {plan.code: plan.name for plan in plan_list()}
+        return self.render("console/audit.html", {
+            "app": app, "tab": "audit", "is_first_page": cursor is None, "next_cursor": next_cursor,
+            "entries": [presenters.audit_row(entry, plan_names=plan_names) for entry in entries],
+        })
+
+
+class DashboardView(ConsoleView):
+    def get(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        today = timezone.now().date()  # counters are kept per UTC day, like receipt_count_add
+        series = receipt_counts_by_day(app_id=app.pk, days=DASHBOARD_DAYS, today=today)
+        days = [today - timedelta(days=DASHBOARD_DAYS - 1 - i) for i in range(DASHBOARD_DAYS)]
+        kinds = list(presenters.KIND_LABELS.items())
+        chart = stacked_bars(days=days, series=series, kinds=kinds)
+        totals = [
+            {"kind": kind, "label": label, "today": series[kind][-1], "period": sum(series[kind])}
+            for kind, label in kinds
+        ]
+        return self.render("console/dashboard.html", {
+            "app": app, "tab": "dashboard", "chart": chart, "totals": totals, "days": DASHBOARD_DAYS,
+            "has_data": chart.max_total > 0, "today": today, "first_day": days[0],
+            "today_total": sum(row["today"] for row in totals),
+            "table": [{"day": column.day, "values": [series[kind][i] for kind, _ in kinds], "total": column.total}
+                      for i, column in enumerate(chart.columns)],
+        })

@@ -1,0 +1,84 @@
+"""Console fixtures: signed-in Django test clients per role, and Debian's chromium for the browser tests."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from apps.tenancy.services import staff_create
+from tests.conftest import PASSWORD
+
+# Playwright's sync API keeps an event loop running in the main thread; Django would refuse ORM calls
+# from the test body (setting up data) without this. The live server's own threads are unaffected.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+
+
+@pytest.fixture
+def operator_user(db):
+    return staff_create(username="olga", password=PASSWORD, role="operator")
+
+
+@pytest.fixture
+def business_user(db):
+    return staff_create(username="bianca", password=PASSWORD, role="business")
+
+
+@pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser(username="sam", password=PASSWORD)
+
+
+def _signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def operator_console(operator_user):
+    return _signed_in(operator_user)
+
+
+@pytest.fixture
+def business_console(business_user):
+    return _signed_in(business_user)
+
+
+@pytest.fixture
+def superuser_console(superuser):
+    return _signed_in(superuser)
+
+
+# --- browser tests (pytest-playwright's fixtures, pointed at Debian's chromium; never `playwright install`)
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 860}}
+
+
+@pytest.fixture
+def screenshot():
+    """Save a full-page screenshot under screenshots/ (gitignored) and return its path."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+
+    def take(page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -1,0 +1,267 @@
+"""The app page: role-specific controls, the effective state in words, and every change through policy_update."""
+
+import pytest
+
+from apps.audit.models import AuditEntry
+from apps.policy.models import ReceiptPolicy
+from apps.policy.services import policy_update
+
+LIMITS = {
+    "plan": "free",
+    "group_ack_member_limit": "200",
+    "group_ack_sender_scope": "all_members",
+    "group_ack_count_visibility": "sender",
+    "group_ack_ttl_days": "3",
+    "reason": "",
+}
+
+
+def _url(app, suffix=""):
+    return f"/console/apps/{app.org_name}/{app.app_name}/{suffix}"
+
+
+def _policy(app):
+    return ReceiptPolicy.objects.get(app=app)
+
+
+def test_app_page__operator__switches_but_no_business_controls(operator_console, make_app):
+    app = make_app(plan="pro")
+    response = operator_console.get(_url(app))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.count('action="/console/apps/acme/chat/switches/"') == 3
+    assert 'action="/console/apps/acme/chat/limits/"' not in body
+    assert 'name="group_ack_member_limit"' not in body and 'name="plan"' not in body
+    assert "Business staff change the plan and these limits." in body
+
+
+def test_app_page__business__limits_form_but_no_switch_buttons(business_console, make_app):
+    app = make_app(plan="pro")
+    body = business_console.get(_url(app)).content.decode()
+    assert 'action="/console/apps/acme/chat/limits/"' in body
+    assert 'name="group_ack_member_limit"' in body and 'name="reason"' in body
+    assert "/switches/" not in body
+    assert "Operators turn these features on and off." in body
+
+
+def test_app_page__superuser__both(superuser_console, make_app):
+    app = make_app(plan="pro")
+    body = superuser_console.get(_url(app)).content.decode()
+    assert "/switches/" in body and "/limits/" in body
+
+
+def test_app_page__free_plan__effective_state_spelled_out(operator_console, make_app):
+    app = make_app(plan="free")
+    response = operator_console.get(_url(app))
+    text = {s.field: s.sentence for s in response.context["switches"]}
+    assert text["group_read_ack_enabled"] == (
+        "Off. The Free plan does not include group read receipts: turning them on needs Pro or above."
+    )
+    assert text["delivery_ack_enabled"].startswith("On:")
+
+
+def test_app_page__switch_on_after_downgrade__on_but_not_in_plan(operator_console, superuser, make_app):
+    app = make_app(plan="pro")
+    policy_update(actor=superuser, app=app, changes={"group_read_ack_enabled": True})
+    policy_update(actor=superuser, app=app, changes={"plan": "free"})
+    body = operator_console.get(_url(app)).content.decode()
+    assert "On, but the Free plan does not include group read receipts, so they are off in effect." in body
+    assert "On — not in plan" in body
+
+
+def test_app_page__unknown_app__404(operator_console, db):
+    assert operator_console.get("/console/apps/nope/none/").status_code == 404
+    assert operator_console.get("/console/apps/BAD%00/x/").status_code == 404
+
+
+def test_app_page__query_count_is_fixed(business_console, superuser, make_app, django_assert_num_queries):
+    app = make_app(plan="pro")
+    for limit in range(201, 211):
+        policy_update(actor=superuser, app=app, changes={"group_ack_member_limit": limit}, reason="growth")
+    # session, user, groups (roles), app with plan and policy, plans, the 5 most recent audit rows
+    with django_assert_num_queries(6):
+        response = business_console.get(_url(app))
+    assert response.status_code == 200
+    assert len(response.context["recent"]) == 5
+
+
+# --- operator switches
+
+
+def test_switch__operator_turns_group_read_on_for_pro__saved_and_audited(operator_console, operator_user, make_app):
+    app = make_app(plan="pro")
+    response = operator_console.post(_url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"},
+                                     follow=True)
+    assert response.redirect_chain == [(_url(app), 302)]
+    assert "Group read receipts turned on for acme#chat." in response.content.decode()
+    assert _policy(app).group_read_ack_enabled is True
+    entry = AuditEntry.objects.get(app=app)
+    assert (entry.actor, entry.field, entry.old_value, entry.new_value) == (operator_user, "group_read_ack_enabled",
+                                                                             False, True)
+    assert "On: group members can ack messages" in response.content.decode()
+
+
+def test_switch__free_plan__refused_409_with_clear_message(operator_console, make_app):
+    app = make_app(plan="free")
+    response = operator_console.post(_url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"})
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert "Group read receipts were not turned on. The Free plan does not include group read receipts" in body
+    assert _policy(app).group_read_ack_enabled is False
+    assert not AuditEntry.objects.exists()
+
+
+def test_switch__turn_off_read_receipts(operator_console, make_app):
+    app = make_app()
+    response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off"},
+                                     follow=True)
+    assert "Read receipts (single chat) turned off" in response.content.decode()
+    assert _policy(app).read_ack_enabled is False
+
+
+def test_switch__already_in_that_state__no_audit_row(operator_console, make_app):
+    app = make_app()
+    response = operator_console.post(_url(app, "switches/"), {"field": "delivery_ack_enabled", "value": "on"},
+                                     follow=True)
+    assert "were already on" in response.content.decode()
+    assert not AuditEntry.objects.exists()
+
+
+def test_switch__business_user__refused_by_the_service(business_console, make_app):
+    app = make_app(plan="pro")
+    response = business_console.post(_url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"})
+    assert response.status_code == 403
+    assert "Refused: your role may not change Group read receipts. Nothing was changed." in response.content.decode()
+    assert _policy(app).group_read_ack_enabled is False
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize("data", [
+    {"field": "plan", "value": "on"},
+    {"field": "group_read_ack_enabled", "value": "maybe"},
+    {},
+])
+def test_switch__malformed__400(operator_console, make_app, data):
+    app = make_app(plan="pro")
+    response = operator_console.post(_url(app, "switches/"), data)
+    assert response.status_code == 400
+    assert "Nothing was changed." in response.content.decode()
+    assert not AuditEntry.objects.exists()
+
+
+def test_switch__get__405(operator_console, make_app):
+    app = make_app()
+    assert operator_console.get(_url(app, "switches/")).status_code == 405
+
+
+def test_switch__unknown_app__404(operator_console, db):
+    response = operator_console.post("/console/apps/acme/none/switches/", {"field": "read_ack_enabled",
+                                                                          "value": "off"})
+    assert response.status_code == 404
+
+
+# --- business limits
+
+
+def test_limits__raise_member_limit_with_reason__saved_and_audited(business_console, business_user, make_app):
+    app = make_app(plan="pro")
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "pro",
+                                                             "group_ack_member_limit": "500",
+                                                             "reason": "Customer runs 400-member groups"},
+                                     follow=True)
+    body = response.content.decode()
+    assert "Saved for acme#chat: Group size limit 200 members → 500 members." in body
+    assert _policy(app).group_ack_member_limit == 500
+    entry = AuditEntry.objects.get(app=app)
+    assert (entry.actor, entry.field, entry.old_value, entry.new_value, entry.reason) == (
+        business_user, "group_ack_member_limit", 200, 500, "Customer runs 400-member groups")
+
+
+def test_limits__raise_member_limit_without_reason__refused(business_console, make_app):
+    app = make_app(plan="pro")
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "pro",
+                                                             "group_ack_member_limit": "500"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Please give a reason: raising the group size limit needs one. Nothing was changed." in body
+    assert response.context["limits_form"].errors["reason"] == ["This field is required."]
+    assert _policy(app).group_ack_member_limit == 200
+    assert not AuditEntry.objects.exists()
+
+
+def test_limits__lower_member_limit__no_reason_needed(business_console, make_app):
+    app = make_app()
+    business_console.post(_url(app, "limits/"), {**LIMITS, "group_ack_member_limit": "50"})
+    assert _policy(app).group_ack_member_limit == 50
+
+
+def test_limits__several_fields__one_audit_row_each(business_console, make_app):
+    app = make_app()
+    response = business_console.post(_url(app, "limits/"), {
+        **LIMITS, "plan": "ultimate", "group_ack_sender_scope": "owners_and_admins", "group_ack_ttl_days": "7",
+        "reason": "Upgrade"}, follow=True)
+    assert "Plan Free → Ultimate" in response.content.decode()
+    rows = set(AuditEntry.objects.values_list("field", "old_value", "new_value", "reason"))
+    assert rows == {("plan", "free", "ultimate", "Upgrade"),
+                    ("group_ack_sender_scope", "all_members", "owners_and_admins", "Upgrade"),
+                    ("group_ack_ttl_days", 3, 7, "Upgrade")}
+
+
+def test_limits__nothing_changed__told_so(business_console, make_app):
+    app = make_app()
+    response = business_console.post(_url(app, "limits/"), LIMITS, follow=True)
+    assert "Nothing to save" in response.content.decode()
+    assert not AuditEntry.objects.exists()
+
+
+def test_limits__downgrade_with_switch_on__warned_that_it_is_off_in_effect(business_console, superuser, make_app):
+    app = make_app(plan="pro")
+    policy_update(actor=superuser, app=app, changes={"group_read_ack_enabled": True})
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free"}, follow=True)
+    body = response.content.decode()
+    assert "Plan Pro → Free" in body
+    assert "they are off in effect until the plan is upgraded" in body
+    assert _policy(app).group_read_ack_enabled is True  # the switch is kept
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("group_ack_ttl_days", "99", "Must be an integer from 1 to 30."),
+    ("group_ack_member_limit", "1", "Must be an integer from 2 to 100000."),
+    ("group_ack_member_limit", "lots", "Enter a whole number."),
+    ("group_ack_sender_scope", "everyone", "Select a valid choice."),
+])
+def test_limits__invalid_value__400_with_field_error(business_console, make_app, field, value, message):
+    app = make_app()
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, field: value, "reason": "x"})
+    assert response.status_code == 400
+    assert message in response.context["limits_form"].errors[field][0]
+    assert "Nothing was changed." in response.content.decode()
+    assert not AuditEntry.objects.exists()
+
+
+def test_limits__operator_posting_business_fields__refused_by_the_service(operator_console, make_app):
+    app = make_app(plan="pro")
+    response = operator_console.post(_url(app, "limits/"), {**LIMITS, "plan": "enterprise",
+                                                             "group_ack_member_limit": "900", "reason": "sneaky"})
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "Refused: your role may not change" in body and "Plan" in body and "Group size limit" in body
+    app.refresh_from_db()
+    assert app.plan_id == "pro" and _policy(app).group_ack_member_limit == 200
+    assert not AuditEntry.objects.exists()
+    # The refusal page still offers the operator no business controls.
+    assert 'name="group_ack_member_limit"' not in body
+
+
+def test_limits__operator_posting_unchanged_values__still_refused(operator_console, make_app):
+    app = make_app()
+    response = operator_console.post(_url(app, "limits/"), LIMITS)
+    assert response.status_code == 403
+
+
+def test_limits__reason_too_long__400(business_console, make_app):
+    app = make_app()
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "group_ack_member_limit": "300",
+                                                             "reason": "x" * 1001})
+    assert response.status_code == 400
+    assert response.context["limits_form"].errors["reason"] == ["At most 1000 characters."]

@@ -1,0 +1,157 @@
+"""Sign-in, sign-out, CSRF, the lockout after repeated failures, and the staff-only rule."""
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from tests.conftest import PASSWORD
+
+LOGIN = "/console/login/"
+
+
+def _login(client, username, password, **extra):
+    return client.post(LOGIN, {"username": username, "password": password, **extra}, **{})
+
+
+@pytest.mark.django_db
+def test_login_page__renders_form_with_csrf_and_security_headers(client):
+    response = client.get(LOGIN)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'name="csrfmiddlewaretoken"' in body and 'name="password"' in body
+    assert response["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_console__anonymous__redirected_to_login_with_next(client):
+    response = client.get("/console/apps/acme/chat/")
+    assert response.status_code == 302
+    assert response["Location"] == "/console/login/?next=/console/apps/acme/chat/"
+
+
+def test_login__operator__signed_in_and_sent_to_next(client, operator_user):
+    response = _login(client, "olga", PASSWORD, next="/console/apps/new/")
+    assert response.status_code == 302
+    assert response["Location"] == "/console/apps/new/"
+    page = client.get("/console/")
+    assert page.status_code == 200
+    assert "Signed in as olga." in page.content.decode()
+
+
+def test_login__next_outside_console__ignored(client, operator_user):
+    response = _login(client, "olga", PASSWORD, next="https://evil.example/")
+    assert response["Location"] == "/console/"
+
+
+def test_login__wrong_password__401_with_message(client, operator_user):
+    response = _login(client, "olga", "wrong-password")
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.content.decode()
+    assert client.get("/console/").status_code == 302  # not signed in
+
+
+def test_login__five_failures__locked_even_with_right_password(client, operator_user):
+    for _ in range(settings.CONSOLE_LOGIN_MAX_FAILURES - 1):
+        assert _login(client, "olga", "nope").status_code == 401
+    locking = _login(client, "olga", "nope")
+    assert locking.status_code == 429
+    assert "Too many failed sign-ins" in locking.content.decode()
+    assert "15 minutes" in locking.content.decode()
+
+    right = _login(client, "olga", PASSWORD)
+    assert right.status_code == 429
+    assert client.get("/console/").status_code == 302
+
+
+def test_login__lock_is_per_username_and_address(client, operator_user, business_user):
+    for _ in range(settings.CONSOLE_LOGIN_MAX_FAILURES):
+        _login(client, "olga", "nope")
+    # Another account from the same address, and the same account from another address, still work.
+    assert _login(Client(), "bianca", PASSWORD).status_code == 302
+    elsewhere = Client(REMOTE_ADDR="10.1.2.3")
+    assert elsewhere.post(LOGIN, {"username": "olga", "password": PASSWORD}).status_code == 302
+
+
+def test_login__lock_expires(client, operator_user, settings):
+    settings.CONSOLE_LOGIN_LOCKOUT_SECONDS = 1
+    for _ in range(settings.CONSOLE_LOGIN_MAX_FAILURES):
+        _login(client, "olga", "nope")
+    assert _login(client, "olga", PASSWORD).status_code == 429
+    import time
+
+    time.sleep(1.2)
+    assert _login(client, "olga", PASSWORD).status_code == 302
+
+
+def test_login__success_resets_the_failure_count(client, operator_user):
+    for _ in range(settings.CONSOLE_LOGIN_MAX_FAILURES - 1):
+        _login(client, "olga", "nope")
+    assert _login(client, "olga", PASSWORD).status_code == 302
+    client.post("/console/logout/")
+    for _ in range(settings.CONSOLE_LOGIN_MAX_FAILURES - 1):
+        assert _login(client, "olga", "nope").status_code == 401
+
+
+def test_login__many_usernames_from_one_address__address_locked(client, operator_user, settings):
+    settings.CONSOLE_LOGIN_MAX_FAILURES_PER_IP = 3
+    for name in ("a", "b", "c"):
+        _login(client, name, "spray")
+    assert _login(client, "olga", PASSWORD).status_code == 429
+
+
+@pytest.mark.django_db
+def test_login__account_without_console_role__refused(client):
+    get_user_model().objects.create_user(username="nobody", password=PASSWORD)
+    response = _login(client, "nobody", PASSWORD)
+    assert response.status_code == 403
+    assert "no console role" in response.content.decode()
+    assert client.get("/console/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_console__session_of_user_without_role__403_page(client):
+    user = get_user_model().objects.create_user(username="nobody", password=PASSWORD)
+    client.force_login(user)
+    response = client.get("/console/")
+    assert response.status_code == 403
+    assert "no console role" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_login__malformed_input__400_not_500(client):
+    assert client.post(LOGIN, {"username": "a\x00b", "password": "x"}).status_code == 400
+    assert client.post(LOGIN, {}).status_code == 400
+    assert client.post(LOGIN, {"username": "x" * 500, "password": "x"}).status_code == 400
+
+
+def test_login__post_without_csrf_token__403(operator_user):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(LOGIN, {"username": "olga", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_logout__post__signed_out(operator_console):
+    response = operator_console.post("/console/logout/")
+    assert response.status_code == 302 and response["Location"] == LOGIN
+    assert operator_console.get("/console/").status_code == 302
+
+
+def test_logout__get__405(operator_console):
+    assert operator_console.get("/console/logout/").status_code == 405
+    assert operator_console.get("/console/").status_code == 200  # still signed in
+
+
+def test_login_page__already_signed_in__redirected(operator_console):
+    assert operator_console.get(LOGIN).status_code == 302
+
+
+def test_session_settings__secure_defaults_when_debug_off():
+    assert settings.DEBUG is False
+    assert settings.SESSION_COOKIE_HTTPONLY is True
+    assert settings.CSRF_COOKIE_HTTPONLY is True
+    assert settings.SESSION_COOKIE_SAMESITE == "Lax"
+    assert settings.SESSION_COOKIE_AGE <= 12 * 3600
+    assert settings.X_FRAME_OPTIONS == "DENY"
