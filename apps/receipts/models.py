@@ -14,7 +14,11 @@ class GroupAck(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "reader"], name="uniq_groupack_message_reader")]
-        indexes = [models.Index(fields=["app", "message_timestamp"], name="groupack_app_age")]
+        indexes = [
+            models.Index(fields=["app", "message_timestamp"], name="groupack_app_age"),
+            # The reader list: one message's acks, oldest first, keyset on (acked_at, id).
+            models.Index(fields=["message", "acked_at", "id"], name="groupack_message_readers"),
+        ]
 
 
 class ReceiptKind(models.TextChoices):
