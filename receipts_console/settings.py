@@ -5,7 +5,6 @@ a local-memory cache and an embedded Celery broker. Set DATABASE_URL,
 CACHE_URL and CELERY_BROKER_URL to run on PostgreSQL and Redis/RabbitMQ.
 """
 
-import warnings
 from pathlib import Path
 
 import environ
@@ -51,7 +50,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files (API docs assets from drf-spectacular-sidecar, Django admin CSS)
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.common.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,9 +111,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the apps' static folders: `make run` needs no collectstatic step.
-# STATIC_ROOT exists only after an optional collectstatic; its absence is normal here.
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles", category=UserWarning)
 
 # --- product settings
 EVENT_RETENTION_DAYS = env("EVENT_RETENTION_DAYS")

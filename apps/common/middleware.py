@@ -1,7 +1,10 @@
 """Errors raised outside DRF views (unknown URLs, Django's own 404/500) still
 leave /api/ in the contract's envelope."""
 
+import warnings
+
 from django.http import JsonResponse
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from .exceptions import error_payload
 
@@ -31,3 +34,16 @@ class ApiErrorEnvelopeMiddleware:
 
 def _is_json(response) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, serving static files straight from the apps (WHITENOISE_USE_FINDERS).
+
+    STATIC_ROOT exists only after an optional `collectstatic`, so its absence is
+    normal here and not worth WhiteNoise's warning on every start.
+    """
+
+    def __init__(self, *args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+            super().__init__(*args, **kwargs)

@@ -1,0 +1,99 @@
+"""Django admin (/django-admin/): every model is registered, its pages open, and no secret is shown."""
+
+import pytest
+from django.apps import apps as django_apps
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from apps.chat.models import AccessToken, ChatUser, Message
+from apps.chat.services import app_token_issue, chat_user_create, group_create, message_send, user_token_issue
+from apps.policy.services import policy_update
+from apps.tenancy.models import App, StaffToken
+from apps.tenancy.services import staff_token_issue
+
+pytestmark = pytest.mark.django_db
+PROJECT_APPS = {"tenancy", "policy", "audit", "chat", "events", "receipts"}
+
+
+@pytest.fixture
+def data(make_app):
+    """One of everything, made through the services."""
+    app = make_app(org_name="acme", app_name="chat", plan="pro")
+    root = get_user_model().objects.create_superuser(username="root", password="root-password")
+    staff_token_issue(username="root", password="root-password")
+    policy_update(actor=root, app=app, changes={"group_read_ack_enabled": True, "group_ack_ttl_days": 5})
+    alice = chat_user_create(app=app, username="alice", password="alice-password")
+    chat_user_create(app=app, username="bob", password="bob-password")
+    app_token_issue(app=app, client_id=app.client_id, client_secret=app.client_secret)
+    _, _, _, device = user_token_issue(app=app, username="alice", password="alice-password")
+    group = group_create(app=app, name="team", owner="alice", members=["bob"])
+    message_send(app=app, sender=alice, device=device, chat_type="single", to="bob", body={"text": "hi"})
+    message_send(app=app, sender=alice, device=device, chat_type="group", to=group.group_id, body={"text": "all"},
+                 need_group_ack=True)
+    return app
+
+
+@pytest.fixture
+def admin_client(client, data):
+    client.login(username="root", password="root-password")
+    return client
+
+
+def project_models():
+    return [m for m in django_apps.get_models() if m._meta.app_label in PROJECT_APPS]
+
+
+def test_django_admin__every_project_model_is_registered():
+    missing = [m._meta.label for m in project_models() if not admin.site.is_registered(m)]
+    assert missing == []
+
+
+def test_django_admin__every_changelist_and_change_page_opens(admin_client):
+    for model in project_models():
+        meta = model._meta
+        changelist = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+        assert changelist.status_code == 200, meta.label
+        search = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"), {"q": "acme"})
+        assert search.status_code == 200, meta.label
+        row = model.objects.first()
+        if row is not None:
+            change = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk]))
+            assert change.status_code == 200, meta.label
+
+
+def test_django_admin__secrets_and_hashes_never_shown(admin_client, data):
+    secrets = [App.objects.get().client_secret_hash, data.client_secret]
+    secrets += list(StaffToken.objects.values_list("key_hash", flat=True))
+    secrets += list(AccessToken.objects.values_list("key_hash", flat=True))
+    secrets += list(get_user_model().objects.values_list("password", flat=True))
+    secrets += list(ChatUser.objects.values_list("password", flat=True))
+    pages = []
+    for model in (App, StaffToken, AccessToken, ChatUser):
+        meta = model._meta
+        pages.append(admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")))
+        for row in model.objects.all():
+            pages.append(admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk])))
+    html = b"".join(p.content for p in pages).decode()
+    assert all(p.status_code == 200 for p in pages)
+    leaked = [s for s in secrets if s and s in html]
+    assert leaked == []
+
+
+def test_django_admin__audited_data_cannot_be_edited_there(admin_client):
+    # Plan and policy changes must leave an audit row, which only the API/console services write.
+    from apps.audit.models import AuditEntry
+    from apps.policy.models import ReceiptPolicy
+
+    for model in (App, ReceiptPolicy, AuditEntry, Message):
+        meta = model._meta
+        url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[model.objects.first().pk])
+        response = admin_client.post(url, {})
+        assert response.status_code == 403, meta.label
+    assert admin_client.get(reverse("admin:tenancy_app_add")).status_code == 403
+
+
+def test_django_admin__needs_a_staff_login(client, data):
+    response = client.get(reverse("admin:tenancy_app_changelist"))
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
