@@ -4,12 +4,17 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from apps.chat.models import ChatUser, Group
+from apps.chat.services import chat_user_create, group_create
 from apps.common.tokens import hash_token
+from apps.policy.services import policy_update
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.services import app_create, staff_create
 
 DEMO_PASSWORD = "demo-password"
 STAFF = [("operator", "operator"), ("business", "business")]
+CHAT_USERS = ("alice", "bob", "carol")
+DEMO_GROUP = "Demo team"
 
 
 class Command(BaseCommand):
@@ -32,13 +37,27 @@ class Command(BaseCommand):
                     app.client_id = f"demo-{plan.code}"
                     app.client_secret_hash = hash_token(f"demo-secret-{plan.code}")
                     app.save(update_fields=["client_id", "client_secret_hash"])
+                    if plan.group_read_ack_allowed:
+                        # Show the feature working on the plans that include it (and an audit row).
+                        policy_update(actor=User.objects.get(username="admin"), app=app,
+                                      changes={"group_read_ack_enabled": True}, reason="demo data")
+                group = self._load_chat(app)
                 lines.append(f"  app demo#{plan.code}: client_id=demo-{plan.code} "
-                             f"client_secret=demo-secret-{plan.code}")
-                self._load_chat(app)
+                             f"client_secret=demo-secret-{plan.code} group_id={group.group_id}")
         self.stdout.write(f"Demo data ready. Logins (password for all: {DEMO_PASSWORD}):")
-        self.stdout.write("  staff: admin (superuser), operator, business")
+        self.stdout.write("  staff (API and /console/): admin (superuser), operator, business")
+        self.stdout.write(f"  chat users of every demo app: {', '.join(CHAT_USERS)} "
+                          f"(group '{DEMO_GROUP}': alice owner, bob admin, carol member)")
         for line in lines:
             self.stdout.write(line)
 
     def _load_chat(self, app):
-        """Chat users and a group; filled in by the chat runtime."""
+        """Chat users alice (owner), bob (admin) and carol, and one group of the three, once per app."""
+        existing = set(ChatUser.objects.filter(app=app, username__in=CHAT_USERS).values_list("username", flat=True))
+        for username in CHAT_USERS:
+            if username not in existing:
+                chat_user_create(app=app, username=username, password=DEMO_PASSWORD)
+        group = Group.objects.filter(app=app, name=DEMO_GROUP).first()
+        if group is None:
+            group = group_create(app=app, name=DEMO_GROUP, owner="alice", members=["bob", "carol"], admins=["bob"])
+        return group

@@ -1,0 +1,82 @@
+"""`manage.py load_demo` (run by `make run`): idempotent demo data and the printed logins."""
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from apps.audit.models import AuditEntry
+from apps.chat.models import ChatUser, Group, Membership
+from apps.tenancy.models import App
+from apps.tenancy.roles import staff_roles
+
+pytestmark = pytest.mark.django_db
+
+
+def run() -> str:
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    return out.getvalue()
+
+
+def counts():
+    return [model.objects.count() for model in (get_user_model(), App, ChatUser, Group, Membership, AuditEntry)]
+
+
+def test_load_demo__twice__same_data_no_duplicates_no_failure():
+    first = run()
+    before = counts()
+    second = run()
+    assert counts() == before
+    assert first == second
+
+
+def test_load_demo__one_app_per_plan_with_fixed_credentials(api_client):
+    run()
+    apps = {app.app_name: app.plan_id for app in App.objects.filter(org_name="demo")}
+    assert apps == {"free": "free", "pro": "pro", "ultimate": "ultimate", "enterprise": "enterprise"}
+    response = api_client.post("/api/v1/demo/pro/token", {"grant_type": "client_credentials",
+                                                          "client_id": "demo-pro", "client_secret": "demo-secret-pro"},
+                               format="json")
+    assert response.status_code == 200
+
+
+def test_load_demo__staff_logins_work_with_their_roles(api_client):
+    run()
+    users = get_user_model().objects
+    assert staff_roles(users.get(username="operator")) == {"operator"}
+    assert staff_roles(users.get(username="business")) == {"business"}
+    assert users.get(username="admin").is_superuser
+    for username in ("admin", "operator", "business"):
+        response = api_client.post("/api/v1/admin/token", {"username": username, "password": "demo-password"},
+                                   format="json")
+        assert response.status_code == 200, username
+
+
+def test_load_demo__chat_users_and_a_group_per_app(api_client):
+    run()
+    app = App.objects.get(org_name="demo", app_name="pro")
+    assert set(ChatUser.objects.filter(app=app).values_list("username", flat=True)) == {"alice", "bob", "carol"}
+    group = Group.objects.get(app=app)
+    assert group.member_count == 3
+    roles = dict(Membership.objects.filter(group=group).values_list("user__username", "role"))
+    assert roles == {"alice": "owner", "bob": "admin", "carol": "member"}
+    response = api_client.post("/api/v1/demo/pro/token", {"grant_type": "password", "username": "alice",
+                                                          "password": "demo-password"}, format="json")
+    assert response.status_code == 200
+
+
+def test_load_demo__group_read_acks_on_where_the_plan_allows():
+    run()
+    policies = {app.app_name: app.policy.group_read_ack_enabled for app in App.objects.select_related("policy")}
+    assert policies == {"free": False, "pro": True, "ultimate": True, "enterprise": True}
+
+
+def test_load_demo__prints_every_login():
+    output = run()
+    assert "demo-password" in output
+    for plan in ("free", "pro", "ultimate", "enterprise"):
+        assert f"client_id=demo-{plan} client_secret=demo-secret-{plan}" in output
+    for name in ("admin", "operator", "business", "alice", "bob", "carol"):
+        assert name in output
