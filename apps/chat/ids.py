@@ -17,16 +17,23 @@ EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 LOW_BITS = 22
 WIDTH = 19
 
-_lock = threading.Lock()
-_last = 0
 
 
-def snowflake_id(*, timestamp_ms: int) -> str:
-    """A new id for something created at `timestamp_ms` (the server clock, ms since the Unix epoch)."""
-    global _last
-    candidate = ((timestamp_ms - EPOCH_MS) << LOW_BITS) | secrets.randbits(LOW_BITS - 2)
-    with _lock:
-        if candidate <= _last:
-            candidate = _last + 1
-        _last = candidate
-    return f"{candidate:0{WIDTH}d}"
+class SnowflakeGenerator:
+    """Thread-safe; one per process (the module-level `snowflake_id`), or private ones in tests."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def __call__(self, *, timestamp_ms: int) -> str:
+        candidate = ((timestamp_ms - EPOCH_MS) << LOW_BITS) | secrets.randbits(LOW_BITS - 2)
+        with self._lock:
+            if candidate <= self._last:
+                candidate = self._last + 1
+            self._last = candidate
+        return f"{candidate:0{WIDTH}d}"
+
+
+# A new id for something created at `timestamp_ms` (the server clock, ms since the Unix epoch).
+snowflake_id = SnowflakeGenerator()
