@@ -1,8 +1,11 @@
-"""The Celery application; tasks live in apps/<app>/tasks.py."""
+"""The Celery application; tasks live in apps/<app>/tasks.py, the beat schedule in settings (CELERY_BEAT_SCHEDULE)."""
 
 import os
 
 from celery import Celery
+
+# Registers the embedded broker's URL scheme (atomicfs://) before any connection is made.
+from apps.common import celery_transport  # noqa: F401
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "receipts_console.settings")
 

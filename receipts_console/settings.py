@@ -169,25 +169,53 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- Celery (SPEC §6). Without a broker URL the embedded filesystem broker
-# under var/ is used, so `make run` needs no Redis.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+# --- Celery (SPEC §6). Without a broker URL the embedded broker is used: files
+# under var/broker, written atomically (apps/common/celery_transport.py), so
+# `make run` needs no Redis. Set CELERY_BROKER_URL=redis://… or amqp://… in production.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="atomicfs://localhost//")
+# The embedded broker's folders (created on first use); tests point it at a temporary folder.
+CELERY_BROKER_FOLDER = Path(env("CELERY_BROKER_FOLDER", default=str(VAR_DIR / "broker")))
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
-        "data_folder_in": str(VAR_DIR / "broker" / "queue"),
-        "data_folder_out": str(VAR_DIR / "broker" / "queue"),
-        "processed_folder": str(VAR_DIR / "broker" / "processed"),
+        # One folder for both directions: producer and consumer live on this machine.
+        "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
+        # Consumers claim a message by renaming it in here: same filesystem as the queue.
+        "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
+        "polling_interval": 0.5,
     }
-    if CELERY_BROKER_URL.startswith("filesystem")
+    if CELERY_BROKER_URL.split("://", 1)[0] in ("atomicfs", "filesystem")
     else {}
 )
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Purges (SPEC §6): how often beat sends them, how many rows one short
+# transaction deletes, and how long one run may take before it stops
+# (soft limit: the current batch rolls back, the next run goes on) or is killed (hard limit).
 PURGE_INTERVAL_SECONDS = env.int("PURGE_INTERVAL_SECONDS", default=600)
+PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=5000)
+PURGE_SOFT_TIME_LIMIT_SECONDS = env.int("PURGE_SOFT_TIME_LIMIT_SECONDS", default=540)
+PURGE_TIME_LIMIT_SECONDS = PURGE_SOFT_TIME_LIMIT_SECONDS + 60
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired-group-acks": {
+        "task": "receipts.purge_expired_group_acks",
+        "schedule": PURGE_INTERVAL_SECONDS,
+        # A run that waited a whole interval in the queue (worker down) is dropped: the next one does the work.
+        "options": {"expires": PURGE_INTERVAL_SECONDS},
+    },
+    "purge-expired-events": {
+        "task": "events.purge_expired_events",
+        "schedule": PURGE_INTERVAL_SECONDS,
+        "options": {"expires": PURGE_INTERVAL_SECONDS},
+    },
+}
 
 LOGGING = {
     "version": 1,

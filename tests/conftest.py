@@ -1,5 +1,8 @@
 """Shared fixtures: clients, staff accounts and apps made through the services, as production does."""
 
+import os
+import tempfile
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -8,6 +11,21 @@ from rest_framework.test import APIClient
 from apps.tenancy.services import app_create, staff_create, staff_token_issue
 
 PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite the test database is a file (one per pytest process), not memory.
+
+    The integration tests of tests/background start real Celery worker
+    processes, which must open the very database the test wrote to.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and not database.get("TEST", {}).get("NAME"):
+        name = os.path.join(tempfile.gettempdir(), f"receipts-console-test-{os.getpid()}.sqlite3")
+        database.setdefault("TEST", {})["NAME"] = name
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,75 @@
+"""Deleting many rows without a long transaction: the shared loop of the purges (SPEC §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+
+@dataclass(frozen=True)
+class PurgeProgress:
+    """One step of a purge, for a progress display: a committed batch, or an app's count in a dry run."""
+
+    scope: str  # the app key ("org#app"), or "events"
+    batch: int  # 1, 2, … within `scope`; 0 for a dry-run count
+    rows: int  # rows of this step
+    scope_rows: int  # rows of `scope` so far
+    total_rows: int  # rows of the whole run so far
+    dry_run: bool = False
+
+
+ProgressCallback = Callable[[PurgeProgress], None]
+
+
+def delete_in_batches(
+    *,
+    queryset: QuerySet,
+    order_field: str,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Delete every row of `queryset`, at most `batch_size` per short transaction; returns rows deleted.
+
+    - Each batch selects ids on the index of `order_field` (the queryset's filter
+      must be served by an index ending in it), then deletes by primary key:
+      two queries a batch, memory bounded by `batch_size` whatever the row count.
+    - `FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite serialises writers anyway):
+      a concurrent run of the same purge takes other rows instead of waiting
+      on or deadlocking with this one, and each row is counted by the run
+      whose DELETE removed it, so two runs at once add up to the truth.
+    - The next batch starts at the last `order_field` value seen (inclusive:
+      equal values may remain), so a batch never rescans the dead index
+      entries left by earlier batches.
+    - The DELETE repeats the queryset's filter: a row is removed only if it
+      still matches when deleted.
+    - A batch shorter than `batch_size` ends the run: what was missing was
+      locked by a concurrent run, which deletes it.
+    - `on_batch(rows)` is called after each batch has committed.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    total = 0
+    lower_bound = None
+    while True:
+        with transaction.atomic(using=queryset.db):
+            candidates = queryset
+            if lower_bound is not None:
+                candidates = candidates.filter(**{f"{order_field}__gte": lower_bound})
+            rows = list(
+                candidates.select_for_update(skip_locked=True)
+                .order_by(order_field)
+                .values_list("pk", order_field)[:batch_size]
+            )
+            if not rows:
+                break
+            deleted, _ = queryset.filter(pk__in=[pk for pk, _ in rows]).delete()
+        total += deleted
+        if on_batch is not None:
+            on_batch(deleted)
+        if len(rows) < batch_size:
+            break
+        lower_bound = rows[-1][1]
+    return total

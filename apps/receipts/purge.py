@@ -1,0 +1,99 @@
+"""Purge of expired group read acks (SPEC §1 "ack validity", §6): a service, called by the task and the command."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.common.batching import ProgressCallback, PurgeProgress, delete_in_batches
+from apps.common.timeutils import to_ms
+from apps.policy.evaluation import MS_PER_DAY
+from apps.policy.models import ReceiptPolicy
+
+from .models import GroupAck
+
+logger = logging.getLogger(__name__)
+
+_APPS_PER_PAGE = 500
+
+
+
+def group_ack_expiry_cutoff_ms(*, now_ms: int, ttl_days: int) -> int:
+    """Acks of messages sent before this instant (ms) are expired.
+
+    The same boundary as `evaluation.is_older_than_days`, which refuses new acks:
+    expired iff now - timestamp > ttl, i.e. timestamp < now - ttl.
+    """
+    return now_ms - ttl_days * MS_PER_DAY
+
+
+def _app_ttls() -> Iterator[tuple[int, str, int]]:
+    """(app id, app key, current group_ack_ttl_days) of every app, a page of apps at a time.
+
+    Read from the database, not the cached policy snapshot: a worker's cache
+    may be its own process memory, which a policy change made by the web
+    process does not invalidate.
+    """
+    last_id = 0
+    while True:
+        page = list(
+            ReceiptPolicy.objects.filter(app_id__gt=last_id)
+            .order_by("app_id")
+            .values_list("app_id", "app__org_name", "app__app_name", "group_ack_ttl_days")[:_APPS_PER_PAGE]
+        )
+        for app_id, org_name, app_name, ttl_days in page:
+            yield app_id, f"{org_name}#{app_name}", ttl_days
+        if len(page) < _APPS_PER_PAGE:
+            return
+        last_id = page[-1][0]
+
+
+def group_acks_purge_expired(
+    *, batch_size: int | None = None, dry_run: bool = False, progress: ProgressCallback | None = None
+) -> int:
+    """Delete every app's group acks of messages older than the app's current TTL; returns the row count.
+
+    - The TTL is each app's `group_ack_ttl_days` as stored now (a change through
+      `policy_update` applies at the next run); the cutoff is fixed once, from
+      `timezone.now()`, when the run starts.
+    - Acks inside the window are never touched, including acks recorded while
+      the run goes on (they are newer than the cutoff: older messages refuse acks).
+    - Bounded batches of `batch_size` (default settings.PURGE_BATCH_SIZE) on the
+      (app, message_timestamp) index, each its own short transaction; safe to
+      run twice at once and to interrupt (the next run finishes the job).
+    - `dry_run` counts what would be deleted and deletes nothing.
+    """
+    batch_size = batch_size or settings.PURGE_BATCH_SIZE
+    now_ms = to_ms(timezone.now())
+    total = 0
+    for app_id, app_key, ttl_days in _app_ttls():
+        cutoff_ms = group_ack_expiry_cutoff_ms(now_ms=now_ms, ttl_days=ttl_days)
+        expired = GroupAck.objects.filter(app_id=app_id, message_timestamp__lt=cutoff_ms)
+        if dry_run:
+            app_rows = expired.count()
+            total += app_rows
+            if progress is not None:
+                progress(PurgeProgress(app_key, 0, app_rows, app_rows, total, dry_run=True))
+            continue
+
+        app_rows = 0
+        batches = 0
+
+        def on_batch(rows: int, app_key=app_key) -> None:
+            nonlocal app_rows, batches, total
+            app_rows += rows
+            batches += 1
+            total += rows
+            if progress is not None:
+                progress(PurgeProgress(app_key, batches, rows, app_rows, total))
+
+        delete_in_batches(queryset=expired, order_field="message_timestamp", batch_size=batch_size, on_batch=on_batch)
+        if app_rows:
+            logger.info(
+                "purged %d expired group acks of app %s (ttl %d days, %d batches)", app_rows, app_key, ttl_days, batches
+            )
+    logger.info("%s %d expired group acks in total", "would purge" if dry_run else "purged", total)
+    return total
