@@ -18,7 +18,6 @@ LOW_BITS = 22
 WIDTH = 19
 
 
-
 class SnowflakeGenerator:
     """Thread-safe; one per process (the module-level `snowflake_id`), or private ones in tests."""
 
