@@ -1,0 +1,225 @@
+"""GET /events?timeout=: the long-poll waits holding no transaction, lock or connection, and is woken
+by a signal when its user's feed grows (SPEC §5). Real threads on a real database (committed data)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from django.conf import settings as settings_module
+from django.db import connection
+
+from apps.chat.models import Message
+from apps.events import wakeup
+from apps.events.models import Event
+from apps.receipts.models import ReceiptDailyCount
+
+# serialized_rollback: the plans seeded by a data migration survive the flush of transactional tests.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+JOIN_SECONDS = 60  # only so a broken test cannot hang the suite; never reached when things work
+
+
+class Background:
+    """Run `fn` in a thread with its own database connection (closed at the end, like a request thread)."""
+
+    def __init__(self, fn):
+        self.result = None
+        self.error = None
+
+        def run():
+            try:
+                self.result = fn()
+            except BaseException as exc:  # reported by join()
+                self.error = exc
+            finally:
+                connection.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self):
+        self.thread.join(JOIN_SECONDS)
+        assert not self.thread.is_alive(), "the background request never finished"
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def _wait_until_waiting(count: int = 1) -> None:
+    """Block until `count` long-polls of this process have registered as waiters."""
+    deadline = time.monotonic() + JOIN_SECONDS
+    while wakeup.hub.waiting_count() < count:
+        assert time.monotonic() < deadline, "the long-poll never started waiting"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def no_recheck(settings):
+    """Make the periodic re-read longer than any long-poll here: only a wake-up signal can end a wait early."""
+    settings.EVENT_WAKEUP_RECHECK_SECONDS = 120
+
+
+def test_long_poll__woken_by_a_new_message(chat, no_recheck):
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    start = bob.poll()["next_cursor"]
+    waiting = Background(lambda: bob.poll(cursor=start, timeout=30))
+    _wait_until_waiting()
+
+    sent = chat.send(alice, "bob", {"text": "wake up"})
+
+    page = waiting.join()
+    assert [e["message_id"] for e in page["events"]] == [sent["message_id"]]
+
+
+def test_long_poll__woken_by_a_delivery_receipt(chat, no_recheck):
+    a1 = chat.login("alice", "a1", require_delivery_ack=True)
+    bob = chat.login("bob", "b1")
+    sent = chat.send(a1, "bob")
+    start = a1.poll()["next_cursor"]
+    waiting = Background(lambda: a1.poll(cursor=start, timeout=30))
+    _wait_until_waiting()
+
+    bob.poll()
+
+    page = waiting.join()
+    assert [(e["type"], e["message_id"]) for e in page["events"]] == [("messages_delivered", sent["message_id"])]
+
+
+def test_long_poll__waits_outside_any_transaction_without_a_connection(chat, no_recheck, monkeypatch):
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    seen = []
+    original_wait = wakeup.Waiter.wait
+
+    def observing_wait(self, seconds):
+        # What the waiting request thread holds at the moment it blocks.
+        seen.append({"in_atomic_block": connection.in_atomic_block, "connected": connection.connection is not None})
+        return original_wait(self, seconds)
+
+    monkeypatch.setattr(wakeup.Waiter, "wait", observing_wait)
+    waiting = Background(lambda: bob.poll(timeout=30))
+    _wait_until_waiting()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%'"
+            )
+            assert cursor.fetchone()[0] == 0
+
+    chat.send(alice, "bob")  # a write while the long-poll waits: nothing of bob's is locked
+
+    assert len(waiting.join()["events"]) == 1
+    assert seen and all(s == {"in_atomic_block": False, "connected": False} for s in seen)
+
+
+def test_long_poll__timeout_without_events__empty_page_at_the_same_position(chat):
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    chat.send(alice, "bob")
+    cursor = bob.poll()["next_cursor"]
+
+    page = bob.poll(cursor=cursor, timeout=0.3)
+
+    assert page == {"events": [], "next_cursor": cursor}
+
+
+def test_long_poll__own_event_does_not_end_the_wait_but_moves_the_cursor(chat, settings):
+    settings.EVENT_WAKEUP_RECHECK_SECONDS = 0.2
+    a1, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    start = a1.poll()["next_cursor"]
+    waiting = Background(lambda: a1.poll(cursor=start, timeout=1.5))
+    _wait_until_waiting()
+
+    chat.send(a1, "bob", {"text": "mine"})  # wakes alice's feed, but the event is a1's own
+
+    page = waiting.join()
+    assert page["events"] == []
+    assert page["next_cursor"] != start
+    reply = chat.send(bob, "alice")
+    assert [e["message_id"] for e in a1.poll(cursor=page["next_cursor"])["events"]] == [reply["message_id"]]
+
+
+def test_long_poll__several_devices_of_one_user_all_woken(chat, no_recheck):
+    alice = chat.login("alice", "a1")
+    phone, laptop = chat.login("bob", "phone"), chat.login("bob", "laptop")
+    waiters = [Background(lambda d=d: d.poll(timeout=30)) for d in (phone, laptop)]
+    _wait_until_waiting(2)
+
+    sent = chat.send(alice, "bob")
+
+    for w in waiters:
+        assert [e["message_id"] for e in w.join()["events"]] == [sent["message_id"]]
+
+
+def _backends() -> list[str]:
+    """Every wake-up backend this environment can run: local always, postgres on PostgreSQL, redis when a
+    Redis URL is configured (CI sets CACHE_URL=redis://...)."""
+    names = ["local"]
+    if settings_module.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        names.append("postgres")
+    if _redis_url():
+        names.append("redis")
+    return names
+
+
+def _redis_url() -> str:
+    url = os.environ.get("EVENT_WAKEUP_REDIS_URL") or os.environ.get("CACHE_URL") or ""
+    return url if url.startswith("redis://") else ""
+
+
+@pytest.mark.parametrize("backend_name", _backends())
+def test_long_poll__woken_by_a_publish_from_another_process(chat, settings, backend_name):
+    """Another app-server process stores an event and broadcasts its user id: this process's waiting
+    long-poll wakes through its listener (postgres, redis) or its periodic re-read (local)."""
+    settings.EVENT_WAKEUP = backend_name
+    settings.EVENT_WAKEUP_REDIS_URL = _redis_url() if backend_name == "redis" else ""
+    settings.EVENT_WAKEUP_RECHECK_SECONDS = 0.2 if backend_name == "local" else 120
+    bob = chat.login("bob", "b1")
+    bob_id = chat.user("bob").id
+    current = wakeup.backend()
+    assert current.name == backend_name
+    waiting = Background(lambda: bob.poll(timeout=30))
+    _wait_until_waiting()
+
+    # What the other process does: its INSERT commits (no wake-up of *this* process's hub here) ...
+    Event.objects.create(user_id=bob_id, type="message", payload={"text": "from afar"})
+    if backend_name != "local":
+        # ... and its after-commit broadcast, under its own pid.
+        current._send([f"999999999:{bob_id}"])
+
+    page = waiting.join()
+    assert [e.get("text") for e in page["events"]] == ["from afar"]
+
+
+# --- exactly-once delivery under concurrency
+
+
+def test_delivery__devices_fetching_at_the_same_moment__one_receipt_per_message(chat):
+    """Several devices of the recipient page through the same messages at once, each on its own
+    thread and database connection: every message is delivered once and receipted once."""
+    a1 = chat.login("alice", "a1", require_delivery_ack=True)
+    devices = [chat.login("bob", f"b{i}") for i in range(4)]
+    sent = [chat.send(a1, "bob", {"n": i}) for i in range(30)]
+    barrier = threading.Barrier(len(devices))
+
+    def read_all(device):
+        barrier.wait()
+        got, cursor = [], None
+        while True:
+            page = device.poll(limit=7, **({"cursor": cursor} if cursor else {}))
+            if not page["events"]:
+                return got
+            got += [e["message_id"] for e in page["events"]]
+            cursor = page["next_cursor"]
+
+    readers = [Background(lambda d=d: read_all(d)) for d in devices]
+    expected = [s["message_id"] for s in sent]
+    for reader in readers:
+        assert reader.join() == expected  # each device got every message once, in order
+
+    receipts = Event.objects.filter(user__username="alice", type="messages_delivered")
+    assert sorted(e.payload["message_id"] for e in receipts) == sorted(expected)
+    assert Message.objects.filter(delivered_at__isnull=True).count() == 0
+    assert ReceiptDailyCount.objects.get(app=chat.app, kind="delivery").count == 30
