@@ -58,6 +58,9 @@ _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _DUMMY_PASSWORD_HASH = make_password("not-a-real-password")
 
 MAX_BODY_BYTES = 8192
+# JSON nesting allowed in a body (the body object itself is level 1). Real message bodies nest a few levels;
+# the cap keeps every encoder on the way (Python's json, the database driver) far from its recursion limit.
+MAX_BODY_DEPTH = 64
 MAX_GROUP_NAME = 128
 # A fresh snowflake id clashes only if two processes draw the same random bits in the same ms.
 _ID_ATTEMPTS = 3
@@ -271,28 +274,35 @@ def _body_invalid(message: str) -> InvalidRequest:
     return InvalidRequest(f"body: {message}", fields={"body": [message]})
 
 
-def _check_storable(value) -> None:
-    """Raise when PostgreSQL's jsonb could not store `value` faithfully (and SQLite would disagree)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise _body_invalid("The NUL character (\\u0000) cannot be stored.")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise _body_invalid("Numbers must be finite.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_storable(key)
-            _check_storable(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_storable(item)
+def _check_storable(body: dict) -> None:
+    """Raise when PostgreSQL's jsonb could not store `body` faithfully, or it nests deeper than MAX_BODY_DEPTH.
+
+    Iterative, so a deeply nested body cannot exhaust the Python stack here.
+    """
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise _body_invalid("The NUL character (\\u0000) cannot be stored.")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise _body_invalid("Numbers must be finite.")
+        elif isinstance(value, dict | list):
+            if depth > MAX_BODY_DEPTH:
+                raise _body_invalid(f"Objects and arrays nest at most {MAX_BODY_DEPTH} levels deep.")
+            items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+            for key, item in items:
+                if key is not None:
+                    stack.append((key, depth))
+                stack.append((item, depth + 1))
 
 
 def message_body_check(*, body) -> int:
     """Check a message body and return its size: a JSON object of at most 8192 bytes as compact UTF-8 JSON.
 
     - a body jsonb cannot store (NUL characters, lone surrogates, non-finite numbers) is refused with a
-      clear 400 rather than reaching the database (and a 500);
+      clear 400 rather than reaching the database (and a 500); so is nesting deeper than MAX_BODY_DEPTH;
     - the size is that of json.dumps(body, separators=(",", ":"), ensure_ascii=False) in UTF-8.
     Raises invalid_request with fields.body.
     """

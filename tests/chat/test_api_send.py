@@ -470,3 +470,31 @@ def test_send_group__query_count_does_not_grow_with_group_size(
         response = group_send(sender, chat_app, group)
     assert response.status_code == 201 and response.json()["need_group_ack"] is True
     assert Event.objects.filter(payload__message_id=response.json()["message_id"]).count() == size
+
+
+# --------------------------------------------------------------------------- nesting
+
+
+def nested_body(levels: int) -> str:
+    """A body object nesting `levels` levels deep (the body itself is level 1), as raw JSON."""
+    return '{"a":' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+
+def post_raw_body(client, app, raw_body):
+    raw = '{"chat_type": "single", "to": "bob", "body": ' + raw_body + "}"
+    return client.post(f"{base(app)}/messages", raw, content_type="application/json")
+
+
+def test_send__body_nesting_64_levels__accepted_65__400(chat_app, alice_bob, login):
+    alice = login("alice")
+    assert post_raw_body(alice, chat_app, nested_body(64)).status_code == 201
+    response = post_raw_body(alice, chat_app, nested_body(65))
+    assert response.status_code == 400
+    assert "body" in response.json()["fields"]
+
+
+@pytest.mark.parametrize("levels", [900, 5000, 100_000])
+def test_send__absurdly_nested_json__400_not_500(chat_app, alice_bob, login, levels):
+    response = post_raw_body(login("alice"), chat_app, nested_body(levels))
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

@@ -95,7 +95,7 @@ def test_token_endpoint__unknown_app__401(chat_app, api_client):
     assert response.json()["error"] == "unauthenticated"
 
 
-@pytest.mark.parametrize("payload", ["[]", '"x"', "{bad json", ""])
+@pytest.mark.parametrize("payload", ["[]", '"x"', "{bad json", "", "[" * 100_000 + "]" * 100_000])
 def test_token_endpoint__malformed_body__400(chat_app, api_client, payload):
     response = api_client.post(f"{base(chat_app)}/token", payload, content_type="application/json")
     assert response.status_code == 400
