@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench install migrate demo schema clean
+.PHONY: run test lint bench install migrate demo schema clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,15 @@ demo: migrate
 run: demo
 	$(PY) scripts/run_all.py --host $(HOST) --port $(PORT)
 
-test: install
+# The browser tests drive Debian's chromium through playwright (never `playwright install`):
+# installed here when missing, so `make test` works on a fresh machine.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium || \
+	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+test: install chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

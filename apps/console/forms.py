@@ -79,6 +79,7 @@ class PolicyLimitsForm(forms.Form):
         self.fields["plan"].choices = [(plan.code, plan.name) for plan in plans]
         for name, field in self.fields.items():
             field.label = FIELD_LABELS.get(name, field.label)
+        self.fields["group_ack_ttl_days"].label = "Ack validity (days)"
 
     def changes(self) -> dict:
         """Every business field as sent: the service audits only the ones that really change."""

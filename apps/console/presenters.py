@@ -18,7 +18,7 @@ FIELD_LABELS = {
     "group_ack_member_limit": "Group size limit",
     "group_ack_sender_scope": "Who may request group acks",
     "group_ack_count_visibility": "Who sees the ack count",
-    "group_ack_ttl_days": "Ack validity (days)",
+    "group_ack_ttl_days": "Ack validity",
 }
 
 CHOICE_LABELS = {

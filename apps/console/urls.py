@@ -1,17 +1,10 @@
 """Routes of the web console, mounted at /console/."""
 
-from pathlib import Path
-
 from django.urls import path
-from django.views.static import serve
 
 from . import views
 
 app_name = "console"
-
-# The console's CSS and JS, served by Django itself so the console works with DEBUG off and no
-# separate static server (the files are small and revalidated with Last-Modified).
-ASSETS = Path(__file__).resolve().parent / "static" / "console"
 
 
 def page(view):
@@ -28,5 +21,5 @@ urlpatterns = [
     path("apps/<str:org_name>/<str:app_name>/limits/", page(views.PolicyUpdateView), name="app-limits"),
     path("apps/<str:org_name>/<str:app_name>/audit/", page(views.AuditListView), name="app-audit"),
     path("apps/<str:org_name>/<str:app_name>/dashboard/", page(views.DashboardView), name="app-dashboard"),
-    path("assets/<path:path>", serve, {"document_root": ASSETS}, name="asset"),
+    path("assets/<str:name>", views.asset, name="asset"),
 ]

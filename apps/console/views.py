@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import wraps
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
@@ -16,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
+from django.views.static import serve
 
 from apps.audit.selectors import audit_list
 from apps.common.exceptions import ApplicationError, NotFound
@@ -56,6 +58,18 @@ def console_headers(view):
         return response
 
     return wrapper
+
+
+# The console's own CSS, JS and icon, served by Django so the console works with DEBUG off and no separate
+# static server; a fixed list, so no request path ever reaches the filesystem.
+ASSETS_DIR = Path(__file__).resolve().parent / "static" / "console"
+ASSETS = frozenset({"console.css", "console.js", "favicon.svg"})
+
+
+def asset(request, name: str):
+    if name not in ASSETS:
+        raise Http404("No such asset.")
+    return serve(request, name, document_root=ASSETS_DIR)
 
 
 def _render(request, template: str, context: dict | None = None, *, status: int = 200, roles=None):

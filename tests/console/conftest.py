@@ -1,9 +1,11 @@
 """Console fixtures: signed-in Django test clients per role, and Debian's chromium for the browser tests."""
 
+import importlib
 import os
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -69,6 +71,18 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1280, "height": 860}}
+
+
+@pytest.fixture
+def seeded_db(transactional_db):
+    """The plans and role groups of the seed migration, for tests on the live server.
+
+    A transactional test's teardown flushes every table, and serialized_rollback does not restore the
+    migration's rows once playwright's event loop runs (pytest-django #1117): seed again, idempotently,
+    with the migration's own function.
+    """
+    migration = importlib.import_module("apps.tenancy.migrations.0002_seed_plans_and_roles")
+    migration.seed(django_apps, None)
 
 
 @pytest.fixture
