@@ -128,7 +128,7 @@ GroupOutput = inline_serializer("Group", {
 
 
 class GroupCreateApi(AppTokenApi):
-    class InputSerializer(serializers.Serializer):
+    class GroupCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=128, trim_whitespace=False)
         owner = serializers.CharField(max_length=64, trim_whitespace=False)
         members = _usernames()
@@ -136,11 +136,11 @@ class GroupCreateApi(AppTokenApi):
 
     @extend_schema(
         operation_id="app_groups_create",
-        request=InputSerializer,
+        request=GroupCreateInputSerializer,
         responses={201: GroupOutput, **error_responses((400, "unknown_user"), (403, "forbidden"))},
     )
     def post(self, request, org_name, app_name):
-        data = self.InputSerializer(data=request.data)
+        data = self.GroupCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         group = services.group_create(app=request.user.app, **data.validated_data)
         return Response(
@@ -151,19 +151,19 @@ class GroupCreateApi(AppTokenApi):
 
 
 class GroupMembersAddApi(AppTokenApi):
-    class InputSerializer(serializers.Serializer):
+    class GroupMembersAddInputSerializer(serializers.Serializer):
         usernames = _usernames()
 
     @extend_schema(
         operation_id="app_group_members_add",
-        request=InputSerializer,
+        request=GroupMembersAddInputSerializer,
         responses={
             200: inline_serializer("MemberCount", {"member_count": serializers.IntegerField()}),
             **error_responses((400, "unknown_user"), (403, "forbidden"), (404, "group_not_found")),
         },
     )
     def post(self, request, org_name, app_name, group_id):
-        data = self.InputSerializer(data=request.data)
+        data = self.GroupMembersAddInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         count = services.group_members_add(app=request.user.app, group_id=group_id, **data.validated_data)
         return Response({"member_count": count})
@@ -201,7 +201,7 @@ class GroupAdminApi(AppTokenApi):
 
 
 class MessageSendApi(UserTokenApi):
-    class InputSerializer(serializers.Serializer):
+    class MessageSendInputSerializer(serializers.Serializer):
         chat_type = serializers.ChoiceField(choices=["single", "group"])
         to = serializers.CharField(max_length=64, trim_whitespace=False, help_text="username or group_id")
         body = serializers.JSONField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON.")
@@ -209,7 +209,7 @@ class MessageSendApi(UserTokenApi):
 
     @extend_schema(
         operation_id="app_messages_send",
-        request=InputSerializer,
+        request=MessageSendInputSerializer,
         responses={
             201: inline_serializer("MessageSent", {
                 "message_id": serializers.CharField(),
@@ -228,7 +228,7 @@ class MessageSendApi(UserTokenApi):
         },
     )
     def post(self, request, org_name, app_name):
-        data = self.InputSerializer(data=request.data)
+        data = self.MessageSendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         principal = request.user
         result = services.message_send(
