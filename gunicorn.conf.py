@@ -1,0 +1,27 @@
+"""gunicorn settings of the production web server (docs/OPERATIONS.md, "Long-poll and scaling out").
+
+    .venv/bin/gunicorn receipts_console.wsgi:application -c gunicorn.conf.py
+
+- gthread workers: each request runs on a thread of a worker process, so a long-poll
+  (GET /events?timeout=, up to 30 s) holds one thread, never the whole worker; the other
+  threads keep answering. Idle keep-alive connections wait in the worker's poller, not on a thread.
+- threads (WEB_THREADS, default 64): size for the long-polls one worker holds at once plus
+  headroom for ordinary requests. A waiting long-poll gives its database connection back,
+  so a thread costs memory (its stack), not a connection slot.
+- workers (WEB_WORKERS, default: CPU cores): Python runs one thread at a time per process, so
+  processes give the CPU-bound work parallelism. A wake-up reaches long-polls waiting in any
+  worker (and on any machine) through PostgreSQL LISTEN/NOTIFY or Redis (EVENT_WAKEUP).
+- timeout: the gthread heartbeat does not depend on request threads, so a 30 s long-poll is
+  never mistaken for a hung worker; graceful_timeout lets waiting long-polls finish on restart.
+"""
+
+import os
+
+bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", os.cpu_count() or 2))
+threads = int(os.environ.get("WEB_THREADS", "64"))
+timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
+graceful_timeout = 35
+keepalive = 5
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
