@@ -12,9 +12,19 @@ from django.test import Client
 from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
 
-# Playwright's sync API keeps an event loop running in the main thread; Django would refuse ORM calls
-# from the test body (setting up data) without this. The live server's own threads are unaffected.
+# Playwright's sync API keeps an event loop running in the main thread from the first browser test to the
+# end of the session; Django would refuse ORM calls from the test body (setting up data) without this.
+# The live server's own threads are unaffected.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests run last (after pytest-django's own ordering, which the stable sort keeps).
+
+    The event loop playwright starts lives until the session ends: no other test should run beside it.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
