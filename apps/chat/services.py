@@ -322,7 +322,7 @@ def message_body_check(*, body) -> int:
 
 _CONVERSATION_UPSERT = """
 INSERT INTO {table} (owner_id, peer_id, unread_count, last_message_id, last_timestamp)
-VALUES (%s, %s, 1, %s, %s), (%s, %s, 0, %s, %s)
+VALUES (%s, %s, %s, %s, %s), (%s, %s, %s, %s, %s)
 ON CONFLICT (owner_id, peer_id) DO UPDATE SET
     unread_count = {table}.unread_count + excluded.unread_count,
     last_message_id = CASE WHEN excluded.last_timestamp >= {table}.last_timestamp
@@ -338,15 +338,17 @@ def _conversations_touch(*, message: Message) -> None:
     - the recipient's conversation with the sender: unread_count + 1, in the database, so concurrent
       sends never lose an increment and no row is created twice (no check-then-insert);
     - the sender's conversation with the recipient: last message only, its unread count is untouched;
-    - last_message only moves forward in time: a slower concurrent send does not overwrite a newer one.
+    - last_message only moves forward in time: a slower concurrent send does not overwrite a newer one;
+    - rows are written (and locked) in owner order, so alice->bob and bob->alice sent at the same moment
+      lock the same two rows in the same order and cannot deadlock.
     """
     table = connection.ops.quote_name(Conversation._meta.db_table)
-    pk, ts = message.pk, message.timestamp
+    rows = sorted([
+        (message.recipient_id, message.sender_id, 1, message.pk, message.timestamp),
+        (message.sender_id, message.recipient_id, 0, message.pk, message.timestamp),
+    ])
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CONVERSATION_UPSERT.format(table=table),
-            [message.recipient_id, message.sender_id, pk, ts, message.sender_id, message.recipient_id, pk, ts],
-        )
+        cursor.execute(_CONVERSATION_UPSERT.format(table=table), [value for row in rows for value in row])
 
 
 def _message_event_payload(*, message: Message, sender: ChatUser, to: str) -> dict:

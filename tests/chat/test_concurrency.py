@@ -91,3 +91,26 @@ def test_concurrent_member_adds__member_count_exact():
     group.refresh_from_db()
     assert group.member_count == Membership.objects.filter(group=group).count() == 1 + 2 + THREADS * 2
     assert Group.objects.count() == 1
+
+
+# serialized_rollback: the plans seeded by a data migration survive the flush of transactional tests
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_sends_both_ways__no_deadlock_counts_exact():
+    app, _ = app_create(org_name="race", app_name="chat", plan="pro")
+    alice = chat_user_create(app=app, username="alice", password="p")
+    bob = chat_user_create(app=app, username="bob", password="p")
+    devices = {user.username: DeviceSession.objects.create(user=user, device_id="d") for user in (alice, bob)}
+    pairs = [(alice, "bob"), (bob, "alice")]
+
+    def send(i):
+        sender, to = pairs[i % 2]
+        for n in range(PER_THREAD * 2):
+            busy_retry(lambda n=n: message_send(app=app, sender=sender, device=devices[sender.username],
+                                                chat_type="single", to=to, body={"n": n}))
+
+    assert run_together(send, THREADS) == []
+    expected = THREADS // 2 * PER_THREAD * 2
+    assert Conversation.objects.get(owner=alice, peer=bob).unread_count == expected
+    assert Conversation.objects.get(owner=bob, peer=alice).unread_count == expected
+    last = Message.objects.order_by("-timestamp", "-message_id").first()
+    assert {c.last_timestamp for c in Conversation.objects.all()} == {last.timestamp}
