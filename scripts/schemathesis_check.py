@@ -3,7 +3,7 @@
 What it does, in order:
 1. migrates the database named by DATABASE_URL (CI passes its PostgreSQL one; without
    it a fresh temporary SQLite file is used) and loads the demo data;
-2. starts the real server (gunicorn, on a free 127.0.0.1 port);
+2. starts the real server (gunicorn with gunicorn.conf.py, on a free 127.0.0.1 port);
 3. through the API itself, gets a staff token (superuser `admin`), an app token and a
    user token (alice) of the demo app `demo#pro`, and sends the messages that the
    read-ack endpoints need (bob -> alice, and a group message with group acks);
@@ -220,9 +220,10 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     server_log = work / "server.log"
     server = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "receipts_console.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--timeout", "60",
-         "--graceful-timeout", "5", "--access-logfile", "-", "--access-logformat", "ACCESS %(m)s %(U)s %(s)s"],
+        # The production configuration (gunicorn.conf.py), on a free port, with an access log to summarise.
+        [str(VENV_BIN / "gunicorn"), "receipts_console.wsgi:application", "-c", str(ROOT / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "5",
+         "--access-logfile", "-", "--access-logformat", "ACCESS %(m)s %(U)s %(s)s"],
         cwd=ROOT, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     started = time.monotonic()
