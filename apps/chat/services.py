@@ -210,13 +210,14 @@ def group_members_add(*, app: App, group_id: str, usernames: list[str]) -> int:
     """Add users to a group; existing members are left as they are. Returns the new member_count.
 
     Raises group_not_found, and unknown_user when any name is unknown (then nobody is added).
-    The group row is locked while counting, so concurrent adds keep member_count exact.
+    The group row is locked while counting, so concurrent adds keep member_count exact; FOR NO KEY UPDATE,
+    so sends to the group (whose message rows reference it) are not blocked meanwhile.
     """
     group = group_get(app=app, group_id=group_id)
     users = _users_or_unknown(app=app, by_field={"usernames": list(usernames)})
     user_ids = {user.pk for user in users.values()}
     with transaction.atomic():
-        locked = Group.objects.select_for_update().only("pk", "member_count").get(pk=group.pk)
+        locked = Group.objects.select_for_update(no_key=True).only("pk", "member_count").get(pk=group.pk)
         existing = set(Membership.objects.filter(group=locked, user_id__in=user_ids).values_list("user_id", flat=True))
         new_ids = sorted(user_ids - existing)
         if not new_ids:
@@ -235,7 +236,7 @@ def group_member_remove(*, app: App, group_id: str, username: str) -> None:
     group = group_get(app=app, group_id=group_id)
     user = chat_user_get(app=app, username=username)
     with transaction.atomic():
-        locked = Group.objects.select_for_update().only("pk").get(pk=group.pk)
+        locked = Group.objects.select_for_update(no_key=True).only("pk").get(pk=group.pk)
         membership = Membership.objects.filter(group=locked, user=user).first()
         if membership is None:
             raise UserNotFound(f"{username} is not a member of this group.")
