@@ -316,7 +316,8 @@ class PolicyUpdateView(ConsoleView):
         else:
             summary = presenters.changes_summary(changes=changed, plan_names=plan_names)
             messages.success(request, f"Saved for {app.app_key}: {summary}. The change is in the audit trail.")
-            if policy.group_read_ack_enabled and not app.plan.group_read_ack_allowed:
+            snapshot = policy_snapshot_build(policy=policy, plan=app.plan)
+            if snapshot.group_read_ack_enabled and not snapshot.effective_group_read_ack:
                 messages.warning(request, f"Group read receipts are switched on, but the {app.plan.name} plan does "
                                           "not include them: they are off in effect until the plan is upgraded.")
         return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)

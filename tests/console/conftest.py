@@ -80,7 +80,9 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 860}}
+    # Clipboard permissions so the test can read back what the copy button copied.
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 860},
+            "permissions": ["clipboard-read", "clipboard-write"]}
 
 
 @pytest.fixture

@@ -134,3 +134,9 @@ def test_app_create__business_user__not_offered_and_refused(business_console):
 def test_app_create__superuser__allowed(superuser_console):
     response = superuser_console.post("/console/apps/new/", {"org_name": "acme", "app_name": "chat", "plan": "free"})
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("params", [{"q": "\x00"}, {"cursor": "\x00"}, {"q": "x" * 500}, {"cursor": "p" * 500}])
+def test_app_list__garbage_query__200_not_500(operator_console, make_app, params):
+    make_app()
+    assert operator_console.get("/console/", params).status_code == 200

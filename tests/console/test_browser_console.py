@@ -84,6 +84,9 @@ def test_browser__operator_sees_no_business_controls_and_creates_an_app(page, li
     secret = page.input_value("[data-testid=client-secret]")
     assert len(secret) > 30
     screenshot(page, "07-app-created-secret-once")
+    page.click("button:has-text('Copy secret')")
+    page.wait_for_selector("button:has-text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
     page.click("text=I have saved it")
     assert secret not in page.content()
 

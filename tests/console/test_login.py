@@ -155,3 +155,10 @@ def test_session_settings__secure_defaults_when_debug_off():
     assert settings.SESSION_COOKIE_SAMESITE == "Lax"
     assert settings.SESSION_COOKIE_AGE <= 12 * 3600
     assert settings.X_FRAME_OPTIONS == "DENY"
+
+
+@pytest.mark.parametrize("next_url", ["/console/\r\nSet-Cookie: a=b", "/console/\x00", "/console/" + "x" * 5000])
+def test_login__hostile_next__never_a_500_or_header_injection(client, operator_user, next_url):
+    response = _login(client, "olga", PASSWORD, next=next_url)
+    assert response.status_code == 302
+    assert "\n" not in response["Location"] and "\x00" not in response["Location"]
