@@ -8,6 +8,7 @@ Domain code raises `ApplicationError` (or a subclass) with a contract code;
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -105,6 +106,9 @@ def api_exception_handler(exc, context):
         return Response(exc.as_payload(), status=exc.status)
     if isinstance(exc, Http404):
         return Response(error_payload("not_found", "Not found."), status=404)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): one more malformed body, refused unread.
+        return Response(error_payload("invalid_request", "The request body is too large."), status=400)
     if isinstance(exc, DjangoPermissionDenied):
         return Response(error_payload("forbidden", "You may not do this."), status=403)
     if isinstance(exc, drf_exceptions.ValidationError):

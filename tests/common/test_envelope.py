@@ -163,3 +163,26 @@ def test_envelope__unexpected_error__500_in_envelope(business_client, make_app, 
     response = business_client.get(f"{APPS}/acme/chat")
     assert response.status_code == 500
     assert response.json() == {"error": "server_error", "detail": "Internal error; it has been logged."}
+
+
+def test_envelope__body_above_upload_limit__400_invalid_request_unread(operator_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps({"org_name": "acme", "app_name": "chat", "padding": "x" * 2000})
+    response = operator_client.generic("POST", APPS, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["detail"] == "The request body is too large."
+
+
+def test_envelope__body_just_under_upload_limit__parsed(operator_client, settings):
+    body = json.dumps({"org_name": "acme", "app_name": "chat"})
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body)
+    response = operator_client.generic("POST", APPS, body, content_type="application/json")
+    assert response.status_code == 201
+
+
+def test_envelope__deeply_nested_json__400_invalid_request(operator_client):
+    body = "[" * 100_000 + "]" * 100_000
+    response = operator_client.generic("POST", APPS, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
