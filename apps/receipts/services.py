@@ -5,9 +5,9 @@ Every write is decided in the database, never by "check, then write" in Python:
   the row is the one that emits the events (a repeat, or a concurrent twin, gets `already_read`);
 - a group ack is `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on the unique (message, reader): only the
   insert that returned a row increments the message's counter and emits `group_message_read`.
-Lock order, the same as `message_send` and the delivery path, so concurrent writers cannot deadlock:
-message rows, then the users' rows (events_publish locks them), then the conversation row, then the
-daily counter row (last: it is shared by the whole app, so it is held for the shortest time).
+Lock order, the same as `message_send`, so concurrent writers cannot deadlock (a mixed race test pins it):
+message rows, then the conversation row, then the daily counter row, and events_publish LAST (it locks the
+receiving users' rows, which must be the last locks any transaction takes).
 Events are stored in the same transaction as the change (events_publish), so a rolled-back ack emits nothing.
 """
 
@@ -94,11 +94,11 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
             # No origin device on the sender's copy: device ids are per user, so the reader's device id
             # could equal one of the sender's and would hide the receipt from it.
             events.append(NewEvent(user_id=message.sender_id, type="messages_read", payload=payload))
-        events_publish(events=events)
         Conversation.objects.filter(owner=reader, peer_id=message.sender_id, unread_count__gt=0).update(
             unread_count=F("unread_count") - 1
         )
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)
+        events_publish(events=events)
     return MessageReadResult(message_id=message.message_id, already_read=False)
 
 
@@ -125,6 +125,12 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
         )
         if not cleared:
             return ConversationReadResult(peer=peer_user.username, sent=False, unread_before=0)
+        # Subtract what this UPDATE cleared rather than writing 0: a message committed after it
+        # (the sender's +1) stays counted. Greatest() keeps the count from going below zero.
+        Conversation.objects.filter(owner=reader, peer=peer_user).update(
+            unread_count=Greatest(F("unread_count") - cleared, 0)
+        )
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)
         payload = {"from": reader.username, "to": peer_user.username, "timestamp": to_ms(moment)}
         events_publish(
             events=[
@@ -133,12 +139,6 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
                          origin_device_id=device.device_id),
             ]
         )
-        # Subtract what this UPDATE cleared rather than writing 0: a message committed after it
-        # (the sender's +1) stays counted. Greatest() keeps the count from going below zero.
-        Conversation.objects.filter(owner=reader, peer=peer_user).update(
-            unread_count=Greatest(F("unread_count") - cleared, 0)
-        )
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
 
 
@@ -195,6 +195,7 @@ def group_ack_record(
                                   already_acked=True)
         cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(table=message_table), [message.pk])
         (count,) = cursor.fetchone()
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)
         events_publish(
             events=[
                 NewEvent(
@@ -210,5 +211,4 @@ def group_ack_record(
                 )
             ]
         )
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)
     return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)

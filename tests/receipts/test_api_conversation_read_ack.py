@@ -184,7 +184,7 @@ def test_conversation_ack__queries__same_for_1_and_100_unread(chat, django_asser
     for _ in range(unread_messages):
         world.send(alice, "bob")
     world.warm_cache()
-    # token, peer; savepoint, UPDATE messages, lock users + INSERT events, conversation, counter; release
+    # token, peer; savepoint, UPDATE messages, conversation, counter, lock users + INSERT events; release
     with django_assert_num_queries(9):
         response = world.conversation_ack(bob, "alice")
     assert response.json()["unread_before"] == unread_messages

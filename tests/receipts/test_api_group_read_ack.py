@@ -268,7 +268,7 @@ def test_group_ack__queries__new_ack(team, django_assert_num_queries):
     world, group, message, _, bob, _ = team
     world.warm_cache()
     # token, group + membership, message; savepoint, INSERT .. ON CONFLICT, UPDATE count RETURNING,
-    # lock users + INSERT event, counter; release
+    # counter, lock users + INSERT event; release
     with django_assert_num_queries(10):
         assert world.group_ack(bob, group.group_id, message.message_id).json()["count"] == 1
 

@@ -249,7 +249,7 @@ def test_read_ack__order__require_ack_off_before_expiry(chat):
 def test_read_ack__queries__first_ack(chat, django_assert_num_queries):
     world, _, bob, _, message = chat
     world.warm_cache()
-    # token, message; savepoint, UPDATE read_at, lock users + INSERT events, conversation, counter; release
+    # token, message; savepoint, UPDATE read_at, conversation, counter, lock users + INSERT events; release
     with django_assert_num_queries(9):
         assert world.message_ack(bob, message.message_id).status_code == 200
 
