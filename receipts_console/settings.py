@@ -184,7 +184,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
-        "polling_interval": 0.5,
+        "polling_interval": 0.2,
     }
     if CELERY_BROKER_URL.split("://", 1)[0] in ("atomicfs", "filesystem")
     else {}

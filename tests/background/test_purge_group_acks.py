@@ -185,7 +185,7 @@ def test_purge__interrupted_mid_run__committed_batches_stay_deleted__next_run_fi
     assert GroupAck.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_purge__two_runs_at_once__each_row_deleted_once__counts_add_up():
     # Given 120 expired and 10 fresh acks
     world = ack_world(readers=40)

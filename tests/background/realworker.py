@@ -1,0 +1,155 @@
+"""Real Celery worker processes for the integration tests: no eager mode, a real broker, the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_TEST_BROKER = "redis://127.0.0.1:6379/7"
+
+
+def database_url_of_test_db() -> str:
+    """DATABASE_URL of the database pytest-django created (the worker must use the same one)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    assert connection.vendor == "postgresql", connection.vendor
+    auth = quote(s["USER"] or "", safe="")
+    if s["PASSWORD"]:
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def broker_for_this_run(tmp_path) -> tuple[str, dict]:
+    """(broker URL, extra env): Redis beside PostgreSQL (as in production), the embedded broker beside SQLite."""
+    if connection.vendor == "postgresql":
+        url = os.environ.get("CELERY_BROKER_URL", "")
+        return (url if url.startswith("redis://") else REDIS_TEST_BROKER), {}
+    folder = tmp_path / "broker"
+    return "atomicfs://localhost//", {"CELERY_BROKER_FOLDER": str(folder)}
+
+
+def worker_env(*, broker_url: str, extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="receipts_console.settings",
+        DATABASE_URL=database_url_of_test_db(),
+        CELERY_BROKER_URL=broker_url,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+class Worker:
+    """`celery -A receipts_console worker` on its own queue (so parallel test runs never share a message)."""
+
+    def __init__(self, *, env: dict, log_path: Path, concurrency: int = 1):
+        self.queue = f"test-{uuid.uuid4().hex[:12]}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "receipts_console", "worker",
+                "-Q", self.queue, "-n", f"{self.queue}@%h", "--concurrency", str(concurrency),
+                "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat",
+            ],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, *, count: int = 1, timeout: float = 60) -> str:
+        """Wait until `text` appears `count` times in the log; fail with the log if it does not."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            log = self.log()
+            if log.count(text) >= count:
+                return log
+            assert self.proc.poll() is None, f"worker exited with {self.proc.returncode}:\n{log}"
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} x{count} not in the worker log within {timeout}s:\n{self.log()[-5000:]}")
+
+    def stop(self, timeout: float = 30) -> int:
+        """Warm shutdown (SIGTERM), as a process manager does; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+def broker_connection(broker_url: str, extra_env: dict):
+    """A kombu connection to the broker the worker uses (the embedded one in the worker's folder)."""
+    from kombu import Connection
+
+    folder = extra_env.get("CELERY_BROKER_FOLDER")
+    options = {}
+    if folder:
+        folder = Path(folder)
+        options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+        }
+    return Connection(broker_url, transport_options=options)
+
+
+def send(conn, task_name: str, queue_name: str, *, args=()) -> None:
+    """Send one task to the worker's queue."""
+    from receipts_console.celery import app as celery_app
+
+    celery_app.send_task(task_name, args=list(args), queue=queue_name, connection=conn)
+
+
+def declare(conn, queue_name: str) -> None:
+    """Declare the worker's queue, so a message sent before the worker is up is kept, not dropped."""
+    from kombu import Exchange, Queue
+
+    Queue(queue_name, Exchange(queue_name), routing_key=queue_name)(conn.default_channel).declare()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,0 +1,49 @@
+"""SPEC §6 wiring: the tasks are registered, beat sends both purges every PURGE_INTERVAL_SECONDS,
+and without CELERY_BROKER_URL the embedded (atomic filesystem) broker is used."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from kombu import Connection
+
+from apps.common import celery_transport
+from receipts_console.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_both_purges_registered_and_scheduled_by_beat(settings):
+    celery_app.loader.import_default_modules()
+    schedule = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+
+    assert set(schedule) == {"receipts.purge_expired_group_acks", "events.purge_expired_events"}
+    for name, entry in schedule.items():
+        assert name in celery_app.tasks
+        assert entry["schedule"] == settings.PURGE_INTERVAL_SECONDS
+        # A run older than one interval is dropped rather than piled up behind a stopped worker.
+        assert entry["options"]["expires"] == settings.PURGE_INTERVAL_SECONDS
+
+
+def _settings_in_fresh_process(env_overrides: dict, expression: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "receipts_console.settings", **env_overrides}
+    code = f"from django.conf import settings; print({expression})"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_defaults__embedded_broker__purge_every_10_minutes():
+    assert _settings_in_fresh_process({}, "settings.CELERY_BROKER_URL") == "atomicfs://localhost//"
+    assert _settings_in_fresh_process({}, "settings.PURGE_INTERVAL_SECONDS") == "600"
+
+
+def test_interval_and_broker_configurable_from_the_environment():
+    env = {"PURGE_INTERVAL_SECONDS": "60", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/6"}
+    assert _settings_in_fresh_process(env, "settings.CELERY_BEAT_SCHEDULE['purge-expired-events']['schedule']") == "60"
+    assert _settings_in_fresh_process(env, "settings.CELERY_BROKER_TRANSPORT_OPTIONS") == "{}"
+
+
+def test_embedded_broker_url_resolves_to_the_atomic_transport(tmp_path):
+    with Connection("atomicfs://localhost//", transport_options={"data_folder_in": str(tmp_path)}) as conn:
+        assert conn.transport_cls == "atomicfs"
+        assert isinstance(conn.transport, celery_transport.Transport)
