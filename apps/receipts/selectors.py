@@ -114,7 +114,10 @@ def group_ack_list(
     position = decode_pair_cursor(cursor)
     if position is not None:
         acked_us, row_id = position
-        acked_at = _from_us(acked_us)
+        try:
+            acked_at = _from_us(acked_us)
+        except OverflowError:  # past year 9999: not a cursor this API issued
+            raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]})
         acks = acks.filter(Q(acked_at__gt=acked_at) | Q(acked_at=acked_at, id__gt=row_id))
     page = list(acks.order_by("acked_at", "id")[: limit + 1])
     next_cursor = None

@@ -200,3 +200,11 @@ def test_ack_list__queries__independent_of_page_size(team, django_assert_num_que
     with django_assert_num_queries(4):  # token, group + membership, message, page of readers (joined)
         body = world.ack_list(alice, group.group_id, message.message_id, limit=limit).json()
     assert len(body["readers"]) == limit and body["count"] == 30
+
+
+def test_ack_list__cursor_beyond_any_date__400_not_500(team):
+    from apps.receipts.selectors import encode_pair_cursor
+
+    world, group, message, alice, *_ = team
+    cursor = encode_pair_cursor(2**63 - 1, 1)
+    assert error(world.ack_list(alice, group.group_id, message.message_id, cursor=cursor)) == (400, "invalid_request")
