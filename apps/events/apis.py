@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from django.db import transaction
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -17,8 +16,8 @@ from apps.common.schema import error_responses
 from .services import events_poll
 
 MAX_TIMEOUT_SECONDS = 30
-# Whole or decimal seconds, plain digits only: "0", "25", "2.5". No sign, exponent, nan or inf.
-_TIMEOUT_RE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+# A JSON number (RFC 8259): "0", "25", "2.5", "1e1". No "+", spaces, nan or inf.
+_TIMEOUT_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _LIMIT_RE = re.compile(r"-?[0-9]{1,30}")
 
 
@@ -35,9 +34,10 @@ class EventListQuerySerializer(serializers.Serializer):
     def validate_timeout(self, value: str) -> float:
         if value == "":
             return 0.0
-        if not _TIMEOUT_RE.fullmatch(value) or float(value) > MAX_TIMEOUT_SECONDS:
-            raise serializers.ValidationError(f"Seconds from 0 to {MAX_TIMEOUT_SECONDS} (decimals allowed).")
-        return float(value)
+        seconds = float(value) if len(value) <= 40 and _TIMEOUT_RE.fullmatch(value) else -1.0
+        if not 0 <= seconds <= MAX_TIMEOUT_SECONDS:
+            raise serializers.ValidationError(f"A number of seconds from 0 to {MAX_TIMEOUT_SECONDS}.")
+        return seconds
 
 
 def event_as_dict(event) -> dict:
@@ -46,6 +46,12 @@ def event_as_dict(event) -> dict:
 
 
 class EventListApi(UserTokenApi):
+    """The device's next events, oldest first, from its own position; long-polls up to `timeout` seconds.
+
+    Never returns events caused by the calling device. Handing out a single-chat message records
+    its delivery (and may send the sender a `messages_delivered`).
+    """
+
     @classmethod
     def as_view(cls, **initkwargs):
         # A long-poll waits outside any transaction, even if ATOMIC_REQUESTS is ever turned on.
@@ -56,10 +62,11 @@ class EventListApi(UserTokenApi):
         parameters=[
             OpenApiParameter("cursor", str, description="Opaque position from the previous next_cursor; "
                              "absent: from the user's oldest retained event."),
-            OpenApiParameter("limit", int, description="1..200 (larger is clamped), default 50."),
-            OpenApiParameter("timeout", OpenApiTypes.NUMBER,
-                             description="Long-poll: seconds (0..30, decimals allowed) to wait for an event. "
-                                         "Default 0."),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1},
+                             description="1..200 (larger is clamped), default 50."),
+            OpenApiParameter("timeout", {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
+                             description="Long-poll: seconds (a number, 0..30, decimals allowed) to wait for "
+                                         "an event. Default 0."),
         ],
         responses={
             200: inline_serializer("EventPage", {

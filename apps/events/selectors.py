@@ -17,8 +17,6 @@ class FeedPage:
     events: list[Event]
     # The position after everything this read covered (handed out or skipped); never behind the request's.
     next_position: int
-    # True when more visible events follow right away.
-    more: bool
 
 
 def feed_page_get(*, user_id: int, device_id: str, position: int, limit: int) -> FeedPage:
@@ -37,11 +35,10 @@ def feed_page_get(*, user_id: int, device_id: str, position: int, limit: int) ->
         .filter((Q(created_at__gte=cutoff) & ~Q(origin_device_id=device_id)) | Q(id=tail))
         .order_by("id")[: limit + 1]
     )
-    more = len(rows) > limit
-    if more:
-        # The tail is the highest id, so it is the extra row: the first `limit` rows are all visible.
+    if len(rows) > limit:
+        # More follow. The tail is the highest id, so it is the extra row: the first `limit` are all visible.
         rows = rows[:limit]
     if not rows:
-        return FeedPage(events=[], next_position=position, more=False)
+        return FeedPage(events=[], next_position=position)
     visible = [r for r in rows if r.origin_device_id != device_id and r.created_at >= cutoff]
-    return FeedPage(events=visible, next_position=rows[-1].id, more=more)
+    return FeedPage(events=visible, next_position=rows[-1].id)

@@ -115,6 +115,27 @@ def test_long_poll__waits_outside_any_transaction_without_a_connection(chat, no_
     assert seen and all(s == {"in_atomic_block": False, "connected": False} for s in seen)
 
 
+def test_long_poll__atomic_requests_on__still_waits_outside_a_transaction(chat, no_recheck, monkeypatch):
+    # A deployment may turn ATOMIC_REQUESTS on; the feed view opts out of it.
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    seen = []
+    original_wait = wakeup.Waiter.wait
+
+    def observing_wait(self, seconds):
+        seen.append(connection.in_atomic_block)
+        return original_wait(self, seconds)
+
+    monkeypatch.setattr(wakeup.Waiter, "wait", observing_wait)
+    waiting = Background(lambda: bob.poll(timeout=30))
+    _wait_until_waiting()
+
+    chat.send(alice, "bob")
+
+    assert len(waiting.join()["events"]) == 1
+    assert seen and not any(seen)
+
+
 def test_long_poll__timeout_without_events__empty_page_at_the_same_position(chat):
     alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
     chat.send(alice, "bob")
