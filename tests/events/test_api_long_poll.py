@@ -244,3 +244,42 @@ def test_delivery__devices_fetching_at_the_same_moment__one_receipt_per_message(
     assert sorted(e.payload["message_id"] for e in receipts) == sorted(expected)
     assert Message.objects.filter(delivered_at__isnull=True).count() == 0
     assert ReceiptDailyCount.objects.get(app=chat.app, kind="delivery").count == 30
+
+
+# --- one user's events become visible in id order
+
+
+def test_feed__a_publisher_commits_after_a_later_one__no_event_is_stepped_over(chat):
+    """Transaction A stores an event for bob and is slow to commit; transaction B stores one after it.
+    A reader in between must not be handed B's event (a higher id) and move its cursor past A's."""
+    from django.db import transaction
+
+    from apps.events.services import NewEvent, events_publish
+
+    bob = chat.login("bob", "b1")
+    bob_id = chat.user("bob").id
+    start = bob.poll()["next_cursor"]
+    a_stored, a_may_commit = threading.Event(), threading.Event()
+
+    def slow_a():
+        with transaction.atomic():
+            events_publish(events=[NewEvent(user_id=bob_id, type="message", payload={"n": "A"})])
+            a_stored.set()
+            a_may_commit.wait(JOIN_SECONDS)
+
+    def quick_b():
+        events_publish_in_own_transaction = transaction.atomic()(events_publish)
+        events_publish_in_own_transaction(events=[NewEvent(user_id=bob_id, type="message", payload={"n": "B"})])
+
+    a = Background(slow_a)
+    assert a_stored.wait(JOIN_SECONDS)
+    b = Background(quick_b)
+    time.sleep(0.3)  # give B the time to commit if nothing held it back (ordering only; nothing is timed)
+
+    between = bob.poll(cursor=start)  # A is stored but not committed
+    a_may_commit.set()
+    a.join()
+    b.join()
+
+    seen = [e["n"] for e in between["events"]] + [e["n"] for e in bob.poll(cursor=between["next_cursor"])["events"]]
+    assert seen == ["A", "B"]
