@@ -113,7 +113,9 @@ def deliveries_record(*, app_id: int, recipient, handed: list[Event]) -> int:
         wanted = [row for row in won if row[3]]
         if not wanted or not policy_snapshot_get(app_id=app_id).delivery_ack_enabled:
             return 0
+        receipt_count_add(app_id=app_id, kind="delivery", n=len(wanted))
         timestamp = to_ms(now)
+        # Last write of the transaction, as events_publish asks (its user-row locks come last).
         events_publish(
             events=[
                 NewEvent(
@@ -129,7 +131,6 @@ def deliveries_record(*, app_id: int, recipient, handed: list[Event]) -> int:
                 for pk, message_id, sender_id, _ in wanted
             ]
         )
-        receipt_count_add(app_id=app_id, kind="delivery", n=len(wanted))
     return len(wanted)
 
 

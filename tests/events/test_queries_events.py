@@ -43,8 +43,8 @@ def test_events_page__with_delivery_receipts__fixed_count(chat, django_assert_nu
     policy_snapshot_get(app_id=chat.app.id)  # warm, as on a running server (the cache is per app)
 
     # 1 token + 1 feed page
-    # + SAVEPOINT, UPDATE ... RETURNING (the deliveries won), lock the senders, INSERT the receipts,
-    #   the daily counter (one upsert), RELEASE
+    # + SAVEPOINT, UPDATE ... RETURNING (the deliveries won), the daily counter (one upsert),
+    #   lock the senders, INSERT the receipts, RELEASE
     with django_assert_num_queries(8):
         page = bob.poll()
     assert len(page["events"]) == size
