@@ -120,7 +120,7 @@ TOKEN_TTL_SECONDS = env("TOKEN_TTL_SECONDS")
 # auto: redis when EVENT_WAKEUP_REDIS_URL is set, else postgres (LISTEN/NOTIFY) on PostgreSQL, else local.
 EVENT_WAKEUP = env("EVENT_WAKEUP", default="auto")
 EVENT_WAKEUP_REDIS_URL = env("EVENT_WAKEUP_REDIS_URL", default="")
-# How often a waiting long-poll re-reads the feed anyway (unset: 1 s for local, 5 s otherwise).
+# How often a waiting long-poll re-reads the feed anyway (unset: 1 s for local, 15 s otherwise).
 EVENT_WAKEUP_RECHECK_SECONDS = env.float("EVENT_WAKEUP_RECHECK_SECONDS", default=None)
 
 # --- security when not in DEBUG

@@ -14,8 +14,8 @@ Decisions:
     * `local` (auto on SQLite): nothing crosses processes; waiters re-read the
       feed every EVENT_WAKEUP_RECHECK_SECONDS, which bounds the cross-process
       latency. Fine for the single-machine SQLite setup.
-- Every backend also re-reads the feed every EVENT_WAKEUP_RECHECK_SECONDS as a
-  safety net (a NOTIFY lost while the listener reconnects costs at most that).
+- Every backend also re-reads the feed every EVENT_WAKEUP_RECHECK_SECONDS (local: 1 s, its
+  only cross-process path; others: 15 s, a safety net for a broadcast that failed twice).
 - Wake-ups carry user ids only, never event data: the woken request reads the
   database, so a duplicated or spurious wake-up is harmless.
 - The NOTIFY/PUBLISH goes through a connection of its own, not the request's
@@ -143,12 +143,16 @@ class _RemoteBackend(_Backend):
     def publish(self, user_ids: list[int]) -> None:
         hub.wake(user_ids)
         payloads = _encode(sorted(set(user_ids)))
-        try:
-            self._send(payloads)
-        except Exception:  # the waiters' periodic re-read covers a lost wake-up
-            logger.warning("event wake-up broadcast failed (%s); waiters fall back to re-reading", self.name,
-                           exc_info=True)
-            self._drop_sender()
+        for attempt in (1, 2):
+            try:
+                self._send(payloads)
+                return
+            except Exception:
+                # Typically a connection the server closed (restart): retry once on a fresh one.
+                self._drop_sender()
+                if attempt == 2:  # the waiters' periodic re-read covers this lost wake-up
+                    logger.warning("event wake-up broadcast failed (%s); waiters fall back to re-reading",
+                                   self.name, exc_info=True)
 
     def _send(self, payloads: list[str]) -> None:
         raise NotImplementedError
@@ -328,7 +332,8 @@ def _config() -> tuple:
     recheck = getattr(settings, "EVENT_WAKEUP_RECHECK_SECONDS", None)
     if recheck is None:
         # Without a broadcast the re-read is the only cross-process path: keep it short.
-        recheck = 1.0 if choice == "local" else 5.0
+        # Otherwise it is only a safety net, and each re-read reconnects to the database: keep it rare.
+        recheck = 1.0 if choice == "local" else 15.0
     return choice, float(recheck), redis_url, settings.DATABASES["default"].get("NAME")
 
 
