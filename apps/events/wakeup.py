@@ -142,7 +142,10 @@ class _RemoteBackend(_Backend):
     # --- sending
     def publish(self, user_ids: list[int]) -> None:
         hub.wake(user_ids)
-        payloads = _encode(sorted(set(user_ids)))
+        self.broadcast(_encode(sorted(set(user_ids))))
+
+    def broadcast(self, payloads: list[str]) -> None:
+        """Send the payloads to every process's listener; never raises."""
         for attempt in (1, 2):
             try:
                 self._send(payloads)
@@ -275,7 +278,9 @@ class _RedisBackend(_RemoteBackend):
     def _client(self):
         import redis
 
-        return redis.Redis.from_url(self.url, socket_connect_timeout=5, health_check_interval=30)
+        # Named, so an operator (or a test) can tell these connections apart in CLIENT LIST.
+        return redis.Redis.from_url(self.url, socket_connect_timeout=5, health_check_interval=30,
+                                    client_name=f"rc-events-wakeup-{os.getpid()}")
 
     def _send(self, payloads: list[str]) -> None:
         with self._lock:

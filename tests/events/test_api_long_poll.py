@@ -208,7 +208,7 @@ def test_long_poll__woken_by_a_publish_from_another_process(chat, settings, back
     Event.objects.create(user_id=bob_id, type="message", payload={"text": "from afar"})
     if backend_name != "local":
         # ... and its after-commit broadcast, under its own pid.
-        current._send([f"999999999:{bob_id}"])
+        current.broadcast([f"999999999:{bob_id}"])
 
     page = waiting.join()
     assert [e.get("text") for e in page["events"]] == ["from afar"]
@@ -283,3 +283,50 @@ def test_feed__a_publisher_commits_after_a_later_one__no_event_is_stepped_over(c
 
     seen = [e["n"] for e in between["events"]] + [e["n"] for e in bob.poll(cursor=between["next_cursor"])["events"]]
     assert seen == ["A", "B"]
+
+
+def _cut_wakeup_connections(backend_name: str) -> int:
+    """Kill this process's wake-up connections from the server side, as a database or Redis restart would."""
+    if backend_name == "postgres":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND (query LIKE 'LISTEN%%' OR query LIKE 'SELECT pg_notify%%')"
+            )
+            return len(cursor.fetchall())
+    if backend_name == "redis":
+        import redis
+
+        client = redis.Redis.from_url(_redis_url())
+        mine = f"rc-events-wakeup-{os.getpid()}"
+        ids = [c["id"] for c in client.client_list() if c.get("name") == mine]
+        for client_id in ids:
+            client.client_kill_filter(_id=client_id)
+        client.close()
+        return len(ids)
+    return 0  # local: no connection to lose
+
+
+@pytest.mark.parametrize("backend_name", _backends())
+def test_long_poll__wakeup_connections_lost__listener_reconnects_and_still_wakes(chat, settings, backend_name):
+    settings.EVENT_WAKEUP = backend_name
+    settings.EVENT_WAKEUP_REDIS_URL = _redis_url() if backend_name == "redis" else ""
+    settings.EVENT_WAKEUP_RECHECK_SECONDS = 0.2 if backend_name == "local" else 120
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    first = Background(lambda: bob.poll(timeout=30))
+    _wait_until_waiting()
+    chat.send(alice, "bob")  # also opens the broadcast connection
+    cursor = first.join()["next_cursor"]
+    waiting = Background(lambda: bob.poll(cursor=cursor, timeout=30))
+    _wait_until_waiting()
+
+    cut = _cut_wakeup_connections(backend_name)
+    # Another process's event and broadcast, after the cut: the broadcast is retried on a fresh
+    # connection, and the listener, once reconnected, makes every waiter re-read.
+    Event.objects.create(user_id=chat.user("bob").id, type="message", payload={"text": "after the cut"})
+    if backend_name != "local":
+        wakeup.backend().broadcast([f"999999999:{chat.user('bob').id}"])
+
+    page = waiting.join()
+    assert [e.get("text") for e in page["events"]] == ["after the cut"]
+    assert cut == (0 if backend_name == "local" else 2)  # the listener's and the broadcaster's
