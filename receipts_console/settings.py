@@ -116,6 +116,8 @@ WHITENOISE_USE_FINDERS = True
 # --- product settings
 EVENT_RETENTION_DAYS = env("EVENT_RETENTION_DAYS")
 TOKEN_TTL_SECONDS = env("TOKEN_TTL_SECONDS")
+# App-API tokens are served from the cache this long (apps/chat/auth.py); changes that matter invalidate them.
+TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60)
 # Long-poll wake-up across app-server processes (apps/events/wakeup.py, docs/OPERATIONS.md).
 # auto: redis when EVENT_WAKEUP_REDIS_URL is set, else postgres (LISTEN/NOTIFY) on PostgreSQL, else local.
 EVENT_WAKEUP = env("EVENT_WAKEUP", default="auto")
@@ -200,7 +202,7 @@ CELERY_TIMEZONE = "UTC"
 # transaction deletes, and how long one run may take before it stops
 # (soft limit: the current batch rolls back, the next run goes on) or is killed (hard limit).
 PURGE_INTERVAL_SECONDS = env.int("PURGE_INTERVAL_SECONDS", default=600)
-PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=5000)
+PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=1000)
 PURGE_SOFT_TIME_LIMIT_SECONDS = env.int("PURGE_SOFT_TIME_LIMIT_SECONDS", default=540)
 PURGE_TIME_LIMIT_SECONDS = PURGE_SOFT_TIME_LIMIT_SECONDS + 60
 CELERY_BEAT_SCHEDULE = {
