@@ -1,0 +1,340 @@
+"""Pieces of the load benchmark (bench/run.py): scratch database, gunicorn server, API client, progress, stats.
+
+Everything runs on 127.0.0.1. The database is created for the run and dropped after it, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-password-1"
+ADMIN_USERNAME = "bench-admin"
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+# --------------------------------------------------------------------------- terminal output
+
+
+class Progress:
+    """A one-line progress bar on stderr while data is loaded (a plain line per step when not a terminal)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, max(total, 1), 0
+        self.started = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self._last_draw = 0.0
+        self._draw(force=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.tty or (not force and now - self._last_draw < 0.1 and self.done < self.total):
+            return
+        self._last_draw = now
+        width = 30
+        filled = int(width * min(self.done, self.total) / self.total)
+        sys.stderr.write(f"\r  {self.label:<34} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{self.done}/{self.total} {now - self.started:5.1f}s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        if self.tty:
+            self._draw(force=True)
+            sys.stderr.write("\n")
+        else:
+            sys.stderr.write(f"  {self.label}: {self.done}/{self.total} in {elapsed:.1f}s\n")
+        sys.stderr.flush()
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, int(-(-fraction * len(sorted_values) // 1)))  # ceil
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def latency_summary(latencies_ms: list[float]) -> dict:
+    values = sorted(latencies_ms)
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 0.50), 2),
+        "p90_ms": round(percentile(values, 0.90), 2),
+        "p99_ms": round(percentile(values, 0.99), 2),
+        "max_ms": round(values[-1], 2) if values else 0.0,
+        "mean_ms": round(sum(values) / len(values), 2) if values else 0.0,
+    }
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_info() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gib": mem_gib, "python": sys.version.split()[0],
+            "platform": os.uname().sysname + " " + os.uname().release}
+
+
+# --------------------------------------------------------------------------- database
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def _libpq(url: str) -> str:
+    # psycopg takes postgresql:// URLs; django-environ's postgres:// is the same thing.
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+@contextmanager
+def scratch_database(server_url: str, name: str):
+    """CREATE DATABASE `name` for the run and DROP it afterwards (also after a failure or Ctrl-C)."""
+    admin = _libpq(with_database(server_url, "postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server_url, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_version(database_url: str) -> str:
+    with psycopg.connect(_libpq(database_url)) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def pg_connections(database_url: str) -> int:
+    """Backends connected to the bench database right now (the server's connections, plus this one)."""
+    name = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(_libpq(database_url), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]).fetchone()[0] - 1
+
+
+def pg_connect(database_url: str, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(_libpq(database_url), **kwargs)
+
+
+def manage(env: dict, *args: str, capture: bool = False) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+                            stdout=subprocess.PIPE if capture else subprocess.DEVNULL, text=True)
+    return result.stdout or ""
+
+
+def prepare_database(env: dict) -> None:
+    """Tables, seed data (plans, roles) and one superuser, the way an operator sets a server up."""
+    manage(env, "migrate", "--noinput")
+    manage({**env, "DJANGO_SUPERUSER_USERNAME": ADMIN_USERNAME, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD,
+            "DJANGO_SUPERUSER_EMAIL": "bench@example.invalid"}, "createsuperuser", "--noinput")
+
+
+# --------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """gunicorn with the production gunicorn.conf.py, on a free port of 127.0.0.1."""
+
+    def __init__(self, env: dict, *, workers: int, threads: int):
+        self.env, self.workers, self.threads = env, workers, threads
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        env = {**self.env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_WORKERS": str(self.workers),
+               "WEB_THREADS": str(self.threads)}
+        command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
+                   "-c", "gunicorn.conf.py"]
+        self.log = open(ROOT / "bench" / "results" / "server.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError("gunicorn did not start; see bench/results/server.log")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return self
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+@contextmanager
+def profiler(pids: list[int], out_prefix: Path, *, rate: int = 250):
+    """py-spy (bench/requirements.txt) sampling each gunicorn worker while the block runs; writes
+    <prefix>-<pid>.txt in collapsed-stack format (one line per distinct stack with its sample count)."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    processes = []
+    for pid in pids:
+        out = Path(f"{out_prefix}-{pid}.txt")
+        processes.append(subprocess.Popen(
+            [str(py_spy), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--threads",
+             "--nonblocking", "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # let py-spy attach
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+# --------------------------------------------------------------------------- API client
+
+
+class ApiError(RuntimeError):
+    pass
+
+
+def client(*, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def call(http: httpx.AsyncClient, method: str, url: str, *, token: str | None = None, json=None,
+               params=None, expect: int = 200) -> dict:
+    response = await http.request(method, url, json=json, params=params,
+                                  headers=bearer(token) if token else None)
+    if response.status_code != expect:
+        raise ApiError(f"{method} {url} -> {response.status_code} {response.text[:300]}")
+    return response.json() if response.content else {}
+
+
+async def gather_bounded(coroutines, *, concurrency: int, progress: Progress | None = None) -> list:
+    """Run the coroutines, at most `concurrency` at a time; results in order."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(coroutine):
+        async with semaphore:
+            result = await coroutine
+        if progress is not None:
+            progress.advance()
+        return result
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+class AppApi:
+    """One app of the bench, created through the admin API; users, logins and groups through the app API."""
+
+    def __init__(self, http: httpx.AsyncClient, base: str, org: str, app: str = "chat"):
+        self.http, self.base, self.org, self.app = http, base, org, app
+        self.url = f"{base}/api/v1/{org}/{app}"
+        self.app_token = ""
+
+    @classmethod
+    async def create(cls, http: httpx.AsyncClient, base: str, org: str, *, plan: str = "pro",
+                     policy: dict | None = None) -> AppApi:
+        admin = await call(http, "POST", f"{base}/api/v1/admin/token",
+                           json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
+        staff = admin["access_token"]
+        created = await call(http, "POST", f"{base}/api/v1/admin/apps", token=staff,
+                             json={"org_name": org, "app_name": "chat", "plan": plan}, expect=201)
+        if policy:
+            await call(http, "PATCH", f"{base}/api/v1/admin/apps/{org}/chat/policy", token=staff, json=policy)
+        api = cls(http, base, org)
+        grant = await call(http, "POST", f"{api.url}/token", json={
+            "grant_type": "client_credentials", "client_id": created["client_id"],
+            "client_secret": created["client_secret"]})
+        api.app_token = grant["access_token"]
+        return api
+
+    async def users(self, names: list[str], *, concurrency: int = 8, label: str = "users") -> None:
+        progress = Progress(f"{self.org}: {label}", len(names))
+        await gather_bounded(
+            (call(self.http, "POST", f"{self.url}/users", token=self.app_token,
+                  json={"username": name, "password": PASSWORD}, expect=201) for name in names),
+            concurrency=concurrency, progress=progress)
+        progress.close()
+
+    async def logins(self, names: list[str], *, concurrency: int = 8, label: str = "logins") -> dict[str, str]:
+        """One device per user; returns username -> user token."""
+        progress = Progress(f"{self.org}: {label}", len(names))
+        grants = await gather_bounded(
+            (call(self.http, "POST", f"{self.url}/token", json={
+                "grant_type": "password", "username": name, "password": PASSWORD, "device_id": "bench"})
+             for name in names),
+            concurrency=concurrency, progress=progress)
+        progress.close()
+        return {name: grant["access_token"] for name, grant in zip(names, grants, strict=True)}
+
+    async def group(self, owner: str, members: list[str]) -> str:
+        created = await call(self.http, "POST", f"{self.url}/groups", token=self.app_token,
+                             json={"name": "bench", "owner": owner, "members": members}, expect=201)
+        return created["group_id"]
