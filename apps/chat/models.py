@@ -127,3 +127,7 @@ class Conversation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["owner", "peer"], name="uniq_conversation_owner_peer")]
+        indexes = [
+            # GET /conversations: one owner's rows, most recent first, keyset on (last_timestamp, id).
+            models.Index(fields=["owner", "-last_timestamp", "-id"], name="conversation_owner_recent"),
+        ]

@@ -23,6 +23,7 @@ from apps.policy.evaluation import group_ack_decision
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
 
+from .auth import token_cache_forget
 from .exceptions import DuplicateUsername, NotGroupMember, OwnerCannotLeave, UnknownUser, UserNotFound
 from .ids import snowflake_id
 from .models import (
@@ -139,11 +140,16 @@ def user_token_issue(
         raise Unauthenticated("Wrong username or password.")
     device_id = device_id or "dev-" + secrets.token_hex(8)
     now = timezone.now()
-    device, _ = DeviceSession.objects.update_or_create(
+    device, created = DeviceSession.objects.update_or_create(
         user=user,
         device_id=device_id,
         defaults={"require_ack": require_ack, "require_delivery_ack": require_delivery_ack, "last_login_at": now},
     )
+    if not created:
+        # The device's older tokens now carry the new options: drop their cached principals (apps/chat/auth.py).
+        token_cache_forget(
+            AccessToken.objects.filter(device=device, expires_at__gt=now).values_list("key_hash", flat=True)
+        )
     token, key_hash = new_token()
     ttl, expires_at = _token_lifetime()
     AccessToken.objects.create(key_hash=key_hash, app=app, user=user, device=device, expires_at=expires_at)

@@ -6,8 +6,12 @@ Every write is decided in the database, never by "check, then write" in Python:
 - a group ack is `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on the unique (message, reader): only the
   insert that returned a row increments the message's counter and emits `group_message_read`.
 Lock order, the same as `message_send`, so concurrent writers cannot deadlock (a mixed race test pins it):
-message rows, then the conversation row, then the daily counter row, and events_publish LAST (it locks the
-receiving users' rows, which must be the last locks any transaction takes).
+message rows, then the conversation row, then events_publish (it locks the receiving users' rows), and the
+app's daily counter row at the very end. The counter row is one per app, day and kind, so every receipt of
+the app queues on it: taken last, it is held for one statement and the COMMIT, not across the event writes
+(measured in bench/: taken before events_publish it capped group acks at a few hundred per second). No
+deadlock follows: counter rows are only ever locked after user rows (deliveries_record does the same) and
+no transaction locks a user row after a counter row.
 Events are stored in the same transaction as the change (events_publish), so a rolled-back ack emits nothing.
 """
 
@@ -19,9 +23,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from apps.chat.exceptions import MessageNotFound
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
-from apps.chat.selectors import chat_user_get, group_get, message_get
+from apps.chat.selectors import chat_user_get, group_message_get, message_get
 from apps.common.timeutils import now, to_ms
 from apps.events.services import NewEvent, events_publish
 from apps.policy import evaluation
@@ -97,8 +100,8 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         Conversation.objects.filter(owner=reader, peer_id=message.sender_id, unread_count__gt=0).update(
             unread_count=F("unread_count") - 1
         )
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)
         events_publish(events=events)
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)  # last: the hot row is held until COMMIT only
     return MessageReadResult(message_id=message.message_id, already_read=False)
 
 
@@ -130,7 +133,6 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
         Conversation.objects.filter(owner=reader, peer=peer_user).update(
             unread_count=Greatest(F("unread_count") - cleared, 0)
         )
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)
         payload = {"from": reader.username, "to": peer_user.username, "timestamp": to_ms(moment)}
         events_publish(
             events=[
@@ -139,16 +141,43 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
                          origin_device_id=device.device_id),
             ]
         )
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)  # last, see the module docstring
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
 
 
+# PostgreSQL: the ack and the count in one statement (one round trip): the UPDATE only runs for a row the
+# INSERT returned, so a repeat changes nothing and returns no row. SQLite has no INSERT/UPDATE inside WITH:
+# there the same two steps are two statements.
+_GROUP_ACK_INSERT_AND_COUNT_PG = (
+    "WITH acked AS ({insert}) "
+    "UPDATE {message_table} SET group_ack_count = group_ack_count + 1 "
+    "WHERE id = (SELECT message_id FROM acked) RETURNING group_ack_count"
+)
 _GROUP_ACK_INSERT = (
-    "INSERT INTO {table} (app_id, message_id, reader_id, acked_at, message_timestamp) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING id"
+    "INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING {returning}"
 )
 _GROUP_ACK_COUNT_INCREMENT = (
-    "UPDATE {table} SET group_ack_count = group_ack_count + 1 WHERE id = %s RETURNING group_ack_count"
+    "UPDATE {message_table} SET group_ack_count = group_ack_count + 1 WHERE id = %s RETURNING group_ack_count"
 )
+
+
+def _group_ack_insert(*, app: App, message: Message, reader: ChatUser, moment) -> int | None:
+    """Insert the (message, reader) ack if it is new and return the message's new count; None for a repeat."""
+    quote = connection.ops.quote_name
+    ack_table, message_table = quote(GroupAck._meta.db_table), quote(Message._meta.db_table)
+    params = [app.pk, message.pk, reader.pk, connection.ops.adapt_datetimefield_value(moment), message.timestamp]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            insert = _GROUP_ACK_INSERT.format(ack_table=ack_table, returning="message_id")
+            cursor.execute(_GROUP_ACK_INSERT_AND_COUNT_PG.format(insert=insert, message_table=message_table), params)
+            row = cursor.fetchone()
+            return None if row is None else row[0]
+        cursor.execute(_GROUP_ACK_INSERT.format(ack_table=ack_table, returning="id"), params)
+        if cursor.fetchone() is None:
+            return None
+        cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(message_table=message_table), [message.pk])
+        return cursor.fetchone()[0]
 
 
 def group_ack_record(
@@ -159,17 +188,16 @@ def group_ack_record(
     Checks in the contract's order: group_not_found, message_not_found (also a message of another group),
     not_group_member, feature_disabled (switch AND plan, now), own_message, ack_not_required,
     require_ack_off, ack_expired (the TTL in force now). Membership and policy are those at ack time.
-    - the unique (message, reader) decides, through INSERT ... ON CONFLICT DO NOTHING RETURNING id
+    - the unique (message, reader) decides, through INSERT ... ON CONFLICT DO NOTHING
       (bulk_create(ignore_conflicts=True) cannot say on PostgreSQL whether it inserted);
     - only the winning insert increments group_ack_count (in the database, RETURNING the new value, so
       `count` is exact and each new ack's event carries its own running count) and emits one
       `group_message_read` to the sender's user, plus one "group_read" receipt on the daily counter;
     - a repeat gets already_acked and the current count, and emits nothing.
+    Round trips: one lookup (group, membership and message together); for a new ack the insert and count
+    (one statement on PostgreSQL), the event (events_publish) and the counter, in one transaction.
     """
-    group = group_get(app=app, group_id=group_id, member=reader)
-    message = message_get(app=app, message_id=message_id)
-    if message.group_id != group.pk:
-        raise MessageNotFound(f"No message {message_id!r} in this group.")
+    group, message = group_message_get(app=app, group_id=group_id, message_id=message_id, member=reader)
     moment = now()
     raise_unless_allowed(
         evaluation.group_read_ack_decision(
@@ -182,20 +210,13 @@ def group_ack_record(
             now_ms=to_ms(moment),
         )
     )
-    ack_table = connection.ops.quote_name(GroupAck._meta.db_table)
-    message_table = connection.ops.quote_name(Message._meta.db_table)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            _GROUP_ACK_INSERT.format(table=ack_table),
-            [app.pk, message.pk, reader.pk, connection.ops.adapt_datetimefield_value(moment), message.timestamp],
-        )
-        if cursor.fetchone() is None:
+    with transaction.atomic():
+        count = _group_ack_insert(app=app, message=message, reader=reader, moment=moment)
+        if count is None:
+            # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
             count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
             return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count,
                                   already_acked=True)
-        cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(table=message_table), [message.pk])
-        (count,) = cursor.fetchone()
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)
         events_publish(
             events=[
                 NewEvent(
@@ -211,4 +232,7 @@ def group_ack_record(
                 )
             ]
         )
+        # Last: the app's one counter row of the day is the hottest lock of all; taken last, it is held
+        # for this statement and the COMMIT only.
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)
     return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)
