@@ -30,10 +30,13 @@ def database_url_of_test_db() -> str:
 
 
 def broker_for_this_run(tmp_path) -> tuple[str, dict]:
-    """(broker URL, extra env): Redis beside PostgreSQL (as in production), the embedded broker beside SQLite."""
+    """(broker URL, extra env): a production broker beside PostgreSQL, the embedded broker beside SQLite.
+
+    On PostgreSQL: CELERY_BROKER_URL when it names Redis or RabbitMQ (CI sets Redis), else Redis db 7.
+    """
     if connection.vendor == "postgresql":
         url = os.environ.get("CELERY_BROKER_URL", "")
-        return (url if url.startswith("redis://") else REDIS_TEST_BROKER), {}
+        return (url if url.startswith(("redis://", "amqp://")) else REDIS_TEST_BROKER), {}
     folder = tmp_path / "broker"
     return "atomicfs://localhost//", {"CELERY_BROKER_FOLDER": str(folder)}
 

@@ -96,7 +96,7 @@ def test_purge_tasks__real_worker__expired_rows_gone__fresh_rows_kept(tmp_path):
     assert results == {"receipts.purge_expired_group_acks": 30, "events.purge_expired_events": 7}
     assert "purged 25 expired group acks of app acme#chat (ttl 3 days, 3 batches)" in log
     assert "purged 5 expired group acks of app other#chat (ttl 10 days, 1 batches)" in log
-    assert broker_url.startswith("redis://" if connection.vendor == "postgresql" else "atomicfs://")
+    assert broker_url.startswith(("redis://", "amqp://") if connection.vendor == "postgresql" else "atomicfs://")
     assert returncode == 0, log
 
 
