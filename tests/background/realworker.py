@@ -128,6 +128,17 @@ def declare(conn, queue_name: str) -> None:
     Queue(queue_name, Exchange(queue_name), routing_key=queue_name)(conn.default_channel).declare()
 
 
+def forget(conn, queue_name: str) -> None:
+    """Remove the worker's queue and exchange from a shared broker (Redis, RabbitMQ) after the test."""
+    from kombu import Exchange, Queue
+
+    channel = conn.default_channel
+    queue = Queue(queue_name, Exchange(queue_name), routing_key=queue_name)(channel)
+    queue.declare()  # so this channel knows the binding it is about to remove
+    queue.delete()
+    Exchange(queue_name)(channel).delete()
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below `pid` (from /proc)."""
     children: dict[int, list[int]] = {}

@@ -37,6 +37,7 @@ from .realworker import (
     broker_for_this_run,
     declare,
     descendants,
+    forget,
     running,
     send,
     worker_env,
@@ -88,6 +89,8 @@ def test_purge_tasks__real_worker__expired_rows_gone__fresh_rows_kept(tmp_path):
         log = worker.wait_for(" succeeded in ", count=2, timeout=30)
     finally:
         returncode = worker.stop()
+        with broker_connection(broker_url, broker_env) as conn:
+            forget(conn, worker.queue)
 
     # ... and exactly them: the fresh ones are all there
     assert set(GroupAck.objects.values_list("pk")) == fresh_acks
