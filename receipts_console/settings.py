@@ -98,6 +98,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (policy, plans and token lookups are cached per app)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://receipts-console")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # The same backend, reusing its Redis client object instead of building one per call (apps/common/cache.py).
+    CACHES["default"]["BACKEND"] = "apps.common.cache.RedisCache"
 
 # --- auth
 AUTH_PASSWORD_VALIDATORS = []

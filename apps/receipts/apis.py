@@ -1,4 +1,12 @@
-"""Read-receipt endpoints of the app API (SPEC §5), user tokens only. Thin: parse, call one service, serialise."""
+"""Read-receipt endpoints of the app API (SPEC §5), user tokens only. Thin: parse, call one service, serialise.
+
+The three ack endpoints are the hottest of the API: their results are flat dataclasses of plain values, so they
+are returned as dicts (dataclasses.asdict) instead of through a DRF serializer, which copies its declared
+fields on every instantiation. The serializers stay as the documented response schema; a test compares the
+two (tests/receipts/test_api_response_shapes.py).
+"""
+
+from dataclasses import asdict
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -86,7 +94,7 @@ class MessageReadAckApi(UserTokenApi):
         result = services.message_mark_read(
             app=principal.app, reader=principal.user, device=principal.device, message_id=message_id
         )
-        return Response(MessageReadAckSerializer(result).data)
+        return Response(asdict(result))  # MessageReadAckSerializer's shape
 
 
 class ConversationReadAckApi(UserTokenApi):
@@ -107,7 +115,7 @@ class ConversationReadAckApi(UserTokenApi):
         result = services.conversation_mark_read(
             app=principal.app, reader=principal.user, device=principal.device, peer=peer
         )
-        return Response(ConversationReadAckSerializer(result).data)
+        return Response(asdict(result))  # ConversationReadAckSerializer's shape
 
 
 class ConversationListApi(UserTokenApi):
@@ -150,7 +158,7 @@ class GroupMessageReadAckApi(UserTokenApi):
             app=principal.app, reader=principal.user, device=principal.device, group_id=group_id,
             message_id=message_id,
         )
-        return Response(GroupMessageReadAckSerializer(result).data)
+        return Response(asdict(result))  # GroupMessageReadAckSerializer's shape
 
 
 class GroupAckListApi(UserTokenApi):

@@ -44,7 +44,7 @@ def test_cache_backend_in_use(cache_backend, request):
     # The "configured" runs below really use Redis when CACHE_URL says so (CI), locmem otherwise.
     configured_redis = os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://"))
     if request.node.callspec.params["cache_backend"] == "configured" and configured_redis:
-        assert cache_backend == "django.core.cache.backends.redis.RedisCache"
+        assert cache_backend == "apps.common.cache.RedisCache"  # Django's, reusing its client (apps/common/cache.py)
     else:
         assert cache_backend == "django.core.cache.backends.locmem.LocMemCache"
 
