@@ -49,7 +49,8 @@ def server(env: dict, workers: int):
     command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
                "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--threads", "16"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log = open(Path(tempfile.gettempdir()) / f"events_wakeup_bench_{port}.log", "w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -66,6 +67,7 @@ def server(env: dict, workers: int):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+        log.close()
 
 
 def setup_app(env: dict) -> tuple[str, str, str]:
@@ -81,10 +83,15 @@ def setup_app(env: dict) -> tuple[str, str, str]:
     return org, out[-2], out[-1]
 
 
+def ok(response: httpx.Response) -> httpx.Response:
+    """The response, or an error that shows what the server said (its log is in the temp folder)."""
+    if response.is_error:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+    return response
+
+
 def token(base: str, org: str, payload: dict) -> str:
-    response = httpx.post(f"{base}/api/v1/{org}/chat/token", json=payload, timeout=30)
-    response.raise_for_status()
-    return response.json()["access_token"]
+    return ok(httpx.post(f"{base}/api/v1/{org}/chat/token", json=payload, timeout=30)).json()["access_token"]
 
 
 def measure(env: dict, rounds: int, *, same_process: bool) -> list[float]:
@@ -93,8 +100,8 @@ def measure(env: dict, rounds: int, *, same_process: bool) -> list[float]:
         app_token = token(a, org, {"grant_type": "client_credentials", "client_id": client_id,
                                    "client_secret": secret})
         for name in ("alice", "bob"):
-            httpx.post(f"{a}/api/v1/{org}/chat/users", json={"username": name, "password": PASSWORD},
-                       headers={"Authorization": f"Bearer {app_token}"}, timeout=30).raise_for_status()
+            ok(httpx.post(f"{a}/api/v1/{org}/chat/users", json={"username": name, "password": PASSWORD},
+                          headers={"Authorization": f"Bearer {app_token}"}, timeout=30))
         bob = token(a, org, {"grant_type": "password", "username": "bob", "password": PASSWORD, "device_id": "b"})
         alice = token(b, org, {"grant_type": "password", "username": "alice", "password": PASSWORD,
                                "device_id": "a"})
@@ -120,7 +127,7 @@ def measure(env: dict, rounds: int, *, same_process: bool) -> list[float]:
                     "chat_type": "single", "to": "bob", "body": {"n": i}},
                     headers={"Authorization": f"Bearer {alice}"})
                 sent_at = time.perf_counter()
-                response.raise_for_status()
+                ok(response)
                 thread.join()
                 assert done["page"]["events"], "the long-poll timed out"
                 cursor = done["page"]["next_cursor"]
