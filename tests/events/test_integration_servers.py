@@ -159,11 +159,12 @@ def test_server__waiting_long_polls_do_not_block_other_requests_and_wake_across_
 
         # ... and the same server keeps answering everything else meanwhile.
         for _ in range(5):
-            assert httpx.get(f"{first}/healthz", timeout=10).status_code == 200
+            assert httpx.get(f"{first}/healthz", timeout=30).status_code == 200
             other = httpx.get(f"{first}{path}/events", params={"timeout": "0"}, headers=_auth(bob_tokens[0]),
-                              timeout=10)
+                              timeout=30)
             assert other.status_code == 200
-        assert all(p.is_alive() for p in polls), "a long-poll returned before any event was sent"
+        early = [(p.error, p.response and p.response.text) for p in polls if not p.is_alive()]
+        assert not early, f"a long-poll returned before any event was sent: {early}"
 
         # A message sent through the *other* process wakes all three.
         sent = httpx.post(f"{second}{path}/messages", headers=_auth(alice_token), timeout=30,
