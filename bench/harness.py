@@ -117,6 +117,63 @@ def machine_info() -> dict:
             "platform": os.uname().sysname + " " + os.uname().release}
 
 
+# --------------------------------------------------------------------------- CPU accounting
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def _pids_matching(needle: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used while the block runs by: the gunicorn workers, the PostgreSQL backends of the bench
+    database, Redis, and this load generator. A process that exits inside the block is not counted."""
+
+    def __init__(self, server_pids, database_name: str):
+        self.groups = {
+            "server": lambda: server_pids(),
+            "postgresql": lambda: _pids_matching(f" {database_name} "),
+            "redis": lambda: _pids_matching("redis-server"),
+        }
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {name: {pid: _cpu_seconds(pid) for pid in pids()} for name, pids in self.groups.items()}
+        self.self_start = sum(os.times()[:2])
+        self.wall_start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.used = {}
+        for name, pids in self.groups.items():
+            before = self.start[name]
+            self.used[name] = sum(_cpu_seconds(pid) - before.get(pid, 0.0) for pid in pids())
+        self.used["load generator"] = sum(os.times()[:2]) - self.self_start
+        self.wall = time.perf_counter() - self.wall_start
+
+    def per_operation_ms(self, operations: int) -> dict:
+        result = {name: round(seconds * 1000 / operations, 3) for name, seconds in self.used.items()}
+        result["total"] = round(sum(self.used.values()) * 1000 / operations, 3)
+        result["cores_busy"] = round(sum(self.used.values()) / self.wall, 2)
+        return result
+
+
 # --------------------------------------------------------------------------- database
 
 
@@ -131,7 +188,7 @@ def _libpq(url: str) -> str:
 
 
 @contextmanager
-def scratch_database(server_url: str, name: str):
+def scratch_database(server_url: str, name: str, *, keep: bool = False):
     """CREATE DATABASE `name` for the run and DROP it afterwards (also after a failure or Ctrl-C)."""
     admin = _libpq(with_database(server_url, "postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -140,6 +197,9 @@ def scratch_database(server_url: str, name: str):
     try:
         yield with_database(server_url, name)
     finally:
+        if keep:
+            say(f"kept database {name}")
+            return  # noqa: B012
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (  # noqa: E402
     ROOT,
     AppApi,
+    CpuMeter,
     Progress,
     Server,
     call,
@@ -71,40 +73,49 @@ TARGETS = {
 }
 
 
-async def run_load(jobs: list, worker, *, concurrency: int) -> dict:
-    """Run `worker(job)` for every job with `concurrency` coroutines; each returns (ok, latency_ms, extra)."""
+@asynccontextmanager
+async def clients(n: int, connections: int = 1):
+    """`n` HTTP clients of one connection each: one per concurrent coroutine. One shared client with n
+    connections costs the load generator several times more CPU per request (httpcore's pool bookkeeping
+    grows with the number of connections), CPU that this 2-core box would take from the server."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(client(connections=connections)) for _ in range(n)]
+
+
+async def run_load(jobs: list, worker, *, http_clients: list) -> dict:
+    """Run `worker(job, http)` for every job, one coroutine per client; each returns (ok, extra)."""
     queue = deque(jobs)
     latencies: list[float] = []
     errors: list[str] = []
     extras: list = []
 
-    async def loop():
+    async def loop(http):
         while queue:
             job = queue.popleft()
             started = time.perf_counter()
             try:
-                ok, extra = await worker(job)
+                ok, extra = await worker(job, http)
             except Exception as exc:  # a transport error counts as an error, the run goes on
                 ok, extra = False, repr(exc)
             latencies.append((time.perf_counter() - started) * 1000)
             (extras if ok else errors).append(extra)
 
     started = time.perf_counter()
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    await asyncio.gather(*(loop(http) for http in http_clients))
     elapsed = time.perf_counter() - started
     return {"elapsed_s": elapsed, "latencies": latencies, "errors": errors, "extras": extras}
 
 
-async def warm_up(http, api: AppApi, tokens: list[str], *, concurrency: int, rounds: int = 4) -> None:
-    """Open the client's connections and let every server thread open its database connection before
-    measuring: GET /conversations with user tokens (read-only, same authentication path)."""
-    jobs = [tokens[i % len(tokens)] for i in range(concurrency * rounds)]
+async def warm_up(http_clients: list, api: AppApi, tokens: list[str], *, rounds: int = 4) -> None:
+    """Open the clients' connections and let every server thread open its database connection (and cache
+    every token) before measuring: GET /conversations with each user token (read-only, same authentication)."""
+    jobs = [tokens[i % len(tokens)] for i in range(max(len(http_clients) * rounds, len(tokens)))]
 
-    async def one(token):
+    async def one(token, http):
         response = await http.get(f"{api.url}/conversations", headers={"Authorization": f"Bearer {token}"})
         return response.status_code == 200, None
 
-    await run_load(jobs, one, concurrency=concurrency)
+    await run_load(jobs, one, http_clients=http_clients)
 
 
 # --------------------------------------------------------------------------- a. group read acks
@@ -136,7 +147,7 @@ async def scenario_group_acks(base: str, sizes: dict, database_url: str, state: 
         jobs = pairs[:wanted] + [rng.choice(pairs) for _ in range(max(0, wanted - len(pairs)))]
         rng.shuffle(jobs)
 
-        async def ack(job):
+        async def ack(job, http):
             message_id, reader = job
             response = await http.post(f"{api.url}/groups/{group_id}/messages/{message_id}/read_ack",
                                        headers={"Authorization": f"Bearer {tokens[reader]}"})
@@ -144,10 +155,11 @@ async def scenario_group_acks(base: str, sizes: dict, database_url: str, state: 
                 return False, f"{response.status_code} {response.text[:200]}"
             return True, response.json()["already_acked"]
 
-        await warm_up(http, api, list(tokens.values()), concurrency=CONCURRENCY)
-        load_before = load_average()
-        with state["profile"]("group_acks"):
-            result = await run_load(jobs, ack, concurrency=CONCURRENCY)
+        async with clients(CONCURRENCY) as http_clients:
+            await warm_up(http_clients, api, list(tokens.values()))
+            load_before = load_average()
+            with state["profile"]("group_acks"), state["cpu"]() as cpu:
+                result = await run_load(jobs, ack, http_clients=http_clients)
 
     # The counts must be exact: one row per (message, reader), the counter equal to the rows.
     with pg_connect(database_url) as conn:
@@ -170,6 +182,7 @@ async def scenario_group_acks(base: str, sizes: dict, database_url: str, state: 
         "latency": summary,
         "errors": len(result["errors"]), "error_samples": result["errors"][:5],
         "rows_in_db": rows, "counter_sum": counted, "exact": rows == counted == unique,
+        "cpu_ms_per_ack": cpu.per_operation_ms(len(jobs)),
         "load_average_before": load_before, "load_average_after": load_average(),
     }
 
@@ -190,7 +203,7 @@ async def scenario_single_chat(base: str, sizes: dict, database_url: str, state:
         send_ms: list[float] = []
         ack_ms: list[float] = []
 
-        async def pair(job):
+        async def pair(job, http):
             sender, reader = job
             started = time.perf_counter()
             response = await http.post(f"{api.url}/messages", headers={"Authorization": f"Bearer {tokens[sender]}"},
@@ -208,10 +221,11 @@ async def scenario_single_chat(base: str, sizes: dict, database_url: str, state:
             ack_ms.append((done - sent) * 1000)
             return True, None
 
-        await warm_up(http, api, list(tokens.values()), concurrency=CONCURRENCY)
-        load_before = load_average()
-        with state["profile"]("single_chat"):
-            result = await run_load(jobs, pair, concurrency=CONCURRENCY)
+        async with clients(CONCURRENCY) as http_clients:
+            await warm_up(http_clients, api, list(tokens.values()))
+            load_before = load_average()
+            with state["profile"]("single_chat"), state["cpu"]() as cpu:
+                result = await run_load(jobs, pair, http_clients=http_clients)
     return {
         "scenario": "single chat: send + message read ack",
         "pairs": len(jobs), "concurrency": CONCURRENCY,
@@ -221,6 +235,7 @@ async def scenario_single_chat(base: str, sizes: dict, database_url: str, state:
         "pair_latency": latency_summary(result["latencies"]),
         "send_latency": latency_summary(send_ms),
         "ack_latency": latency_summary(ack_ms),
+        "cpu_ms_per_pair": cpu.per_operation_ms(len(jobs)),
         "errors": len(result["errors"]), "error_samples": result["errors"][:5],
         "load_average_before": load_before, "load_average_after": load_average(),
     }
@@ -290,8 +305,11 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
     n_devices, rounds, rate = sizes["devices"], sizes["wakeups"], sizes["wakeup_rate"]
     senders = [f"w-send{i}" for i in range(4)]
     devices = [f"w{i:03d}" for i in range(n_devices)]
-    async with client(connections=n_devices + len(senders) + 16) as http:
+    async with client(connections=16) as http, clients(n_devices) as device_clients, \
+            clients(len(senders), connections=8) as sender_clients:
         api = await AppApi.create(http, base, "bench-wake")
+        device_http = dict(zip(devices, device_clients, strict=True))
+        sender_http = dict(zip(senders, sender_clients, strict=True))
         await api.users(senders + devices, concurrency=16)
         tokens = await api.logins(senders + devices, concurrency=16)
         cursors = {}
@@ -315,7 +333,7 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
             while not stop.is_set():
                 ready.put_nowait(name)
                 try:
-                    response = await http.get(f"{api.url}/events", headers=headers,
+                    response = await device_http[name].get(f"{api.url}/events", headers=headers,
                                               params={"cursor": cursors[name], "timeout": "30"})
                 except Exception as exc:
                     poll_errors.append(repr(exc))
@@ -337,15 +355,16 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
         pollers = [asyncio.create_task(device_loop(name)) for name in devices]
         # Let every long-poll reach the server and start waiting before the first send.
         await asyncio.sleep(3.0)
-        connections_waiting = pg_connections(database_url)
+        connections_waiting = await asyncio.to_thread(pg_connections, database_url)
         send_errors: list[str] = []
         peak_connections = connections_waiting
         load_before = load_average()
 
         async def send(seq: int, sender: str, to: str):
             started = time.perf_counter()
-            response = await http.post(f"{api.url}/messages", headers={"Authorization": f"Bearer {tokens[sender]}"},
-                                       json={"chat_type": "single", "to": to, "body": {"seq": seq}})
+            response = await sender_http[sender].post(
+                f"{api.url}/messages", headers={"Authorization": f"Bearer {tokens[sender]}"},
+                json={"chat_type": "single", "to": to, "body": {"seq": seq}})
             if response.status_code != 201:
                 send_errors.append(f"{response.status_code} {response.text[:200]}")
                 return
@@ -354,7 +373,7 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
         started = time.perf_counter()
         tasks = []
         waited: set[str] = set()
-        with state["profile"]("wakeup"):
+        with state["profile"]("wakeup"), state["cpu"]() as cpu:
             progress = Progress("bench-wake: wake-ups (measured)", rounds)
             for seq in range(rounds):
                 # Paced: one send every 1/rate s, to the device that has been waiting longest.
@@ -364,7 +383,7 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
                 tasks.append(asyncio.create_task(send(seq, senders[seq % len(senders)], name)))
                 progress.advance()
                 if seq % 50 == 0:
-                    peak_connections = max(peak_connections, pg_connections(database_url))
+                    peak_connections = max(peak_connections, await asyncio.to_thread(pg_connections, database_url))
             await asyncio.gather(*tasks)
             deadline = time.perf_counter() + 35
             while len(woke_at) < len(sent_at) and time.perf_counter() < deadline:
@@ -385,6 +404,8 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
         "elapsed_s": round(elapsed, 2),
         "latency_after_send_answered": latency_summary(after_answer),
         "latency_from_send_start": latency_summary(from_send),
+        "send_latency": latency_summary([(t[1] - t[0]) * 1000 for t in sent_at.values()]),
+        "cpu_ms_per_wakeup": cpu.per_operation_ms(rounds),
         "not_woken": len(missing), "send_errors": len(send_errors), "poll_errors": len(poll_errors),
         "error_samples": (send_errors + poll_errors)[:5],
         "empty_polls (timeouts)": timeouts,
@@ -499,6 +520,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WEB_WORKERS", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", "256")))
     parser.add_argument("--profile", action="store_true", help="py-spy the workers; stacks in bench/results/")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (to inspect it)")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     parser.add_argument("--set", default="", help="override sizes, e.g. group_acks=200,unread=1000 (development)")
     parser.add_argument("--label", default="", help="a note stored in the JSON (e.g. 'before optimisation')")
@@ -528,7 +550,7 @@ def main() -> int:
         "targets": TARGETS, "scenarios": {},
     }
     say(f"bench ({results['mode']}): scratch database {name}, load average {results['load_average_at_start']}")
-    with scratch_database(args.postgres, name) as database_url:
+    with scratch_database(args.postgres, name, keep=args.keep) as database_url:
         env = {**os.environ, "DATABASE_URL": database_url, "CACHE_URL": args.cache_url,
                "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
         env.pop("EVENT_WAKEUP", None)
@@ -547,7 +569,7 @@ def main() -> int:
                 profiles.append(str(prefix))
                 return profiler(server.worker_pids(), prefix)
 
-            state = {"env": env, "profile": profile}
+            state = {"env": env, "profile": profile, "cpu": lambda: CpuMeter(server.worker_pids, name)}
             plan = [("a", scenario_group_acks), ("b", scenario_single_chat), ("c", scenario_conversation_ack),
                     ("d", scenario_wakeup)]
             for key, scenario in plan:
