@@ -44,8 +44,10 @@ test: install chromium
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Receipts under load on a scratch PostgreSQL database (docs/PERFORMANCE.md); py-spy for `--profile`.
 bench: install
-	$(PY) bench/run.py
+	$(PIP) install --quiet -r bench/requirements.txt
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 schema: install
 	$(PY) manage.py spectacular --file openapi.yml
