@@ -1,5 +1,6 @@
 """Shared fixtures: clients, staff accounts and apps made through the services, as production does."""
 
+import importlib
 import os
 import tempfile
 
@@ -35,6 +36,34 @@ def django_db_setup(django_db_setup):
     from apps.events import wakeup
 
     wakeup.shutdown()
+
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def _seed_rows_survive_flush(request):
+    """Put the migration-seeded plans and role groups back if an earlier test flushed them.
+
+    A transactional test (threads, real workers, live servers) ends with a
+    flush that empties every table, seeds included; the next test would find
+    no plans. The test's own DB fixture is set up first (it may come through
+    another fixture, set up after this autouse one otherwise).
+    """
+    if not (_DB_FIXTURES & set(request.fixturenames) or request.node.get_closest_marker("django_db")):
+        yield
+        return
+    # pytest-django's helper reads the marker and the requested fixtures to
+    # choose a plain or a transactional database, as it would a moment later.
+    request.getfixturevalue("_django_db_helper")
+    from django.apps import apps as django_apps
+
+    from apps.tenancy.models import PlanTier
+
+    if not PlanTier.objects.exists():
+        migration = importlib.import_module("apps.tenancy.migrations.0002_seed_plans_and_roles")
+        migration.seed(django_apps, None)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,10 @@ def decode_cursor(raw: str | None) -> int | None:
         position = int(text[1:])
         if position > 2**63 - 1:
             raise ValueError(text)
+        # base64 decoding forgives stray characters ("cDE=x"): only the exact
+        # string this API issued is a cursor.
+        if raw.rstrip("=") != encode_cursor(position):
+            raise ValueError(raw)
         return position
     except (ValueError, UnicodeError, binascii.Error):
         raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]}) from None
