@@ -73,3 +73,24 @@ def delete_in_batches(
             break
         lower_bound = rows[-1][1]
     return total
+
+
+def purge_until_time_limit(purge: Callable[..., int], *, label: str, logger) -> int:
+    """Run `purge(progress=...)` as a Celery task body; at the soft time limit, stop and return the rows done.
+
+    The batch in flight rolls back with its transaction; the next scheduled run
+    goes on from there, so stopping early loses nothing.
+    """
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    done = 0
+
+    def count(step: PurgeProgress) -> None:
+        nonlocal done
+        done = step.total_rows
+
+    try:
+        return purge(progress=count)
+    except SoftTimeLimitExceeded:
+        logger.warning("%s stopped at its time limit after %d rows; the next run goes on", label, done)
+        return done

@@ -6,21 +6,16 @@ from rest_framework.response import Response
 
 from apps.common.exceptions import InvalidRequest
 from apps.common.schema import error_responses
-from apps.tenancy.apis import EffectiveSerializer, StaffApi
+from apps.tenancy.apis import EffectiveSerializer, PolicyBodySerializer, StaffApi
 from apps.tenancy.selectors import app_get
 
 from .selectors import policy_as_dict
 from .services import policy_update
 
 
-class PolicyOutputSerializer(serializers.Serializer):
-    delivery_ack_enabled = serializers.BooleanField()
-    read_ack_enabled = serializers.BooleanField()
-    group_read_ack_enabled = serializers.BooleanField()
-    group_ack_sender_scope = serializers.ChoiceField(choices=["all_members", "owners_and_admins"])
-    group_ack_member_limit = serializers.IntegerField(min_value=2, max_value=100000)
-    group_ack_count_visibility = serializers.ChoiceField(choices=["sender", "all_members"])
-    group_ack_ttl_days = serializers.IntegerField(min_value=1, max_value=30)
+class PolicyOutputSerializer(PolicyBodySerializer):
+    """The policy fields of an app plus its plan and the effective state."""
+
     plan = serializers.ChoiceField(choices=["free", "pro", "ultimate", "enterprise"])
     effective = EffectiveSerializer()
 

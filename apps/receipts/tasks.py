@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+
+from apps.common.batching import purge_until_time_limit
 
 from .purge import group_acks_purge_expired
 
@@ -25,14 +26,4 @@ def purge_expired_group_acks() -> int:
     At the soft time limit the batch in flight rolls back and the run stops;
     what is left is deleted by the next run (beat sends one every PURGE_INTERVAL_SECONDS).
     """
-    done = 0
-
-    def count(step) -> None:
-        nonlocal done
-        done = step.total_rows
-
-    try:
-        return group_acks_purge_expired(progress=count)
-    except SoftTimeLimitExceeded:
-        logger.warning("group ack purge stopped at its time limit after %d rows; the next run goes on", done)
-        return done
+    return purge_until_time_limit(group_acks_purge_expired, label="group ack purge", logger=logger)
