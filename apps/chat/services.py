@@ -328,34 +328,47 @@ def message_body_check(*, body) -> int:
 
 
 _CONVERSATION_UPSERT = """
-INSERT INTO {table} (owner_id, peer_id, unread_count, last_message_id, last_timestamp)
-VALUES (%s, %s, %s, %s, %s), (%s, %s, %s, %s, %s)
-ON CONFLICT (owner_id, peer_id) DO UPDATE SET
-    unread_count = {table}.unread_count + excluded.unread_count,
-    last_message_id = CASE WHEN excluded.last_timestamp >= {table}.last_timestamp
-                           THEN excluded.last_message_id ELSE {table}.last_message_id END,
-    last_timestamp = CASE WHEN excluded.last_timestamp >= {table}.last_timestamp
-                          THEN excluded.last_timestamp ELSE {table}.last_timestamp END
+INSERT INTO {table} (owner_id, peer_id, unread_count, last_message_id, last_timestamp, read_up_to_pk)
+VALUES (%s, %s, %s, NULL, 0, 0), (%s, %s, %s, NULL, 0, 0)
+ON CONFLICT (owner_id, peer_id) DO UPDATE SET unread_count = {table}.unread_count + excluded.unread_count
+"""
+
+_CONVERSATION_LAST_MESSAGE = """
+UPDATE {table} SET last_message_id = %s, last_timestamp = %s
+WHERE ((owner_id = %s AND peer_id = %s) OR (owner_id = %s AND peer_id = %s)) AND last_timestamp <= %s
 """
 
 
-def _conversations_touch(*, message: Message) -> None:
-    """Both sides of a single chat in one upsert (PostgreSQL and SQLite >= 3.24 speak the same ON CONFLICT).
+def _conversations_lock(*, sender_id: int, recipient_id: int) -> None:
+    """Both sides of a single chat in one upsert, BEFORE the message row is inserted (PostgreSQL and SQLite
+    >= 3.24 speak the same ON CONFLICT); the upsert locks both rows until COMMIT.
 
     - the recipient's conversation with the sender: unread_count + 1, in the database, so concurrent
       sends never lose an increment and no row is created twice (no check-then-insert);
-    - the sender's conversation with the recipient: last message only, its unread count is untouched;
-    - last_message only moves forward in time: a slower concurrent send does not overwrite a newer one;
+    - the sender's conversation with the recipient: locked and created if missing, its unread count untouched;
+    - first, because the message's pk must be taken while the recipient's row is locked: a conversation
+      read ack (which locks that row) marks read every message up to the newest pk it sees, so the pks of
+      one conversation must commit in order, and a message below that position can never still be on its
+      way (it would count as read while its +1 arrives after the ack);
     - rows are written (and locked) in owner order, so alice->bob and bob->alice sent at the same moment
       lock the same two rows in the same order and cannot deadlock.
     """
     table = connection.ops.quote_name(Conversation._meta.db_table)
-    rows = sorted([
-        (message.recipient_id, message.sender_id, 1, message.pk, message.timestamp),
-        (message.sender_id, message.recipient_id, 0, message.pk, message.timestamp),
-    ])
+    rows = sorted([(recipient_id, sender_id, 1), (sender_id, recipient_id, 0)])
     with connection.cursor() as cursor:
         cursor.execute(_CONVERSATION_UPSERT.format(table=table), [value for row in rows for value in row])
+
+
+def _conversations_last_message(*, message: Message) -> None:
+    """Point both (locked) conversations at `message`; last_message only moves forward in time (ties: the
+    later writer), so a slower concurrent send does not overwrite a newer one."""
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    a, b = message.sender_id, message.recipient_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONVERSATION_LAST_MESSAGE.format(table=table),
+            [message.pk, message.timestamp, a, b, b, a, message.timestamp],
+        )
 
 
 def _message_event_payload(*, message: Message, sender: ChatUser, to: str) -> dict:
@@ -428,6 +441,8 @@ def message_send(
         timestamp = now_ms()
         try:
             with transaction.atomic():
+                if recipient is not None:
+                    _conversations_lock(sender_id=sender.pk, recipient_id=recipient.pk)  # before the pk is taken
                 message = Message.objects.create(
                     app=app,
                     message_id=snowflake_id(timestamp_ms=timestamp),
@@ -450,7 +465,7 @@ def message_send(
                     events = [NewEvent(user_id=user_id, type="message", payload=payload) for user_id in member_ids]
                 events.append(NewEvent(user_id=sender.pk, type="message", payload=payload, origin_device_id=device_id))
                 if recipient is not None:
-                    _conversations_touch(message=message)
+                    _conversations_last_message(message=message)
                 # Last write of the transaction, as events_publish asks (its user-row locks come last).
                 events_publish(events=events)
             return SendResult(message=message, group_ack_reason=reason)

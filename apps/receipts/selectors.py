@@ -11,9 +11,10 @@ import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from apps.chat.models import ChatUser, Conversation
+from apps.chat.models import ChatUser, Conversation, Message
 from apps.chat.selectors import group_message_get
 from apps.common.exceptions import InvalidRequest
 from apps.common.timeutils import now_ms
@@ -26,6 +27,25 @@ from .models import GroupAck
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BIGINT = 2**63 - 1
+
+
+def message_is_read(*, message: Message) -> bool:
+    """A single-chat message is read when a message read ack set its read_at, or a conversation read ack of its
+    recipient moved the conversation's read_up_to_pk to it or past it (see apps/receipts/services.py)."""
+    if message.read_at is not None:
+        return True
+    return Conversation.objects.filter(
+        owner_id=message.recipient_id, peer_id=message.sender_id, read_up_to_pk__gte=message.pk
+    ).exists()
+
+
+def messages_unread(*, reader: ChatUser) -> QuerySet[Message]:
+    """The single-chat messages `reader` has not read yet, from every peer (a full scan of them: for checks and
+    tools, not for a request path)."""
+    position = Conversation.objects.filter(owner_id=OuterRef("recipient_id"), peer_id=OuterRef("sender_id"))
+    return Message.objects.filter(recipient=reader, read_at__isnull=True).filter(
+        pk__gt=Coalesce(Subquery(position.values("read_up_to_pk")[:1]), 0)
+    )
 
 
 def encode_pair_cursor(first: int, second: int) -> str:

@@ -1,12 +1,19 @@
 """Writes of the read receipts (SPEC §5): message, conversation and group message read acks.
 
+Read model of single chats: a message is read when its read_at is set (message read ack) OR its pk is at most
+its recipient's Conversation.read_up_to_pk with the sender (conversation read ack: one row written, whatever the
+number of unread messages). See apps.receipts.selectors.message_is_read.
 Every write is decided in the database, never by "check, then write" in Python:
-- a single-chat message becomes read by `UPDATE ... WHERE read_at IS NULL`; the request whose UPDATE changed
-  the row is the one that emits the events (a repeat, or a concurrent twin, gets `already_read`);
+- a single-chat message becomes read by `UPDATE ... WHERE read_at IS NULL AND id > read_up_to_pk`, the position
+  read under the conversation row's lock; the request whose UPDATE changed the row is the one that emits the
+  events (a repeat, a concurrent twin, or a message a conversation ack already covered gets `already_read`);
+- the recipient's conversation row serialises message acks, conversation acks and sends of one conversation:
+  each takes its lock first. message_send takes the message pk while holding it, so the pks of a conversation
+  commit in order and a conversation ack (MAX(id) under the lock) never covers a message still on its way;
 - a group ack is `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on the unique (message, reader): only the
   insert that returned a row increments the message's counter and emits `group_message_read`.
 Lock order, the same as `message_send`, so concurrent writers cannot deadlock (a mixed race test pins it):
-message rows, then the conversation row, then events_publish (it locks the receiving users' rows), and the
+the conversation row, then message rows, then events_publish (it locks the receiving users' rows), and the
 app's daily counter row at the very end. The counter row is one per app, day and kind, so every receipt of
 the app queues on it: taken last, it is held for one statement and the COMMIT, not across the event writes
 (measured in bench/: taken before events_publish it capped group acks at a few hundred per second). No
@@ -20,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db.models import F, Subquery
+from django.db.models.functions import Coalesce, Greatest
 
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
 from apps.chat.selectors import chat_user_get, group_message_get, message_get
@@ -57,13 +64,36 @@ class GroupAckResult:
     already_acked: bool
 
 
+# The position is read (and on PostgreSQL locked) in the same statement as the write: a conversation ack holding
+# the row makes this wait, then see its new position. No conversation row (never the case after a send): 0.
+_MESSAGE_READ = (
+    "UPDATE {message_table} SET read_at = %s WHERE id = %s AND read_at IS NULL AND id > COALESCE(("
+    "SELECT read_up_to_pk FROM {conversation_table} WHERE owner_id = %s AND peer_id = %s{lock}), 0)"
+)
+
+
+def _message_read(*, message: Message, reader: ChatUser, moment) -> bool:
+    """Mark `message` read unless it already is (read_at set or covered by a conversation ack): True if it won."""
+    quote = connection.ops.quote_name
+    sql = _MESSAGE_READ.format(
+        message_table=quote(Message._meta.db_table),
+        conversation_table=quote(Conversation._meta.db_table),
+        lock=" FOR UPDATE" if connection.features.has_select_for_update else "",
+    )
+    params = [connection.ops.adapt_datetimefield_value(moment), message.pk, reader.pk, message.sender_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
 def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, message_id: str) -> MessageReadResult:
     """Record that `reader` read a single-chat message; the effect and its events happen once.
 
     Checks in the contract's order: message_not_found, not_single_chat, not_recipient, feature_disabled,
     require_ack_off, ack_expired (the plan's retention at ack time, even when already read).
     Effect of the first successful call only:
-    - read_at is set; the reader's unread count with the sender drops by one, never below 0;
+    - read_at is set (unless a conversation ack already covered it: already_read); the reader's unread count
+      with the sender drops by one, never below 0;
     - `messages_read` to the sender's user when the message asked for read receipts (require_read_ack);
     - `messages_read` to the reader's user in every case, except the calling device (multi-device sync);
     - one "read" receipt on the app's daily counter.
@@ -82,8 +112,9 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         )
     )
     with transaction.atomic():
-        # The conditional UPDATE decides who wins: concurrent acks of one message emit once.
-        won = Message.objects.filter(pk=message.pk, read_at__isnull=True).update(read_at=moment)
+        # The conditional UPDATE decides who wins: concurrent acks of one message emit once, and a message a
+        # conversation ack covered (now or concurrently: its lock is waited for) is already read.
+        won = _message_read(message=message, reader=reader, moment=moment)
         if not won:
             return MessageReadResult(message_id=message.message_id, already_read=True)
         payload = {
@@ -109,9 +140,12 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
     """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt.
 
     Checks: user_not_found, feature_disabled, require_ack_off. No unread message -> sent false, nothing happens.
-    Otherwise, in one transaction and a fixed number of queries whatever the number of messages:
-    - one UPDATE marks them all read; `unread_before` is how many it changed;
-    - the unread count drops by that many (0 unless a message arrived meanwhile: its +1 is not lost);
+    Otherwise, in one transaction and a fixed number of queries, and one row written, whatever the number of
+    messages:
+    - the conversation row is locked (sends and message acks of this conversation wait for it, see the module
+      docstring); `unread_before` is its unread count, which under the lock is exactly the unread messages;
+    - read_up_to_pk moves to the newest message from the peer (every message up to it is read) and the unread
+      count drops by what was cleared (0: a message arriving meanwhile waits for the lock, then counts +1);
     - one `conversation_read` to the peer's user and to the reader's user, except the calling device;
     - one "conversation_read" receipt on the daily counter (it counts receipts sent, not messages).
     """
@@ -123,15 +157,21 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
     )
     moment = now()
     with transaction.atomic():
-        cleared = Message.objects.filter(recipient=reader, sender=peer_user, read_at__isnull=True).update(
-            read_at=moment
+        conversation = (
+            Conversation.objects.select_for_update().filter(owner=reader, peer=peer_user)
+            .values("pk", "unread_count").first()
         )
+        cleared = conversation["unread_count"] if conversation else 0
         if not cleared:
             return ConversationReadResult(peer=peer_user.username, sent=False, unread_before=0)
-        # Subtract what this UPDATE cleared rather than writing 0: a message committed after it
-        # (the sender's +1) stays counted. Greatest() keeps the count from going below zero.
-        Conversation.objects.filter(owner=reader, peer=peer_user).update(
-            unread_count=Greatest(F("unread_count") - cleared, 0)
+        # The newest message from the peer: under the lock every message of this conversation up to it has
+        # committed (message_send takes its pk under this lock), and none above it exists yet.
+        newest = Message.objects.filter(recipient=reader, sender=peer_user).order_by("-id").values("id")[:1]
+        # Subtract what was cleared rather than writing 0, as the counted messages are exactly those cleared;
+        # Greatest() keeps the count from going below zero.
+        Conversation.objects.filter(pk=conversation["pk"]).update(
+            read_up_to_pk=Greatest(Coalesce(Subquery(newest), 0), F("read_up_to_pk")),
+            unread_count=Greatest(F("unread_count") - cleared, 0),
         )
         payload = {"from": reader.username, "to": peer_user.username, "timestamp": to_ms(moment)}
         events_publish(

@@ -445,15 +445,16 @@ def test_send_group__no_single_chat_conversation(chat_app, team, login):
 def test_send_single__fixed_query_count(chat_app, alice_bob, login, django_assert_num_queries):
     alice = login("alice")
     single(alice, chat_app)  # the conversations exist from now on: insert and update paths cost the same
-    # (token cached by the first send) recipient, SAVEPOINT, message INSERT, conversation upsert,
+    # (token cached by the first send) recipient, SAVEPOINT, conversation upsert (locks both rows before the
+    # message pk is taken, see _conversations_lock), message INSERT, conversations' last message,
     # events: lock receivers + INSERT, RELEASE
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert single(alice, chat_app).status_code == 201
 
 
 def test_send_single__first_message_same_query_count(chat_app, alice_bob, login, django_assert_num_queries):
     alice = login("alice")
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):  # the token's first use, then as above
         assert single(alice, chat_app).status_code == 201
 
 

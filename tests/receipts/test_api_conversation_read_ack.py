@@ -4,6 +4,7 @@ import pytest
 
 from apps.chat.models import Conversation, Message
 from apps.receipts.models import ReceiptDailyCount
+from apps.receipts.selectors import message_is_read
 
 from .conftest import World, error, events_of
 
@@ -30,7 +31,7 @@ def test_conversation_ack__unread_messages__all_read_one_event_each_side(chat):
 
     assert response.status_code == 200
     assert response.json() == {"peer": "alice", "sent": True, "unread_before": 3}
-    assert not Message.objects.filter(pk__in=[m.pk for m in sent], read_at__isnull=True).exists()
+    assert all(message_is_read(message=Message.objects.get(pk=m.pk)) for m in sent)
     assert unread(bob, alice) == 0
     [to_peer] = events_of(alice.user, "conversation_read")
     assert to_peer.payload == {"from": "bob", "to": "alice", "timestamp": to_peer.payload["timestamp"]}
@@ -62,7 +63,7 @@ def test_conversation_ack__clears_messages_of_any_age(chat):
     world, alice, bob, _ = chat
     old = world.age(world.send(alice, "bob"), days=400)  # far past the plan's retention
     assert world.conversation_ack(bob, "alice").json()["unread_before"] == 1
-    assert Message.objects.get(pk=old.pk).read_at is not None
+    assert message_is_read(message=Message.objects.get(pk=old.pk))
 
 
 def test_conversation_ack__only_that_peer_and_direction(chat):
@@ -74,8 +75,8 @@ def test_conversation_ack__only_that_peer_and_direction(chat):
 
     assert world.conversation_ack(bob, "alice").json()["unread_before"] == 1
 
-    assert Message.objects.get(pk=from_carol.pk).read_at is None
-    assert Message.objects.get(pk=to_alice.pk).read_at is None
+    assert not message_is_read(message=Message.objects.get(pk=from_carol.pk))
+    assert not message_is_read(message=Message.objects.get(pk=to_alice.pk))
     assert unread(bob, carol) == 1
     assert unread(alice, bob) == 1
 
@@ -139,7 +140,7 @@ def test_conversation_ack__read_ack_disabled__403_feature_disabled(chat):
     message = world.send(alice, "bob")
     world.policy(read_ack_enabled=False)
     assert error(world.conversation_ack(bob, "alice")) == (403, "feature_disabled")
-    assert Message.objects.get(pk=message.pk).read_at is None
+    assert not message_is_read(message=Message.objects.get(pk=message.pk))
 
 
 def test_conversation_ack__device_require_ack_off__409_require_ack_off(chat):
@@ -147,7 +148,7 @@ def test_conversation_ack__device_require_ack_off__409_require_ack_off(chat):
     message = world.send(alice, "bob")
     bob_off = world.login("bob", "tablet", require_ack=False)
     assert error(world.conversation_ack(bob_off, "alice")) == (409, "require_ack_off")
-    assert Message.objects.get(pk=message.pk).read_at is None
+    assert not message_is_read(message=Message.objects.get(pk=message.pk))
 
 
 def test_conversation_ack__order__user_not_found_first(chat):
@@ -184,7 +185,8 @@ def test_conversation_ack__queries__same_for_1_and_100_unread(chat, django_asser
     for _ in range(unread_messages):
         world.send(alice, "bob")
     world.warm_cache()
-    # token, peer; savepoint, UPDATE messages, conversation, counter, lock users + INSERT events; release
+    # token, peer; savepoint, lock conversation, UPDATE conversation (read_up_to_pk), lock users + INSERT events,
+    # counter; release (no message row is written)
     with django_assert_num_queries(9):
         response = world.conversation_ack(bob, "alice")
     assert response.json()["unread_before"] == unread_messages
@@ -193,5 +195,5 @@ def test_conversation_ack__queries__same_for_1_and_100_unread(chat, django_asser
 def test_conversation_ack__queries__nothing_unread(chat, django_assert_num_queries):
     world, _, bob, _ = chat
     world.warm_cache()
-    with django_assert_num_queries(5):  # token, peer; savepoint, UPDATE messages (no row), release
+    with django_assert_num_queries(5):  # token, peer; savepoint, lock conversation (nothing unread), release
         assert world.conversation_ack(bob, "alice").json()["sent"] is False

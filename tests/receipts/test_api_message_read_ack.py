@@ -249,7 +249,8 @@ def test_read_ack__order__require_ack_off_before_expiry(chat):
 def test_read_ack__queries__first_ack(chat, django_assert_num_queries):
     world, _, bob, _, message = chat
     world.warm_cache()
-    # token, message; savepoint, UPDATE read_at, conversation, counter, lock users + INSERT events; release
+    # token, message; savepoint, UPDATE read_at (locking the conversation's read_up_to_pk in the same statement),
+    # conversation, lock users + INSERT events, counter; release
     with django_assert_num_queries(9):
         assert world.message_ack(bob, message.message_id).status_code == 200
 

@@ -16,6 +16,7 @@ from django.db import connection
 from apps.chat.models import Conversation, Message
 from apps.events.models import Event
 from apps.receipts.models import GroupAck, ReceiptDailyCount
+from apps.receipts.selectors import message_is_read, messages_unread
 
 # serialized_rollback: the flush after a transactional test also removes the plans and roles that the data
 # migrations seeded; this restores them before each of these tests.
@@ -115,7 +116,7 @@ def test_message_read_ack__many_devices_at_once__read_once_one_pair_of_events(wo
 
 
 def test_sends_message_acks_and_conversation_acks_at_once__no_error_and_unread_count_exact(world):
-    """The lock order (message rows, users, conversation, counter) is the same everywhere: no deadlock, and
+    """The lock order (conversation, message rows, users, counter) is the same everywhere: no deadlock, and
     the unread count ends equal to the messages really unread."""
     n = THREADS
     alice = world.login("alice")
@@ -135,10 +136,69 @@ def test_sends_message_acks_and_conversation_acks_at_once__no_error_and_unread_c
     responses = run_together(calls)
 
     assert set(statuses(responses)) <= {200, 201}, statuses(responses)
-    really_unread = Message.objects.filter(recipient=bob_devices[0].user, read_at__isnull=True).count()
+    really_unread = messages_unread(reader=bob_devices[0].user).count()
     assert Conversation.objects.get(owner=bob_devices[0].user, peer=alice.user).unread_count == really_unread
     # every message marked read was announced exactly once: by its own ack or by a conversation ack
     read_events = Event.objects.filter(user=alice.user, type="messages_read").count()
     conversation_events = Event.objects.filter(user=alice.user, type="conversation_read").count()
     assert read_events + conversation_events >= 1
     assert read_events == sum(1 for r in responses if r.status_code == 200 and r.json().get("already_read") is False)
+
+
+def test_message_acks_and_conversation_acks_of_the_same_messages_at_once__each_message_read_once(world):
+    """A conversation ack moves the conversation's read position instead of writing the messages: a message ack
+    racing it must see that position (both lock the conversation row), so every message is made read exactly
+    once, by its own ack or by one conversation ack, and the unread count is exact."""
+    n = THREADS
+    alice = world.login("alice")
+    bob_devices = [world.login("bob", f"dev{i}") for i in range(n)]
+    messages = [world.send(alice, "bob") for _ in range(n - n // 5)]  # the last fifth of the devices ack all
+
+    calls = [(lambda d=bob_devices[i], m=m: world.message_ack(d, m.message_id)) for i, m in enumerate(messages)]
+    calls += [(lambda d=d: world.conversation_ack(d, "alice")) for d in bob_devices[len(messages):]]
+    responses = run_together(calls)
+
+    assert statuses(responses) == {200: n}
+    message_wins = sum(1 for r in responses[:len(messages)] if r.json()["already_read"] is False)
+    cleared = [r.json()["unread_before"] for r in responses[len(messages):] if r.json()["sent"]]
+    assert message_wins + sum(cleared) == len(messages)  # each message read exactly once
+    assert all(message_is_read(message=Message.objects.get(pk=m.pk)) for m in messages)
+    assert messages_unread(reader=bob_devices[0].user).count() == 0
+    assert Conversation.objects.get(owner=bob_devices[0].user, peer=alice.user).unread_count == 0
+    assert Event.objects.filter(user=alice.user, type="messages_read").count() == message_wins
+    assert Event.objects.filter(user=alice.user, type="conversation_read").count() == len(cleared)
+    counts = dict(ReceiptDailyCount.objects.filter(app=world.app).values_list("kind", "count"))
+    assert counts.get("read", 0) == message_wins and counts.get("conversation_read", 0) == len(cleared)
+
+
+def test_sends_and_conversation_acks_at_once__a_message_in_flight_is_never_covered_uncounted(world):
+    """message_send takes the message pk under the recipient's conversation lock: a conversation ack marks read
+    exactly the messages it counted, and a message that arrives meanwhile stays unread and counted."""
+    n = THREADS
+    alice = world.login("alice")
+    bob_devices = [world.login("bob", f"dev{i}") for i in range(n)]
+    world.send(alice, "bob")
+
+    calls = []
+    for i in range(n):
+        if i % 2 == 0:
+            calls.append(lambda: alice.client.post(
+                f"{world.base}/messages", {"chat_type": "single", "to": "bob", "body": {"n": 1}}, format="json"
+            ))
+        else:
+            calls.append(lambda d=bob_devices[i]: world.conversation_ack(d, "alice"))
+    responses = run_together(calls)
+
+    assert set(statuses(responses)) <= {200, 201}, statuses(responses)
+    sent = 1 + sum(1 for r in responses if r.status_code == 201)
+    cleared = sum(r.json()["unread_before"] for r in responses if r.status_code == 200 and r.json()["sent"])
+    bob = bob_devices[0].user
+    unread_count = Conversation.objects.get(owner=bob, peer=alice.user).unread_count
+    still_unread = list(messages_unread(reader=bob))
+    assert cleared + unread_count == sent
+    assert len(still_unread) == unread_count
+    # a message ack agrees with the read model: the unread ones win (and bring the count down), the rest don't
+    for message in Message.objects.filter(recipient=bob).order_by("pk"):
+        expected_win = not message_is_read(message=message)
+        assert world.message_ack(bob_devices[0], message.message_id).json()["already_read"] is (not expected_win)
+    assert Conversation.objects.get(owner=bob, peer=alice.user).unread_count == 0
