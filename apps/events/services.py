@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -33,7 +34,8 @@ class NewEvent:
 
 
 def events_publish(*, events: list[NewEvent]) -> list[Event]:
-    """Store the events (one lock query + one INSERT) and wake their users' long-polls after commit.
+    """Store the events (PostgreSQL: one statement locking the users and inserting; SQLite: a lock query and one
+    INSERT) and wake their users' long-polls after commit.
 
     Call inside the transaction of the change that causes them, once per transaction with all its
     events, as its LAST write (after every other UPDATE/INSERT that locks rows): the user-row locks
@@ -52,22 +54,61 @@ def events_publish(*, events: list[NewEvent]) -> list[Event]:
         return []
     user_ids = sorted({e.user_id for e in events})
     with transaction.atomic(savepoint=False):
-        list(ChatUser.objects.filter(id__in=user_ids).order_by("id").select_for_update(no_key=True)
-             .values_list("id", flat=True))
-        created = Event.objects.bulk_create(
-            [
-                Event(
-                    user_id=e.user_id,
-                    type=e.type,
-                    payload=e.payload,
-                    origin_device_id=e.origin_device_id,
-                    delivery_message_pk=e.delivery_message_pk,
-                )
-                for e in events
-            ]
-        )
+        if connection.vendor == "postgresql":
+            created = _publish_postgresql(events=events, user_ids=user_ids)
+        else:
+            list(ChatUser.objects.filter(id__in=user_ids).order_by("id").select_for_update(no_key=True)
+                 .values_list("id", flat=True))
+            created = Event.objects.bulk_create(
+                [
+                    Event(
+                        user_id=e.user_id,
+                        type=e.type,
+                        payload=e.payload,
+                        origin_device_id=e.origin_device_id,
+                        delivery_message_pk=e.delivery_message_pk,
+                    )
+                    for e in events
+                ]
+            )
         wakeup.wake_after_commit(user_ids)
     return created
+
+
+# PostgreSQL: the user-row locks and the INSERT in one statement, one round trip and no ORM compilation (they
+# were ~28% of a group ack's server CPU, bench/). The one-time filter on `locked` runs that CTE to its end, so
+# every user row is locked (in id order) before the first event row is inserted and takes its id.
+_PUBLISH_PG = (
+    "WITH locked AS (SELECT id FROM {user_table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE) "
+    "INSERT INTO {event_table} (user_id, type, payload, origin_device_id, delivery_message_pk, created_at) "
+    "SELECT e.user_id, e.type, e.payload, e.origin_device_id, e.delivery_message_pk, %s "
+    "FROM unnest(%s::bigint[], %s::varchar[], %s::text[]::jsonb[], %s::varchar[], %s::bigint[]) "
+    "WITH ORDINALITY AS e(user_id, type, payload, origin_device_id, delivery_message_pk, n) "
+    "WHERE (SELECT count(*) FROM locked) >= 0 ORDER BY e.n RETURNING id"
+)
+
+
+def _publish_postgresql(*, events: list[NewEvent], user_ids: list[int]) -> list[Event]:
+    quote = connection.ops.quote_name
+    sql = _PUBLISH_PG.format(user_table=quote(ChatUser._meta.db_table), event_table=quote(Event._meta.db_table))
+    moment = timezone.now()
+    params = [
+        user_ids,
+        moment,
+        [e.user_id for e in events],
+        [e.type for e in events],
+        [json.dumps(e.payload) for e in events],
+        [e.origin_device_id for e in events],
+        [e.delivery_message_pk for e in events],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    return [
+        Event(id=pk, user_id=e.user_id, type=e.type, payload=e.payload, origin_device_id=e.origin_device_id,
+              delivery_message_pk=e.delivery_message_pk, created_at=moment)
+        for pk, e in zip(ids, events, strict=True)
+    ]
 
 
 def _mark_delivered(*, message_pks: list[int], recipient_id: int, now) -> list[tuple[int, str, int, bool]]:
