@@ -24,8 +24,8 @@ class GroupAckAdmin(ReadOnlyAdmin):
 
 @admin.register(ReceiptDailyCount)
 class ReceiptDailyCountAdmin(ReadOnlyAdmin):
-    list_display = ["day", "app", "kind", "count"]
+    list_display = ["day", "app", "kind", "shard", "count"]
     list_filter = ["kind"]
     search_fields = ["app__org_name", "app__app_name"]
     list_select_related = ["app"]
-    ordering = ["-day", "app", "kind"]
+    ordering = ["-day", "app", "kind", "shard"]

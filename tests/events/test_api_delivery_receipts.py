@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.chat.models import Message
 from apps.common.timeutils import to_ms
-from apps.receipts.models import ReceiptDailyCount
+from apps.receipts.counters import receipt_count_total
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +18,7 @@ def _delivered_events(device, **params):
 
 
 def _delivery_count(app) -> int:
-    row = ReceiptDailyCount.objects.filter(app=app, kind="delivery", day=timezone.now().date()).first()
-    return row.count if row else 0
+    return receipt_count_total(app_id=app.pk, kind="delivery")
 
 
 def test_delivery__recipient_device_fetches__sender_devices_get_one_messages_delivered(chat):

@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from apps.chat.models import Conversation, Message
+from apps.receipts.counters import receipt_count_total
 from apps.receipts.models import ReceiptDailyCount
 from apps.receipts.selectors import message_is_read
 
@@ -119,7 +120,7 @@ def test_conversation_ack__daily_counter_counts_one_receipt_per_ack(chat):
     for _ in range(5):
         world.send(alice, "bob")
     world.conversation_ack(bob, "alice")
-    assert ReceiptDailyCount.objects.get(app=world.app, kind="conversation_read").count == 1
+    assert receipt_count_total(app_id=world.app.pk, kind="conversation_read") == 1
 
 
 # --- errors and their order

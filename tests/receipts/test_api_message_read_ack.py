@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from apps.chat.models import Conversation, Message
-from apps.receipts.models import ReceiptDailyCount
+from apps.receipts.counters import receipt_count_total
 
 from .conftest import error, events_of
 
@@ -60,7 +60,7 @@ def test_read_ack__repeated__already_read_and_no_second_event(chat):
     assert len(events_of(alice.user, "messages_read")) == 1
     assert len(events_of(bob.user, "messages_read")) == 1
     assert unread(bob, alice) == 1
-    assert ReceiptDailyCount.objects.get(app=world.app, kind="read").count == 1
+    assert receipt_count_total(app_id=world.app.pk, kind="read") == 1
 
 
 def test_read_ack__sent_without_require_read_ack__only_the_readers_devices_told(world):
@@ -106,7 +106,7 @@ def test_read_ack__sent_over_http_then_acked(world):
 def test_read_ack__counted_once_on_the_daily_chart(chat):
     world, alice, bob, _, message = chat
     world.message_ack(bob, message.message_id)
-    assert ReceiptDailyCount.objects.get(app=world.app, kind="read").count == 1
+    assert receipt_count_total(app_id=world.app.pk, kind="read") == 1
 
 
 # --- errors, one by one

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from apps.receipts.counters import receipt_count_add, receipt_counts_by_day
+from apps.receipts.counters import receipt_count_add, receipt_count_total, receipt_counts_by_day
 from apps.receipts.models import ReceiptDailyCount
 
 pytestmark = pytest.mark.django_db
@@ -13,7 +13,7 @@ DAY = date(2026, 3, 1)
 
 
 def count(app, kind, day=DAY):
-    return ReceiptDailyCount.objects.get(app=app, kind=kind, day=day).count
+    return receipt_count_total(app_id=app.pk, kind=kind, day=day)
 
 
 def test_count_add__first_and_later_receipts__one_query_each(make_app, django_assert_num_queries):
@@ -51,3 +51,14 @@ def test_counts_by_day__last_14_days_oldest_first(make_app):
     assert series["conversation_read"][-1] == 3
     assert series["read"][0] == 1 and sum(series["read"]) == 1
     assert series["delivery"] == [0] * 14
+
+
+def test_count_add__many_receipts__spread_over_shards_and_summed_exactly(make_app):
+    # Given one app's receipts of a day, each on a random shard row (no single hot row lock)
+    app = make_app()
+    for _ in range(200):
+        receipt_count_add(app_id=app.pk, kind="group_read", day=DAY)
+    # Then they use several rows, and every reader sums them exactly
+    assert ReceiptDailyCount.objects.filter(app=app, kind="group_read", day=DAY).count() > 1
+    assert count(app, "group_read") == 200
+    assert receipt_counts_by_day(app_id=app.pk, today=DAY)["group_read"][-1] == 200
