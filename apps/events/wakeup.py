@@ -161,7 +161,14 @@ class _RemoteBackend(_Backend):
         raise NotImplementedError
 
     def _drop_sender(self) -> None:
-        raise NotImplementedError
+        """Forget the sending connection (after a failed send); the next send opens a fresh one."""
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            try:
+                sender.close()
+            except Exception:  # it is already broken: closing is best effort
+                pass
 
     # --- listening
     def ensure_listening(self) -> None:
@@ -242,15 +249,6 @@ class _PostgresBackend(_RemoteBackend):
             for payload in payloads:
                 self._sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
-    def _drop_sender(self) -> None:
-        with self._lock:
-            sender, self._sender = self._sender, None
-        if sender is not None:
-            try:
-                sender.close()
-            except Exception:
-                pass
-
     def _listen(self, *, on_ready) -> Iterator[str]:
         conn = self._connect()
         try:
@@ -289,15 +287,6 @@ class _RedisBackend(_RemoteBackend):
             sender = self._sender
         for payload in payloads:
             sender.publish(self.channel, payload)
-
-    def _drop_sender(self) -> None:
-        with self._lock:
-            sender, self._sender = self._sender, None
-        if sender is not None:
-            try:
-                sender.close()
-            except Exception:
-                pass
 
     def _listen(self, *, on_ready) -> Iterator[str]:
         client = self._client()
