@@ -24,4 +24,8 @@ threads = int(os.environ.get("WEB_THREADS", "64"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
 graceful_timeout = 35
 keepalive = 5
+# The longest request line gunicorn allows short of "unlimited" (the default is 4094): long
+# cursors and query strings fit; anything longer gets gunicorn's 414, documented in the schema
+# (apps/common/schema.py, REQUEST_LINE_LIMIT_BYTES).
+limit_request_line = 8190
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None

@@ -57,3 +57,22 @@ def register_bearer_scheme(*, target_class: str, name: str, description: str) ->
             },
         },
     )
+
+
+# The production server (gunicorn, gunicorn.conf.py) refuses a request line longer than its
+# limit before Django sees it, with its own small HTML page. Clients can meet it with absurd
+# query strings, so the schema says so instead of pretending every answer is JSON.
+REQUEST_LINE_LIMIT_BYTES = 8190
+
+
+def add_request_line_limit_response(result, generator, request, public):
+    """drf-spectacular postprocessing hook: document gunicorn's 414 on every operation."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("414", {
+                    "description": f"Request line longer than {REQUEST_LINE_LIMIT_BYTES} bytes: refused by the "
+                                   "web server (gunicorn) before the application, with a small HTML page.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                })
+    return result
