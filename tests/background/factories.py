@@ -81,3 +81,32 @@ def events_for(user: ChatUser, *, count: int, created_at) -> list[Event]:
     return Event.objects.bulk_create(
         [Event(user=user, type="test", payload={"n": i}, created_at=created_at) for i in range(count)]
     )
+
+
+def run_at_once(work, *, copies: int = 2) -> tuple[list, list]:
+    """Run `copies` threads of `work()` released together; returns (results, errors).
+
+    Each thread closes its own database connections, as a worker process would.
+    """
+    import threading
+
+    from django.db import connections
+
+    results, errors = [], []
+    start = threading.Barrier(copies)
+
+    def run():
+        try:
+            start.wait(timeout=10)
+            results.append(work())
+        except Exception as exc:  # reported to the test, with the other thread's outcome
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors

@@ -1,10 +1,8 @@
 """SPEC §5 Events, §6: events older than EVENT_RETENTION_DAYS are purged in batches, the rest kept."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from apps.chat.services import chat_user_create
@@ -12,7 +10,7 @@ from apps.events.models import Event
 from apps.events.purge import events_purge_expired
 from apps.events.tasks import purge_expired_events
 
-from .factories import events_for
+from .factories import events_for, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -73,23 +71,7 @@ def test_events_purge__events_published_during_the_run__untouched(user):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_events_purge__two_runs_at_once__counts_add_up(user):
     events_for(user, count=90, created_at=timezone.now() - timedelta(days=30))
-    results, errors = [], []
-    start = threading.Barrier(2)
-
-    def run():
-        try:
-            start.wait(timeout=10)
-            results.append(events_purge_expired(batch_size=7))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results, errors = run_at_once(lambda: events_purge_expired(batch_size=7))
 
     assert errors == []
     assert sum(results) == 90

@@ -1,11 +1,10 @@
 """SPEC §1 "ack validity" and §6: expired group acks are purged per app TTL, in bounded batches, idempotently."""
 
 import io
-import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.common.timeutils import now_ms
@@ -15,7 +14,7 @@ from apps.receipts.models import GroupAck
 from apps.receipts.purge import group_ack_expiry_cutoff_ms, group_acks_purge_expired
 from apps.receipts.tasks import purge_expired_group_acks
 
-from .factories import HOUR_MS, ack_ids, ack_world, acks, days_ms, group_message, staff_actor
+from .factories import HOUR_MS, ack_ids, ack_world, acks, days_ms, group_message, run_at_once, staff_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -193,24 +192,8 @@ def test_purge__two_runs_at_once__each_row_deleted_once__counts_add_up():
         acks(world, group_message(world, age_ms=days_ms(4)))
     fresh = group_message(world, age_ms=HOUR_MS)
     acks(world, fresh, count=10)
-    results, errors = [], []
-    start = threading.Barrier(2)
-
-    def run():
-        try:
-            start.wait(timeout=10)
-            results.append(group_acks_purge_expired(batch_size=7))
-        except Exception as exc:  # reported below, with the thread's error
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
     # When two purges run at the same time
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results, errors = run_at_once(lambda: group_acks_purge_expired(batch_size=7))
 
     # Then no error, every expired row is gone once, the fresh ones stay
     assert errors == []
