@@ -90,8 +90,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;",
     }
 else:
+    # Django's backend, minus two per-request costs (apps/common/db_backends/postgresql/base.py).
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "apps.common.db_backends.postgresql"
     # Reuse connections between requests; health-checked so a restarted
-    # PostgreSQL does not leave dead connections behind.
+    # PostgreSQL does not leave dead connections behind (skipped for a connection
+    # that finished a request cleanly within the last second).
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

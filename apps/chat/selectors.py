@@ -3,9 +3,14 @@ a row of another app is simply not found (SPEC §3)."""
 
 from __future__ import annotations
 
+import functools
+
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
+from apps.common.db import prepared_cursor
+from apps.policy.evaluation import PolicySnapshot
+from apps.policy.selectors import snapshot_from_row, snapshot_sql
 from apps.tenancy.models import App
 
 from .exceptions import GroupNotFound, MessageNotFound, UserNotFound
@@ -94,38 +99,51 @@ _GROUP_FIELDS = ("id", "group_id", "member_count")
 _GROUP_MESSAGE_FIELDS = ("id", "message_id", "sender_id", "group_id", "timestamp", "need_group_ack", "group_ack_count")
 
 
-def group_message_get(*, app: App, group_id: str, message_id: str, member: ChatUser) -> tuple[Group, Message]:
+def group_message_get(
+    *, app: App, group_id: str, message_id: str, member: ChatUser, with_policy: bool = False
+) -> tuple[Group, Message] | tuple[Group, Message, PolicySnapshot]:
     """A group message of `app` and its group, with `member`'s role in the group, in one query.
 
     What group_get(member=) and message_get do for a group receipt, in one round trip instead of two:
     - raises group_not_found first, then message_not_found (also for a message of another group or a
       single-chat message), the contract's order;
     - the group carries `member_role` ("owner", "admin", "member" or None), like group_get(member=);
-    - only the fields a group receipt reads are loaded; any other field loads on access (deferred).
+    - only the fields a group receipt reads are loaded; any other field loads on access (deferred);
+    - with_policy: the app's policy snapshot too, joined to the same query (what policy_snapshot_get
+      returns, read fresh, without a cache round trip), as a third element.
     """
     row = None
     if storable_text(group_id) and storable_text(message_id):
-        quote = connection.ops.quote_name
-        group_table, message_table = quote(Group._meta.db_table), quote(Message._meta.db_table)
-        membership_table = quote(Membership._meta.db_table)
-        columns = ", ".join(f"m.{quote(name)}" for name in _GROUP_MESSAGE_FIELDS)
-        sql = (
-            f"SELECT g.id, g.group_id, g.member_count, "
-            f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns} "
-            f"FROM {group_table} g LEFT JOIN {message_table} m ON m.app_id = g.app_id AND m.message_id = %s "
-            f"WHERE g.app_id = %s AND g.group_id = %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [member.pk, message_id, app.pk, group_id])
+        with prepared_cursor() as cursor:
+            cursor.execute(_group_message_sql(with_policy), [member.pk, message_id, app.pk, group_id])
             row = cursor.fetchone()
     if row is None:
         raise GroupNotFound(f"No group {group_id!r} in this app.")
     group = Group.from_db(connection.alias, _GROUP_FIELDS, row[:3])
     group.member_role = row[3]
-    pk, public_id, sender_id, message_group_pk, timestamp, need_group_ack, group_ack_count = row[4:]
+    pk, public_id, sender_id, message_group_pk, timestamp, need_group_ack, group_ack_count = row[4:11]
     if pk is None or message_group_pk != group.pk:
         raise MessageNotFound(f"No message {message_id!r} in this group.")
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
     message = Message.from_db(connection.alias, _GROUP_MESSAGE_FIELDS, (
         pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count))
+    if with_policy:
+        return group, message, snapshot_from_row(row[11:], app_id=app.pk)
     return group, message
+
+
+@functools.cache
+def _group_message_sql(with_policy: bool) -> str:
+    # Built once per process (and engine: tests switch none): the text is what gets prepared.
+    quote = connection.ops.quote_name
+    group_table, message_table = quote(Group._meta.db_table), quote(Message._meta.db_table)
+    membership_table = quote(Membership._meta.db_table)
+    columns = ", ".join(f"m.{quote(name)}" for name in _GROUP_MESSAGE_FIELDS)
+    policy_columns, policy_joins = snapshot_sql("g.app_id") if with_policy else ("", "")
+    return (
+        f"SELECT g.id, g.group_id, g.member_count, "
+        f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns}"
+        f"{', ' + policy_columns if policy_columns else ''} "
+        f"FROM {group_table} g LEFT JOIN {message_table} m ON m.app_id = g.app_id AND m.message_id = %s "
+        f"{policy_joins} WHERE g.app_id = %s AND g.group_id = %s"
+    )

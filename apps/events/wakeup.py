@@ -319,7 +319,7 @@ def _config() -> tuple:
     if choice == "auto":
         if redis_url:
             choice = "redis"
-        elif engine == "django.db.backends.postgresql":
+        elif engine.endswith(".postgresql"):  # Django's backend or ours (apps/common/db_backends)
             choice = "postgres"
         else:
             choice = "local"
@@ -370,6 +370,21 @@ def wake_after_commit(user_ids: Iterable[int]) -> None:
     ids = sorted(set(user_ids))
     if ids:
         transaction.on_commit(lambda: backend().publish(ids))
+
+
+def in_statement_notify(user_ids: list[int]) -> tuple[str, str] | None:
+    """For a writer that wants the wake-up inside its own SQL statement (one round trip less): the
+    (channel, payload) to pass to pg_notify(), which PostgreSQL delivers at COMMIT, or None when the
+    backend is not `postgres` (then call wake_after_commit). After a successful commit the caller wakes
+    this process's waiters itself (wake_local): its own listener skips its own payloads."""
+    if backend().name != "postgres":
+        return None
+    payloads = _encode(sorted(set(user_ids)))
+    return (CHANNEL, payloads[0]) if len(payloads) == 1 else None
+
+
+def wake_local(user_ids: Iterable[int]) -> None:
+    hub.wake(user_ids)
 
 
 class Waiter:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.core.cache import cache
+from django.db import connection
+
+from apps.tenancy.models import App, PlanTier
 
 from .evaluation import PolicySnapshot
 from .models import ReceiptPolicy
@@ -27,6 +30,48 @@ def policy_snapshot_build(*, policy: ReceiptPolicy, plan) -> PolicySnapshot:
         plan=plan.code,
         plan_group_read_ack_allowed=plan.group_read_ack_allowed,
         plan_message_retention_days=plan.message_retention_days,
+    )
+
+
+# A snapshot read inside another query (the group receipts' lookup joins it, one round trip instead of two):
+# snapshot_sql() gives the columns and joins for an app id expression, snapshot_from_row() reads them back.
+_SNAPSHOT_POLICY_COLUMNS = (
+    "delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled", "group_ack_sender_scope",
+    "group_ack_member_limit", "group_ack_count_visibility", "group_ack_ttl_days",
+)
+_SNAPSHOT_PLAN_COLUMNS = ("code", "group_read_ack_allowed", "message_retention_days")
+SNAPSHOT_COLUMN_COUNT = 1 + len(_SNAPSHOT_POLICY_COLUMNS) + len(_SNAPSHOT_PLAN_COLUMNS)
+
+
+def snapshot_sql(app_id_sql: str) -> tuple[str, str]:
+    """(columns, joins) selecting the policy snapshot of the app whose id is `app_id_sql` (LEFT JOINs)."""
+    quote = connection.ops.quote_name
+    policy_table, app_table = quote(ReceiptPolicy._meta.db_table), quote(App._meta.db_table)
+    plan_table = quote(PlanTier._meta.db_table)
+    columns = ", ".join(
+        ["rp_.app_id"]
+        + [f"rp_.{quote(name)}" for name in _SNAPSHOT_POLICY_COLUMNS]
+        + [f"pl_.{quote(name)}" for name in _SNAPSHOT_PLAN_COLUMNS]
+    )
+    joins = (
+        f"LEFT JOIN {policy_table} rp_ ON rp_.app_id = {app_id_sql} "
+        f"LEFT JOIN {app_table} ap_ ON ap_.id = rp_.app_id LEFT JOIN {plan_table} pl_ ON pl_.code = ap_.plan_id"
+    )
+    return columns, joins
+
+
+def snapshot_from_row(values, *, app_id: int) -> PolicySnapshot:
+    """The snapshot from snapshot_sql()'s columns; an app without a policy row goes through policy_snapshot_get."""
+    if values[0] is None:
+        return policy_snapshot_get(app_id=app_id)
+    (app, delivery, read, group_read, sender_scope, member_limit, visibility, ttl_days,
+     plan, plan_allows, retention) = values
+    # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
+    return PolicySnapshot(
+        app_id=app, delivery_ack_enabled=bool(delivery), read_ack_enabled=bool(read),
+        group_read_ack_enabled=bool(group_read), group_ack_sender_scope=sender_scope,
+        group_ack_member_limit=member_limit, group_ack_count_visibility=visibility, group_ack_ttl_days=ttl_days,
+        plan=plan, plan_group_read_ack_allowed=bool(plan_allows), plan_message_retention_days=retention,
     )
 
 

@@ -15,6 +15,10 @@ from .models import ReceiptDailyCount, ReceiptKind
 COUNTER_SHARDS = 16
 
 
+def random_counter_shard() -> int:
+    return random.randrange(COUNTER_SHARDS)
+
+
 def receipt_count_add(*, app_id: int, kind: str, n: int = 1, day: date | None = None) -> None:
     """Add `n` receipts of `kind` to today's counter of the app, atomically, in one statement.
 
@@ -34,7 +38,7 @@ def receipt_count_add(*, app_id: int, kind: str, n: int = 1, day: date | None = 
         cursor.execute(
             f"INSERT INTO {table} (app_id, day, kind, shard, {count}) VALUES (%s, %s, %s, %s, %s) "
             f"ON CONFLICT (app_id, day, kind, shard) DO UPDATE SET {count} = {table}.{count} + excluded.{count}",
-            [app_id, connection.ops.adapt_datefield_value(day), kind, random.randrange(COUNTER_SHARDS), n],
+            [app_id, connection.ops.adapt_datefield_value(day), kind, random_counter_shard(), n],
         )
 
 

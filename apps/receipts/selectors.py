@@ -19,7 +19,6 @@ from apps.chat.selectors import group_message_get
 from apps.common.exceptions import InvalidRequest
 from apps.common.timeutils import now_ms
 from apps.policy import evaluation
-from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
 
 from .exceptions import raise_unless_allowed
@@ -115,10 +114,12 @@ def group_ack_list(
     ack_count_not_visible, ack_not_required, ack_expired; then a malformed cursor is invalid_request.
     Readers who have since left the group stay listed: their acks stay counted.
     """
-    group, message = group_message_get(app=app, group_id=group_id, message_id=message_id, member=caller)
+    group, message, snapshot = group_message_get(
+        app=app, group_id=group_id, message_id=message_id, member=caller, with_policy=True
+    )
     raise_unless_allowed(
         evaluation.group_ack_list_decision(
-            snapshot=policy_snapshot_get(app_id=app.pk),
+            snapshot=snapshot,
             is_sender=message.sender_id == caller.pk,
             is_member=group.member_role is not None,
             need_group_ack=message.need_group_ack,

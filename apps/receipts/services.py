@@ -24,6 +24,7 @@ Events are stored in the same transaction as the change (events_publish), so a r
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -32,15 +33,18 @@ from django.db.models.functions import Coalesce, Greatest
 
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
 from apps.chat.selectors import chat_user_get, group_message_get, message_get
+from apps.common.db import prepared_cursor
 from apps.common.timeutils import now, to_ms
+from apps.events import wakeup
+from apps.events.models import Event
 from apps.events.services import NewEvent, events_publish
 from apps.policy import evaluation
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
 
-from .counters import receipt_count_add
+from .counters import random_counter_shard, receipt_count_add
 from .exceptions import raise_unless_allowed
-from .models import GroupAck, ReceiptKind
+from .models import GroupAck, ReceiptDailyCount, ReceiptKind
 
 
 @dataclass(frozen=True)
@@ -185,39 +189,113 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
 
 
-# PostgreSQL: the ack and the count in one statement (one round trip): the UPDATE only runs for a row the
-# INSERT returned, so a repeat changes nothing and returns no row. SQLite has no INSERT/UPDATE inside WITH:
-# there the same two steps are two statements.
-_GROUP_ACK_INSERT_AND_COUNT_PG = (
-    "WITH acked AS ({insert}) "
-    "UPDATE {message_table} SET group_ack_count = group_ack_count + 1 "
-    "WHERE id = (SELECT message_id FROM acked) RETURNING group_ack_count"
+# PostgreSQL: the whole new ack in ONE statement, run in autocommit (its own transaction): one round trip, and
+# no BEGIN/COMMIT round trips around it. What it does, in this order, each step feeding the next:
+#   acked        the (message, reader) row, unless it exists (a repeat or a concurrent twin: nothing below runs);
+#   counted      the message's counter + 1, RETURNING the new value (`count`, exact);
+#   sender       the sender's user row locked (FOR NO KEY UPDATE), as events_publish does, so that user's event
+#                ids commit in order; the one-time filter in `event` runs this to its end first;
+#   event        one group_message_read event to the sender's user, carrying its own running count;
+#   tallied      one "group_read" on a random shard of today's counter, last: the hottest row, held the least;
+#   notified     (wake-up backend `postgres`) the wake-up of the sender's long-polls, delivered at COMMIT.
+# The locks come in the module's order (message row, user row, counter row), so it cannot deadlock with the
+# other writers. No row back: a repeat (the caller reads the current count).
+_GROUP_ACK_PG = """
+WITH acked AS (
+    INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp)
+    VALUES (%(app)s, %(message)s, %(reader)s, %(moment)s, %(message_timestamp)s)
+    ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING message_id
+), counted AS (
+    UPDATE {message_table} SET group_ack_count = group_ack_count + 1
+    WHERE id = (SELECT message_id FROM acked) RETURNING group_ack_count
+), sender AS (
+    SELECT id FROM {user_table} WHERE id = %(sender)s AND EXISTS (SELECT FROM counted) FOR NO KEY UPDATE
+), event AS (
+    INSERT INTO {event_table} (user_id, type, payload, origin_device_id, delivery_message_pk, created_at)
+    SELECT %(sender)s, 'group_message_read', jsonb_build_object(
+        'message_id', %(message_id)s::text, 'group_id', %(group_id)s::text, 'from', %(reader_name)s::text,
+        'count', counted.group_ack_count, 'timestamp', %(timestamp)s::bigint), '', NULL, %(moment)s
+    FROM counted WHERE (SELECT count(*) FROM sender) >= 0
+    RETURNING id
+), tallied AS (
+    INSERT INTO {count_table} (app_id, day, kind, shard, {count})
+    SELECT %(app)s, %(day)s::date, %(kind)s::text, %(shard)s, 1 FROM event
+    ON CONFLICT (app_id, day, kind, shard) DO UPDATE SET {count} = {count_table}.{count} + excluded.{count}
+    RETURNING 1
+){notify_cte}
+SELECT counted.group_ack_count, (SELECT count(*) FROM tallied){notify_column} FROM counted
+"""
+# A plain SELECT in WITH only runs if the main query reads it: hence the column.
+_GROUP_ACK_PG_NOTIFY = (
+    ", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM event)",
+    ", (SELECT count(*) FROM notified)",
 )
+
+
+@functools.cache
+def _group_ack_pg_sql(notify: bool) -> str:
+    quote = connection.ops.quote_name
+    notify_cte, notify_column = _GROUP_ACK_PG_NOTIFY if notify else ("", "")
+    return _GROUP_ACK_PG.format(
+        notify_cte=notify_cte, notify_column=notify_column,
+        ack_table=quote(GroupAck._meta.db_table), message_table=quote(Message._meta.db_table),
+        user_table=quote(ChatUser._meta.db_table), event_table=quote(Event._meta.db_table),
+        count_table=quote(ReceiptDailyCount._meta.db_table), count=quote("count"),
+    )
+
+
+def _group_ack_write_postgresql(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
+    """The new ack, its count, event and daily count in one statement; the new count, or None for a repeat."""
+    params = {
+        "app": app.pk, "message": message.pk, "reader": reader.pk, "moment": moment,
+        "message_timestamp": message.timestamp, "sender": message.sender_id, "message_id": message.message_id,
+        "group_id": group.group_id, "reader_name": reader.username, "timestamp": to_ms(moment),
+        "day": moment.date(), "kind": ReceiptKind.GROUP_READ.value, "shard": random_counter_shard(),
+    }
+    notify = wakeup.in_statement_notify([message.sender_id])
+    if notify is not None:
+        params["notify_channel"], params["notify_payload"] = notify
+    with prepared_cursor() as cursor:
+        cursor.execute(_group_ack_pg_sql(notify is not None), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if notify is None:
+        wakeup.wake_after_commit([message.sender_id])  # autocommit: runs now
+    else:
+        # The other processes hear the NOTIFY at COMMIT (now, or the outer transaction's); this one's waiters
+        # are woken here, also after the commit.
+        transaction.on_commit(lambda: wakeup.wake_local([message.sender_id]))
+    return row[0]
+
+
+# SQLite (no INSERT/UPDATE inside WITH): the same steps as separate statements in one transaction.
 _GROUP_ACK_INSERT = (
     "INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp) "
-    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING {returning}"
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING id"
 )
 _GROUP_ACK_COUNT_INCREMENT = (
     "UPDATE {message_table} SET group_ack_count = group_ack_count + 1 WHERE id = %s RETURNING group_ack_count"
 )
 
 
-def _group_ack_insert(*, app: App, message: Message, reader: ChatUser, moment) -> int | None:
-    """Insert the (message, reader) ack if it is new and return the message's new count; None for a repeat."""
+def _group_ack_write_sqlite(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
     quote = connection.ops.quote_name
-    ack_table, message_table = quote(GroupAck._meta.db_table), quote(Message._meta.db_table)
     params = [app.pk, message.pk, reader.pk, connection.ops.adapt_datetimefield_value(moment), message.timestamp]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            insert = _GROUP_ACK_INSERT.format(ack_table=ack_table, returning="message_id")
-            cursor.execute(_GROUP_ACK_INSERT_AND_COUNT_PG.format(insert=insert, message_table=message_table), params)
-            row = cursor.fetchone()
-            return None if row is None else row[0]
-        cursor.execute(_GROUP_ACK_INSERT.format(ack_table=ack_table, returning="id"), params)
-        if cursor.fetchone() is None:
-            return None
-        cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(message_table=message_table), [message.pk])
-        return cursor.fetchone()[0]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_GROUP_ACK_INSERT.format(ack_table=quote(GroupAck._meta.db_table)), params)
+            if cursor.fetchone() is None:
+                return None
+            cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(message_table=quote(Message._meta.db_table)),
+                           [message.pk])
+            count = cursor.fetchone()[0]
+        events_publish(events=[NewEvent(user_id=message.sender_id, type="group_message_read", payload={
+            "message_id": message.message_id, "group_id": group.group_id, "from": reader.username,
+            "count": count, "timestamp": to_ms(moment),
+        })])
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)  # last, see the module docstring
+    return count
 
 
 def group_ack_record(
@@ -234,14 +312,17 @@ def group_ack_record(
       `count` is exact and each new ack's event carries its own running count) and emits one
       `group_message_read` to the sender's user, plus one "group_read" receipt on the daily counter;
     - a repeat gets already_acked and the current count, and emits nothing.
-    Round trips: one lookup (group, membership and message together); for a new ack the insert and count
-    (one statement on PostgreSQL), the event (events_publish) and the counter, in one transaction.
+    Round trips on PostgreSQL: two for a new ack, whatever the data: the lookup (group, membership, message
+    and the policy snapshot, joined) and the write (one statement, its own transaction). A repeat reads the
+    count once more. SQLite: the same steps as separate statements.
     """
-    group, message = group_message_get(app=app, group_id=group_id, message_id=message_id, member=reader)
+    group, message, snapshot = group_message_get(
+        app=app, group_id=group_id, message_id=message_id, member=reader, with_policy=True
+    )
     moment = now()
     raise_unless_allowed(
         evaluation.group_read_ack_decision(
-            snapshot=policy_snapshot_get(app_id=app.pk),
+            snapshot=snapshot,
             is_member=group.member_role is not None,
             is_sender=message.sender_id == reader.pk,
             need_group_ack=message.need_group_ack,
@@ -250,29 +331,11 @@ def group_ack_record(
             now_ms=to_ms(moment),
         )
     )
-    with transaction.atomic():
-        count = _group_ack_insert(app=app, message=message, reader=reader, moment=moment)
-        if count is None:
-            # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
-            count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
-            return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count,
-                                  already_acked=True)
-        events_publish(
-            events=[
-                NewEvent(
-                    user_id=message.sender_id,
-                    type="group_message_read",
-                    payload={
-                        "message_id": message.message_id,
-                        "group_id": group.group_id,
-                        "from": reader.username,
-                        "count": count,
-                        "timestamp": to_ms(moment),
-                    },
-                )
-            ]
-        )
-        # Last: the app's one counter row of the day is the hottest lock of all; taken last, it is held
-        # for this statement and the COMMIT only.
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)
+    write = _group_ack_write_postgresql if connection.vendor == "postgresql" else _group_ack_write_sqlite
+    count = write(app=app, group=group, message=message, reader=reader, moment=moment)
+    if count is None:
+        # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
+        count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
+        return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count,
+                              already_acked=True)
     return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)

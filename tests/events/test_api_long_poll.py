@@ -178,7 +178,7 @@ def _backends() -> list[str]:
     """Every wake-up backend this environment can run: local always, postgres on PostgreSQL, redis when a
     Redis URL is configured (CI sets CACHE_URL=redis://...)."""
     names = ["local"]
-    if settings_module.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if settings_module.DATABASES["default"]["ENGINE"].endswith(".postgresql"):
         names.append("postgres")
     if _redis_url():
         names.append("redis")
