@@ -1,5 +1,8 @@
 """Read-receipt endpoints of the app API (SPEC §5), user tokens only. Thin: parse, call one service, serialise.
 
+The three ack endpoints answer an authorised POST without DRF's per-request machinery (LeanPostUserTokenApi,
+apps/chat/apis.py); their `post` stays the DRF handler for everything else and for the schema.
+
 The three ack endpoints are the hottest of the API: their results are flat dataclasses of plain values, so they
 are returned as dicts (dataclasses.asdict) instead of through a DRF serializer, which copies its declared
 fields on every instantiation. The serializers stay as the documented response schema; a test compares the
@@ -12,7 +15,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.chat.apis import UserTokenApi
+from apps.chat.apis import LeanPostUserTokenApi, UserTokenApi
 from apps.common.pagination import parse_limit
 from apps.common.schema import error_responses
 from apps.common.timeutils import to_ms
@@ -74,7 +77,7 @@ class GroupAckPageSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
 
 
-class MessageReadAckApi(UserTokenApi):
+class MessageReadAckApi(LeanPostUserTokenApi):
     @extend_schema(
         operation_id="message_read_ack",
         request=None,
@@ -90,14 +93,16 @@ class MessageReadAckApi(UserTokenApi):
         "feature_disabled, require_ack_off, ack_expired.",
     )
     def post(self, request, org_name, app_name, message_id):
-        principal = request.user
+        return Response(self.lean_post(request.user, message_id=message_id))
+
+    def lean_post(self, principal, *, message_id, **_) -> dict:
         result = services.message_mark_read(
             app=principal.app, reader=principal.user, device=principal.device, message_id=message_id
         )
-        return Response(asdict(result))  # MessageReadAckSerializer's shape
+        return asdict(result)  # MessageReadAckSerializer's shape
 
 
-class ConversationReadAckApi(UserTokenApi):
+class ConversationReadAckApi(LeanPostUserTokenApi):
     @extend_schema(
         operation_id="conversation_read_ack",
         request=None,
@@ -111,11 +116,13 @@ class ConversationReadAckApi(UserTokenApi):
         "Without unread messages: sent false and nothing happens.",
     )
     def post(self, request, org_name, app_name, peer):
-        principal = request.user
+        return Response(self.lean_post(request.user, peer=peer))
+
+    def lean_post(self, principal, *, peer, **_) -> dict:
         result = services.conversation_mark_read(
             app=principal.app, reader=principal.user, device=principal.device, peer=peer
         )
-        return Response(asdict(result))  # ConversationReadAckSerializer's shape
+        return asdict(result)  # ConversationReadAckSerializer's shape
 
 
 class ConversationListApi(UserTokenApi):
@@ -136,7 +143,7 @@ class ConversationListApi(UserTokenApi):
         return Response(ConversationPageSerializer({"results": rows, "next_cursor": next_cursor}).data)
 
 
-class GroupMessageReadAckApi(UserTokenApi):
+class GroupMessageReadAckApi(LeanPostUserTokenApi):
     @extend_schema(
         operation_id="group_message_read_ack",
         request=None,
@@ -153,12 +160,14 @@ class GroupMessageReadAckApi(UserTokenApi):
         "feature_disabled, own_message, ack_not_required, require_ack_off, ack_expired.",
     )
     def post(self, request, org_name, app_name, group_id, message_id):
-        principal = request.user
+        return Response(self.lean_post(request.user, group_id=group_id, message_id=message_id))
+
+    def lean_post(self, principal, *, group_id, message_id, **_) -> dict:
         result = services.group_ack_record(
             app=principal.app, reader=principal.user, device=principal.device, group_id=group_id,
             message_id=message_id,
         )
-        return Response(asdict(result))  # GroupMessageReadAckSerializer's shape
+        return asdict(result)  # GroupMessageReadAckSerializer's shape
 
 
 class GroupAckListApi(UserTokenApi):
