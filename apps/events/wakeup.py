@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
 
@@ -235,11 +236,10 @@ class _PostgresBackend(_RemoteBackend):
     name = "postgres"
 
     def _connect(self):
-        # A private connection with the same settings as Django's (test database included).
+        # A private connection with the same settings as Django's (test database included), never one of the
+        # pool's: it is held for the life of the process.
         wrapper = connections.create_connection("default")
-        raw = wrapper.get_new_connection(wrapper.get_connection_params())
-        raw.autocommit = True
-        return raw
+        return psycopg.connect(**wrapper.get_connection_params(), autocommit=True)
 
     def _send(self, payloads: list[str]) -> None:
         with self._lock:
