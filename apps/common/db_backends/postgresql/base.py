@@ -53,8 +53,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def __init__(self, settings_dict, alias="default"):
         super().__init__(settings_dict, alias)
-        self.health_check_grace_seconds = float(self.settings_dict["OPTIONS"].get(_GRACE_OPTION, 1.0))
         self._clean_until = 0.0  # monotonic time until which the connection is trusted without a check
+
+    @property
+    def health_check_grace_seconds(self) -> float:
+        # Read from the settings each time: the pool's check is bound to whichever thread's wrapper built the
+        # pool, and every thread's wrapper shares this one settings dict.
+        return float(self.settings_dict["OPTIONS"].get(_GRACE_OPTION, 1.0))
 
     def get_connection_params(self):
         params = super().get_connection_params()
@@ -93,7 +98,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return
         from psycopg_pool import ConnectionPool
 
-        ConnectionPool.check_connection(connection)
+        try:
+            ConnectionPool.check_connection(connection)
+        except Exception:
+            # The connections idle beside it most likely died with it (a server restart). The pool would try
+            # them one by one, backing off 1, 2, 4 s... between tries, past its timeout: check them all now,
+            # so its next try (after one backoff) gets a live or a new one.
+            self.pool.check()
+            raise
 
     def _close(self):
         if self.pool and self.connection is not None and not self.errors_occurred:
