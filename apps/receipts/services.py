@@ -10,16 +10,17 @@ Every write is decided in the database, never by "check, then write" in Python:
 - the recipient's conversation row serialises message acks, conversation acks and sends of one conversation:
   each takes its lock first. message_send takes the message pk while holding it, so the pks of a conversation
   commit in order and a conversation ack (MAX(id) under the lock) never covers a message still on its way;
-- a group ack is `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on the unique (message, reader): only the
-  insert that returned a row increments the message's counter and emits `group_message_read`.
+- a group ack is `INSERT ... ON CONFLICT DO NOTHING` on the unique (message, reader): only the insert that
+  returned a row increments the message's counter and emits `group_message_read`. On PostgreSQL the whole
+  write (ack, count, user lock, event, counter, wake-up NOTIFY) is one statement in autocommit: see
+  _GROUP_ACK_PG below.
 Lock order, the same as `message_send`, so concurrent writers cannot deadlock (a mixed race test pins it):
-the conversation row, then message rows, then events_publish (it locks the receiving users' rows), and the
-app's daily counter row at the very end. The counter row is one per app, day and kind, so every receipt of
-the app queues on it: taken last, it is held for one statement and the COMMIT, not across the event writes
-(measured in bench/: taken before events_publish it capped group acks at a few hundred per second). No
-deadlock follows: counter rows are only ever locked after user rows (deliveries_record does the same) and
-no transaction locks a user row after a counter row.
-Events are stored in the same transaction as the change (events_publish), so a rolled-back ack emits nothing.
+the conversation row, then message rows, then the receiving users' rows (events_publish, or the group ack's
+statement), and the app's daily counter row at the very end. Counter rows are few per app, day and kind
+(sharded), so the app's receipts queue on them: taken last, one is held for one statement and the COMMIT,
+not across the event writes. No deadlock follows: counter rows are only ever locked after user rows
+(deliveries_record does the same) and no transaction locks a user row after a counter row.
+Events are stored in the same transaction as the change, so a rolled-back ack emits nothing.
 """
 
 from __future__ import annotations
