@@ -1,12 +1,12 @@
 """Django's PostgreSQL backend with per-request costs taken off the hot path (measured in bench/).
 
-1. Health checks (CONN_HEALTH_CHECKS) without a round trip per request. Django checks a connection at the
-   start of every request that uses it (`SELECT 1` for a persistent connection; with a pool, an empty query
-   at every checkout): one more round trip for every receipt, ~10% of a group ack's CPU. Here a connection
-   that finished a request without an error less than health_check_grace_seconds ago (OPTIONS, default 1 s)
-   is trusted as it is; an idler one is checked as Django does. What this gives up: a connection the server
-   dropped in that last second fails one request (instead of being replaced before it), the same as a drop
-   in the middle of a request; it is then discarded, so the next request gets a fresh one.
+1. Pool health checks (CONN_HEALTH_CHECKS with OPTIONS "pool") without a round trip per request. Django has
+   the pool check every connection it hands out (an empty query): one more round trip for every receipt,
+   ~10% of a group ack's CPU. Here a connection given back by a request without a database error less than
+   health_check_grace_seconds ago (OPTIONS, default 1 s) is handed out as it is; an idler one is checked.
+   What this gives up: a connection the server dropped in that last second fails the one request that gets
+   it (as a drop in the middle of a request would); it is then discarded. Without the pool
+   (DB_POOL_MAX_SIZE=0) Django's own per-request check applies unchanged.
 2. `prepared_cursor()`: a cursor for the hot path's fixed raw SQL, with server-side parameters and every
    statement prepared on its connection at first use (psycopg keeps them per connection): PostgreSQL then
    skips parsing and planning (measured: the group ack's lookup 0.63 -> 0.16 ms of server CPU, its write
@@ -50,10 +50,6 @@ class DatabaseOperations(operations.DatabaseOperations):
 
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
-
-    def __init__(self, settings_dict, alias="default"):
-        super().__init__(settings_dict, alias)
-        self._clean_until = 0.0  # monotonic time until which the connection is trusted without a check
 
     @property
     def health_check_grace_seconds(self) -> float:
@@ -111,28 +107,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.pool and self.connection is not None and not self.errors_occurred:
             self.connection._clean_at = time.monotonic()  # read by _check_unless_recently_used
         return super()._close()
-
-    # --- persistent connections (no pool)
-
-    def close_if_health_check_failed(self):
-        if (
-            self.connection is not None
-            and self.health_check_enabled
-            and not self.health_check_done
-            and time.monotonic() < self._clean_until
-        ):
-            self.health_check_done = True
-            return
-        super().close_if_health_check_failed()
-
-    def close_if_unusable_or_obsolete(self):
-        # Called when a request starts and when it ends. health_check_done is only True here at the end
-        # of a request that used the connection (checked or trusted), and errors_occurred says whether
-        # anything went wrong on it since.
-        used_cleanly = self.connection is not None and self.health_check_done and not self.errors_occurred
-        super().close_if_unusable_or_obsolete()
-        if used_cleanly and self.connection is not None:
-            self._clean_until = time.monotonic() + self.health_check_grace_seconds
 
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
