@@ -40,7 +40,6 @@ _SNAPSHOT_POLICY_COLUMNS = (
     "group_ack_member_limit", "group_ack_count_visibility", "group_ack_ttl_days",
 )
 _SNAPSHOT_PLAN_COLUMNS = ("code", "group_read_ack_allowed", "message_retention_days")
-SNAPSHOT_COLUMN_COUNT = 1 + len(_SNAPSHOT_POLICY_COLUMNS) + len(_SNAPSHOT_PLAN_COLUMNS)
 
 
 def snapshot_sql(app_id_sql: str) -> tuple[str, str]:
@@ -61,9 +60,12 @@ def snapshot_sql(app_id_sql: str) -> tuple[str, str]:
 
 
 def snapshot_from_row(values, *, app_id: int) -> PolicySnapshot:
-    """The snapshot from snapshot_sql()'s columns; an app without a policy row goes through policy_snapshot_get."""
+    """The snapshot from snapshot_sql()'s columns: what policy_snapshot_build gives for the same rows (a test
+    compares the two for every field, tests/receipts/test_group_lookup_policy.py)."""
     if values[0] is None:
-        return policy_snapshot_get(app_id=app_id)
+        # Every app has its policy row from app_create on, and it goes only with the app (the Django admin
+        # cannot delete it): as policy_snapshot_get would, refuse rather than decide on nothing.
+        raise ReceiptPolicy.DoesNotExist(f"App {app_id} has no receipt policy.")
     (app, delivery, read, group_read, sender_scope, member_limit, visibility, ttl_days,
      plan, plan_allows, retention) = values
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
