@@ -90,11 +90,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;",
     }
 else:
-    # Django's backend, minus two per-request costs (apps/common/db_backends/postgresql/base.py).
+    # Django's backend with the hot path's costs taken off (apps/common/db_backends/postgresql/base.py).
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["ENGINE"] = "apps.common.db_backends.postgresql"
-    # Health-checked so a restarted PostgreSQL does not leave dead connections behind
-    # (skipped for a connection that finished a request cleanly within the last second).
+    # Health-checked so a restarted PostgreSQL does not leave dead connections behind (with the pool: not
+    # for a connection given back cleanly within the last second; without it: Django's check per request).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
     if DB_POOL_MAX_SIZE > 0:
