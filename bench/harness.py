@@ -242,6 +242,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_serving(process: subprocess.Popen, base: str, *, timeout: float = 60) -> None:
+    """Block until the server at `base` answers GET /healthz with 200; RuntimeError if `process` exits or
+    `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not start")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 class Server:
     """gunicorn with the production gunicorn.conf.py, on a free port of 127.0.0.1."""
 
@@ -259,16 +273,11 @@ class Server:
         self.log = open(ROOT / "bench" / "results" / "server.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError("gunicorn did not start; see bench/results/server.log")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        try:
+            wait_until_serving(self.process, self.base)
+        except RuntimeError:
+            self.__exit__(None, None, None)
+            raise RuntimeError("gunicorn did not start; see bench/results/server.log") from None
         return self
 
     def worker_pids(self) -> list[int]:
