@@ -12,7 +12,7 @@ from apps.common.schema import error_responses
 from apps.common.tokens import bearer_token
 
 from . import services
-from .auth import AppTokenAuthentication, IsAppToken, IsUserToken, authenticate_principal
+from .auth import AppTokenAuthentication, IsAppToken, IsUserToken, authenticate_principal, principal_serves
 from .selectors import app_for_path
 
 
@@ -55,11 +55,8 @@ class LeanPostUserTokenApi(UserTokenApi):
         if request.method == "POST":
             token = bearer_token(request)
             principal = authenticate_principal(token) if token is not None else None
-            if (
-                principal is not None
-                and not principal.is_app
-                and (principal.app.org_name, principal.app.app_name) == (kwargs.get("org_name"), kwargs.get("app_name"))
-            ):
+            # What AppTokenAuthentication and IsUserToken let through, with the same functions.
+            if principal is not None and principal_serves(principal, kwargs) and IsUserToken.allows(principal):
                 try:
                     return self._lean_response(self.lean_post(principal, **kwargs), 200)
                 except ApplicationError as exc:

@@ -116,6 +116,11 @@ def authenticate_principal(token: str) -> Principal | None:
     return _principal_from_row(row)
 
 
+def principal_serves(principal: Principal, url_kwargs: dict) -> bool:
+    """Whether the principal's app is the one the URL names: a token is useless on another app's base path."""
+    return (principal.app.org_name, principal.app.app_name) == (url_kwargs.get("org_name"), url_kwargs.get("app_name"))
+
+
 class AppTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer <token>` from POST /api/v1/{org}/{app}/token; the cache or one query."""
 
@@ -127,8 +132,7 @@ class AppTokenAuthentication(BaseAuthentication):
         principal = authenticate_principal(token)
         if principal is None:
             raise AuthenticationFailed("The token is unknown or has expired.")
-        if (principal.app.org_name, principal.app.app_name) != (kwargs.get("org_name"), kwargs.get("app_name")):
-            # A token is useless on another app's base path.
+        if not principal_serves(principal, kwargs):
             raise AuthenticationFailed("The token belongs to another app.")
         return principal, None
 
@@ -146,5 +150,9 @@ class IsAppToken(BasePermission):
 class IsUserToken(BasePermission):
     message = "This endpoint needs a user token (password grant)."
 
+    @staticmethod
+    def allows(principal) -> bool:
+        return isinstance(principal, Principal) and not principal.is_app
+
     def has_permission(self, request, view):
-        return isinstance(request.user, Principal) and not request.user.is_app
+        return self.allows(request.user)
