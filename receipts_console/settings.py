@@ -103,13 +103,14 @@ else:
         # never opened per request (a PostgreSQL connection costs a process fork: measured, reconnecting
         # woken long-polls made wake-up latency swing between 100 ms and 1 s), and PostgreSQL sees at most
         # DB_POOL_MAX_SIZE connections per process however many threads serve requests. A request that
-        # finds the pool exhausted waits up to DB_POOL_TIMEOUT_SECONDS, then fails (503 would need a
-        # proxy; it is a 500 here, and a sign to raise the size).
+        # finds the pool exhausted waits up to DB_POOL_TIMEOUT_SECONDS, then answers 503 unavailable with
+        # Retry-After (see "PostgreSQL failures" at the end of this file).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
             "max_size": DB_POOL_MAX_SIZE,
-            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
+            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=1.5),
+            "reconnect_timeout": env.float("DB_POOL_RECONNECT_TIMEOUT_SECONDS", default=5.0),
         }
     else:
         # DB_POOL_MAX_SIZE=0: one persistent connection per thread instead (Django's classic setup).
@@ -254,3 +255,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- PostgreSQL failures (SPEC §9; docs/OPERATIONS.md "PostgreSQL failures"). A request answers 503
+# unavailable with Retry-After within 2 s when PostgreSQL is down: a connection attempt gives up after
+# DB_CONNECT_TIMEOUT_SECONDS (psycopg's minimum is 2), a request waits for a pooled connection at most
+# DB_POOL_TIMEOUT_SECONDS (above; 0.1 s while the pool's latest connection attempt failed), and a pool
+# retrying a lost connection gives up after DB_POOL_RECONNECT_TIMEOUT_SECONDS (above; psycopg_pool's
+# default is 5 minutes with back-offs up to about 2 minutes, which would keep a pool dry that long after
+# PostgreSQL is back: given up sooner, the next request that needs a connection makes a new attempt).
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT_SECONDS", default=2))
+# Every operation of the schema documents that 503 (apps/common/schema.py).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("apps.common.schema.add_unavailable_response")

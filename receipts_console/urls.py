@@ -15,5 +15,6 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
 ]
 
+handler400 = "apps.common.views.bad_request"
 handler404 = "apps.common.views.not_found"
 handler500 = "apps.common.views.server_error"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -59,6 +60,44 @@ class Gone(ApplicationError):
     code, status, default_detail = "gone", 410, "No longer available."
 
 
+class Unavailable(ApplicationError):
+    code, status, default_detail = "unavailable", 503, "The database is unavailable; retry shortly."
+
+
+# Retry-After of a 503 unavailable: the outage checks are cheap (apps/common/db_backends), so clients may
+# come back soon; a pool exhausted by a load spike has usually drained within a second too.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1
+
+# SQLite's OperationalError also means a bug (a syntax error, "no such column"): only these are outages.
+_SQLITE_OUTAGES = ("database is locked", "database table is locked", "unable to open database file",
+                   "disk i/o error")
+
+
+try:  # raised bare by code that talks to psycopg without Django's wrapper (none on the request path today)
+    from psycopg import InterfaceError as _PsycopgInterfaceError
+    from psycopg import OperationalError as _PsycopgOperationalError
+    _BARE_OUTAGES: tuple[type[BaseException], ...] = (_PsycopgInterfaceError, _PsycopgOperationalError)
+except ImportError:  # SQLite-only installs
+    _BARE_OUTAGES = ()
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """A database that cannot answer now (down, unreachable, pool exhausted, a connection lost, SQLite busy
+    past its timeout), as opposed to a query that is wrong: the first is a 503, the second stays a 500."""
+    if isinstance(exc, (InterfaceError, *_BARE_OUTAGES)):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("sqlite3"):
+        return str(cause).lower().startswith(_SQLITE_OUTAGES)
+    return True  # PostgreSQL (psycopg, psycopg_pool.PoolTimeout): connection failures, timeouts, deadlocks
+
+
+def unavailable_headers() -> dict[str, str]:
+    return {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
+
+
 def error_payload(code: str, detail: str, fields: dict | None = None) -> dict:
     payload = {"error": code, "detail": detail}
     if fields:
@@ -103,7 +142,11 @@ def api_exception_handler(exc, context):
     """Every error under /api/ leaves through here, in the contract's envelope."""
     headers = {}
     if isinstance(exc, ApplicationError):
-        return Response(exc.as_payload(), status=exc.status)
+        if exc.status == 503:
+            headers = unavailable_headers()
+        return Response(exc.as_payload(), status=exc.status, headers=headers)
+    if is_database_outage(exc):
+        return Response(Unavailable().as_payload(), status=503, headers=unavailable_headers())
     if isinstance(exc, Http404):
         return Response(error_payload("not_found", "Not found."), status=404)
     if isinstance(exc, RequestDataTooBig):

@@ -1,12 +1,16 @@
-"""Errors raised outside DRF views (unknown URLs, Django's own 404/500) still
-leave /api/ in the contract's envelope."""
+"""Errors raised outside DRF views (unknown URLs, Django's own 404/500, a database outage) still
+leave /api/ in the contract's envelope; a chunked request body reaches the views."""
 
+import io
 import warnings
 
+from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from .exceptions import error_payload
+from .exceptions import error_payload, is_database_outage
+from .views import database_unavailable
 
 _API_PREFIX = "/api/"
 
@@ -24,12 +28,49 @@ class ApiErrorEnvelopeMiddleware:
             # No name of this API contains NUL, and PostgreSQL refuses it in any
             # query: answer before a view looks a path parameter up.
             return JsonResponse(error_payload("not_found", "No such endpoint."), status=404)
+        if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+            refused = _take_chunked_body(request)
+            if refused is not None:
+                return refused
         response = self.get_response(request)
         if _is_api(request) and response.status_code in (404, 405) and not _is_json(response):
             if response.status_code == 404:
                 return JsonResponse(error_payload("not_found", "No such endpoint."), status=404)
             return JsonResponse(error_payload("method_not_allowed", "Method not allowed."), status=405)
         return response
+
+    def process_exception(self, request, exception):
+        """A database outage raised by any view (DRF's are answered by api_exception_handler first; the lean
+        POST path and plain Django views, the console and the Django admin, come here): 503 with Retry-After,
+        not a 500."""
+        if is_database_outage(exception):
+            return database_unavailable(request)
+        return None
+
+
+def _take_chunked_body(request):
+    """Read a `Transfer-Encoding: chunked` body (no Content-Length) so the view sees it.
+
+    Django reads CONTENT_LENGTH bytes of wsgi.input, 0 without the header: a chunked body would look empty.
+    A server that decodes the chunks and ends the stream there says so with `wsgi.input_terminated`
+    (gunicorn does); then the body is read here, at most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes, and handed on
+    with its length, so everything past this point (Django's own size limit -> 400 invalid_request, the
+    parsers) treats it as a body sent with Content-Length. A server that does not (runserver) leaves the
+    stream unbounded: /api/ answers 411 rather than read a body as empty. Returns a response to refuse with.
+    """
+    if "chunked" not in request.META["HTTP_TRANSFER_ENCODING"].lower():
+        return None
+    if not request.environ.get("wsgi.input_terminated"):
+        if _is_api(request):
+            return JsonResponse(error_payload("invalid_request", "Send the body with a Content-Length header."),
+                                status=411)
+        return None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    stream = request.environ["wsgi.input"]
+    body = stream.read() if limit is None else stream.read(limit + 1)  # past the limit: Django refuses it
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    request._stream = LimitedStream(io.BytesIO(body), len(body))
+    return None
 
 
 def _is_json(response) -> bool:

@@ -76,3 +76,29 @@ def add_request_line_limit_response(result, generator, request, public):
                     "content": {"text/html": {"schema": {"type": "string"}}},
                 })
     return result
+
+
+def add_unavailable_response(result, generator, request, public):
+    """drf-spectacular postprocessing hook: document 503 `unavailable` (SPEC §9) on every operation.
+
+    Any operation can meet a database outage or a connection pool exhausted for longer than
+    DB_POOL_TIMEOUT_SECONDS; it answers in the envelope with a Retry-After header (seconds)."""
+    has_error = "Error" in result.get("components", {}).get("schemas", {})
+    schema = {"$ref": "#/components/schemas/Error"} if has_error else {"type": "object"}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("503", {
+                    "description": "Error codes: `unavailable` (the database cannot answer now: down, unreachable "
+                                   "or every connection busy). Retry after the `Retry-After` header's seconds.",
+                    "headers": {"Retry-After": {
+                        "description": "Seconds to wait before retrying.", "schema": {"type": "integer"},
+                    }},
+                    "content": {"application/json": {
+                        "schema": schema,
+                        "examples": {"unavailable": {"value": {
+                            "error": "unavailable", "detail": "The database is unavailable; retry shortly.",
+                        }}},
+                    }},
+                })
+    return result

@@ -1,7 +1,20 @@
-from django.db import connection
-from django.http import JsonResponse
+import sys
 
-from .exceptions import error_payload
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+
+from .exceptions import Unavailable, error_payload, is_database_outage, unavailable_headers
+
+_UNAVAILABLE_PAGE = (
+    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title>"
+    "</head><body><h1>Temporarily unavailable</h1><p>The service cannot reach its database right now. "
+    "Please try again in a moment.</p></body></html>"
+)
+
+
+def _answers_json(request) -> bool:
+    """/api/ and /healthz answer in JSON whatever fails; the console and the Django admin answer pages."""
+    return request.path.startswith("/api/") or request.path == "/healthz"
 
 
 def healthz(request):
@@ -11,8 +24,28 @@ def healthz(request):
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception:  # any database failure means "not healthy"
-        return JsonResponse({"status": "unavailable"}, status=503)
+        return JsonResponse({"status": "unavailable"}, status=503, headers=unavailable_headers())
     return JsonResponse({"status": "ok"})
+
+
+def database_unavailable(request):
+    """503 with Retry-After for a database outage (SPEC §9): the envelope (or /healthz's own body) where
+    the answer is JSON, a short page for a browser (console, Django admin)."""
+    if request.path == "/healthz":
+        return JsonResponse({"status": "unavailable"}, status=503, headers=unavailable_headers())
+    if _answers_json(request):
+        return JsonResponse(Unavailable().as_payload(), status=503, headers=unavailable_headers())
+    return HttpResponse(_UNAVAILABLE_PAGE, status=503, headers=unavailable_headers())
+
+
+def bad_request(request, exception=None):
+    """Django's 400 (a SuspiciousOperation: a Host not in ALLOWED_HOSTS, too many fields...): the envelope
+    where the answer is JSON, Django's own page elsewhere."""
+    if _answers_json(request):
+        return JsonResponse(error_payload("invalid_request", "The request is not valid."), status=400)
+    from django.views.defaults import bad_request as default_bad_request
+
+    return default_bad_request(request, exception)
 
 
 def not_found(request, exception=None):
@@ -24,7 +57,13 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    if request.path.startswith("/api/"):
+    # Django calls this while handling the exception: a database outage raised outside a view (a middleware,
+    # e.g. the session saved on the way out) is a 503 too. Views' own ones are answered earlier
+    # (ApiErrorEnvelopeMiddleware.process_exception, api_exception_handler).
+    exc = sys.exc_info()[1]
+    if exc is not None and is_database_outage(exc):
+        return database_unavailable(request)
+    if _answers_json(request):
         return JsonResponse(error_payload("server_error", "Internal error; it has been logged."), status=500)
     from django.views.defaults import server_error as default_server_error
 

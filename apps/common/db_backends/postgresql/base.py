@@ -14,19 +14,95 @@
    defaults (client-side binding, nothing prepared: some ORM SQL cannot be prepared, Django #20516).
    Behind PgBouncer in transaction mode this needs PgBouncer >= 1.21 with max_prepared_statements set
    (docs/OPERATIONS.md); OPTIONS {"prepare_threshold": None} turns preparing off altogether.
+3. Failing fast when PostgreSQL is down (SPEC §9: 503 within 2 s, docs/OPERATIONS.md "PostgreSQL failures").
+   The pool remembers whether its latest attempt to open a connection failed (`_PoolOutage`, fed by the
+   pool's connection class: the attempts run on the pool's own threads). While it did, a request that
+   finds no idle connection waits OUTAGE_WAIT_SECONDS for one instead of the pool's timeout: during an
+   outage the requests behind the first ones answer at once instead of each waiting the full timeout,
+   and their wait still asks the pool to grow, so a connection attempt is made on demand and the first
+   one that succeeds (PostgreSQL back) closes the state again. A pool exhausted with PostgreSQL healthy
+   (every connection busy, the latest attempt a success) keeps the full DB_POOL_TIMEOUT_SECONDS.
+   Without the pool, a failed connect makes the next BREAKER_SECONDS of connects fail without trying.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
+import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base, operations
+from psycopg_pool import ConnectionPool
 
 _GRACE_OPTION = "health_check_grace_seconds"
 # psycopg prepares a statement when asked (execute(prepare=True)) or after this many runs of the same text.
 # Django sets None, which also refuses explicit requests; this prepares on request only.
 _PREPARE_ON_REQUEST_ONLY = 2**62
+
+
+# While the latest connection attempt failed: how long a request waits for a pooled connection (the wait
+# asks the pool to grow, i.e. to try again; a connection PostgreSQL gives in that time is used).
+OUTAGE_WAIT_SECONDS = 0.1
+# Without the pool: how long after a failed connect the next ones fail without trying.
+BREAKER_SECONDS = 1.0
+
+
+class _PoolOutage:
+    """Whether the latest attempt of one pool to open a connection failed (and since when)."""
+
+    def __init__(self):
+        self.failed_at: float | None = None
+
+    def record(self, ok: bool) -> None:
+        self.failed_at = None if ok else time.monotonic()
+
+
+def _watched_connection_class(outage: _PoolOutage) -> type[psycopg.Connection]:
+    """psycopg's Connection, reporting each connect()'s outcome to `outage` (the pool's public hook for
+    making its connections: connection_class)."""
+
+    class WatchedConnection(psycopg.Connection):
+        @classmethod
+        def connect(cls, *args, **kwargs):
+            try:
+                connection = super().connect(*args, **kwargs)
+            except Exception:
+                outage.record(ok=False)
+                raise
+            outage.record(ok=True)
+            return connection
+
+    return WatchedConnection
+
+
+class _FailFastPool(ConnectionPool):
+    """A pool whose requests wait only OUTAGE_WAIT_SECONDS while its latest connection attempt failed."""
+
+    def __init__(self, *args, **kwargs):
+        self.outage = _PoolOutage()
+        super().__init__(*args, connection_class=_watched_connection_class(self.outage), **kwargs)
+
+    def getconn(self, timeout: float | None = None):
+        if timeout is None:
+            timeout = self.timeout if self.outage.failed_at is None else min(self.timeout, OUTAGE_WAIT_SECONDS)
+        return super().getconn(timeout)
+
+
+class _Breaker:
+    """Without the pool: connects fail without trying for BREAKER_SECONDS after one failed."""
+
+    def __init__(self):
+        self.failed_at: float | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> bool:
+        failed_at = self.failed_at
+        return failed_at is not None and time.monotonic() - failed_at < BREAKER_SECONDS
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            self.failed_at = None if ok else time.monotonic()
 
 
 class _PreparingCursor(base.ServerBindingCursor):
@@ -50,6 +126,7 @@ class DatabaseOperations(operations.DatabaseOperations):
 
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
+    _breakers: dict[str, _Breaker] = {}  # per alias, shared by every thread (like Django's _connection_pools)
 
     @property
     def health_check_grace_seconds(self) -> float:
@@ -73,12 +150,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.alias not in self._connection_pools:
             if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
                 raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
-            from psycopg_pool import ConnectionPool
-
             connect_kwargs = self.get_connection_params()
             connect_kwargs["autocommit"] = True
             enable_checks = self.settings_dict["CONN_HEALTH_CHECKS"]
-            pool = ConnectionPool(
+            pool = _FailFastPool(
                 kwargs=connect_kwargs,
                 open=False,
                 configure=self._configure_connection,
@@ -92,8 +167,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """The pool's checkout check: skipped for a connection returned cleanly within the grace period."""
         if time.monotonic() - getattr(connection, "_clean_at", 0.0) < self.health_check_grace_seconds:
             return
-        from psycopg_pool import ConnectionPool
-
         try:
             ConnectionPool.check_connection(connection)
         except Exception:
@@ -109,9 +182,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return super()._close()
 
     def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
+        if self.pool is None:
+            connection = self._connect_unless_broken(conn_params)
+        else:
+            connection = super().get_new_connection(conn_params)  # the pool's getconn: see _FailFastPool
         if "prepare_threshold" not in self.settings_dict["OPTIONS"]:
             connection.prepare_threshold = _PREPARE_ON_REQUEST_ONLY
+        return connection
+
+    def _connect_unless_broken(self, conn_params):
+        breaker = self._breakers.setdefault(self.alias, _Breaker())
+        if breaker.open():
+            # A psycopg error: Django's wrap_database_errors makes it django.db's OperationalError (-> 503).
+            raise psycopg.OperationalError("the database was unreachable a moment ago; not retried yet")
+        try:
+            connection = super().get_new_connection(conn_params)
+        except psycopg.OperationalError:
+            breaker.record(ok=False)
+            raise
+        breaker.record(ok=True)
         return connection
 
     def prepared_cursor(self):
