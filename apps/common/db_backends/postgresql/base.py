@@ -33,7 +33,7 @@ import time
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base, operations
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 _GRACE_OPTION = "health_check_grace_seconds"
 # psycopg prepares a statement when asked (execute(prepare=True)) or after this many runs of the same text.
@@ -49,13 +49,16 @@ BREAKER_SECONDS = 1.0
 
 
 class _PoolOutage:
-    """Whether the latest attempt of one pool to open a connection failed (and since when)."""
+    """Whether the latest attempt of one pool to open a connection failed (and since when), and whether one
+    ever succeeded."""
 
     def __init__(self):
         self.failed_at: float | None = None
+        self.connected_once = False
 
     def record(self, ok: bool) -> None:
         self.failed_at = None if ok else time.monotonic()
+        self.connected_once = self.connected_once or ok
 
 
 def _watched_connection_class(outage: _PoolOutage) -> type[psycopg.Connection]:
@@ -84,9 +87,23 @@ class _FailFastPool(ConnectionPool):
         super().__init__(*args, connection_class=_watched_connection_class(self.outage), **kwargs)
 
     def getconn(self, timeout: float | None = None):
-        if timeout is None:
-            timeout = self.timeout if self.outage.failed_at is None else min(self.timeout, OUTAGE_WAIT_SECONDS)
-        return super().getconn(timeout)
+        if timeout is not None:
+            return super().getconn(timeout)
+        if self.outage.failed_at is not None:
+            return super().getconn(min(self.timeout, OUTAGE_WAIT_SECONDS))
+        if self.outage.connected_once:
+            return super().getconn(self.timeout)
+        # A pool that has not connected yet (a process started while PostgreSQL is down): its first attempts
+        # are on their way; wait in slices, so the requests already waiting learn of a failure at once
+        # instead of each waiting the whole timeout. (Not once it has connected: a sliced wait goes back to
+        # the end of the queue, and under load the oldest waiters would lose their turn.)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return super().getconn(max(0.001, min(deadline - time.monotonic(), OUTAGE_WAIT_SECONDS)))
+            except PoolTimeout:
+                if self.outage.failed_at is not None or time.monotonic() >= deadline:
+                    raise
 
 
 class _Breaker:
