@@ -258,9 +258,14 @@ def test_pooled_connections_killed_within_the_grace_period__503s_then_success_ne
 def test_write_failing_midway__nothing_half_written(world, monkeypatch):
     # A send writes the message and its events in one transaction: the connection dropped after the first
     # statement leaves neither (the client gets 503 and may retry without a duplicate).
-    from apps.chat.models import Message
+    from apps.chat.models import Conversation, Message
+    from apps.events.models import Event
 
-    before = Message.objects.count()
+    def rows():
+        return (Message.objects.count(), Event.objects.count(),
+                sorted(Conversation.objects.values_list("pk", "unread_count", "last_message_id")))
+
+    before = rows()
     close_old_connections()
     statements = []
 
@@ -277,7 +282,7 @@ def test_write_failing_midway__nothing_half_written(world, monkeypatch):
 
     _assert_unavailable_envelope(response, "send")
     assert len(statements) >= 2  # it did fail between two writes
-    assert Message.objects.count() == before
+    assert rows() == before
 
 
 # --------------------------------------------------------------------------- the mapping (both engines)
@@ -324,3 +329,20 @@ def test_database_error_at_the_database_layer__through_http__503_envelope(world)
         responses = {name: _answered(request) for name, request in _api_requests(world).items()}
     for name, response in responses.items():
         _assert_unavailable_envelope(response, name)
+
+
+# --------------------------------------------------------------------------- the schema says so
+
+
+def test_schema__every_operation_documents_503_unavailable_with_retry_after():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = [(path, method, operation) for path, item in schema["paths"].items()
+                  for method, operation in item.items() if isinstance(operation, dict) and "responses" in operation]
+    assert len(operations) > 20
+    for path, method, operation in operations:
+        documented = operation["responses"].get("503")
+        assert documented is not None, (method, path)
+        assert "Retry-After" in documented["headers"], (method, path)
+        assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
