@@ -40,12 +40,24 @@ def database_unavailable(request):
 
 def bad_request(request, exception=None):
     """Django's 400 (a SuspiciousOperation: a Host not in ALLOWED_HOSTS, too many fields...): the envelope
-    where the answer is JSON, Django's own page elsewhere."""
+    where the answer is JSON, Django's own page elsewhere. Django also says 400 (SessionInterrupted) when
+    it cannot save a session because the database failed: that is an outage, a 503."""
+    if _caused_by_outage(exception):
+        return database_unavailable(request)
     if _answers_json(request):
         return JsonResponse(error_payload("invalid_request", "The request is not valid."), status=400)
     from django.views.defaults import bad_request as default_bad_request
 
     return default_bad_request(request, exception)
+
+
+def _caused_by_outage(exception) -> bool:
+    seen = 0
+    while exception is not None and seen < 10:
+        if is_database_outage(exception):
+            return True
+        exception, seen = exception.__cause__ or exception.__context__, seen + 1
+    return False
 
 
 def not_found(request, exception=None):

@@ -331,6 +331,30 @@ def test_database_error_at_the_database_layer__through_http__503_envelope(world)
         _assert_unavailable_envelope(response, name)
 
 
+def test_database_error_in_a_middleware__503_page_not_a_400_or_500(world):
+    # The Django admin's sign-in succeeds in its view, then SessionMiddleware saves the session on the way
+    # out (an UPDATE of django_session), outside any view. Django turns that failure into SessionInterrupted,
+    # a 400: it was the database, so the answer is the outage's 503.
+    error = (sqlite3.OperationalError("database is locked") if connection.vendor == "sqlite"
+             else psycopg.OperationalError("server closed the connection unexpectedly"))
+
+    def session_save_fails(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("UPDATE") and "django_session" in sql:
+            with connection.wrap_database_errors:
+                raise error
+        return execute(sql, params, many, context)
+
+    browser = Client(raise_request_exception=False)  # a real server does not re-raise either
+    close_old_connections()
+    with connection.execute_wrapper(session_save_fails):
+        response = _answered(lambda: browser.post("/django-admin/login/?next=/django-admin/",
+                                                  {"username": "root", "password": PASSWORD}))
+
+    assert response.status_code == 503, (response.status_code, response.content[:500])
+    assert response["Retry-After"] == "1"
+    assert b"Temporarily unavailable" in response.content
+
+
 # --------------------------------------------------------------------------- the schema says so
 
 
