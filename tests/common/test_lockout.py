@@ -366,3 +366,38 @@ def test_forwarded_proto__from_an_untrusted_peer__not_https(world, settings):
     response = _console_post_through("192.0.2.66", settings)
     assert response.status_code == 403  # the https Origin does not match this plain-http request
     assert "Strict-Transport-Security" not in response
+
+
+# --------------------------------------------------------------------------- the schema and the client address
+
+
+def test_schema__token_endpoints_document_429_with_retry_after():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for path in ("/api/v1/admin/token", "/api/v1/{org_name}/{app_name}/token"):
+        response = schema["paths"][path]["post"]["responses"]["429"]
+        assert "rate_limited" in response["description"]
+        assert response["headers"]["Retry-After"]["schema"]["type"] == "integer"
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
+    ("192.0.2.1", "", "192.0.2.1"),
+    ("192.0.2.1", "203.0.113.5", "192.0.2.1"),  # untrusted peer: its header is ignored
+    (PROXY, "", PROXY),  # a trusted proxy that forwarded nothing
+    (PROXY, "203.0.113.5", "203.0.113.5"),
+    (PROXY, "203.0.113.5:51234", "203.0.113.5"),  # some proxies add the port
+    (PROXY, "[2001:db8::1]:443", "2001:db8::1"),
+    (PROXY, "::ffff:203.0.113.5", "203.0.113.5"),
+    (PROXY, "6.6.6.6, 203.0.113.5, 10.9.9.9", "203.0.113.5"),  # right-most untrusted
+    (PROXY, "10.1.1.1, 10.2.2.2", "10.1.1.1"),  # all trusted: the farthest one
+    (PROXY, "6.6.6.6, not-an-address", PROXY),  # garbage where the client should be: the peer
+    ("::ffff:10.0.0.1", "203.0.113.5", "203.0.113.5"),  # an IPv4 proxy seen over IPv6
+    ("", "", "unknown"),
+])
+def test_client_ip(peer, forwarded, expected, settings, rf):
+    from apps.common.clientip import client_ip
+
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    request = rf.get("/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
