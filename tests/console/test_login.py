@@ -9,7 +9,6 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.lockout.models import LoginFailure
-
 from tests.conftest import PASSWORD
 
 LOGIN = "/console/login/"
