@@ -6,6 +6,8 @@ a sliding window). Everything else of axes is used as it comes.
 
 from __future__ import annotations
 
+import logging
+
 from axes.backends import AxesStandaloneBackend
 from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
 from axes.helpers import get_client_username
@@ -16,6 +18,7 @@ from django.template.loader import render_to_string
 from . import services
 from .models import LoginFailure
 
+log = logging.getLogger(__name__)
 
 def lockout_name(request, credentials: dict | None) -> str:
     """AXES_USERNAME_CALLABLE: the credential name a sign-in counts against (staff: the username as typed)."""
@@ -57,6 +60,7 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
         state = services.request_failure_record(request, name)
         request.axes_failures_since_start = state.name_failures
         if state.locked:
+            log.warning("sign-in locked for %s s: name=%r address=%s", state.retry_after, name, state.address)
             request.axes_locked_out = True
             request.axes_credentials = credentials
             user_locked_out.send("axes", request=request, username=name, ip_address=state.address)

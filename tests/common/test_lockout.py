@@ -415,3 +415,19 @@ def test_lockout_does_not_need_the_cache__redis_refusing_connections(world, sett
             assert path.attempt(world, right=False).status_code == 401
         assert_locked(path, path.attempt(world, right=False))
         assert_locked(path, path.attempt(world, right=True))
+
+
+def test_django_admin__failures_listed_and_deleting_them_unlocks(world, settings):
+    get_user_model().objects.create_superuser(username="root", password=PASSWORD)
+    path = BY_ID["staff_token"]
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        path.attempt(world, right=False)
+    admin = Client(REMOTE_ADDR="192.0.2.9")
+    admin.post("/django-admin/login/", {"username": "root", "password": PASSWORD, "next": "/django-admin/"})
+    listing = admin.get("/django-admin/lockout/loginfailure/")
+    assert listing.status_code == 200 and "olga" in listing.content.decode()
+    ids = [str(pk) for pk in LoginFailure.objects.values_list("pk", flat=True)]
+    response = admin.post("/django-admin/lockout/loginfailure/",
+                          {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
+    assert response.status_code == 302
+    assert path.attempt(world, right=True).status_code == 200
