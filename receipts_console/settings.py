@@ -5,6 +5,7 @@ a local-memory cache and an embedded Celery broker. Set DATABASE_URL,
 CACHE_URL and CELERY_BROKER_URL to run on PostgreSQL and Redis/RabbitMQ.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -44,9 +45,14 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.receipts",
     "apps.console",
+    # Sign-in lockout (SPEC §9): axes' backend, signals, middleware and commands; apps.lockout counts.
+    "axes",
+    "apps.lockout",
 ]
 
 MIDDLEWARE = [
+    # Before SecurityMiddleware and CSRF: the scheme a trusted TLS-terminating proxy saw (apps/common/clientip.py).
+    "apps.common.clientip.TrustedProxySchemeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (API docs assets from drf-spectacular-sidecar, Django admin CSS)
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
@@ -57,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a locked Django admin sign-in into the 429 page (apps/lockout/handler.py lockout_response).
+    "axes.middleware.AxesMiddleware",
     "apps.common.middleware.ApiErrorEnvelopeMiddleware",
 ]
 
@@ -125,6 +133,8 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 
 # --- auth
 AUTH_PASSWORD_VALIDATORS = []
+# The lockout's backend first: a locked sign-in is refused before ModelBackend hashes a password.
+AUTHENTICATION_BACKENDS = ["apps.lockout.handler.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "/console/login/"
 
 LANGUAGE_CODE = "en-us"
@@ -164,12 +174,6 @@ if not DEBUG:
         # Served over HTTPS only: tell browsers to stay there.
         SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
 X_FRAME_OPTIONS = "DENY"
-
-# --- console sign-in lockout (apps/console/services.py): per username + client address,
-# and a looser limit per address alone; counters live in the Django cache.
-CONSOLE_LOGIN_MAX_FAILURES = env.int("CONSOLE_LOGIN_MAX_FAILURES", default=5)
-CONSOLE_LOGIN_MAX_FAILURES_PER_IP = env.int("CONSOLE_LOGIN_MAX_FAILURES_PER_IP", default=50)
-CONSOLE_LOGIN_LOCKOUT_SECONDS = env.int("CONSOLE_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 
 # --- Django REST framework
 REST_FRAMEWORK = {
@@ -268,3 +272,27 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT_SECONDS", default=2))
 # Every operation of the schema documents that 503 (apps/common/schema.py).
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("apps.common.schema.add_unavailable_response")
+
+# --- sign-in lockout and trusted proxies (SPEC §9, apps/lockout, apps/common/clientip.py, docs/OPERATIONS.md)
+# Failed secret checks (staff token, console, Django admin, the app API's password and client_credentials
+# grants) in the last LOGIN_LOCKOUT_SECONDS: LOGIN_FAILURES_PER_NAME per (credential name, client address)
+# and LOGIN_FAILURES_PER_ADDRESS per client address lock them out. Counted in the database, never the cache.
+LOGIN_FAILURES_PER_NAME = env.int("LOGIN_FAILURES_PER_NAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=50)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+# Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (CIDRs, comma-separated).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+AXES_HANDLER = "apps.lockout.handler.LockoutHandler"
+AXES_CLIENT_IP_CALLABLE = "apps.common.clientip.client_ip"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "apps.lockout.handler.lockout_name"
+AXES_LOCKOUT_CALLABLE = "apps.lockout.handler.lockout_response"
+# A refused (locked) attempt checked no password: it neither counts nor extends the lock.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# What axes' own checks and messages read; the counting itself is apps/lockout/services.py.
+AXES_FAILURE_LIMIT = LOGIN_FAILURES_PER_NAME
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# axes' own tables stay empty (our handler keeps apps.lockout.LoginFailure): no admin pages for them.
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False

@@ -6,10 +6,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.exceptions import ApplicationError, Unauthenticated
+from apps.common.exceptions import ApplicationError
 from apps.common.renderers import SafeJSONRenderer
 from apps.common.schema import error_responses
 from apps.common.tokens import bearer_token
+from apps.lockout.schema import RETRY_AFTER
+from apps.lockout.services import secret_attempt
 
 from . import services
 from .auth import AppTokenAuthentication, IsAppToken, IsUserToken, authenticate_principal, principal_serves
@@ -102,8 +104,9 @@ class TokenCreateApi(APIView):
                 "user": serializers.CharField(required=False, help_text="password grant only"),
                 "device_id": serializers.CharField(required=False, help_text="password grant only"),
             }),
-            **error_responses((401, "unauthenticated"), authenticated=False),
+            **error_responses((401, "unauthenticated"), (429, "rate_limited"), authenticated=False),
         },
+        parameters=[RETRY_AFTER],
         auth=[],
     )
     def post(self, request, org_name, app_name):
@@ -111,22 +114,23 @@ class TokenCreateApi(APIView):
         data.is_valid(raise_exception=True)  # an unknown grant_type or a missing credential is a 400 here
         fields = data.validated_data
         grant = fields["grant_type"]
-        app = app_for_path(org_name=org_name, app_name=app_name)
-        if app is None:
-            raise Unauthenticated("Wrong credentials.")
-        if grant == "client_credentials":
-            token, ttl = services.app_token_issue(
-                app=app, client_id=fields.get("client_id", ""), client_secret=fields.get("client_secret", "")
+        # The lockout is checked before the app is even looked up: a locked request costs one query.
+        with secret_attempt(request=request, name=services.token_credential_name(
+                org_name=org_name, app_name=app_name, grant=grant, fields=fields)):
+            app = app_for_path(org_name=org_name, app_name=app_name)  # None: refused as wrong credentials
+            if grant == "client_credentials":
+                token, ttl = services.app_token_issue(
+                    app=app, client_id=fields.get("client_id", ""), client_secret=fields.get("client_secret", "")
+                )
+                return Response({"access_token": token, "expires_in": ttl, "application": app.app_key})
+            token, ttl, user, device = services.user_token_issue(
+                app=app,
+                username=fields.get("username", ""),
+                password=fields.get("password", ""),
+                device_id=fields.get("device_id"),
+                require_ack=fields["require_ack"],
+                require_delivery_ack=fields["require_delivery_ack"],
             )
-            return Response({"access_token": token, "expires_in": ttl, "application": app.app_key})
-        token, ttl, user, device = services.user_token_issue(
-            app=app,
-            username=fields.get("username", ""),
-            password=fields.get("password", ""),
-            device_id=fields.get("device_id"),
-            require_ack=fields["require_ack"],
-            require_delivery_ack=fields["require_delivery_ack"],
-        )
         return Response({"access_token": token, "expires_in": ttl, "user": user.username,
                          "device_id": device.device_id})
 

@@ -19,6 +19,7 @@ from apps.common.exceptions import InvalidRequest, Unauthenticated
 from apps.common.timeutils import now_ms
 from apps.common.tokens import hash_token, new_token
 from apps.events.services import NewEvent, events_publish
+from apps.lockout.services import chat_user_name, client_id_name
 from apps.policy.evaluation import group_ack_decision
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
@@ -44,6 +45,7 @@ __all__ = [
     "DuplicateUsername",  # historical import path; the codes live in .exceptions
     "SendResult",
     "app_token_issue",
+    "token_credential_name",
     "chat_user_create",
     "group_admin_set",
     "group_create",
@@ -102,13 +104,26 @@ def _token_lifetime():
     return ttl, timezone.now() + timedelta(seconds=ttl)
 
 
-def app_token_issue(*, app: App, client_id: str, client_secret: str) -> tuple[str, int]:
-    """Exchange the app's client credentials for an app token. Raises unauthenticated."""
+def token_credential_name(*, org_name: str, app_name: str, grant: str, fields: dict) -> str:
+    """The name a token request's failures count against (SPEC §9): the client_id, or the app's user."""
+    if grant == "client_credentials":
+        return client_id_name(client_id=fields.get("client_id", ""))
+    return chat_user_name(org_name=org_name, app_name=app_name, username=fields.get("username", ""))
+
+
+def app_token_issue(*, app: App | None, client_id: str, client_secret: str) -> tuple[str, int]:
+    """Exchange the app's client credentials for an app token. Raises unauthenticated.
+
+    An unknown app (None) is refused like a wrong secret, after the same work (the secret is hashed
+    either way), so neither the answer nor its time tells which apps exist.
+    """
+    secret_hash = hash_token(client_secret) if isinstance(client_secret, str) else ""
     if (
-        not isinstance(client_id, str)
+        app is None
+        or not isinstance(client_id, str)
         or not isinstance(client_secret, str)
         or not secrets.compare_digest(client_id.encode("utf-8", "surrogatepass"), app.client_id.encode())
-        or not secrets.compare_digest(hash_token(client_secret), app.client_secret_hash)
+        or not secrets.compare_digest(secret_hash, app.client_secret_hash)
     ):
         raise Unauthenticated("Wrong client_id or client_secret.")
     token, key_hash = new_token()
@@ -119,7 +134,7 @@ def app_token_issue(*, app: App, client_id: str, client_secret: str) -> tuple[st
 
 def user_token_issue(
     *,
-    app: App,
+    app: App | None,
     username: str,
     password: str,
     device_id: str | None = None,
@@ -128,11 +143,15 @@ def user_token_issue(
 ) -> tuple[str, int, ChatUser, DeviceSession]:
     """Log a user in on one device; a known device_id gets its options replaced, a missing one is generated.
 
-    Raises unauthenticated (wrong credentials) and invalid_request (bad device_id).
+    Raises unauthenticated (wrong credentials) and invalid_request (bad device_id). An unknown app (None) or
+    user costs one password hash too (against a dummy hash), so timing does not tell which exist.
     """
     if device_id is not None and (not isinstance(device_id, str) or not _DEVICE_ID_RE.fullmatch(device_id)):
         raise InvalidRequest("device_id is not valid.", fields={"device_id": ["1-64 of A-Z a-z 0-9 _ . : -"]})
-    user = ChatUser.objects.filter(app=app, username=username).first() if storable_text(username) else None
+    user = (
+        ChatUser.objects.filter(app=app, username=username).first()
+        if app is not None and storable_text(username) else None
+    )
     if user is None:
         check_password(password if _password_usable(password) else "", _DUMMY_PASSWORD_HASH)
         raise Unauthenticated("Wrong username or password.")

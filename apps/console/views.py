@@ -33,7 +33,7 @@ from . import presenters
 from .charts import stacked_bars
 from .forms import AppCreateForm, AuditPageForm, LoginForm, PolicyLimitsForm, SearchForm, SwitchForm, apply_field_errors
 from .selectors import plan_list
-from .services import console_login_check
+from .services import LoginLocked, console_login_check
 
 APP_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
@@ -86,11 +86,6 @@ def _safe_next(request, raw: str | None) -> str:
     return reverse("console:app-list")
 
 
-def _client_ip(request) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 class LoginView(View):
     template = "console/login.html"
 
@@ -107,8 +102,13 @@ class LoginView(View):
         if not form.is_valid():
             return _render(request, self.template, context, status=400, roles=frozenset())
         try:
-            user = console_login_check(username=form.cleaned_data["username"],
-                                       password=form.cleaned_data["password"], ip=_client_ip(request))
+            user = console_login_check(request=request, username=form.cleaned_data["username"],
+                                       password=form.cleaned_data["password"])
+        except LoginLocked as exc:
+            form.add_error(None, exc.message)
+            response = _render(request, self.template, context, status=429, roles=frozenset())
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         except ApplicationError as exc:
             form.add_error(None, exc.detail)
             return _render(request, self.template, context, status=exc.status, roles=frozenset())

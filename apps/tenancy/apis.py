@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from apps.common.pagination import parse_limit
 from apps.common.schema import error_responses
+from apps.lockout.schema import RETRY_AFTER
 from apps.policy.selectors import policy_as_dict
 
 from . import services
@@ -75,14 +76,15 @@ class StaffTokenApi(APIView):
         responses={
             200: inline_serializer("StaffToken", {"access_token": serializers.CharField(),
                                                   "expires_in": serializers.IntegerField()}),
-            **error_responses((401, "unauthenticated"), authenticated=False),
+            **error_responses((401, "unauthenticated"), (429, "rate_limited"), authenticated=False),
         },
+        parameters=[RETRY_AFTER],
         auth=[],
     )
     def post(self, request):
         data = self.StaffTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token, ttl = services.staff_token_issue(**data.validated_data)
+        token, ttl = services.staff_token_issue(request=request, **data.validated_data)
         return Response({"access_token": token, "expires_in": ttl})
 
 

@@ -7,13 +7,14 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.common.exceptions import Conflict, InvalidRequest, Unauthenticated
 from apps.common.tokens import hash_token, new_token
+from apps.lockout.services import staff_authenticate
 from apps.policy.models import ReceiptPolicy
 
 from .models import NAME_PATTERN, RESERVED_ORG_NAMES, App, PlanTier, StaffToken
@@ -87,11 +88,15 @@ def staff_create(*, username: str, password: str, role: str):
     return user
 
 
-def staff_token_issue(*, username: str, password: str) -> tuple[str, int]:
-    """Exchange staff credentials for a bearer token and its lifetime in seconds."""
+def staff_token_issue(*, username: str, password: str, request=None) -> tuple[str, int]:
+    """Exchange staff credentials for a bearer token and its lifetime in seconds.
+
+    Raises unauthenticated, and rate_limited (429) while the sign-in lockout holds the name or the client
+    address of `request` (apps/lockout; without a request, as from the shell, nothing is counted).
+    """
     if not isinstance(username, str) or not isinstance(password, str):
         raise Unauthenticated("Wrong username or password.")
-    user = authenticate(username=username, password=password)
+    user = staff_authenticate(request=request, username=username, password=password)
     if user is None:
         raise Unauthenticated("Wrong username or password.")
     token, key_hash = new_token()
