@@ -254,3 +254,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- revocation (SPEC §9, apps/chat/auth.py): with a process-local cache (locmem), a deleted token's cached
+# principal is dropped in every process on this machine through a stamp file. Unset: next to the SQLite
+# database, else var/token-revocations.<vendor>.<database name>.
+TOKEN_REVOCATION_STAMP = env("TOKEN_REVOCATION_STAMP", default="")
