@@ -123,7 +123,14 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     CACHES["default"]["BACKEND"] = "apps.common.cache.RedisCache"
 
 # --- auth
-AUTH_PASSWORD_VALIDATORS = []
+# Staff passwords (SPEC §9): checked by createsuperuser, the admin API's POST /staff (staff_create) and any
+# Django password form. Chat users' passwords are the customer's business: these never apply to them.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LOGIN_URL = "/console/login/"
 
 LANGUAGE_CODE = "en-us"
