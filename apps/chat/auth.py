@@ -144,8 +144,10 @@ def forget_deleted_token(sender, instance, **kwargs):
 
     Cache coherence, not a business rule. Sent for cascaded rows too (a user, device or app deleted, one row
     or a queryset): Django's deletion collector sends post_delete for every related row a receiver listens to.
+    An expired token is skipped (its entry never outlives it): the expired-token purge costs no cache call.
     """
-    token_cache_forget([instance.key_hash])
+    if instance.expires_at > timezone.now():
+        token_cache_forget([instance.key_hash])
 
 
 def _principal_row(record: AccessToken) -> tuple:

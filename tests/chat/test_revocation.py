@@ -187,3 +187,18 @@ def test_revocation__a_deletion_in_another_process_leaves_other_tokens_working(c
     shell("from apps.chat.models import ChatUser; ChatUser.objects.filter(username='alice').delete()")
     assert_401(conversations(alice, chat_app))
     assert conversations(bob, chat_app).status_code == 200  # looked up again at most once, still valid
+
+
+def test_revocation__expired_tokens_deleted__cache_untouched(chat_app, alice):
+    # The expired-token purge deletes rows whose cache entries cannot outlive them: nothing to drop, and on a
+    # process-local cache no revocation stamp change (which would make every process look its tokens up again).
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    key = token_cache_key(hash_token(token_of(alice)))
+    cache.set(key, "sentinel", 60)
+    AccessToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    AccessToken.objects.all().delete()
+    assert token_cache_key(hash_token(token_of(alice))) == key
+    assert cache.get(key) == "sentinel"
