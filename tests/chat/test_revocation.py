@@ -159,7 +159,8 @@ def shell(code: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the seeded plans survive the flush, as in the other transactional tests
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize(
     "deletion",
     [
@@ -180,7 +181,7 @@ def test_revocation__deleted_in_another_process__401_here_at_once(chat_app, alic
                                    format="json"))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_revocation__a_deletion_in_another_process_leaves_other_tokens_working(chat_app, alice, login):
     bob = login("bob")
     assert conversations(bob, chat_app).status_code == 200
