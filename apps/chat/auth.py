@@ -24,6 +24,7 @@ TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from apps.common.tokens import bearer_token, hash_token
 from apps.tenancy.models import App
 
 from .models import AccessToken, ChatUser, DeviceSession
+
+logger = logging.getLogger(__name__)
 
 # In the models' field order: Model.from_db takes values in that order.
 _APP_FIELDS = ("id", "org_name", "app_name")
@@ -92,7 +95,7 @@ def revocation_stamp_path() -> Path:
 def _revocation_stamp() -> str:
     try:
         st = os.stat(revocation_stamp_path())
-    except FileNotFoundError:
+    except OSError:  # not there yet (no revocation since it was deleted), or unreadable: the bump logs that
         return "0"
     return f"{st.st_ino:x}.{st.st_size:x}.{st.st_mtime_ns:x}"
 
@@ -103,18 +106,22 @@ _STAMP_MAX_BYTES = 64 * 1024
 def _revocation_stamp_bump() -> None:
     """Change the stamp: one byte appended (its size grows even within one clock tick); a new file when big."""
     path = revocation_stamp_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        size = 0
-    if size >= _STAMP_MAX_BYTES:
-        fresh = path.with_name(f"{path.name}.{os.getpid()}.new")
-        fresh.write_bytes(b".")
-        os.replace(fresh, path)  # a new inode: a stamp no process has seen
-    else:
-        with open(path, "ab") as stamp:
-            stamp.write(b".")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size >= _STAMP_MAX_BYTES:
+            fresh = path.with_name(f"{path.name}.{os.getpid()}.new")
+            fresh.write_bytes(b".")
+            os.replace(fresh, path)  # a new inode: a stamp no process has seen
+        else:
+            with open(path, "ab") as stamp:
+                stamp.write(b".")
+    except OSError:
+        # The deletion stands; other processes of this machine keep the token up to TOKEN_CACHE_SECONDS.
+        logger.exception("Token revocation stamp %s not writable: other processes see the revocation late", path)
 
 
 def token_cache_forget(key_hashes) -> None:
