@@ -22,7 +22,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-1"
 ADMIN_USERNAME = "bench-admin"
-ADMIN_PASSWORD = "bench-admin-password"
+ADMIN_PASSWORD = "bench-staff-secret-2026"  # passes the staff password validators
 
 
 # --------------------------------------------------------------------------- terminal output

@@ -135,6 +135,14 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 AUTH_PASSWORD_VALIDATORS = []
 # The lockout's backend first: a locked sign-in is refused before ModelBackend hashes a password.
 AUTHENTICATION_BACKENDS = ["apps.lockout.handler.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+# Staff passwords (SPEC §9): checked by createsuperuser, the admin API's POST /staff (staff_create) and any
+# Django password form. Chat users' passwords are the customer's business: these never apply to them.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LOGIN_URL = "/console/login/"
 
 LANGUAGE_CODE = "en-us"
@@ -296,3 +304,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 # axes' own tables stay empty (our handler keeps apps.lockout.LoginFailure): no admin pages for them.
 AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False
+# --- revocation (SPEC §9, apps/chat/auth.py): with a process-local cache (locmem), a deleted token's cached
+# principal is dropped in every process on this machine through a stamp file. Unset: next to the SQLite
+# database, else var/token-revocations.<vendor>.<database name>.
+TOKEN_REVOCATION_STAMP = env("TOKEN_REVOCATION_STAMP", default="")

@@ -1,6 +1,11 @@
 """Django admin for chat data: read-only views for support (writes go through the app API services).
 
-Password hashes and token hashes are never shown."""
+- No add, change or delete: every row here feeds a counter (a group's member_count, a message's
+  group_ack_count, a conversation's unread_count), and only the services keep those exact. Deleting a chat
+  user would cascade to its memberships, messages and conversations, so users are read-only too (SPEC §9).
+- The one exception is revocation: an access token or a device session (with its tokens) may be deleted,
+  and the token stops working at once in every process (apps/chat/auth.py).
+- Password hashes and token hashes are never shown."""
 
 from django.contrib import admin
 
@@ -8,11 +13,25 @@ from .models import AccessToken, ChatUser, Conversation, DeviceSession, Group, M
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    actions = None  # no "delete selected": the only built-in action
+
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RevocableAdmin(ReadOnlyAdmin):
+    """Read-only, but a row may be deleted: that revokes its tokens (cache dropped by the post_delete receiver)."""
+
+    actions = ["delete_selected"]
+
+    def has_delete_permission(self, request, obj=None):
+        return super(ReadOnlyAdmin, self).has_delete_permission(request, obj)
 
 
 @admin.register(ChatUser)
@@ -25,7 +44,8 @@ class ChatUserAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeviceSession)
-class DeviceSessionAdmin(ReadOnlyAdmin):
+class DeviceSessionAdmin(RevocableAdmin):
+    # Deleting a device session logs that device out: its tokens go with it.
     list_display = ["device_id", "user", "require_ack", "require_delivery_ack", "last_login_at"]
     search_fields = ["device_id", "user__username"]
     list_select_related = ["user"]
@@ -33,7 +53,7 @@ class DeviceSessionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(ReadOnlyAdmin):
+class AccessTokenAdmin(RevocableAdmin):
     # Deleting a row revokes the token.
     list_display = ["id", "app", "user", "device", "created_at", "expires_at"]
     search_fields = ["app__org_name", "app__app_name", "user__username"]

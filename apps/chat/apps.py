@@ -6,7 +6,16 @@ class ChatConfig(AppConfig):
     label = "chat"
 
     def ready(self):
+        from django.db.models.signals import post_delete
+
         from apps.common.schema import register_bearer_scheme
+
+        from .auth import forget_deleted_token
+        from .models import AccessToken
+
+        # Here, not where the URL routes happen to import auth.py: every process (web, Celery worker,
+        # manage.py shell or command) must drop a deleted token's cached principal (SPEC §9, revocation).
+        post_delete.connect(forget_deleted_token, sender=AccessToken, dispatch_uid="chat-access-token-cache-forget")
 
         register_bearer_scheme(
             target_class="apps.chat.auth.AppTokenAuthentication",

@@ -10,18 +10,29 @@ TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
 - the expiry is checked on every request, cached or not, and an entry never outlives its token;
 - an entry is dropped when it would become wrong: a login on the same device replaces the device's options
   (user_token_issue), and a deleted token (revoked in the Django admin, or deleted with its user, device or
-  app) is dropped by the post_delete receiver below;
+  app, by any means: API, console, admin, shell, task) is dropped by the post_delete receiver below, which
+  ChatConfig.ready connects in every process (web, worker, manage.py), and again once the deletion commits
+  (a request that read the row before the commit may have cached it meanwhile);
+- every process must see a drop at once. A shared cache (Redis) does that by itself. A process-local cache
+  (locmem, the default: runserver and the Celery worker of `make run`, gunicorn workers, a manage.py shell)
+  cannot, so there the cache key carries a revocation stamp: a file every drop appends to after the commit,
+  stat()ed on every request (microseconds, no query). A drop anywhere on the machine changes the stamp and
+  every process's cached principals miss once. Machines do not share it: several machines need a shared
+  cache (docs/OPERATIONS.md, "Revocation");
 - unknown tokens are never cached (random guesses must not fill the cache).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -31,6 +42,8 @@ from apps.common.tokens import bearer_token, hash_token
 from apps.tenancy.models import App
 
 from .models import AccessToken, ChatUser, DeviceSession
+
+logger = logging.getLogger(__name__)
 
 # In the models' field order: Model.from_db takes values in that order.
 _APP_FIELDS = ("id", "org_name", "app_name")
@@ -56,20 +69,92 @@ class Principal:
 
 
 def token_cache_key(key_hash: str) -> str:
+    if _cache_is_process_local():
+        return f"app-token:v1:{_revocation_stamp()}:{key_hash}"
     return f"app-token:v1:{key_hash}"
 
 
+def _cache_is_process_local() -> bool:
+    return isinstance(caches["default"], LocMemCache)
+
+
+def revocation_stamp_path() -> Path:
+    """The file whose changes tell every process on this machine to stop trusting its local token cache.
+
+    TOKEN_REVOCATION_STAMP when set; else next to the SQLite database (every process of one deployment opens
+    that file, and each test run has its own), else in var/ per database name.
+    """
+    if settings.TOKEN_REVOCATION_STAMP:
+        return Path(settings.TOKEN_REVOCATION_STAMP)
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "sqlite" and name != ":memory:" and not name.startswith("file:"):
+        return Path(f"{name}.token-revocations")
+    return Path(settings.VAR_DIR) / f"token-revocations.{connection.vendor}.{name}"
+
+
+def _revocation_stamp() -> str:
+    try:
+        st = os.stat(revocation_stamp_path())
+    except OSError:  # not there yet (no revocation since it was deleted), or unreadable: the bump logs that
+        return "0"
+    return f"{st.st_ino:x}.{st.st_size:x}.{st.st_mtime_ns:x}"
+
+
+_STAMP_MAX_BYTES = 64 * 1024
+
+
+def _revocation_stamp_bump() -> None:
+    """Change the stamp: one byte appended (its size grows even within one clock tick); a new file when big."""
+    path = revocation_stamp_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size >= _STAMP_MAX_BYTES:
+            fresh = path.with_name(f"{path.name}.{os.getpid()}.new")
+            fresh.write_bytes(b".")
+            os.replace(fresh, path)  # a new inode: a stamp no process has seen
+        else:
+            with open(path, "ab") as stamp:
+                stamp.write(b".")
+    except OSError:
+        # The deletion stands; other processes of this machine keep the token up to TOKEN_CACHE_SECONDS.
+        logger.exception("Token revocation stamp %s not writable: other processes see the revocation late", path)
+
+
 def token_cache_forget(key_hashes) -> None:
-    """Drop the cached principals of these token hashes (a no-op for hashes that are not cached)."""
-    keys = [token_cache_key(key_hash) for key_hash in key_hashes]
-    if keys:
-        cache.delete_many(keys)
+    """Drop the cached principals of these token hashes in every process (a no-op for hashes not cached).
+
+    Inside a transaction: dropped now for this process, and again for everyone once it commits (a request
+    elsewhere may read and cache the row until then); outside one: once, now.
+    """
+    key_hashes = list(key_hashes)
+    if not key_hashes:
+        return
+
+    def forget():
+        cache.delete_many([token_cache_key(key_hash) for key_hash in key_hashes])
+        if _cache_is_process_local():
+            _revocation_stamp_bump()
+
+    if connection.in_atomic_block:
+        cache.delete_many([token_cache_key(key_hash) for key_hash in key_hashes])
+        transaction.on_commit(forget)
+    else:
+        forget()
 
 
-@receiver(post_delete, sender=AccessToken, dispatch_uid="chat-access-token-cache-forget")
-def _forget_deleted_token(sender, instance, **kwargs):
-    # Cache coherence, not a business rule: a revoked token must stop working at once, not after the TTL.
-    token_cache_forget([instance.key_hash])
+def forget_deleted_token(sender, instance, **kwargs):
+    """post_delete of AccessToken (connected in ChatConfig.ready): a deleted token stops working at once.
+
+    Cache coherence, not a business rule. Sent for cascaded rows too (a user, device or app deleted, one row
+    or a queryset): Django's deletion collector sends post_delete for every related row a receiver listens to.
+    An expired token is skipped (its entry never outlives it): the expired-token purge costs no cache call.
+    """
+    if instance.expires_at > timezone.now():
+        token_cache_forget([instance.key_hash])
 
 
 def _principal_row(record: AccessToken) -> tuple:

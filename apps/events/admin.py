@@ -13,9 +13,13 @@ class EventAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     raw_id_fields = ["user"]
     ordering = ["-id"]
+    actions = None  # no "delete selected"
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a device must see every event of its feed; only the retention purge removes them

@@ -6,10 +6,18 @@ from .models import GroupAck, ReceiptDailyCount
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """No add, change or delete: a deleted ack would leave its message's group_ack_count too high, a deleted
+    daily count would lose receipts from the statistics (SPEC §9)."""
+
+    actions = None  # no "delete selected"
+
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -3,6 +3,9 @@
 - Plan changes and policy changes must be audited, so they go through the
   admin API / console (policy_update), never through these forms: `plan` is
   read-only here.
+- Apps are never deleted here: the cascade would bypass every counter and audit trail; an app is
+  suspended instead (SPEC §9, §12).
+- Staff tokens may be deleted: that revokes them at once (the admin API reads them on every request).
 - Secrets are never shown: client secret and token hashes are excluded.
 """
 
@@ -39,6 +42,10 @@ class AppAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     exclude = ["client_secret_hash"]
     readonly_fields = ["org_name", "app_name", "plan", "client_id", "created_at", "updated_at"]
     ordering = ["org_name", "app_name"]
+    actions = None  # no "delete selected"
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(StaffToken)

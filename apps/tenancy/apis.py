@@ -93,7 +93,11 @@ class StaffCreateApi(StaffApi):
 
     class StaffCreateInputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150, trim_whitespace=False)
-        password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
+        password = serializers.CharField(
+            min_length=10, max_length=128, trim_whitespace=False,
+            help_text="10-128 characters, not too similar to the username, not a common password, not only digits "
+                      "(Django's password validators). A 400 lists every rule the password breaks in fields.password.",
+        )
         role = serializers.ChoiceField(choices=["operator", "business"])
 
     @extend_schema(

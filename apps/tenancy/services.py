@@ -9,6 +9,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -68,17 +70,26 @@ def app_create(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App
 
 
 def staff_create(*, username: str, password: str, role: str):
-    """Create a staff account holding one role. Raises invalid_request and duplicate_username."""
+    """Create a staff account holding one role. Raises invalid_request and duplicate_username.
+
+    The password must pass settings.AUTH_PASSWORD_VALIDATORS (similarity to the username, at least 10
+    characters, not a common password, not only digits), at most 128 characters; every failed rule is listed.
+    """
+    User = get_user_model()
     errors = {}
     if not isinstance(username, str) or not re.fullmatch(r"[\w.@+-]{1,150}", username):
         errors["username"] = ["1-150 characters: letters, digits and @ . + - _"]
-    if not isinstance(password, str) or len(password) < 8 or len(password) > 128:
-        errors["password"] = ["8-128 characters."]
+    if not isinstance(password, str) or len(password) > 128:
+        errors["password"] = ["At most 128 characters."]
+    else:
+        try:
+            validate_password(password, user=User(username=username if isinstance(username, str) else ""))
+        except ValidationError as error:
+            errors["password"] = list(error.messages)
     if role not in ROLES:
         errors["role"] = [f"Must be one of: {', '.join(ROLES)}."]
     if errors:
         raise InvalidRequest("Some fields are not valid.", fields=errors)
-    User = get_user_model()
     try:
         with transaction.atomic():
             user = User.objects.create_user(username=username, password=password)

@@ -97,3 +97,103 @@ def test_django_admin__needs_a_staff_login(client, data):
     response = client.get(reverse("admin:tenancy_app_changelist"))
     assert response.status_code == 302
     assert "/login/" in response["Location"]
+
+
+# --- SPEC §9: the Django admin never corrupts counters; deleting a token or a device there revokes at once.
+
+def counted_models():
+    from apps.chat.models import Conversation, Group, Membership
+    from apps.events.models import Event
+    from apps.receipts.models import GroupAck, ReceiptDailyCount
+
+    return [Message, GroupAck, Membership, Conversation, App, ChatUser, Group, ReceiptDailyCount, Event]
+
+
+@pytest.fixture
+def acked(data):
+    """bob's read ack of alice's group message: a GroupAck row and a daily count."""
+    from apps.receipts.services import group_ack_record
+
+    message = Message.objects.get(chat_type="group")
+    bob = ChatUser.objects.get(username="bob")
+    _, _, _, device = user_token_issue(app=data, username="bob", password="bob-password")
+    group_ack_record(app=data, reader=bob, device=device, group_id=message.group.group_id,
+                     message_id=message.message_id)
+
+
+def test_django_admin__rows_behind_counters__delete_view_403_and_nothing_deleted(admin_client, acked):
+    for model in counted_models():
+        meta = model._meta
+        row = model.objects.first()
+        assert row is not None, meta.label  # the fixture made one of each
+        url = reverse(f"admin:{meta.app_label}_{meta.model_name}_delete", args=[row.pk])
+        assert admin_client.get(url).status_code == 403, meta.label
+        assert admin_client.post(url, {"post": "yes"}).status_code == 403, meta.label
+        assert model.objects.filter(pk=row.pk).exists(), meta.label
+
+
+def test_django_admin__rows_behind_counters__no_delete_action_and_a_forged_one_deletes_nothing(admin_client, acked):
+    for model in counted_models():
+        meta = model._meta
+        url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+        page = admin_client.get(url)
+        assert page.status_code == 200 and b"delete_selected" not in page.content, meta.label
+        before = model.objects.count()
+        pks = [str(pk) for pk in model.objects.values_list("pk", flat=True)]
+        admin_client.post(url, {"action": "delete_selected", "_selected_action": pks, "post": "yes"})
+        assert model.objects.count() == before, meta.label
+
+
+def test_django_admin__rows_behind_counters__no_add_or_change(admin_client, acked):
+    for model in counted_models():
+        meta = model._meta
+        change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[model.objects.first().pk])
+        assert admin_client.post(change, {}).status_code == 403, meta.label
+        assert admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add")).status_code == 403
+
+
+def _bearer(token):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def test_django_admin__access_token_deleted_there__its_cached_token_401_at_once(admin_client, data):
+    token, *_ = user_token_issue(app=data, username="bob", password="bob-password", device_id="laptop")
+    client = _bearer(token)
+    conversations = f"/api/v1/{data.org_name}/{data.app_name}/conversations"
+    assert client.get(conversations).status_code == 200  # cached from here on
+    row = AccessToken.objects.get(device__device_id="laptop")
+    response = admin_client.post(reverse("admin:chat_accesstoken_delete", args=[row.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not AccessToken.objects.filter(pk=row.pk).exists()
+    assert client.get(conversations).status_code == 401
+
+
+def test_django_admin__device_sessions_deleted_with_the_bulk_action__their_tokens_401_at_once(admin_client, data):
+    from apps.chat.models import DeviceSession
+
+    token, *_ = user_token_issue(app=data, username="bob", password="bob-password", device_id="laptop")
+    client = _bearer(token)
+    conversations = f"/api/v1/{data.org_name}/{data.app_name}/conversations"
+    assert client.get(conversations).status_code == 200
+    changelist = reverse("admin:chat_devicesession_changelist")
+    assert b"delete_selected" in admin_client.get(changelist).content
+    pks = [str(pk) for pk in DeviceSession.objects.filter(user__username="bob").values_list("pk", flat=True)]
+    response = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": pks, "post": "yes"})
+    assert response.status_code == 302
+    assert not DeviceSession.objects.filter(user__username="bob").exists()
+    assert client.get(conversations).status_code == 401
+    assert ChatUser.objects.filter(username="bob").exists()  # the user stays; only the devices logged out
+
+
+def test_django_admin__staff_token_deleted_there__401_at_once(admin_client, data):
+    token, _ = staff_token_issue(username="root", password="root-password")
+    client = _bearer(token)
+    assert client.get("/api/v1/admin/apps").status_code == 200
+    row = StaffToken.objects.order_by("-id").first()
+    response = admin_client.post(reverse("admin:tenancy_stafftoken_delete", args=[row.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert client.get("/api/v1/admin/apps").status_code == 401
