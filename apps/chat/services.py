@@ -159,19 +159,21 @@ def user_token_issue(
         raise Unauthenticated("Wrong username or password.")
     device_id = device_id or "dev-" + secrets.token_hex(8)
     now = timezone.now()
-    device, created = DeviceSession.objects.update_or_create(
-        user=user,
-        device_id=device_id,
-        defaults={"require_ack": require_ack, "require_delivery_ack": require_delivery_ack, "last_login_at": now},
-    )
-    if not created:
-        # The device's older tokens now carry the new options: drop their cached principals (apps/chat/auth.py).
-        token_cache_forget(
-            AccessToken.objects.filter(device=device, expires_at__gt=now).values_list("key_hash", flat=True)
-        )
     token, key_hash = new_token()
     ttl, expires_at = _token_lifetime()
-    AccessToken.objects.create(key_hash=key_hash, app=app, user=user, device=device, expires_at=expires_at)
+    # One transaction: a failure between the two writes must not leave a device session without its token.
+    with transaction.atomic():
+        device, created = DeviceSession.objects.update_or_create(
+            user=user,
+            device_id=device_id,
+            defaults={"require_ack": require_ack, "require_delivery_ack": require_delivery_ack, "last_login_at": now},
+        )
+        if not created:
+            # The device's older tokens now carry the new options: drop their cached principals (apps/chat/auth.py).
+            token_cache_forget(
+                AccessToken.objects.filter(device=device, expires_at__gt=now).values_list("key_hash", flat=True)
+            )
+        AccessToken.objects.create(key_hash=key_hash, app=app, user=user, device=device, expires_at=expires_at)
     return token, ttl, user, device
 
 
