@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: request id, request metrics and the request log line (see "Observability" at the end).
+    "apps.common.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (API docs assets from drf-spectacular-sidecar, Django admin CSS)
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
@@ -246,11 +248,35 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Observability (SPEC §9, docs/OPERATIONS.md "Metrics and logs"): GET /metrics and JSON logs
+# Bearer token of GET /metrics; empty: /metrics answers 404. Several processes add up through
+# PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable, read from the environment: apps/common/metrics.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# json (default): one JSON object per line; text: the same fields as a readable line, for a terminal.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "request_id": {"()": "apps.common.observability.RequestIdFilter"},
+        "demote_client_errors": {"()": "apps.common.observability.DemoteClientErrors"},
+    },
+    "formatters": {
+        "json": {"()": "apps.common.observability.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if LOG_FORMAT == "text" else "json",
+            "filters": ["request_id"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["demote_client_errors"]},
+    },
 }
+# The Celery worker keeps this logging (JSON) instead of installing its own (receipts_console/celery.py).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
