@@ -54,14 +54,21 @@ def child_exit(server, worker):
 
 # gunicorn's own lines (start, worker boots and exits) as JSON objects like the application's. Its access log is
 # off: the application writes one JSON line per request, with its request id and URL pattern (receipts.request).
-# WEB_ACCESS_LOG=- (or a file) turns gunicorn's on, each line a JSON object whose message is the access line.
+# WEB_ACCESS_LOG=- (stderr) or a file name turns it on, each line a JSON object whose message is the access line.
+_access_handler = (
+    {"class": "logging.StreamHandler", "formatter": "json"} if accesslog == "-"
+    else {"class": "logging.FileHandler", "filename": accesslog, "formatter": "json"}
+)
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "apps.common.observability.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"},
+                 **({"access": _access_handler} if accesslog else {})},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        # With logconfig_dict gunicorn always logs access lines: without WEB_ACCESS_LOG they go nowhere.
+        "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL",
+                            "handlers": ["access"] if accesslog else [], "propagate": False},
     },
 }

@@ -254,9 +254,10 @@ def test_gunicorn_two_workers__metrics_add_up_across_processes(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_serving(base, process, log)
+        # Probed on /metrics: a probe that timed out may still be counted, so /healthz is only what is sent below.
+        _wait_serving(base, process, log, probe="/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert not os.path.exists(os.path.join(directory, "counter_web-999998.db"))
-        sent = 1  # the readiness probe's successful /healthz
+        sent = 0
         # Fresh connections until both workers have answered some (each worker writes its own file).
         deadline = time.monotonic() + 60
         while len(_workers_that_counted(directory)) < 2:
@@ -305,13 +306,13 @@ def _old_web_file(directory: str) -> None:
     store.close()
 
 
-def _wait_serving(base: str, process, log) -> None:
+def _wait_serving(base: str, process, log, probe: str = "/healthz", headers: dict | None = None) -> None:
     deadline = time.monotonic() + 60
     while True:
         assert process.poll() is None, f"gunicorn exited: {_read(log)}"
         assert time.monotonic() < deadline, f"gunicorn did not start: {_read(log)}"
         try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{base}{probe}", headers=headers, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
