@@ -276,6 +276,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["demote_client_errors"]},
+        # One line per request (apps/common/observability.py); LOG_REQUESTS=false keeps only the 5xx ones.
+        "receipts.request": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "ERROR"},
     },
 }
 # The Celery worker keeps this logging (JSON) instead of installing its own (receipts_console/celery.py).
