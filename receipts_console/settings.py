@@ -197,6 +197,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.common.schema.add_request_line_limit_response",
+        "apps.common.schema.add_request_id_header",
     ],
 }
 

@@ -163,3 +163,17 @@ def test_gunicorn__every_output_line_is_a_json_object(tmp_path):
 def _read_all(log) -> str:
     log.seek(0)
     return log.read().decode(errors="replace")
+
+
+def test_schema__every_operation_documents_the_request_id_header():
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.validation import validate_schema
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    validate_schema(schema)
+    assert schema["components"]["headers"]["XRequestID"]["schema"]["pattern"] == "^[A-Za-z0-9._-]{1,128}$"
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if status != "414":
+                    assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
