@@ -279,6 +279,8 @@ LOGGING = {
         "django.request": {"filters": ["demote_client_errors"]},
         # One line per request (apps/common/observability.py); LOG_REQUESTS=false keeps only the 5xx ones.
         "receipts.request": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "ERROR"},
+        # The development server's own access lines (make run): the request lines replace them; its errors stay.
+        "django.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
 # The Celery worker keeps this logging (JSON) instead of installing its own (receipts_console/celery.py).

@@ -39,6 +39,7 @@ def multiprocess_dir() -> str | None:
 
 if multiprocess_dir():
     # Chosen before the first metric is built: every value is then a memory-mapped file of this process.
+    os.makedirs(multiprocess_dir(), exist_ok=True)
     values.ValueClass = values.MultiProcessValue(_process_identifier)
 
 
