@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from . import metrics
 from .exceptions import error_payload
@@ -139,6 +140,7 @@ class JsonFormatter(logging.Formatter):
 
 
 # --- GET /metrics
+@csrf_exempt  # a POST gets this view's 405 envelope, not the CSRF failure page; nothing here changes state
 def metrics_view(request):
     """Prometheus text of the whole server (every process, see apps/common/metrics.py)."""
     expected = settings.METRICS_TOKEN

@@ -87,8 +87,10 @@ def test_metrics__right_token__prometheus_text_with_every_metric(client, metrics
         assert f'receipts_recorded_total{{kind="{kind}"}}' in text
 
 
-def test_metrics__post__405(client, metrics_on):
-    assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
+def test_metrics__post__405_envelope_even_with_csrf_checks(metrics_on):
+    response = Client(enforce_csrf_checks=True).post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
 
 
 # --- receipts and requests
