@@ -253,7 +253,8 @@ CELERY_BEAT_SCHEDULE = {
 # Bearer token of GET /metrics; empty: /metrics answers 404. Several processes add up through
 # PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable, read from the environment: apps/common/metrics.py).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-# json (default): one JSON object per line; text: the same fields as a readable line, for a terminal.
+# json (default): one JSON object per line; text: a readable line, for a terminal. The Celery worker logs through
+# LOGGING too (its setup_logging signal, receipts_console/celery.py).
 LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
@@ -275,6 +276,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default handlers of "django" (a plain console one with DEBUG on, mail to ADMINS) give way to ours.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["demote_client_errors"]},
         # One line per request (apps/common/observability.py); LOG_REQUESTS=false keeps only the 5xx ones.
@@ -283,5 +286,3 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
-# The Celery worker keeps this logging (JSON) instead of installing its own (receipts_console/celery.py).
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False

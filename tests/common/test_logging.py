@@ -177,3 +177,9 @@ def test_schema__every_operation_documents_the_request_id_header():
             for status, response in operation["responses"].items():
                 if status != "414":
                     assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
+
+
+def test_debug_on__django_lines_only_through_the_json_handler():
+    """With DEBUG on Django's default config adds a plain console handler to the "django" logger: removed."""
+    assert logging.getLogger("django").handlers == []
+    assert logging.getLogger("django").propagate is True
