@@ -29,3 +29,46 @@ keepalive = 5
 # (apps/common/schema.py, REQUEST_LINE_LIMIT_BYTES).
 limit_request_line = 8190
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
+# --- metrics and logs (docs/OPERATIONS.md, "Metrics and logs")
+# Metrics of every worker add up (prometheus_client's multiprocess mode, apps/common/metrics.py): each worker
+# writes its values to files in PROMETHEUS_MULTIPROC_DIR, read by GET /metrics on any worker. Set here, in the
+# master, before any worker imports prometheus_client; the Celery worker defaults to the same folder.
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_ROOT, "var", "prometheus"))
+
+
+def on_starting(server):
+    """Master, at server start: the previous run's web files go (the Celery worker's stay: it cleans its own)."""
+    from apps.common import metrics
+
+    metrics.process_start(metrics.WEB)
+
+
+def child_exit(server, worker):
+    """Master, a worker exited (or was killed): its long-polls no longer count as waiting; its counters stay."""
+    from apps.common import metrics
+
+    metrics.process_dead(worker.pid, metrics.WEB)
+
+
+# gunicorn's own lines (start, worker boots and exits) as JSON objects like the application's. Its access log is
+# off: the application writes one JSON line per request, with its request id and URL pattern (receipts.request).
+# WEB_ACCESS_LOG=- (stderr) or a file name turns it on, each line a JSON object whose message is the access line.
+_access_handler = (
+    {"class": "logging.StreamHandler", "formatter": "json"} if accesslog == "-"
+    else {"class": "logging.FileHandler", "filename": accesslog, "formatter": "json"}
+)
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "apps.common.observability.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"},
+                 **({"access": _access_handler} if accesslog else {})},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        # With logconfig_dict gunicorn always logs access lines: without WEB_ACCESS_LOG they go nowhere.
+        "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL",
+                            "handlers": ["access"] if accesslog else [], "propagate": False},
+    },
+}

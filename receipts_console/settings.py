@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Before SecurityMiddleware and CSRF: the scheme a trusted TLS-terminating proxy saw (apps/common/clientip.py).
     "apps.common.clientip.TrustedProxySchemeMiddleware",
+    # Outermost: request id, request metrics and the request log line (see "Observability" at the end).
+    "apps.common.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (API docs assets from drf-spectacular-sidecar, Django admin CSS)
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
@@ -208,6 +210,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.common.schema.add_request_line_limit_response",
+        # Every operation can meet a database outage: 503 unavailable (SPEC §9, "PostgreSQL failures" below).
+        "apps.common.schema.add_unavailable_response",
+        # Last: every response documented above carries X-Request-ID.
+        "apps.common.schema.add_request_id_header",
     ],
 }
 
@@ -259,13 +265,42 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Observability (SPEC §9, docs/OPERATIONS.md "Metrics and logs"): GET /metrics and JSON logs
+# Bearer token of GET /metrics; empty: /metrics answers 404. Several processes add up through
+# PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable, read from the environment: apps/common/metrics.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# json (default): one JSON object per line; text: a readable line, for a terminal. The Celery worker logs through
+# LOGGING too (its setup_logging signal, receipts_console/celery.py).
+LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "request_id": {"()": "apps.common.observability.RequestIdFilter"},
+        "demote_client_errors": {"()": "apps.common.observability.DemoteClientErrors"},
+    },
+    "formatters": {
+        "json": {"()": "apps.common.observability.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if LOG_FORMAT == "text" else "json",
+            "filters": ["request_id"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # Django's default handlers of "django" (a plain console one with DEBUG on, mail to ADMINS) give way to ours.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["demote_client_errors"]},
+        # One line per request (apps/common/observability.py); LOG_REQUESTS=false keeps only the 5xx ones.
+        "receipts.request": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "ERROR"},
+        # The development server's own access lines (make run): the request lines replace them; its errors stay.
+        "django.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
 
 # --- PostgreSQL failures (SPEC §9; docs/OPERATIONS.md "PostgreSQL failures"). A request answers 503
@@ -278,8 +313,6 @@ LOGGING = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT_SECONDS", default=2))
-# Every operation of the schema documents that 503 (apps/common/schema.py).
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("apps.common.schema.add_unavailable_response")
 
 # --- sign-in lockout and trusted proxies (SPEC §9, apps/lockout, apps/common/clientip.py, docs/OPERATIONS.md)
 # Failed secret checks (staff token, console, Django admin, the app API's password and client_credentials

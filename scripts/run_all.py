@@ -62,6 +62,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    # One metrics folder for both (docs/OPERATIONS.md, "Metrics and logs"): /metrics on the web server also reports
+    # the worker's purges. The web server's files of an earlier run are removed here (gunicorn does it itself).
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "prometheus"))
+    sys.path.insert(0, str(ROOT))
+    from apps.common import metrics
+
+    metrics.process_start(metrics.WEB)
+
     web = _start([python, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"])
     worker = _start([
         python, "-m", "celery", "-A", "receipts_console", "worker", "--beat",

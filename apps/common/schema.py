@@ -102,3 +102,23 @@ def add_unavailable_response(result, generator, request, public):
                     }},
                 })
     return result
+
+
+def add_request_id_header(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every answer of the application carries X-Request-ID
+    (apps/common/observability.py); gunicorn's own 414 does not."""
+    from apps.common.observability import SANE_REQUEST_ID
+
+    result.setdefault("components", {}).setdefault("headers", {})["XRequestID"] = {
+        "description": "The request's id, as in the server's logs: the client's own X-Request-ID when it matched "
+                       "this pattern, else a generated one.",
+        "schema": {"type": "string", "pattern": f"^{SANE_REQUEST_ID.pattern}$"},
+        "required": True,
+    }
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                for status, response in operation["responses"].items():
+                    if status != "414" and "$ref" not in response:
+                        response.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/XRequestID"}
+    return result

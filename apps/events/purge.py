@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from apps.common import metrics
 from apps.common.batching import ProgressCallback, PurgeProgress, delete_in_batches
 
 from .models import Event
@@ -49,6 +50,7 @@ def events_purge_expired(
     def on_batch(rows: int) -> None:
         nonlocal total, batches
         total += rows
+        metrics.PURGED["events"].inc(rows)  # committed
         batches += 1
         if progress is not None:
             progress(PurgeProgress(SCOPE, batches, rows, total, total))

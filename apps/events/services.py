@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.chat.models import ChatUser, Message
+from apps.common import metrics
 from apps.common.exceptions import InvalidRequest
 from apps.common.pagination import decode_cursor, encode_cursor
 from apps.common.timeutils import to_ms
@@ -172,6 +173,7 @@ def deliveries_record(*, app_id: int, recipient, handed: list[Event]) -> int:
                 for pk, message_id, sender_id, _ in wanted
             ]
         )
+    metrics.RECORDED["delivery"].inc(len(wanted))  # committed
     return len(wanted)
 
 
@@ -205,7 +207,7 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
         page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
     else:
         deadline = time.monotonic() + timeout
-        with wakeup.subscription(user.id) as waiter:
+        with wakeup.subscription(user.id) as waiter, metrics.LONG_POLLS_WAITING.track_inprogress():
             while True:
                 waiter.arm()  # before the read: a publish after it sets the flag we wait on
                 page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.utils import timezone
 
+from apps.common import metrics
 from apps.common.batching import ProgressCallback, PurgeProgress, delete_in_batches
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
@@ -85,6 +86,7 @@ def group_acks_purge_expired(
         def on_batch(rows: int, app_key=app_key) -> None:
             nonlocal app_rows, batches, total
             app_rows += rows
+            metrics.PURGED["group_acks"].inc(rows)  # committed
             batches += 1
             total += rows
             if progress is not None:

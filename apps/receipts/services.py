@@ -34,6 +34,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
 from apps.chat.selectors import chat_user_get, group_message_get, message_get
+from apps.common import metrics
 from apps.common.db import prepared_cursor
 from apps.common.timeutils import now, to_ms
 from apps.events import wakeup
@@ -91,6 +92,7 @@ def _message_read(*, message: Message, reader: ChatUser, moment) -> bool:
         return cursor.rowcount == 1
 
 
+@metrics.counts_refusals("read")
 def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, message_id: str) -> MessageReadResult:
     """Record that `reader` read a single-chat message; the effect and its events happen once.
 
@@ -138,9 +140,11 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         )
         events_publish(events=events)
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)  # last: the hot row is held until COMMIT only
+    metrics.RECORDED["read"].inc()  # committed
     return MessageReadResult(message_id=message.message_id, already_read=False)
 
 
+@metrics.counts_refusals("conversation_read")
 def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, peer: str) -> ConversationReadResult:
     """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt.
 
@@ -187,6 +191,7 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
             ]
         )
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)  # last, see the module docstring
+    metrics.RECORDED["conversation_read"].inc()  # committed
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
 
 
@@ -299,6 +304,7 @@ def _group_ack_write_sqlite(*, app: App, group, message: Message, reader: ChatUs
     return count
 
 
+@metrics.counts_refusals("group_read")
 def group_ack_record(
     *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_id: str
 ) -> GroupAckResult:
@@ -339,4 +345,5 @@ def group_ack_record(
         count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
         return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count,
                               already_acked=True)
+    metrics.RECORDED["group_read"].inc()  # committed (PostgreSQL: its own statement; SQLite: its transaction)
     return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)

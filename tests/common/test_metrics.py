@@ -1,0 +1,342 @@
+"""GET /metrics (SPEC §9 "Observability"): the token, and each metric moved by real requests through HTTP.
+
+The counters live for the whole test process, so every test compares a value before and after its own requests.
+The last tests run the production server (gunicorn, 2 workers, multiprocess mode) and read the sum of both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from apps.chat.models import DeviceSession, Message
+from apps.events import wakeup
+from tests.events.test_integration_servers import _database_url, _free_port, _read
+from tests.receipts.conftest import World
+
+TOKEN = "metrics-secret-1"
+GROUP_ACK_ROUTE = "/api/v1/<str:org_name>/<str:app_name>/groups/<str:group_id>/messages/<str:message_id>/read_ack"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def metrics_on(settings):
+    settings.METRICS_TOKEN = TOKEN
+
+
+def scrape(client=None) -> str:
+    response = (client or Client()).get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200, response.content
+    return response.content.decode()
+
+
+def value(text: str, sample: str, **labels) -> float:
+    """The sample's value in Prometheus text (0 when the series does not exist yet)."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def has_family(text: str, name: str) -> bool:
+    return any(family.name == name for family in text_string_to_metric_families(text))
+
+
+# --- the token
+def test_metrics__no_token_configured__404_like_an_unknown_path(client, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer anything").status_code == 404
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer "])
+def test_metrics__wrong_or_missing_token__401_envelope(client, metrics_on, header):
+    extra = {"HTTP_AUTHORIZATION": header} if header is not None else {}
+    response = client.get("/metrics", **extra)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_metrics__right_token__prometheus_text_with_every_metric(client, metrics_on):
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    for name in ("receipts_http_requests", "receipts_http_request_duration_seconds", "receipts_recorded",
+                 "receipts_acks_refused", "receipts_purged_rows", "receipts_webhook_deliveries",
+                 "receipts_long_polls_waiting"):
+        assert has_family(text, name), name
+    # Known series exist before their first event (webhooks are a later release).
+    for outcome in ("delivered", "failed", "gave_up"):
+        assert f'receipts_webhook_deliveries_total{{outcome="{outcome}"}}' in text
+    for kind in ("delivery", "read", "conversation_read", "group_read"):
+        assert f'receipts_recorded_total{{kind="{kind}"}}' in text
+
+
+def test_metrics__post__405_envelope_even_with_csrf_checks(metrics_on):
+    response = Client(enforce_csrf_checks=True).post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+# --- receipts and requests
+@pytest.fixture
+def team(make_app):
+    world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
+    world.policy(group_read_ack_enabled=True)
+    alice, bob = world.login("alice"), world.login("bob")
+    group = world.group("alice", members=["bob"])
+    message = world.send_group(alice, group)
+    return world, group, message, alice, bob
+
+
+@pytest.mark.django_db
+def test_group_ack__counts_one_receipt_and_one_request_of_its_route(metrics_on, team):
+    world, group, message, _, bob = team
+    before = scrape()
+
+    response = world.group_ack(bob, group.group_id, message.message_id)  # the lean POST (authorised)
+    assert response.status_code == 200
+    after = scrape()
+
+    assert value(after, "receipts_recorded_total", kind="group_read") == \
+        value(before, "receipts_recorded_total", kind="group_read") + 1
+    labels = {"route": GROUP_ACK_ROUTE, "method": "POST", "status": "200"}
+    assert value(after, "receipts_http_requests_total", **labels) == \
+        value(before, "receipts_http_requests_total", **labels) + 1
+    assert value(after, "receipts_http_request_duration_seconds_count", **labels) == \
+        value(before, "receipts_http_request_duration_seconds_count", **labels) + 1
+    # No raw path anywhere: the group and message ids are not labels.
+    assert message.message_id not in after and group.group_id not in after
+
+    # A repeat is answered, counted as a request, and is not a new receipt.
+    assert world.group_ack(bob, group.group_id, message.message_id).json()["already_acked"] is True
+    again = scrape()
+    assert value(again, "receipts_recorded_total", kind="group_read") == \
+        value(after, "receipts_recorded_total", kind="group_read")
+    assert value(again, "receipts_http_requests_total", **labels) == \
+        value(after, "receipts_http_requests_total", **labels) + 1
+
+
+@pytest.mark.django_db
+def test_refused_acks__counted_per_kind_and_error_code(metrics_on, team):
+    world, group, message, alice, bob = team
+    before = scrape()
+
+    assert world.group_ack(alice, group.group_id, message.message_id).json()["error"] == "own_message"
+    assert world.group_ack(bob, group.group_id, "no-such-message").json()["error"] == "message_not_found"
+    single = world.send(alice, "bob")
+    assert world.message_ack(alice, single.message_id).json()["error"] == "not_recipient"
+    after = scrape()
+
+    for kind, reason in (("group_read", "own_message"), ("group_read", "message_not_found"), ("read", "not_recipient")):
+        assert value(after, "receipts_acks_refused_total", kind=kind, reason=reason) == \
+            value(before, "receipts_acks_refused_total", kind=kind, reason=reason) + 1, (kind, reason)
+    refused = {"route": GROUP_ACK_ROUTE, "method": "POST", "status": "400"}
+    assert value(after, "receipts_http_requests_total", **refused) == \
+        value(before, "receipts_http_requests_total", **refused) + 1
+    assert value(after, "receipts_recorded_total", kind="group_read") == \
+        value(before, "receipts_recorded_total", kind="group_read")
+
+
+@pytest.mark.django_db
+def test_single_chat_receipts__read_conversation_read_and_delivery(metrics_on, team):
+    world, _, _, alice, bob = team
+    world.policy(delivery_ack_enabled=True)
+    before = scrape()
+
+    first = world.send(alice, "bob")
+    world.send(alice, "bob")
+    assert world.message_ack(bob, first.message_id).status_code == 200
+    assert world.conversation_ack(bob, "alice").json()["sent"] is True
+    after = scrape()
+    assert value(after, "receipts_recorded_total", kind="read") == \
+        value(before, "receipts_recorded_total", kind="read") + 1
+    assert value(after, "receipts_recorded_total", kind="conversation_read") == \
+        value(before, "receipts_recorded_total", kind="conversation_read") + 1
+
+    # Delivery: recorded when bob's device is handed messages sent with require_delivery_ack.
+    delivered_before = value(after, "receipts_recorded_total", kind="delivery")
+    DeviceSession.objects.filter(pk=alice.session.pk).update(require_delivery_ack=True)
+    alice.session.refresh_from_db()
+    world.send(alice, "bob")
+    world.send(alice, "bob")
+    assert bob.client.get(f"{world.base}/events").status_code == 200
+    assert value(scrape(), "receipts_recorded_total", kind="delivery") == delivered_before + 2
+
+
+@pytest.mark.django_db
+def test_purge__rows_counted_per_purge(metrics_on, team):
+    world, group, message, _, bob = team
+    world.group_ack(bob, group.group_id, message.message_id)
+    Message.objects.filter(pk=message.pk).update(timestamp=message.timestamp - 400 * 86_400_000)
+    from apps.receipts.models import GroupAck
+
+    GroupAck.objects.filter(message=message).update(message_timestamp=message.timestamp - 400 * 86_400_000)
+    before = scrape()
+
+    call_command("purge_group_acks", stdout=open(os.devnull, "w"))
+
+    after = scrape()
+    assert value(after, "receipts_purged_rows_total", purge="group_acks") == \
+        value(before, "receipts_purged_rows_total", purge="group_acks") + 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_long_poll_waiting__shows_in_the_gauge_while_it_waits(metrics_on, make_app, settings):
+    settings.EVENT_WAKEUP_RECHECK_SECONDS = 60
+    world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
+    alice, bob = world.login("alice"), world.login("bob")
+    before = value(scrape(), "receipts_long_polls_waiting")
+    answers = []
+
+    def poll():
+        from django.db import connection
+
+        try:
+            answers.append(bob.client.get(f"{world.base}/events", {"timeout": 20}))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while wakeup.hub.waiting_count() < 1:
+        assert time.monotonic() < deadline, "the long-poll never started waiting"
+        time.sleep(0.01)
+    assert value(scrape(), "receipts_long_polls_waiting") == before + 1
+
+    world.send(alice, "bob")  # wakes it
+    thread.join(30)
+    assert not thread.is_alive() and answers[0].status_code == 200
+    assert value(scrape(), "receipts_long_polls_waiting") == before
+
+
+# --- several processes
+def _fake_worker_file(directory: str, rows: int) -> None:
+    """What a Celery worker process leaves in the folder after purging `rows` events (apps/common/metrics.py)."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    name, help_text = "receipts_purged_rows", "Rows deleted by the purges, by purge."
+    store = MmapedDict(os.path.join(directory, "counter_worker-999999.db"))
+    store.write_value(mmap_key(name, name + "_total", ("purge",), ("events",), help_text), float(rows), 0.0)
+    store.close()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_gunicorn_two_workers__metrics_add_up_across_processes(tmp_path):
+    directory = str(tmp_path / "prometheus")
+    os.makedirs(directory)
+    # A previous web run's file (removed at start) and a running Celery worker's (kept, and added up).
+    _old_web_file(directory)
+    _fake_worker_file(directory, rows=7)
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings",
+           "PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application", "-c", "gunicorn.conf.py",
+         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # Probed on /metrics: a probe that timed out may still be counted, so /healthz is only what is sent below.
+        _wait_serving(base, process, log, probe="/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert not os.path.exists(os.path.join(directory, "counter_web-999998.db"))
+        sent = 0
+        # Fresh connections until both workers have answered some (each worker writes its own file).
+        deadline = time.monotonic() + 60
+        while len(_workers_that_counted(directory)) < 2:
+            assert time.monotonic() < deadline, f"one worker answered everything: {_read(log)}"
+            threads = [threading.Thread(target=lambda: httpx.get(f"{base}/healthz", timeout=10)) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            sent += len(threads)
+        healthz = {"route": "/healthz", "method": "GET", "status": "200"}
+        for _ in range(6):  # any worker answers the scrape: each reports the whole server
+            text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+            assert value(text, "receipts_http_requests_total", **healthz) == sent, _read(log)
+            assert value(text, "receipts_purged_rows_total", purge="events") == 7
+
+        # A worker killed: gunicorn starts another; what the dead one counted still counts.
+        victim = _workers_that_counted(directory)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, _read(log)
+            try:
+                text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert value(text, "receipts_http_requests_total", **healthz) == sent
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _old_web_file(directory: str) -> None:
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    name = "receipts_http_requests"
+    store = MmapedDict(os.path.join(directory, "counter_web-999998.db"))
+    store.write_value(mmap_key(name, name + "_total", ("route", "method", "status"), ("/healthz", "GET", "200"),
+                               "HTTP requests answered, by URL pattern, method and status."), 1000.0, 0.0)
+    store.close()
+
+
+def _wait_serving(base: str, process, log, probe: str = "/healthz", headers: dict | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, f"gunicorn exited: {_read(log)}"
+        assert time.monotonic() < deadline, f"gunicorn did not start: {_read(log)}"
+        try:
+            if httpx.get(f"{base}{probe}", headers=headers, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
+def _workers_that_counted(directory: str) -> list[int]:
+    """Pids of the web processes whose counter file holds at least one /healthz request."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    pids = []
+    for path in Path(directory).glob("counter_web-*.db"):
+        if any("/healthz" in key and count > 0 for key, count, _, _ in MmapedDict.read_all_values_from_file(str(path))):
+            pids.append(int(path.stem.split("-")[1]))
+    return sorted(pids)
+
+
+def test_process_start__removes_only_its_own_roles_files(tmp_path, monkeypatch):
+    from apps.common import metrics
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("counter_web-1.db", "histogram_web-2.db", "counter_worker-3.db", "gauge_livesum_worker-4.db"):
+        (tmp_path / name).write_bytes(b"")
+    metrics.process_start(metrics.WEB)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_worker-3.db", "gauge_livesum_worker-4.db"]
