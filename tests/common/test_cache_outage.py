@@ -33,7 +33,9 @@ from tests.conftest import PASSWORD
 from tests.events.conftest import Chat
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True),
+    # transaction: after-commit work (invalidations, wake-ups) really runs; serialized_rollback: the seeded
+    # rows survive the flush.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
 
