@@ -341,3 +341,9 @@ AXES_VERBOSE = False
 # principal is dropped in every process on this machine through a stamp file. Unset: next to the SQLite
 # database, else var/token-revocations.<vendor>.<database name>.
 TOKEN_REVOCATION_STAMP = env("TOKEN_REVOCATION_STAMP", default="")
+# --- cache (Redis) failures (SPEC §9, apps/common/cache.py, docs/OPERATIONS.md "Cache (Redis) failures")
+# A cache call gives up within CACHE_TIMEOUT_MS (connect and read each get half); after a failure the cache is
+# skipped (answers as a miss) for CACHE_BREAKER_SECONDS, then tried again. The wake-up broadcast
+# (apps/events/wakeup.py) uses the same two settings.
+CACHE_TIMEOUT_MS = env.int("CACHE_TIMEOUT_MS", default=250)
+CACHE_BREAKER_SECONDS = env.float("CACHE_BREAKER_SECONDS", default=5.0)

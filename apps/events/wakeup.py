@@ -21,6 +21,13 @@ Decisions:
 - The NOTIFY/PUBLISH goes through a connection of its own, not the request's
   Django connection: the request's query count stays the same on every engine
   and a failing wake-up can never break the send that caused it.
+- A failing broadcast never fails or stalls the send/ack (SPEC §9): it runs after
+  commit, the Redis sender gives up within CACHE_TIMEOUT_MS, errors are swallowed,
+  and a breaker skips broadcasts for CACHE_BREAKER_SECONDS after a failure (one
+  WARNING when it opens, one INFO when a broadcast works again); waiters fall back
+  to their periodic re-read. A long-poll waits for a listener that cannot connect
+  at most once per listener start (_LISTENER_READY_TIMEOUT), then never again: the
+  listener's wake_all() on subscribing covers what it missed.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -136,9 +144,12 @@ class _RemoteBackend(_Backend):
         self._pid = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._settled = threading.Event()
         self._stop = threading.Event()
         self._sender = None
         self._sender_pid = None
+        self._skip_until = 0.0  # the broadcast breaker: 0.0 closed, else skip until this monotonic time
+        self._breaker_seconds = float(getattr(settings, "CACHE_BREAKER_SECONDS", 5))
 
     # --- sending
     def publish(self, user_ids: list[int]) -> None:
@@ -146,17 +157,34 @@ class _RemoteBackend(_Backend):
         self.broadcast(_encode(sorted(set(user_ids))))
 
     def broadcast(self, payloads: list[str]) -> None:
-        """Send the payloads to every process's listener; never raises."""
+        """Send the payloads to every process's listener; never raises, never waits past the send timeout."""
+        was_open = self._skip_until
+        if was_open and time.monotonic() < was_open:
+            return  # the breaker is open: the waiters' periodic re-read covers this wake-up
         for attempt in (1, 2):
+            reused = self._sender is not None and self._sender_pid == os.getpid()
             try:
                 self._send(payloads)
-                return
-            except Exception:
-                # Typically a connection the server closed (restart): retry once on a fresh one.
+            except Exception as exc:
                 self._drop_sender()
-                if attempt == 2:  # the waiters' periodic re-read covers this lost wake-up
-                    logger.warning("event wake-up broadcast failed (%s); waiters fall back to re-reading",
-                                   self.name, exc_info=True)
+                # A reused connection the server closed (restart) fails at once: retry once on a fresh one.
+                # A timeout or a fresh connection failing means the server is unwell: do not wait twice.
+                if attempt == 1 and reused and not self._is_timeout(exc):
+                    continue
+                self._skip_until = time.monotonic() + self._breaker_seconds
+                if not was_open:
+                    logger.warning("event wake-up broadcast (%s) failed (%s: %s); skipping broadcasts for "
+                                   "%.1f s at a time, waiters fall back to re-reading",
+                                   self.name, type(exc).__name__, exc, self._breaker_seconds)
+                return
+            if was_open:
+                self._skip_until = 0.0
+                logger.info("event wake-up broadcast (%s) works again", self.name)
+            return
+
+    @staticmethod
+    def _is_timeout(exc: BaseException) -> bool:
+        return isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower()
 
     def _send(self, payloads: list[str]) -> None:
         raise NotImplementedError
@@ -180,12 +208,16 @@ class _RemoteBackend(_Backend):
                 if self._pid != pid or self._thread is None or not self._thread.is_alive():
                     self._pid = pid
                     self._ready = threading.Event()
+                    self._settled = threading.Event()  # set once the listener listens or has failed once
                     self._stop = threading.Event()
                     self._thread = threading.Thread(
                         target=self._run, name=f"events-wakeup-{self.name}", daemon=True
                     )
                     self._thread.start()
-        self._ready.wait(_LISTENER_READY_TIMEOUT)
+        if not self._settled.wait(_LISTENER_READY_TIMEOUT):
+            # The listener cannot connect: later long-polls do not wait for it (its wake_all() on
+            # subscribing covers what they miss meanwhile).
+            self._settled.set()
 
     def _run(self) -> None:
         attempt = 0
@@ -203,9 +235,11 @@ class _RemoteBackend(_Backend):
                         hub.wake_all()
                     else:
                         hub.wake(user_ids)
-            except Exception:
-                logger.warning("event wake-up listener (%s) lost its connection; reconnecting", self.name,
-                               exc_info=True)
+            except Exception as exc:
+                self._settled.set()  # the connect failed: no long-poll should wait for it
+                if attempt == 0:  # once per outage, not per reconnect attempt
+                    logger.warning("event wake-up listener (%s) lost its connection (%s: %s); reconnecting",
+                                   self.name, type(exc).__name__, exc)
             if stop.is_set():
                 break
             stop.wait(_RECONNECT_BACKOFF[min(attempt, len(_RECONNECT_BACKOFF) - 1)])
@@ -213,6 +247,7 @@ class _RemoteBackend(_Backend):
 
     def _on_ready(self) -> None:
         self._ready.set()
+        self._settled.set()
         # Wake-ups sent while we were not listening are lost: let every waiter re-read.
         hub.wake_all()
 
@@ -273,17 +308,22 @@ class _RedisBackend(_RemoteBackend):
         db = settings.DATABASES["default"]
         self.channel = f"{CHANNEL}:{db.get('HOST') or ''}:{db.get('NAME')}"
 
-    def _client(self):
+    def _client(self, *, sender: bool = False):
         import redis
 
+        budget = getattr(settings, "CACHE_TIMEOUT_MS", 250) / 1000
+        # The sender runs in a request (after commit): connect and read each get half the budget, no retry.
+        # The listener waits in get_message(timeout=) and needs no read timeout.
+        timeouts = ({"socket_connect_timeout": budget / 2, "socket_timeout": budget / 2, "retry": None}
+                    if sender else {"socket_connect_timeout": 5})
         # Named, so an operator (or a test) can tell these connections apart in CLIENT LIST.
-        return redis.Redis.from_url(self.url, socket_connect_timeout=5, health_check_interval=30,
-                                    client_name=f"rc-events-wakeup-{os.getpid()}")
+        return redis.Redis.from_url(self.url, health_check_interval=30,
+                                    client_name=f"rc-events-wakeup-{os.getpid()}", **timeouts)
 
     def _send(self, payloads: list[str]) -> None:
         with self._lock:
             if self._sender is None or self._sender_pid != os.getpid():
-                self._sender, self._sender_pid = self._client(), os.getpid()
+                self._sender, self._sender_pid = self._client(sender=True), os.getpid()
             sender = self._sender
         for payload in payloads:
             sender.publish(self.channel, payload)
