@@ -254,3 +254,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Retention (SPEC §9): messages past their plan's message_retention_days and expired tokens are purged by
+# beat, like the group-ack purge (same interval, batch size and time limits as the other purges above).
+CELERY_BEAT_SCHEDULE.update({
+    "purge-expired-messages": {
+        "task": "chat.purge_expired_messages",
+        "schedule": PURGE_INTERVAL_SECONDS,
+        "options": {"expires": PURGE_INTERVAL_SECONDS},
+    },
+    "purge-expired-tokens": {
+        "task": "chat.purge_expired_tokens",
+        "schedule": PURGE_INTERVAL_SECONDS,
+        "options": {"expires": PURGE_INTERVAL_SECONDS},
+    },
+})

@@ -30,6 +30,8 @@ def delete_in_batches(
     order_field: str,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    fields: tuple[str, ...] = (),
+    delete_batch: Callable[[list[tuple]], int] | None = None,
 ) -> int:
     """Delete every row of `queryset`, at most `batch_size` per short transaction; returns rows deleted.
 
@@ -48,6 +50,10 @@ def delete_in_batches(
     - A batch shorter than `batch_size` ends the run: what was missing was
       locked by a concurrent run, which deletes it.
     - `on_batch(rows)` is called after each batch has committed.
+    - `delete_batch(rows)`, when given, deletes the batch instead, inside its transaction, and returns the
+      rows it deleted: `rows` are the locked (pk, order_field, *fields) tuples, so it can write what
+      must change with them in the same transaction (the group-ack purge closes their messages). A batch
+      it deleted nothing of ends the run (what it left is for the next run).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -61,15 +67,18 @@ def delete_in_batches(
             rows = list(
                 candidates.select_for_update(skip_locked=True)
                 .order_by(order_field)
-                .values_list("pk", order_field)[:batch_size]
+                .values_list("pk", order_field, *fields)[:batch_size]
             )
             if not rows:
                 break
-            deleted, _ = queryset.filter(pk__in=[pk for pk, _ in rows]).delete()
+            if delete_batch is None:
+                deleted, _ = queryset.filter(pk__in=[row[0] for row in rows]).delete()
+            else:
+                deleted = delete_batch(rows)
         total += deleted
-        if on_batch is not None:
+        if on_batch is not None and deleted:
             on_batch(deleted)
-        if len(rows) < batch_size:
+        if len(rows) < batch_size or not deleted:
             break
         lower_bound = rows[-1][1]
     return total
