@@ -89,7 +89,8 @@ def _referencing_rows_delete(pks: list[int], *, single_chats: bool) -> None:
     """What references the messages `pks`, by the models' own foreign keys (so chat imports no app that
     depends on it, and a new reference is covered the day it is declared): CASCADE rows deleted (the group
     acks), SET_NULL columns cleared (Conversation.last_message, on conversations already locked)."""
-    for relation in Message._meta.related_objects:
+    relations = [f for f in Message._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete]
+    for relation in relations:
         on_delete = relation.on_delete
         rows = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": pks})
         if on_delete is models.CASCADE:
