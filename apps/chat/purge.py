@@ -21,11 +21,9 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Case, F, When
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from apps.common.batching import ProgressCallback, PurgeProgress, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.tenancy.models import App, StaffToken
@@ -64,24 +62,34 @@ def _app_retentions() -> Iterator[tuple[int, str, int]]:
         last_id = page[-1][0]
 
 
-def _conversations_lock(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
-    """Lock the conversation rows (owner, peer) of `pairs`, in (owner, peer) order; {(owner, peer): (pk,
-    read_up_to_pk)} of those that exist.
+def _conversations_lock(
+    *, pairs: list[tuple[int, int]], last_message_pks: list[int]
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Lock the conversation rows (owner, peer) of `pairs` and those whose last message is one of
+    `last_message_pks`, in (owner, peer) order; {(owner, peer): (pk, read_up_to_pk)} of those locked.
 
     The order is message_send's (it locks its two rows sorted the same way), so the two never deadlock; on
-    SQLite a write transaction is exclusive anyway. One query, a row-value list (no deep OR tree).
+    SQLite a write transaction is exclusive anyway. One query, a row-value list (no deep OR tree). A
+    conversation outside both sets is never written by the batch, so it is not locked: last_message only
+    moves to newer messages, never to one of these.
     """
-    if not pairs:
+    if not pairs and not last_message_pks:
         return {}
     table = connection.ops.quote_name(Conversation._meta.db_table)
-    values = ", ".join(["(%s, %s)"] * len(pairs))
+    conditions, params = [], []
+    if pairs:
+        conditions.append(f"(owner_id, peer_id) IN (VALUES {', '.join(['(%s, %s)'] * len(pairs))})")
+        params += [value for pair in pairs for value in pair]
+    if last_message_pks:
+        conditions.append(f"last_message_id IN ({', '.join(['%s'] * len(last_message_pks))})")
+        params += last_message_pks
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = (
         f"SELECT owner_id, peer_id, id, read_up_to_pk FROM {table} "
-        f"WHERE (owner_id, peer_id) IN (VALUES {values}) ORDER BY owner_id, peer_id{lock}"
+        f"WHERE {' OR '.join(conditions)} ORDER BY owner_id, peer_id{lock}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value for pair in pairs for value in pair])
+        cursor.execute(sql, params)
         return {(owner, peer): (pk, position) for owner, peer, pk, position in cursor.fetchall()}
 
 
@@ -109,8 +117,8 @@ def _messages_delete_batch(*, app_id: int, cutoff_ms: int, lower_bound: int | No
     Lock order, the one every writer of a conversation follows (see apps/receipts/services.py): the
     conversation rows first, then the message rows, then their acks.
     - The candidates are read first without a lock (on the (app, timestamp) index), to know which
-      conversations to lock: both sides of every single chat among them (the unread count is the
-      recipient's, last_message is on both).
+      conversations to lock: the recipient's of every unread single-chat candidate (its unread count) and
+      any whose last message is a candidate (last_message, either side).
     - Then the messages, FOR UPDATE SKIP LOCKED: one being written right now (a delivery, a group ack's
       count) or taken by a concurrent purge is left for a later batch or run, never waited on.
     - Under these locks unread is exact: a message is unread iff read_at is null and its pk is above its
@@ -125,16 +133,16 @@ def _messages_delete_batch(*, app_id: int, cutoff_ms: int, lower_bound: int | No
         if lower_bound is not None:
             candidates = candidates.filter(timestamp__gte=lower_bound)
         rows = list(
-            candidates.order_by("timestamp").values_list("pk", "timestamp", "chat_type", "sender_id", "recipient_id")
-            [:batch_size]
+            candidates.order_by("timestamp")
+            .values_list("pk", "timestamp", "chat_type", "sender_id", "recipient_id", "read_at")[:batch_size]
         )
         if not rows:
             return 0, 0, lower_bound
-        pairs = set()
-        for _, _, chat_type, sender_id, recipient_id in rows:
-            if chat_type == ChatType.SINGLE and recipient_id is not None:
-                pairs.update({(recipient_id, sender_id), (sender_id, recipient_id)})
-        conversations = _conversations_lock(sorted(pairs))
+        # Unread candidates: read_at is only ever set, so a message read now is never unread later.
+        single = [row for row in rows if row[2] == ChatType.SINGLE and row[4] is not None]
+        pairs = sorted({(recipient_id, sender_id) for _, _, _, sender_id, recipient_id, read_at in single
+                        if read_at is None})
+        conversations = _conversations_lock(pairs=pairs, last_message_pks=[row[0] for row in single])
         locked = list(
             Message.objects.filter(pk__in=[row[0] for row in rows], app_id=app_id, timestamp__lt=cutoff_ms)
             .order_by("pk").select_for_update(skip_locked=True)
@@ -148,13 +156,8 @@ def _messages_delete_batch(*, app_id: int, cutoff_ms: int, lower_bound: int | No
             conversation = conversations.get((recipient_id, sender_id))
             if chat_type == ChatType.SINGLE and read_at is None and conversation and pk > conversation[1]:
                 unread[conversation[0]] += 1
-        if unread:
-            Conversation.objects.filter(pk__in=unread).update(
-                unread_count=Greatest(
-                    Case(*[When(pk=pk, then=F("unread_count") - n) for pk, n in unread.items()]), 0
-                )
-            )
-        _referencing_rows_delete(pks, single_chats=bool(pairs))
+        counter_decrement(model=Conversation, field="unread_count", amounts=unread)
+        _referencing_rows_delete(pks, single_chats=bool(single))
         table = connection.ops.quote_name(Message._meta.db_table)
         with connection.cursor() as cursor:
             # Raw: the ORM's delete() would load each message (body included) to collect what the lines

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connections, transaction
+from django.db.models import Model, QuerySet
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,26 @@ def purge_until_time_limit(purge: Callable[..., int], *, label: str, logger) -> 
     except SoftTimeLimitExceeded:
         logger.warning("%s stopped at its time limit after %d rows; the next run goes on", label, done)
         return done
+
+
+def counter_decrement(*, model: type[Model], field: str, amounts: dict[int, int], using: str = "default",
+                      also_set: str = "") -> None:
+    """`field -= amounts[pk]` (never below 0) on every row of `model` in `amounts`, in one UPDATE, for a purge
+    that removes what a counter counts in the same transaction. `also_set` is a further `column = literal`.
+
+    Written as one `CASE id WHEN … THEN …` rather than Case(When(...)): Django resolves each When as a
+    filter, which took most of a batch's time at a thousand rows (profiled: 20 s of 27 on 20 batches).
+    """
+    if not amounts:
+        return
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table, column, pk = quote(model._meta.db_table), quote(model._meta.get_field(field).column), quote(
+        model._meta.pk.column)
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    whens = " ".join(["WHEN %s THEN %s"] * len(amounts))
+    placeholders = ", ".join(["%s"] * len(amounts))
+    sets = f"{column} = {greatest}({column} - CASE {pk} {whens} END, 0)" + (f", {also_set}" if also_set else "")
+    params = [value for item in amounts.items() for value in item] + list(amounts)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {sets} WHERE {pk} IN ({placeholders})", params)

@@ -9,12 +9,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Case, F, When
-from django.db.models.functions import Greatest
+from django.db import connection
 from django.utils import timezone
 
 from apps.chat.models import Message
-from apps.common.batching import ProgressCallback, PurgeProgress, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.policy.models import ReceiptPolicy
@@ -82,13 +81,11 @@ def _delete_and_close(expired, rows: list[tuple[int, int, int]]) -> int:
     if not doomed:
         return 0
     deleted, _ = expired.filter(pk__in=[pk for pk, _ in doomed]).delete()
-    per_message = Counter(message_id for _, message_id in doomed)
-    Message.objects.filter(pk__in=per_message).update(
-        group_acks_closed=True,
-        # Greatest(): never below 0, even for counts older than this rule (rows loaded in bulk).
-        group_ack_count=Greatest(
-            Case(*[When(pk=pk, then=F("group_ack_count") - n) for pk, n in per_message.items()]), 0
-        ),
+    # Never below 0, even for counts older than this rule (rows loaded in bulk).
+    closed = connection.ops.quote_name(Message._meta.get_field("group_acks_closed").column)
+    counter_decrement(
+        model=Message, field="group_ack_count", amounts=Counter(message_id for _, message_id in doomed),
+        using=expired.db, also_set=f"{closed} = TRUE",
     )
     return deleted
 
