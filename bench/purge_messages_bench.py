@@ -282,6 +282,38 @@ def run_once(args, batch: int, expired: int) -> dict:
             "pool_idle_kib": pool_idle_kib, "pool_peak_kib": pool_peak_kib, **left, "ok": ok}
 
 
+def section_text(args, table: str, machine_info: str) -> str:
+    """The docs/PERFORMANCE.md section for these figures."""
+    return (
+        f"## {SECTION}\n\n"
+        f"{args.expired:,} messages 10 days old in a Free app (retention 3 days) and {args.fresh:,} fresh "
+        f"ones, on PostgreSQL: single chats spread over {args.pairs:,} conversations (a quarter of the old "
+        "ones read, the rest unread, both conversation rows per pair with their unread counts and last "
+        "messages), and a tenth of the old ones group messages with 4 acks each. "
+        "`chat.purge_expired_messages` runs on a real Celery worker "
+        f"(broker: {urlsplit(args.broker_url).scheme}), then once more on a tenth of the expired rows. "
+        "Script: `bench/purge_messages_bench.py` (`--expired`, `--fresh`, `--pairs`, `--batch-size`). "
+        f"Measured {datetime.now(UTC):%Y-%m-%d}.\n\n"
+        f"Machine: {machine_info}. Other work was running on the machine at the same time, so the times "
+        "are conservative.\n\n"
+        f"{table}\n\n"
+        "Reading it:\n\n"
+        "- Memory is flat: a batch holds at most `PURGE_BATCH_SIZE` messages (and the conversations they "
+        "touch), so a tenth of the rows peaks at the same RSS as the full run.\n"
+        "- No transaction outlives one batch: sends, read acks and conversation acks of the conversations "
+        "a batch touches wait at most that long for their row.\n"
+        "- A batch costs seven statements whatever its size (candidates, conversation locks, message "
+        "locks with SKIP LOCKED, unread counts, acks, last messages, the DELETE). This data set is the "
+        "costly case: every batch touches every conversation (messages spread round-robin over them) "
+        "with three quarters of its messages unread, so each batch locks and updates about 750 "
+        "conversation rows. The counters are lowered with one `CASE id WHEN … THEN …` UPDATE: Django's "
+        "`Case(When(...))` for a thousand rows took most of a batch's time in Python (profiled: 20 s of "
+        "27 on 20 batches; 8.7 s with the CASE).\n"
+        "- Exact: after the run no expired message or orphan ack is left and every conversation's "
+        "`unread_count` equals the unread messages it still has (checked row by row above).\n"
+    )
+
+
 def main() -> int:
     args = parse_args()
     if not args.database_url.startswith("postgres"):
@@ -300,6 +332,7 @@ def main() -> int:
     batch = args.batch_size or settings.PURGE_BATCH_SIZE
     try:
         runs = [run_once(args, batch, args.expired), run_once(args, batch, args.expired // 10)]
+        machine_info = machine()  # reads the server's version: before the database is dropped
     finally:
         connections.close_all()
         if not args.keep_database:
@@ -330,34 +363,7 @@ def main() -> int:
     print(table)
     print("OK" if ok else f"FAILED: {runs}")
     if not args.no_docs and ok:
-        section = (
-            f"## {SECTION}\n\n"
-            f"{args.expired:,} messages 10 days old in a Free app (retention 3 days) and {args.fresh:,} fresh "
-            f"ones, on PostgreSQL: single chats spread over {args.pairs:,} conversations (a quarter of the old "
-            "ones read, the rest unread, both conversation rows per pair with their unread counts and last "
-            "messages), and a tenth of the old ones group messages with 4 acks each. "
-            "`chat.purge_expired_messages` runs on a real Celery worker "
-            f"(broker: {urlsplit(args.broker_url).scheme}), then once more on a tenth of the expired rows. "
-            "Script: `bench/purge_messages_bench.py` (`--expired`, `--fresh`, `--pairs`, `--batch-size`). "
-            f"Measured {datetime.now(UTC):%Y-%m-%d}.\n\n"
-            f"Machine: {machine()}. Other work was running on the machine at the same time, so the times "
-            "are conservative.\n\n"
-            f"{table}\n\n"
-            "Reading it:\n\n"
-            "- Memory is flat: a batch holds at most `PURGE_BATCH_SIZE` messages (and the conversations they "
-            "touch), so a tenth of the rows peaks at the same RSS as the full run.\n"
-            "- No transaction outlives one batch: sends, read acks and conversation acks of the conversations "
-            "a batch touches wait at most that long for their row.\n"
-            "- A batch costs seven statements whatever its size (candidates, conversation locks, message "
-            "locks with SKIP LOCKED, unread counts, acks, last messages, the DELETE). This data set is the "
-            "costly case: every batch touches every conversation (messages spread round-robin over them) "
-            "with three quarters of its messages unread, so each batch locks and updates about 750 "
-            "conversation rows. The counters are lowered with one `CASE id WHEN … THEN …` UPDATE: Django's "
-            "`Case(When(...))` for a thousand rows took most of a batch's time in Python (profiled: 20 s of "
-            "27 on 20 batches; 8.7 s with the CASE).\n"
-            "- Exact: after the run no expired message or orphan ack is left and every conversation's "
-            "`unread_count` equals the unread messages it still has (checked row by row above).\n"
-        )
+        section = section_text(args, table, machine_info)
         write_docs(section)
         print(f"docs/PERFORMANCE.md updated (section {SECTION})")
     return 0 if ok else 1
