@@ -124,7 +124,7 @@ def test_purge_in_batches__count_equals_stored_acks_after_every_commit(group_wor
     assert seen == [(15, 15, True), (5, 5, True), (0, 0, True)]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_purges_at_once__every_message_closed__counts_agree(group_world):
     from tests.background.factories import run_at_once
 
@@ -198,7 +198,7 @@ postgresql_only = pytest.mark.skipif("connection.vendor != 'postgresql'", reason
 
 
 @postgresql_only
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_ack_racing_the_purge__counted_on_top__then_purged_with_the_message(acked):
     # Given an expired message (3 acks) that a 4th reader's ack has looked up, not yet written (its row
     # insert waits on another connection), while the TTL in force lets it through
@@ -228,7 +228,7 @@ def test_ack_racing_the_purge__counted_on_top__then_purged_with_the_message(acke
 
 
 @postgresql_only
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_ack_racing_the_message_purge__refused_404__nothing_left_behind(acked):
     # Given a message past its plan's retention (pro: 7 days) that a reader's ack has looked up (TTL 30)
     world, group, message, alice, readers = acked
