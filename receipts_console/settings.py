@@ -347,3 +347,17 @@ TOKEN_REVOCATION_STAMP = env("TOKEN_REVOCATION_STAMP", default="")
 # (apps/events/wakeup.py) uses the same two settings.
 CACHE_TIMEOUT_MS = env.int("CACHE_TIMEOUT_MS", default=250)
 CACHE_BREAKER_SECONDS = env.float("CACHE_BREAKER_SECONDS", default=5.0)
+# --- Retention (SPEC §9): messages past their plan's message_retention_days and expired tokens are purged by
+# beat, like the group-ack purge (same interval, batch size and time limits as the other purges above).
+CELERY_BEAT_SCHEDULE.update({
+    "purge-expired-messages": {
+        "task": "chat.purge_expired_messages",
+        "schedule": PURGE_INTERVAL_SECONDS,
+        "options": {"expires": PURGE_INTERVAL_SECONDS},
+    },
+    "purge-expired-tokens": {
+        "task": "chat.purge_expired_tokens",
+        "schedule": PURGE_INTERVAL_SECONDS,
+        "options": {"expires": PURGE_INTERVAL_SECONDS},
+    },
+})

@@ -110,10 +110,17 @@ class Message(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     # Exact count of GroupAck rows, incremented with F() by the insert that won.
     group_ack_count = models.PositiveIntegerField(default=0)
+    # Set by the group-ack purge, in the transaction that deletes the message's acks (SPEC §9 "Purged means
+    # closed"): from then on acks and the ack list answer ack_expired whatever the TTL becomes. In no index,
+    # so the purge's update stays HOT like an ack's.
+    group_acks_closed = models.BooleanField(default=False, db_default=False)  # db_default: bench bulk INSERTs
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["app", "message_id"], name="uniq_message_app_message_id")]
         indexes = [
+            # Message retention (SPEC §9): one app's messages past its plan's retention, oldest first. Neither
+            # column ever changes, so acks' updates stay HOT.
+            models.Index(fields=["app", "timestamp"], name="message_app_age"),
             # conversation read ack: the newest message from one peer to the caller (MAX(id), one index probe).
             # read_at is in no index, so a message read ack's UPDATE can be HOT (no index writes).
             models.Index(fields=["recipient", "sender", "id"], name="message_from_peer"),

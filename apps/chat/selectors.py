@@ -96,7 +96,9 @@ def message_get(*, app: App, message_id: str) -> Message:
 
 _GROUP_FIELDS = ("id", "group_id", "member_count")
 # In the models' field order: Model.from_db takes values in that order.
-_GROUP_MESSAGE_FIELDS = ("id", "message_id", "sender_id", "group_id", "timestamp", "need_group_ack", "group_ack_count")
+_GROUP_MESSAGE_FIELDS = (
+    "id", "message_id", "sender_id", "group_id", "timestamp", "need_group_ack", "group_ack_count", "group_acks_closed",
+)
 
 
 def group_message_get(
@@ -108,7 +110,8 @@ def group_message_get(
     - raises group_not_found first, then message_not_found (also for a message of another group or a
       single-chat message), the contract's order;
     - the group carries `member_role` ("owner", "admin", "member" or None), like group_get(member=);
-    - only the fields a group receipt reads are loaded; any other field loads on access (deferred);
+    - only the fields a group receipt reads are loaded (group_acks_closed included: a message the purge
+      closed is refused by the same decision, no extra query); any other field loads on access (deferred);
     - with_policy: the app's policy snapshot too, joined to the same query (what policy_snapshot_get
       returns, read fresh, without a cache round trip), as a third element.
     """
@@ -121,14 +124,14 @@ def group_message_get(
         raise GroupNotFound(f"No group {group_id!r} in this app.")
     group = Group.from_db(connection.alias, _GROUP_FIELDS, row[:3])
     group.member_role = row[3]
-    pk, public_id, sender_id, message_group_pk, timestamp, need_group_ack, group_ack_count = row[4:11]
+    pk, public_id, sender_id, message_group_pk, timestamp, need_group_ack, group_ack_count, closed = row[4:12]
     if pk is None or message_group_pk != group.pk:
         raise MessageNotFound(f"No message {message_id!r} in this group.")
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
     message = Message.from_db(connection.alias, _GROUP_MESSAGE_FIELDS, (
-        pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count))
+        pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count, bool(closed)))
     if with_policy:
-        return group, message, snapshot_from_row(row[11:], app_id=app.pk)
+        return group, message, snapshot_from_row(row[12:], app_id=app.pk)
     return group, message
 
 

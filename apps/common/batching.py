@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connections, transaction
+from django.db.models import Model, QuerySet
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ def delete_in_batches(
     order_field: str,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    fields: tuple[str, ...] = (),
+    delete_batch: Callable[[list[tuple]], int] | None = None,
 ) -> int:
     """Delete every row of `queryset`, at most `batch_size` per short transaction; returns rows deleted.
 
@@ -48,6 +50,10 @@ def delete_in_batches(
     - A batch shorter than `batch_size` ends the run: what was missing was
       locked by a concurrent run, which deletes it.
     - `on_batch(rows)` is called after each batch has committed.
+    - `delete_batch(rows)`, when given, deletes the batch instead, inside its transaction, and returns the
+      rows it deleted: `rows` are the locked (pk, order_field, *fields) tuples, so it can write what
+      must change with them in the same transaction (the group-ack purge closes their messages). A batch
+      it deleted nothing of ends the run (what it left is for the next run).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -61,15 +67,18 @@ def delete_in_batches(
             rows = list(
                 candidates.select_for_update(skip_locked=True)
                 .order_by(order_field)
-                .values_list("pk", order_field)[:batch_size]
+                .values_list("pk", order_field, *fields)[:batch_size]
             )
             if not rows:
                 break
-            deleted, _ = queryset.filter(pk__in=[pk for pk, _ in rows]).delete()
+            if delete_batch is None:
+                deleted, _ = queryset.filter(pk__in=[row[0] for row in rows]).delete()
+            else:
+                deleted = delete_batch(rows)
         total += deleted
-        if on_batch is not None:
+        if on_batch is not None and deleted:
             on_batch(deleted)
-        if len(rows) < batch_size:
+        if len(rows) < batch_size or not deleted:
             break
         lower_bound = rows[-1][1]
     return total
@@ -94,3 +103,26 @@ def purge_until_time_limit(purge: Callable[..., int], *, label: str, logger) -> 
     except SoftTimeLimitExceeded:
         logger.warning("%s stopped at its time limit after %d rows; the next run goes on", label, done)
         return done
+
+
+def counter_decrement(*, model: type[Model], field: str, amounts: dict[int, int], using: str = "default",
+                      also_set: str = "") -> None:
+    """`field -= amounts[pk]` (never below 0) on every row of `model` in `amounts`, in one UPDATE, for a purge
+    that removes what a counter counts in the same transaction. `also_set` is a further `column = literal`.
+
+    Written as one `CASE id WHEN … THEN …` rather than Case(When(...)): Django resolves each When as a
+    filter, which took most of a batch's time at a thousand rows (profiled: 20 s of 27 on 20 batches).
+    """
+    if not amounts:
+        return
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table, column, pk = quote(model._meta.db_table), quote(model._meta.get_field(field).column), quote(
+        model._meta.pk.column)
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    whens = " ".join(["WHEN %s THEN %s"] * len(amounts))
+    placeholders = ", ".join(["%s"] * len(amounts))
+    sets = f"{column} = {greatest}({column} - CASE {pk} {whens} END, 0)" + (f", {also_set}" if also_set else "")
+    params = [value for item in amounts.items() for value in item] + list(amounts)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {sets} WHERE {pk} IN ({placeholders})", params)

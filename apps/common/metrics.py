@@ -111,7 +111,7 @@ ACKS_REFUSED = Counter(
 )
 
 # --- background work
-PURGE_KINDS = ("group_acks", "events")
+PURGE_KINDS = ("group_acks", "events", "messages", "tokens")
 PURGED_ROWS = Counter("receipts_purged_rows", "Rows deleted by the purges, by purge.", ["purge"])
 # Webhooks (SPEC §10) come later: the metric and its outcomes exist now, so dashboards can be built.
 WEBHOOK_OUTCOMES = ("delivered", "failed", "gave_up")

@@ -122,6 +122,19 @@ def group_ack_expired(*, snapshot: PolicySnapshot, message_timestamp_ms: int, no
     return is_older_than_days(timestamp_ms=message_timestamp_ms, now_ms=now_ms, days=snapshot.group_ack_ttl_days)
 
 
+def group_ack_closed(
+    *, snapshot: PolicySnapshot, acks_purged: bool, message_timestamp_ms: int, now_ms: int
+) -> bool:
+    """A message's group acks are closed once the purge removed them, or past the TTL in force now.
+
+    - purged means closed for good (SPEC §9): raising `group_ack_ttl_days` afterwards does not re-open the
+      message, since its readers are gone and its count would no longer be theirs;
+    - otherwise the TTL in force now decides (`group_ack_expired`), as before any purge ran.
+    """
+    return acks_purged or group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms,
+                                            now_ms=now_ms)
+
+
 def message_read_ack_decision(
     *,
     snapshot: PolicySnapshot,
@@ -176,6 +189,7 @@ def group_read_ack_decision(
     device_require_ack: bool,
     message_timestamp_ms: int,
     now_ms: int,
+    acks_purged: bool = False,
 ) -> Decision:
     """Whether a group message read ack is recorded; membership and policy are those at ack time.
 
@@ -184,7 +198,8 @@ def group_read_ack_decision(
     - own_message: the sender does not ack its own message;
     - ack_not_required: the message was sent without effective `need_group_ack`;
     - require_ack_off: the calling device turned read receipts off;
-    - ack_expired: older than the `group_ack_ttl_days` in force now.
+    - ack_expired: older than the `group_ack_ttl_days` in force now, or its acks were purged
+      (`group_ack_closed`: for good, whatever the TTL becomes).
     """
     if not is_member:
         return Decision(False, "not_group_member")
@@ -196,7 +211,8 @@ def group_read_ack_decision(
         return Decision(False, "ack_not_required")
     if not device_require_ack:
         return Decision(False, "require_ack_off")
-    if group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms):
+    if group_ack_closed(snapshot=snapshot, acks_purged=acks_purged, message_timestamp_ms=message_timestamp_ms,
+                        now_ms=now_ms):
         return Decision(False, "ack_expired")
     return ALLOWED
 
@@ -219,18 +235,21 @@ def group_ack_list_decision(
     need_group_ack: bool,
     message_timestamp_ms: int,
     now_ms: int,
+    acks_purged: bool = False,
 ) -> Decision:
     """Whether the caller may read a group message's ack count and readers.
 
     - ack_count_not_visible: see `group_ack_count_visible`;
     - ack_not_required: the message was sent without effective `need_group_ack`;
-    - ack_expired: past the validity window (the records are purged then).
+    - ack_expired: past the validity window (the records are purged then), or already purged
+      (`group_ack_closed`: the count is never shown again as if its readers were still stored).
     The feature switch is not checked: acks recorded while it was on stay readable within the TTL.
     """
     if not group_ack_count_visible(snapshot=snapshot, is_sender=is_sender, is_member=is_member):
         return Decision(False, "ack_count_not_visible")
     if not need_group_ack:
         return Decision(False, "ack_not_required")
-    if group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms):
+    if group_ack_closed(snapshot=snapshot, acks_purged=acks_purged, message_timestamp_ms=message_timestamp_ms,
+                        now_ms=now_ms):
         return Decision(False, "ack_expired")
     return ALLOWED

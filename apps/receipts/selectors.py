@@ -125,6 +125,7 @@ def group_ack_list(
             need_group_ack=message.need_group_ack,
             message_timestamp_ms=message.timestamp,
             now_ms=now_ms(),
+            acks_purged=message.group_acks_closed,
         )
     )
     acks = GroupAck.objects.filter(message=message).select_related("reader").only("id", "acked_at", "reader__username")

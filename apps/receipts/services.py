@@ -28,10 +28,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
 from django.db.models.functions import Coalesce, Greatest
 
+from apps.chat.exceptions import MessageNotFound
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
 from apps.chat.selectors import chat_user_get, group_message_get, message_get
 from apps.common import metrics
@@ -336,10 +337,18 @@ def group_ack_record(
             device_require_ack=device.require_ack,
             message_timestamp_ms=message.timestamp,
             now_ms=to_ms(moment),
+            acks_purged=message.group_acks_closed,
         )
     )
     write = _group_ack_write_postgresql if connection.vendor == "postgresql" else _group_ack_write_sqlite
-    count = write(app=app, group=group, message=message, reader=reader, moment=moment)
+    try:
+        count = write(app=app, group=group, message=message, reader=reader, moment=moment)
+    except IntegrityError:
+        # The message retention purge deleted the message between the lookup and the write: the new ack's
+        # foreign key fails at COMMIT, so nothing was stored. The ack is refused as the lookup would now.
+        if not Message.objects.filter(pk=message.pk).exists():
+            raise MessageNotFound(f"No message {message_id!r} in this group.") from None
+        raise
     if count is None:
         # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
         count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
+from django.db.models import F
 
 from apps.chat.models import ChatUser, Group, Message
 from apps.chat.services import chat_user_create, group_create, message_send
@@ -61,12 +62,15 @@ def group_message(world: AckWorld, *, age_ms: int) -> Message:
 def acks(world: AckWorld, message: Message, *, count: int | None = None) -> list[GroupAck]:
     """`count` readers (default all) ack `message`, inserted in one statement."""
     readers = world.readers if count is None else world.readers[:count]
-    return GroupAck.objects.bulk_create(
+    created = GroupAck.objects.bulk_create(
         [
             GroupAck(app=world.app, message=message, reader=reader, message_timestamp=message.timestamp)
             for reader in readers
         ]
     )
+    # The count agrees with the stored acks, as the ack service keeps it (SPEC §9).
+    Message.objects.filter(pk=message.pk).update(group_ack_count=F("group_ack_count") + len(created))
+    return created
 
 
 def days_ms(days: float) -> int:

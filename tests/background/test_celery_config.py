@@ -1,4 +1,4 @@
-"""SPEC §6 wiring: the tasks are registered, beat sends both purges every PURGE_INTERVAL_SECONDS,
+"""SPEC §6/§9 wiring: the tasks are registered, beat sends every purge every PURGE_INTERVAL_SECONDS,
 and without CELERY_BROKER_URL the embedded (atomic filesystem) broker is used."""
 
 import subprocess
@@ -13,11 +13,14 @@ from receipts_console.celery import app as celery_app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_both_purges_registered_and_scheduled_by_beat(settings):
+def test_every_purge_registered_and_scheduled_by_beat(settings):
     celery_app.loader.import_default_modules()
     schedule = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
-    assert set(schedule) == {"receipts.purge_expired_group_acks", "events.purge_expired_events"}
+    assert set(schedule) == {
+        "receipts.purge_expired_group_acks", "events.purge_expired_events",
+        "chat.purge_expired_messages", "chat.purge_expired_tokens",  # retention, SPEC §9
+    }
     for name, entry in schedule.items():
         assert name in celery_app.tasks
         assert entry["schedule"] == settings.PURGE_INTERVAL_SECONDS
