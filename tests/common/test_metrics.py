@@ -13,12 +13,14 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.chat.models import DeviceSession, Message
@@ -194,6 +196,25 @@ def test_purge__rows_counted_per_purge(metrics_on, team):
     after = scrape()
     assert value(after, "receipts_purged_rows_total", purge="group_acks") == \
         value(before, "receipts_purged_rows_total", purge="group_acks") + 1
+
+
+def test_purge__message_and_token_purges_counted(metrics_on, team):
+    world, group, message, _, bob = team
+    # Older than the pro plan's 7-day message retention; every token of the world expired.
+    Message.objects.filter(pk=message.pk).update(timestamp=message.timestamp - 400 * 86_400_000)
+    from apps.chat.models import AccessToken
+
+    expired_tokens = AccessToken.objects.update(expires_at=timezone.now() - timedelta(days=1))
+    before = scrape()
+
+    call_command("purge_messages", stdout=open(os.devnull, "w"))
+    call_command("purge_tokens", stdout=open(os.devnull, "w"))
+
+    after = scrape()
+    assert value(after, "receipts_purged_rows_total", purge="messages") == \
+        value(before, "receipts_purged_rows_total", purge="messages") + 1
+    assert value(after, "receipts_purged_rows_total", purge="tokens") >= \
+        value(before, "receipts_purged_rows_total", purge="tokens") + expired_tokens
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
