@@ -195,6 +195,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.common.schema.add_request_line_limit_response",
+        "apps.common.schema.forbid_unknown_fields_in_patch_bodies",
+        "apps.common.schema.drop_redundant_blank_alternatives",
     ],
 }
 

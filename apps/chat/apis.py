@@ -1,18 +1,21 @@
 """App API (SPEC §5), base /api/v1/{org}/{app}/. Thin views: parse, authorise, call, serialise."""
 
 from django.http import HttpResponse
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.exceptions import ApplicationError, Unauthenticated
+from apps.common.fields import JSONObjectField, StrictBooleanField, StrictCharField, StrictChoiceField
 from apps.common.renderers import SafeJSONRenderer
 from apps.common.schema import error_responses
 from apps.common.tokens import bearer_token
 
 from . import services
 from .auth import AppTokenAuthentication, IsAppToken, IsUserToken, authenticate_principal, principal_serves
+from .models import USERNAME_PATTERN
 from .selectors import app_for_path
 
 
@@ -69,25 +72,62 @@ class LeanPostUserTokenApi(UserTokenApi):
         return response
 
 
+_USERNAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.' and '-'."
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+def _username_field(**kwargs):
+    return StrictCharField(max_length=64, trim_whitespace=False, pattern=USERNAME_PATTERN,
+                           pattern_message=_USERNAME_RULE, **kwargs)
+
+
+# Credentials are taken verbatim: trimming would let " secret" log in as "secret". A grant reads only its own
+# fields: anything else in the body is ignored, as the schema's oneOf branches allow.
+class ClientCredentialsGrantSerializer(serializers.Serializer):
+    grant_type = StrictChoiceField(choices=["client_credentials"])
+    client_id = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=256)
+    client_secret = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=256)
+
+
+class PasswordGrantSerializer(serializers.Serializer):
+    grant_type = StrictChoiceField(choices=["password"])
+    username = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=256)
+    password = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=4096)
+    device_id = StrictCharField(required=False, trim_whitespace=False, max_length=64, pattern=DEVICE_ID_PATTERN,
+                                pattern_message="1-64 of A-Z a-z 0-9 _ . : -",
+                                help_text="Generated when absent; the same id again replaces that device's options.")
+    require_ack = StrictBooleanField(required=False, default=True)
+    require_delivery_ack = StrictBooleanField(required=False, default=False)
+
+
 class TokenRequestSerializer(serializers.Serializer):
-    # Credentials are taken verbatim: trimming would let " secret" log in as "secret".
-    grant_type = serializers.ChoiceField(choices=["client_credentials", "password"])
-    client_id = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
-    client_secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
-    username = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
-    password = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=4096)
-    device_id = serializers.CharField(required=False, trim_whitespace=False, max_length=64)
-    require_ack = serializers.BooleanField(required=False, default=True)
-    require_delivery_ack = serializers.BooleanField(required=False, default=False)
+    """One of the grants, chosen by grant_type (the schema's oneOf with a discriminator, TokenRequestSchema)."""
 
-    _REQUIRED = {"client_credentials": ("client_id", "client_secret"), "password": ("username", "password")}
+    GRANTS = {"client_credentials": ClientCredentialsGrantSerializer, "password": PasswordGrantSerializer}
+    grant_type = StrictChoiceField(choices=list(GRANTS))
 
-    def validate(self, attrs):
-        missing = {name: ["This field is required."] for name in self._REQUIRED[attrs["grant_type"]]
-                   if name not in attrs}
-        if missing:
-            raise serializers.ValidationError(missing)
-        return attrs
+    def to_internal_value(self, data):
+        grant = self.GRANTS[super().to_internal_value(data)["grant_type"]](data=data)
+        grant.is_valid(raise_exception=True)
+        return dict(grant.validated_data)
+
+
+class TokenRequestSchema(OpenApiSerializerExtension):
+    """drf-spectacular: TokenRequestSerializer is documented as a oneOf of its grants, discriminated by grant_type."""
+
+    target_class = TokenRequestSerializer
+
+    def get_name(self, auto_schema, direction):
+        return "TokenGrant"
+
+    def map_serializer(self, auto_schema, direction):
+        refs = {grant: auto_schema.resolve_serializer(klass, direction).ref
+                for grant, klass in TokenRequestSerializer.GRANTS.items()}
+        return {
+            "oneOf": list(refs.values()),
+            "discriminator": {"propertyName": "grant_type",
+                              "mapping": {grant: ref["$ref"] for grant, ref in refs.items()}},
+        }
 
 
 class TokenCreateApi(APIView):
@@ -133,8 +173,8 @@ class TokenCreateApi(APIView):
 
 class UserCreateApi(AppTokenApi):
     class UserCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=64, trim_whitespace=False)
-        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        username = _username_field()
+        password = StrictCharField(max_length=128, trim_whitespace=False)
 
     @extend_schema(
         operation_id="app_users_create",
@@ -152,10 +192,7 @@ class UserCreateApi(AppTokenApi):
 
 
 def _usernames(**kwargs):
-    return serializers.ListField(
-        child=serializers.CharField(max_length=64, trim_whitespace=False), max_length=MAX_USERNAMES_PER_REQUEST,
-        **kwargs,
-    )
+    return serializers.ListField(child=_username_field(), max_length=MAX_USERNAMES_PER_REQUEST, **kwargs)
 
 
 # One request names at most this many users; larger groups are built with several member adds.
@@ -171,8 +208,10 @@ GroupOutput = inline_serializer("Group", {
 
 class GroupCreateApi(AppTokenApi):
     class GroupCreateInputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=128, trim_whitespace=False)
-        owner = serializers.CharField(max_length=64, trim_whitespace=False)
+        # Not only whitespace (str.isspace, as the service checks), no NUL.
+        name = StrictCharField(max_length=128, trim_whitespace=False, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+                               pattern_message="Not only spaces; no NUL character.")
+        owner = _username_field()
         members = _usernames()
         admins = _usernames(required=False, default=list)
 
@@ -244,10 +283,11 @@ class GroupAdminApi(AppTokenApi):
 
 class MessageSendApi(UserTokenApi):
     class MessageSendInputSerializer(serializers.Serializer):
-        chat_type = serializers.ChoiceField(choices=["single", "group"])
-        to = serializers.CharField(max_length=64, trim_whitespace=False, help_text="username or group_id")
-        body = serializers.JSONField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON.")
-        need_group_ack = serializers.BooleanField(required=False, default=False)
+        chat_type = StrictChoiceField(choices=["single", "group"])
+        to = _username_field(help_text="username or group_id")
+        body = JSONObjectField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON, nested at most "
+                                         "64 levels, with no NUL character (\\u0000) in any key or string.")
+        need_group_ack = StrictBooleanField(required=False, default=False)
 
     @extend_schema(
         operation_id="app_messages_send",

@@ -52,7 +52,10 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
     try:
         if not _SIGNED_DIGITS.fullmatch(raw):
             raise ValueError(raw)  # int() would also take " 5", "5_0" and other spellings
-        value = int(raw)
+        # Any integer is valid (the schema states no maximum): a long one is clamped without int(), which
+        # refuses more than 4300 digits.
+        digits = raw.lstrip("-").lstrip("0")
+        value = int(raw) if len(digits) <= 18 else (-1 if raw.startswith("-") else maximum)
     except (TypeError, ValueError):
         raise InvalidRequest("limit must be an integer.", fields={"limit": ["Must be an integer >= 1."]}) from None
     if value < 1:

@@ -11,14 +11,14 @@ from rest_framework.response import Response
 
 from apps.chat.apis import UserTokenApi
 from apps.common.pagination import parse_limit
-from apps.common.schema import error_responses
+from apps.common.schema import CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 
 from .services import events_poll
 
 MAX_TIMEOUT_SECONDS = 30
 # A JSON number (RFC 8259): "0", "25", "2.5", "1e1". No "+", spaces, nan or inf.
 _TIMEOUT_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-_LIMIT_RE = re.compile(r"-?[0-9]{1,30}")
+_LIMIT_RE = re.compile(r"-?[0-9]+")
 
 
 class EventListQuerySerializer(serializers.Serializer):
@@ -60,10 +60,10 @@ class EventListApi(UserTokenApi):
     @extend_schema(
         operation_id="app_events_list",
         parameters=[
-            OpenApiParameter("cursor", str, description="Opaque position from the previous next_cursor; "
-                             "absent: from the user's oldest retained event."),
-            OpenApiParameter("limit", {"type": "integer", "minimum": 1},
-                             description="1..200 (larger is clamped), default 50."),
+            OpenApiParameter("cursor", {"type": "string", "pattern": CURSOR_PATTERN},
+                             description="Opaque position: the previous next_cursor, unchanged (any other value is "
+                                         "400 invalid_request); absent: from the user's oldest retained event."),
+            LIMIT_PARAMETER,
             OpenApiParameter("timeout", {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
                              description="Long-poll: seconds (a number, 0..30, decimals allowed) to wait for "
                                          "an event. Default 0."),
