@@ -1,14 +1,19 @@
 """App API (SPEC §5), base /api/v1/{org}/{app}/. Thin views: parse, authorise, call, serialise."""
 
 from django.http import HttpResponse
-from drf_spectacular.extensions import OpenApiSerializerExtension
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.exceptions import ApplicationError, Unauthenticated
-from apps.common.fields import JSONObjectField, StrictBooleanField, StrictCharField, StrictChoiceField
+from apps.common.fields import (
+    JSONObjectField,
+    OneOfSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+)
 from apps.common.renderers import SafeJSONRenderer
 from apps.common.schema import error_responses
 from apps.common.tokens import bearer_token
@@ -100,34 +105,12 @@ class PasswordGrantSerializer(serializers.Serializer):
     require_delivery_ack = StrictBooleanField(required=False, default=False)
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    """One of the grants, chosen by grant_type (the schema's oneOf with a discriminator, TokenRequestSchema)."""
+class TokenRequestSerializer(OneOfSerializer):
+    """One of the grants, chosen by grant_type (the schema's oneOf with a discriminator)."""
 
-    GRANTS = {"client_credentials": ClientCredentialsGrantSerializer, "password": PasswordGrantSerializer}
-    grant_type = StrictChoiceField(choices=list(GRANTS))
-
-    def to_internal_value(self, data):
-        grant = self.GRANTS[super().to_internal_value(data)["grant_type"]](data=data)
-        grant.is_valid(raise_exception=True)
-        return dict(grant.validated_data)
-
-
-class TokenRequestSchema(OpenApiSerializerExtension):
-    """drf-spectacular: TokenRequestSerializer is documented as a oneOf of its grants, discriminated by grant_type."""
-
-    target_class = TokenRequestSerializer
-
-    def get_name(self, auto_schema, direction):
-        return "TokenGrant"
-
-    def map_serializer(self, auto_schema, direction):
-        refs = {grant: auto_schema.resolve_serializer(klass, direction).ref
-                for grant, klass in TokenRequestSerializer.GRANTS.items()}
-        return {
-            "oneOf": list(refs.values()),
-            "discriminator": {"propertyName": "grant_type",
-                              "mapping": {grant: ref["$ref"] for grant, ref in refs.items()}},
-        }
+    component_name, discriminator = "TokenGrant", "grant_type"
+    branches = {"client_credentials": ClientCredentialsGrantSerializer, "password": PasswordGrantSerializer}
+    grant_type = StrictChoiceField(choices=list(branches))
 
 
 class TokenCreateApi(APIView):
@@ -281,13 +264,42 @@ class GroupAdminApi(AppTokenApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _body_field():
+    return JSONObjectField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON, nested at most 64 "
+                                     "levels, with no NUL character (\\u0000) in any key or string.")
+
+
+@extend_schema_field({"type": "boolean", "enum": [False], "default": False})
+class _FalseOnlyField(StrictBooleanField):
+    """need_group_ack of a single-chat message: false or absent (group acks are for groups)."""
+
+    default_error_messages = {"group_only": "Group messages only."}
+
+    def to_internal_value(self, data):
+        if super().to_internal_value(data):
+            self.fail("group_only")
+        return False
+
+
+class SingleMessageSerializer(serializers.Serializer):
+    chat_type = StrictChoiceField(choices=["single"])
+    to = _username_field(help_text="the recipient's username (not your own)")
+    body = _body_field()
+    need_group_ack = _FalseOnlyField(required=False, default=False)
+
+
+class GroupMessageSerializer(serializers.Serializer):
+    chat_type = StrictChoiceField(choices=["group"])
+    to = _username_field(help_text="the group_id")
+    body = _body_field()
+    need_group_ack = StrictBooleanField(required=False, default=False)
+
+
 class MessageSendApi(UserTokenApi):
-    class MessageSendInputSerializer(serializers.Serializer):
-        chat_type = StrictChoiceField(choices=["single", "group"])
-        to = _username_field(help_text="username or group_id")
-        body = JSONObjectField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON, nested at most "
-                                         "64 levels, with no NUL character (\\u0000) in any key or string.")
-        need_group_ack = StrictBooleanField(required=False, default=False)
+    class MessageSendInputSerializer(OneOfSerializer):
+        component_name, discriminator = "MessageSend", "chat_type"
+        branches = {"single": SingleMessageSerializer, "group": GroupMessageSerializer}
+        chat_type = StrictChoiceField(choices=list(branches))
 
     @extend_schema(
         operation_id="app_messages_send",

@@ -76,3 +76,22 @@ class JSONObjectField(serializers.JSONField):
         if not isinstance(data, dict):
             self.fail("not_an_object")
         return super().to_internal_value(data)
+
+
+class OneOfSerializer(serializers.Serializer):
+    """A body that is one of several shapes, chosen by a discriminator field (the schema's oneOf).
+
+    A subclass declares the discriminator as a StrictChoiceField of the keys of `branches`, and
+    `component_name`; the body is validated by the chosen branch serializer alone (fields the branch does not
+    declare are ignored, as its schema allows). apps.common.schema.OneOfSerializerSchema documents it.
+    """
+
+    discriminator: str
+    branches: dict[str, type[serializers.Serializer]]
+    component_name: str
+
+    def to_internal_value(self, data):
+        chosen = super().to_internal_value(data)[self.discriminator]
+        branch = self.branches[chosen](data=data, context=self.context)
+        branch.is_valid(raise_exception=True)
+        return dict(branch.validated_data)

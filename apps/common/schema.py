@@ -2,6 +2,7 @@
 
 import re
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -139,3 +140,24 @@ def drop_redundant_blank_alternatives(result, generator, request, public):
 
     visit(result)
     return result
+
+
+class OneOfSerializerSchema(OpenApiSerializerExtension):
+    """drf-spectacular: an apps.common.fields.OneOfSerializer is a oneOf of its branches, with a discriminator."""
+
+    target_class = "apps.common.fields.OneOfSerializer"
+    match_subclasses = True
+
+    def get_name(self, auto_schema, direction):
+        return self.target.component_name
+
+    def map_serializer(self, auto_schema, direction):
+        refs = {key: auto_schema.resolve_serializer(branch, direction).ref
+                for key, branch in self.target.branches.items()}
+        return {
+            "oneOf": list(refs.values()),
+            "discriminator": {"propertyName": self.target.discriminator,
+                              "mapping": {key: ref["$ref"] for key, ref in refs.items()}},
+            # Every branch requires it; said here too, so the request body is marked required.
+            "required": [self.target.discriminator],
+        }
