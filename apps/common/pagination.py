@@ -46,8 +46,8 @@ def decode_cursor(raw: str | None) -> int | None:
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    """Missing -> default; above the maximum -> clamped; not an integer or < 1 -> 400."""
-    if raw is None or raw == "":
+    """Missing -> default; above the maximum -> clamped; not an integer (an empty `limit=` included) or < 1 -> 400."""
+    if raw is None:
         return default
     try:
         if not _SIGNED_DIGITS.fullmatch(raw):

@@ -27,13 +27,11 @@ class EventListQuerySerializer(serializers.Serializer):
     timeout = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
     def validate_limit(self, value: str) -> int:
-        if value and not _LIMIT_RE.fullmatch(value):
+        if not _LIMIT_RE.fullmatch(value):
             raise serializers.ValidationError("Must be an integer >= 1.")
         return parse_limit(value)  # default 50, clamped to 200, < 1 -> 400
 
     def validate_timeout(self, value: str) -> float:
-        if value == "":
-            return 0.0
         seconds = float(value) if len(value) <= 40 and _TIMEOUT_RE.fullmatch(value) else -1.0
         if not 0 <= seconds <= MAX_TIMEOUT_SECONDS:
             raise serializers.ValidationError(f"A number of seconds from 0 to {MAX_TIMEOUT_SECONDS}.")
