@@ -1,11 +1,11 @@
 """Admin API: GET /apps/{org}/{app}/audit, newest first."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.common.pagination import parse_limit
-from apps.common.schema import error_responses
+from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.tenancy.apis import StaffApi
 from apps.tenancy.selectors import app_get
 
@@ -26,7 +26,7 @@ def audit_entry_as_dict(entry) -> dict:
 class AuditListApi(StaffApi):
     @extend_schema(
         operation_id="admin_audit_list",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[CURSOR_PARAMETER, LIMIT_PARAMETER],
         responses={
             200: inline_serializer("AuditPage", {
                 "results": inline_serializer("AuditEntry", {

@@ -1,12 +1,19 @@
 """App API (SPEC §5), base /api/v1/{org}/{app}/. Thin views: parse, authorise, call, serialise."""
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.exceptions import ApplicationError
+from apps.common.fields import (
+    JSONObjectField,
+    OneOfSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+)
 from apps.common.renderers import SafeJSONRenderer
 from apps.common.schema import error_responses
 from apps.common.tokens import bearer_token
@@ -15,6 +22,7 @@ from apps.lockout.services import secret_attempt
 
 from . import services
 from .auth import AppTokenAuthentication, IsAppToken, IsUserToken, authenticate_principal, principal_serves
+from .models import USERNAME_PATTERN
 from .selectors import app_for_path
 
 
@@ -71,25 +79,40 @@ class LeanPostUserTokenApi(UserTokenApi):
         return response
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    # Credentials are taken verbatim: trimming would let " secret" log in as "secret".
-    grant_type = serializers.ChoiceField(choices=["client_credentials", "password"])
-    client_id = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
-    client_secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
-    username = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
-    password = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=4096)
-    device_id = serializers.CharField(required=False, trim_whitespace=False, max_length=64)
-    require_ack = serializers.BooleanField(required=False, default=True)
-    require_delivery_ack = serializers.BooleanField(required=False, default=False)
+_USERNAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.' and '-'."
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
-    _REQUIRED = {"client_credentials": ("client_id", "client_secret"), "password": ("username", "password")}
 
-    def validate(self, attrs):
-        missing = {name: ["This field is required."] for name in self._REQUIRED[attrs["grant_type"]]
-                   if name not in attrs}
-        if missing:
-            raise serializers.ValidationError(missing)
-        return attrs
+def _username_field(**kwargs):
+    return StrictCharField(max_length=64, trim_whitespace=False, pattern=USERNAME_PATTERN,
+                           pattern_message=_USERNAME_RULE, **kwargs)
+
+
+# Credentials are taken verbatim: trimming would let " secret" log in as "secret". A grant reads only its own
+# fields: anything else in the body is ignored, as the schema's oneOf branches allow.
+class ClientCredentialsGrantSerializer(serializers.Serializer):
+    grant_type = StrictChoiceField(choices=["client_credentials"])
+    client_id = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=256)
+    client_secret = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=256)
+
+
+class PasswordGrantSerializer(serializers.Serializer):
+    grant_type = StrictChoiceField(choices=["password"])
+    username = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=256)
+    password = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=4096)
+    device_id = StrictCharField(required=False, trim_whitespace=False, max_length=64, pattern=DEVICE_ID_PATTERN,
+                                pattern_message="1-64 of A-Z a-z 0-9 _ . : -",
+                                help_text="Generated when absent; the same id again replaces that device's options.")
+    require_ack = StrictBooleanField(required=False, default=True)
+    require_delivery_ack = StrictBooleanField(required=False, default=False)
+
+
+class TokenRequestSerializer(OneOfSerializer):
+    """One of the grants, chosen by grant_type (the schema's oneOf with a discriminator)."""
+
+    component_name, discriminator = "TokenGrant", "grant_type"
+    branches = {"client_credentials": ClientCredentialsGrantSerializer, "password": PasswordGrantSerializer}
+    grant_type = StrictChoiceField(choices=list(branches))
 
 
 class TokenCreateApi(APIView):
@@ -137,8 +160,8 @@ class TokenCreateApi(APIView):
 
 class UserCreateApi(AppTokenApi):
     class UserCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=64, trim_whitespace=False)
-        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        username = _username_field()
+        password = StrictCharField(max_length=128, trim_whitespace=False)
 
     @extend_schema(
         operation_id="app_users_create",
@@ -156,10 +179,7 @@ class UserCreateApi(AppTokenApi):
 
 
 def _usernames(**kwargs):
-    return serializers.ListField(
-        child=serializers.CharField(max_length=64, trim_whitespace=False), max_length=MAX_USERNAMES_PER_REQUEST,
-        **kwargs,
-    )
+    return serializers.ListField(child=_username_field(), max_length=MAX_USERNAMES_PER_REQUEST, **kwargs)
 
 
 # One request names at most this many users; larger groups are built with several member adds.
@@ -175,8 +195,10 @@ GroupOutput = inline_serializer("Group", {
 
 class GroupCreateApi(AppTokenApi):
     class GroupCreateInputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=128, trim_whitespace=False)
-        owner = serializers.CharField(max_length=64, trim_whitespace=False)
+        # Not only whitespace (str.isspace, as the service checks), no NUL.
+        name = StrictCharField(max_length=128, trim_whitespace=False, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+                               pattern_message="Not only spaces; no NUL character.")
+        owner = _username_field()
         members = _usernames()
         admins = _usernames(required=False, default=list)
 
@@ -246,12 +268,42 @@ class GroupAdminApi(AppTokenApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _body_field():
+    return JSONObjectField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON, nested at most 64 "
+                                     "levels, with no NUL character (\\u0000) in any key or string.")
+
+
+@extend_schema_field({"type": "boolean", "enum": [False], "default": False})
+class _FalseOnlyField(StrictBooleanField):
+    """need_group_ack of a single-chat message: false or absent (group acks are for groups)."""
+
+    default_error_messages = {"group_only": "Group messages only."}
+
+    def to_internal_value(self, data):
+        if super().to_internal_value(data):
+            self.fail("group_only")
+        return False
+
+
+class SingleMessageSerializer(serializers.Serializer):
+    chat_type = StrictChoiceField(choices=["single"])
+    to = _username_field(help_text="the recipient's username (not your own)")
+    body = _body_field()
+    need_group_ack = _FalseOnlyField(required=False, default=False)
+
+
+class GroupMessageSerializer(serializers.Serializer):
+    chat_type = StrictChoiceField(choices=["group"])
+    to = _username_field(help_text="the group_id")
+    body = _body_field()
+    need_group_ack = StrictBooleanField(required=False, default=False)
+
+
 class MessageSendApi(UserTokenApi):
-    class MessageSendInputSerializer(serializers.Serializer):
-        chat_type = serializers.ChoiceField(choices=["single", "group"])
-        to = serializers.CharField(max_length=64, trim_whitespace=False, help_text="username or group_id")
-        body = serializers.JSONField(help_text="A JSON object, at most 8192 bytes as compact UTF-8 JSON.")
-        need_group_ack = serializers.BooleanField(required=False, default=False)
+    class MessageSendInputSerializer(OneOfSerializer):
+        component_name, discriminator = "MessageSend", "chat_type"
+        branches = {"single": SingleMessageSerializer, "group": GroupMessageSerializer}
+        chat_type = StrictChoiceField(choices=list(branches))
 
     @extend_schema(
         operation_id="app_messages_send",

@@ -46,13 +46,16 @@ def decode_cursor(raw: str | None) -> int | None:
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    """Missing -> default; above the maximum -> clamped; not an integer or < 1 -> 400."""
-    if raw is None or raw == "":
+    """Missing -> default; above the maximum -> clamped; not an integer (an empty `limit=` included) or < 1 -> 400."""
+    if raw is None:
         return default
     try:
         if not _SIGNED_DIGITS.fullmatch(raw):
             raise ValueError(raw)  # int() would also take " 5", "5_0" and other spellings
-        value = int(raw)
+        # Any integer is valid (the schema states no maximum): a long one is clamped without int(), which
+        # refuses more than 4300 digits.
+        digits = raw.lstrip("-").lstrip("0")
+        value = int(raw) if len(digits) <= 18 else (-1 if raw.startswith("-") else maximum)
     except (TypeError, ValueError):
         raise InvalidRequest("limit must be an integer.", fields={"limit": ["Must be an integer >= 1."]}) from None
     if value < 1:

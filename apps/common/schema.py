@@ -1,6 +1,9 @@
 """OpenAPI helpers: every endpoint documents the error envelope and its codes."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+import re
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 ErrorSerializer = inline_serializer(
@@ -122,3 +125,85 @@ def add_request_id_header(result, generator, request, public):
                     if status != "414" and "$ref" not in response:
                         response.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/XRequestID"}
     return result
+
+
+# --- Schema tells the truth (SPEC §9): the list parameters every paged endpoint shares.
+# `limit` has no maximum in the schema: a larger value is clamped, never refused (a schema-valid request is
+# never rejected), so the cap is in the description only.
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit", {"type": "integer", "minimum": 1},
+    description="Page size: an integer >= 1, default 50; values above 200 are clamped to 200.",
+)
+# What encode_cursor writes (URL-safe base64 without padding; trailing "=" padding is tolerated). Only a
+# cursor this API issued is accepted: any other string is 400 invalid_request with fields.cursor.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*=*$"
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor", {"type": "string", "pattern": CURSOR_PATTERN},
+    description="Opaque: the previous page's next_cursor, unchanged (any other value is 400 invalid_request). "
+                "Absent or empty: the first page.",
+)
+
+
+def forbid_unknown_fields_in_patch_bodies(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every PATCH body is `additionalProperties: false`.
+
+    The server refuses an unknown field in a PATCH with 400 invalid_request (tests/common/test_schema.py sends
+    one to every PATCH operation), so the schema says so.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for path_item in result.get("paths", {}).values():
+        operation = path_item.get("patch")
+        if not isinstance(operation, dict):
+            continue
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            target = schemas.get(ref.rsplit("/", 1)[-1]) if ref else media.get("schema")
+            if isinstance(target, dict):
+                target["additionalProperties"] = False
+    return result
+
+
+def drop_redundant_blank_alternatives(result, generator, request, public):
+    """drf-spectacular postprocessing hook: a blank-allowed string field whose own pattern already matches ""
+    (apps.common.fields.NO_NUL_PATTERN) is documented as that one schema.
+
+    drf-spectacular writes such a field as `oneOf: [<pattern>, {maxLength: 0}]`; when the pattern matches ""
+    too, "" matches both branches, which a oneOf refuses: the schema would call the server's accepted "" invalid.
+    """
+
+    def visit(node):
+        if isinstance(node, dict):
+            branches = node.get("oneOf")
+            if (isinstance(branches, list) and len(branches) == 2 and branches[1] == {"type": "string", "maxLength": 0}
+                    and isinstance(branches[0], dict) and not branches[0].get("minLength")
+                    and re.fullmatch(branches[0].get("pattern", ""), "")):
+                node.update(node.pop("oneOf")[0])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result
+
+
+class OneOfSerializerSchema(OpenApiSerializerExtension):
+    """drf-spectacular: an apps.common.fields.OneOfSerializer is a oneOf of its branches, with a discriminator."""
+
+    target_class = "apps.common.fields.OneOfSerializer"
+    match_subclasses = True
+
+    def get_name(self, auto_schema, direction):
+        return self.target.component_name
+
+    def map_serializer(self, auto_schema, direction):
+        refs = {key: auto_schema.resolve_serializer(branch, direction).ref
+                for key, branch in self.target.branches.items()}
+        return {
+            "oneOf": list(refs.values()),
+            "discriminator": {"propertyName": self.target.discriminator,
+                              "mapping": {key: ref["$ref"] for key, ref in refs.items()}},
+            # Every branch requires it; said here too, so the request body is marked required.
+            "required": [self.target.discriminator],
+        }

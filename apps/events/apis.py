@@ -11,14 +11,14 @@ from rest_framework.response import Response
 
 from apps.chat.apis import UserTokenApi
 from apps.common.pagination import parse_limit
-from apps.common.schema import error_responses
+from apps.common.schema import CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 
 from .services import events_poll
 
 MAX_TIMEOUT_SECONDS = 30
 # A JSON number (RFC 8259): "0", "25", "2.5", "1e1". No "+", spaces, nan or inf.
 _TIMEOUT_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-_LIMIT_RE = re.compile(r"-?[0-9]{1,30}")
+_LIMIT_RE = re.compile(r"-?[0-9]+")
 
 
 class EventListQuerySerializer(serializers.Serializer):
@@ -27,13 +27,11 @@ class EventListQuerySerializer(serializers.Serializer):
     timeout = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
     def validate_limit(self, value: str) -> int:
-        if value and not _LIMIT_RE.fullmatch(value):
+        if not _LIMIT_RE.fullmatch(value):
             raise serializers.ValidationError("Must be an integer >= 1.")
         return parse_limit(value)  # default 50, clamped to 200, < 1 -> 400
 
     def validate_timeout(self, value: str) -> float:
-        if value == "":
-            return 0.0
         seconds = float(value) if len(value) <= 40 and _TIMEOUT_RE.fullmatch(value) else -1.0
         if not 0 <= seconds <= MAX_TIMEOUT_SECONDS:
             raise serializers.ValidationError(f"A number of seconds from 0 to {MAX_TIMEOUT_SECONDS}.")
@@ -60,10 +58,10 @@ class EventListApi(UserTokenApi):
     @extend_schema(
         operation_id="app_events_list",
         parameters=[
-            OpenApiParameter("cursor", str, description="Opaque position from the previous next_cursor; "
-                             "absent: from the user's oldest retained event."),
-            OpenApiParameter("limit", {"type": "integer", "minimum": 1},
-                             description="1..200 (larger is clamped), default 50."),
+            OpenApiParameter("cursor", {"type": "string", "pattern": CURSOR_PATTERN},
+                             description="Opaque position: the previous next_cursor, unchanged (any other value is "
+                                         "400 invalid_request); absent: from the user's oldest retained event."),
+            LIMIT_PARAMETER,
             OpenApiParameter("timeout", {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
                              description="Long-poll: seconds (a number, 0..30, decimals allowed) to wait for "
                                          "an event. Default 0."),

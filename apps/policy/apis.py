@@ -5,18 +5,19 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.common.exceptions import InvalidRequest
+from apps.common.fields import StrictCharField
 from apps.common.schema import error_responses
-from apps.tenancy.apis import EffectiveSerializer, PolicyBodySerializer, StaffApi
+from apps.tenancy.apis import PLAN_CODES, EffectiveSerializer, PolicyBodySerializer, StaffApi
 from apps.tenancy.selectors import app_get
 
 from .selectors import policy_as_dict
-from .services import policy_update
+from .services import REASON_MAX_LENGTH, policy_update
 
 
 class PolicyOutputSerializer(PolicyBodySerializer):
     """The policy fields of an app plus its plan and the effective state."""
 
-    plan = serializers.ChoiceField(choices=["free", "pro", "ultimate", "enterprise"])
+    plan = serializers.ChoiceField(choices=PLAN_CODES)
     effective = EffectiveSerializer()
 
 
@@ -25,10 +26,16 @@ PolicyPatchSerializer = inline_serializer(
     {
         **{name: field.__class__(**field._kwargs, required=False)
            for name, field in PolicyOutputSerializer().fields.items() if name != "effective"},
-        "reason": serializers.CharField(required=False, allow_blank=True,
-                                        help_text="Why; required when raising group_ack_member_limit."),
+        "reason": StrictCharField(
+            required=False, allow_blank=True, trim_whitespace=False, max_length=REASON_MAX_LENGTH,
+            help_text="Why (a string, never null). Required, with at least one visible character (a letter, "
+                      "digit, punctuation mark or symbol; spaces and zero-width characters do not count), when "
+                      "raising group_ack_member_limit: else 400 reason_required.",
+        ),
     },
 )
+# The body is validated by policy_update (apps/policy/services.py), which refuses any field not listed here;
+# the schema says so with additionalProperties: false (apps.common.schema.forbid_unknown_fields_in_patch_bodies).
 
 
 class PolicyApi(StaffApi):

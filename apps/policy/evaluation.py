@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from apps.common.text import has_visible_characters
+
 MS_PER_DAY = 86_400_000
 
 OPERATOR_FIELDS = frozenset({"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled"})
@@ -75,8 +77,9 @@ def group_read_ack_enable_decision(*, requested_on: bool, plan_allows: bool) -> 
 
 
 def member_limit_change_decision(*, old_limit: int, new_limit: int, reason: str | None) -> Decision:
-    """Raising the group member limit needs a written reason; lowering it does not."""
-    if new_limit > old_limit and not (reason or "").strip():
+    """Raising the group member limit needs a written reason (a visible character at least: spaces and
+    zero-width characters alone are no reason); lowering it does not."""
+    if new_limit > old_limit and not has_visible_characters(reason):
         return Decision(False, "reason_required")
     return ALLOWED
 

@@ -85,10 +85,9 @@ REASON_MAX_LENGTH = 1000
 def _clean_reason(reason) -> str:
     """The reason as stored: a string of at most REASON_MAX_LENGTH characters, or 400.
 
-    NUL and lone surrogates are refused here because the database cannot store them.
+    NUL and lone surrogates are refused here because the database cannot store them; so is null (the schema
+    types reason as a string). Absent is "" (the caller's default).
     """
-    if reason is None:
-        return ""
     message = None
     if not isinstance(reason, str):
         message = "Must be a string."

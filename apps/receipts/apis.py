@@ -11,21 +11,18 @@ two (tests/receipts/test_api_response_shapes.py).
 
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.chat.apis import LeanPostUserTokenApi, UserTokenApi
 from apps.common.pagination import parse_limit
-from apps.common.schema import error_responses
+from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.common.timeutils import to_ms
 
 from . import selectors, services
 
-_PAGE_PARAMETERS = [
-    OpenApiParameter("cursor", str, description="Opaque cursor from the previous page's next_cursor."),
-    OpenApiParameter("limit", int, description="Page size, default 50, at most 200 (larger values are clamped)."),
-]
+_PAGE_PARAMETERS = [CURSOR_PARAMETER, LIMIT_PARAMETER]
 
 
 class MessageReadAckSerializer(serializers.Serializer):

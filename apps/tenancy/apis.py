@@ -1,17 +1,19 @@
 """Admin API (SPEC §4): tokens, staff, apps. Thin views: parse, authorise, call, serialise."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
-from apps.common.schema import error_responses
+from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.lockout.schema import RETRY_AFTER
 from apps.policy.selectors import policy_as_dict
 
 from . import services
 from .auth import IsOperator, IsStaffMember, IsSuperuser, StaffTokenAuthentication
+from .models import NAME_PATTERN, RESERVED_ORG_NAMES
 from .selectors import app_get, app_list
 
 
@@ -32,6 +34,16 @@ def app_as_dict(app) -> dict:
         "effective": effective,
         "created_at": app.created_at.isoformat(),
     }
+
+
+# The plans seeded by migration 0002 (tests/common/test_schema.py checks the two agree): the schema's enum.
+PLAN_CODES = ("free", "pro", "ultimate", "enterprise")
+
+_NAME_RULE = "1-32 characters: lower-case letters, digits and '-', starting with a letter or digit."
+# NAME_PATTERN, and not a reserved org name (the admin API lives at /api/v1/admin/).
+ORG_NAME_PATTERN = "^" + "".join(f"(?!{name}$)" for name in sorted(RESERVED_ORG_NAMES)) + NAME_PATTERN[1:]
+# Django's staff username rule (letters of any script, digits and @ . + - _), as staff_create checks it.
+STAFF_USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
 
 
 class PolicyBodySerializer(serializers.Serializer):
@@ -67,8 +79,8 @@ class StaffTokenApi(APIView):
     class StaffTokenInputSerializer(serializers.Serializer):
         # Credentials are compared as typed: no whitespace trimming.
         # No length limits either: any wrong credential is a 401, never a 400.
-        username = serializers.CharField(trim_whitespace=False)
-        password = serializers.CharField(trim_whitespace=False)
+        username = StrictCharField(trim_whitespace=False)
+        password = StrictCharField(trim_whitespace=False)
 
     @extend_schema(
         operation_id="admin_token_create",
@@ -92,13 +104,14 @@ class StaffCreateApi(StaffApi):
     permission_classes = [IsSuperuser]
 
     class StaffCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150, trim_whitespace=False)
-        password = serializers.CharField(
+        username = StrictCharField(max_length=150, trim_whitespace=False, pattern=STAFF_USERNAME_PATTERN,
+                                   pattern_message="1-150 characters: letters, digits and @ . + - _")
+        password = StrictCharField(
             min_length=10, max_length=128, trim_whitespace=False,
             help_text="10-128 characters, not too similar to the username, not a common password, not only digits "
                       "(Django's password validators). A 400 lists every rule the password breaks in fields.password.",
         )
-        role = serializers.ChoiceField(choices=["operator", "business"])
+        role = StrictChoiceField(choices=["operator", "business"])
 
     @extend_schema(
         operation_id="admin_staff_create",
@@ -123,16 +136,15 @@ class AppListCreateApi(StaffApi):
 
     class AppCreateInputSerializer(serializers.Serializer):
         # Not trimmed: a name with spaces is refused, not silently changed.
-        org_name = serializers.CharField(max_length=32, trim_whitespace=False)
-        app_name = serializers.CharField(max_length=32, trim_whitespace=False)
-        plan = serializers.CharField(required=False, default="free")
+        org_name = StrictCharField(max_length=32, trim_whitespace=False, pattern=ORG_NAME_PATTERN,
+                                   pattern_message=_NAME_RULE + " Not " + ", ".join(sorted(RESERVED_ORG_NAMES)) + ".")
+        app_name = StrictCharField(max_length=32, trim_whitespace=False, pattern=NAME_PATTERN,
+                                   pattern_message=_NAME_RULE)
+        plan = StrictChoiceField(choices=PLAN_CODES, required=False, default="free")
 
     @extend_schema(
         operation_id="admin_apps_list",
-        parameters=[
-            OpenApiParameter("cursor", str, description="Opaque cursor from a previous page."),
-            OpenApiParameter("limit", int, description="Page size, 1..200 (larger is clamped); default 50."),
-        ],
+        parameters=[CURSOR_PARAMETER, LIMIT_PARAMETER],
         responses={
             200: inline_serializer("AppPage", {"results": AppOutputSerializer(many=True),
                                                "next_cursor": serializers.CharField(allow_null=True)}),

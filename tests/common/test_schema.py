@@ -139,3 +139,324 @@ def test_docs_endpoint__200_swagger_ui_from_sidecar_no_cdn(client):
         served = client.get(asset)
         assert served.status_code == 200, asset
         b"".join(served.streaming_content if served.streaming else [served.content])
+
+
+# --------------------------------------------------------------------------- SPEC §9: the schema tells the truth
+# The constraints the server enforces are in the generated schema, and the server enforces them (through HTTP).
+
+APP_API = "/api/v1/{org_name}/{app_name}"
+USERNAME = r"^[a-z0-9_.-]{1,64}$"
+
+
+def _component(generated, ref_or_schema):
+    ref = ref_or_schema.get("$ref", "")
+    return generated["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else ref_or_schema
+
+
+def _request_body(generated, path, method):
+    content = generated["paths"][path][method]["requestBody"]["content"]["application/json"]
+    return _component(generated, content["schema"])
+
+
+def _enum(generated, prop):
+    return _component(generated, prop.get("allOf", [prop])[0])["enum"]
+
+
+def test_schema__every_limit_has_minimum_1_and_no_maximum(schema):
+    generated, _ = schema
+    limits = {f"{m.upper()} {p}": parameter for p, item in generated["paths"].items() for m, op in item.items()
+              if m in HTTP_METHODS for parameter in op.get("parameters", []) if parameter["name"] == "limit"}
+    assert len(limits) == 5  # apps, audit, conversations, events, group acks
+    for parameter in limits.values():
+        # Larger values are clamped, never refused: a maximum would make schema-valid requests look invalid.
+        assert parameter["schema"] == {"type": "integer", "minimum": 1}
+        assert "clamped" in parameter["description"]
+
+
+def test_schema__every_cursor_has_its_alphabet(schema):
+    generated, _ = schema
+    cursors = [parameter for item in generated["paths"].values() for op in item.values() if isinstance(op, dict)
+               for parameter in op.get("parameters", []) if parameter["name"] == "cursor"]
+    assert len(cursors) == 5
+    assert all(c["schema"] == {"type": "string", "pattern": "^[A-Za-z0-9_-]*=*$"} for c in cursors)
+
+
+def test_schema__usernames_and_names_carry_their_patterns(schema):
+    generated, _ = schema
+    user = _request_body(generated, f"{APP_API}/users", "post")["properties"]
+    assert user["username"]["pattern"] == USERNAME
+    group = _request_body(generated, f"{APP_API}/groups", "post")["properties"]
+    assert group["owner"]["pattern"] == USERNAME
+    assert group["members"]["items"]["pattern"] == USERNAME and group["members"]["maxItems"] == 1000
+    assert group["admins"]["items"]["pattern"] == USERNAME
+    members = _request_body(generated, f"{APP_API}/groups/{{group_id}}/members", "post")["properties"]
+    assert members["usernames"]["items"]["pattern"] == USERNAME
+    app = _request_body(generated, "/api/v1/admin/apps", "post")["properties"]
+    assert app["org_name"]["pattern"] == "^(?!admin$)[a-z0-9][a-z0-9-]{0,31}$"  # "admin" is reserved
+    assert app["app_name"]["pattern"] == "^[a-z0-9][a-z0-9-]{0,31}$"
+
+
+@pytest.mark.django_db
+def test_schema__plan_is_an_enum_of_the_seeded_plans(schema):
+    from apps.tenancy.models import PlanTier
+
+    generated, _ = schema
+    plans = list(PlanTier.objects.order_by("rank").values_list("code", flat=True))
+    app = _request_body(generated, "/api/v1/admin/apps", "post")["properties"]
+    patch = _request_body(generated, "/api/v1/admin/apps/{org_name}/{app_name}/policy", "patch")["properties"]
+    assert _enum(generated, app["plan"]) == _enum(generated, patch["plan"]) == plans
+
+
+def test_schema__patch_bodies_forbid_unknown_fields(schema):
+    generated, _ = schema
+    patches = [path for path, item in generated["paths"].items() if "patch" in item]
+    # A new PATCH joins test_patch__unknown_field__400 below, which proves the server refuses unknown fields.
+    assert patches == ["/api/v1/admin/apps/{org_name}/{app_name}/policy"]
+    for path in patches:
+        assert _request_body(generated, path, "patch")["additionalProperties"] is False
+
+
+def test_schema__reason_is_a_string_never_null(schema):
+    generated, _ = schema
+    reason = _request_body(generated, "/api/v1/admin/apps/{org_name}/{app_name}/policy", "patch")["properties"][
+        "reason"]
+    assert reason["type"] == "string" and not reason.get("nullable") and reason["maxLength"] == 1000
+    assert "visible" in reason["description"]
+
+
+def test_schema__token_grants_are_a_oneof_discriminated_by_grant_type(schema):
+    generated, _ = schema
+    body = _request_body(generated, f"{APP_API}/token", "post")
+    assert body["discriminator"]["propertyName"] == "grant_type"
+    assert set(body["discriminator"]["mapping"]) == {"client_credentials", "password"}
+    branches = {_enum(generated, b["properties"]["grant_type"])[0]: b
+                for b in (_component(generated, ref) for ref in body["oneOf"])}
+    assert set(branches["client_credentials"]["required"]) == {"grant_type", "client_id", "client_secret"}
+    assert set(branches["password"]["required"]) == {"grant_type", "username", "password"}
+    assert branches["password"]["properties"]["device_id"]["pattern"] == "^[A-Za-z0-9_.:-]{1,64}$"
+    assert generated["paths"][f"{APP_API}/token"]["post"]["requestBody"]["required"] is True
+
+
+def test_schema__message_body_is_an_object_and_single_chats_take_no_group_ack(schema):
+    generated, _ = schema
+    body = _request_body(generated, f"{APP_API}/messages", "post")
+    assert body["discriminator"]["propertyName"] == "chat_type"
+    single, group = (_component(generated, ref) for ref in body["oneOf"])
+    for branch in (single, group):
+        assert branch["properties"]["body"]["type"] == "object"
+        assert branch["properties"]["to"]["pattern"] == USERNAME
+    assert _enum(generated, single["properties"]["need_group_ack"]) == [False]
+    assert group["properties"]["need_group_ack"]["type"] == "boolean"
+
+
+def _request_string_properties(generated):
+    for name, component in generated["components"]["schemas"].items():
+        if name.endswith("Request"):
+            for prop_name, prop in component.get("properties", {}).items():
+                prop = prop.get("items", prop)
+                if prop.get("type") == "string":
+                    yield f"{name}.{prop_name}", prop
+
+
+def test_schema__every_request_string_states_what_it_refuses(schema):
+    # DRF refuses NUL in every string field (PostgreSQL cannot store it): each says so with a pattern.
+    generated, _ = schema
+    unpatterned = [name for name, prop in _request_string_properties(generated) if "pattern" not in prop]
+    assert unpatterned == []
+
+
+# --- through HTTP
+
+
+@pytest.fixture
+def app_api(make_app):
+    """demo-like world: an app with alice, bob and a group, an app-token client and alice's user-token client."""
+    from rest_framework.test import APIClient
+
+    from apps.chat.services import chat_user_create, group_create
+
+    app = make_app(org_name="acme", app_name="chat", plan="pro")
+    for name in ("alice", "bob"):
+        chat_user_create(app=app, username=name, password="pw-" + name)
+    group = group_create(app=app, name="team", owner="alice", members=["bob"])
+    base = "/api/v1/acme/chat"
+
+    def login(body):
+        response = APIClient().post(f"{base}/token", body, format="json")
+        assert response.status_code == 200, response.json()
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+        return client
+
+    server = login({"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret})
+    alice = login({"grant_type": "password", "username": "alice", "password": "pw-alice"})
+    return {"app": app, "base": base, "server": server, "alice": alice, "group_id": group.group_id}
+
+
+def _assert_400_on(response, field):
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request"
+    assert field in response.json()["fields"], response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [5, 5.5, True, None, ["x"], {"x": 1}])
+@pytest.mark.parametrize("path,body,field", [
+    ("/api/v1/admin/apps", {"org_name": "new", "app_name": "one"}, "org_name"),
+    ("/api/v1/admin/apps", {"org_name": "new", "app_name": "one"}, "app_name"),
+    ("/api/v1/admin/apps", {"org_name": "new", "app_name": "one"}, "plan"),
+    ("/api/v1/admin/staff", {"username": "sam", "password": "long-enough-pw", "role": "operator"}, "username"),
+    ("/api/v1/admin/staff", {"username": "sam", "password": "long-enough-pw", "role": "operator"}, "password"),
+    ("/api/v1/admin/staff", {"username": "sam", "password": "long-enough-pw", "role": "operator"}, "role"),
+])
+def test_admin_api__non_string_into_a_string_field__400(superuser_client, path, body, field, value):
+    _assert_400_on(superuser_client.post(path, {**body, field: value}, format="json"), field)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_staff_token__integer_credentials__400_not_coerced(api_client, field):
+    body = {"username": "root", "password": "x", field: 12345678}
+    _assert_400_on(api_client.post("/api/v1/admin/token", body, format="json"), field)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [5, True, None, ["x"]])
+@pytest.mark.parametrize("client,path,body,field", [
+    ("server", "/users", {"username": "dave", "password": "pw"}, "username"),
+    ("server", "/users", {"username": "dave", "password": "pw"}, "password"),
+    ("server", "/groups", {"name": "g", "owner": "alice", "members": ["bob"]}, "name"),
+    ("server", "/groups", {"name": "g", "owner": "alice", "members": ["bob"]}, "owner"),
+    ("alice", "/messages", {"chat_type": "single", "to": "bob", "body": {}}, "to"),
+    ("alice", "/messages", {"chat_type": "single", "to": "bob", "body": {}}, "body"),
+    ("anonymous", "/token", {"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"}, "client_id"),
+    ("anonymous", "/token", {"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"},
+     "client_secret"),
+    ("anonymous", "/token", {"grant_type": "password", "username": "alice", "password": "pw-alice"}, "username"),
+    ("anonymous", "/token", {"grant_type": "password", "username": "alice", "password": "pw-alice"}, "password"),
+    ("anonymous", "/token", {"grant_type": "password", "username": "alice", "password": "pw-alice"}, "device_id"),
+])
+def test_app_api__wrong_json_type_into_a_string_field__400(app_api, client, path, body, field, value):
+    from rest_framework.test import APIClient
+
+    caller = APIClient() if client == "anonymous" else app_api[client]
+    _assert_400_on(caller.post(app_api["base"] + path, {**body, field: value}, format="json"), field)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["true", "yes", 1, 0, None])
+@pytest.mark.parametrize("path,body,field", [
+    ("/messages", {"chat_type": "group", "to": None, "body": {}}, "need_group_ack"),
+    ("/token", {"grant_type": "password", "username": "alice", "password": "pw-alice"}, "require_ack"),
+    ("/token", {"grant_type": "password", "username": "alice", "password": "pw-alice"}, "require_delivery_ack"),
+])
+def test_app_api__non_boolean_into_a_boolean_field__400(app_api, path, body, field, value):
+    from rest_framework.test import APIClient
+
+    body = {**body, field: value}
+    if body.get("to", "") is None:
+        body["to"] = app_api["group_id"]
+    caller = app_api["alice"] if path == "/messages" else APIClient()
+    _assert_400_on(caller.post(app_api["base"] + path, body, format="json"), field)
+
+
+@pytest.mark.django_db
+def test_send__need_group_ack_on_a_single_chat__400(app_api):
+    body = {"chat_type": "single", "to": "bob", "body": {}, "need_group_ack": True}
+    _assert_400_on(app_api["alice"].post(app_api["base"] + "/messages", body, format="json"), "need_group_ack")
+
+
+@pytest.mark.django_db
+def test_token__a_grant_ignores_the_other_grants_fields(app_api):
+    # The oneOf branch of a grant allows other properties: the server must not refuse them either.
+    from rest_framework.test import APIClient
+
+    app = app_api["app"]
+    body = {"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret,
+            "username": 5, "device_id": "not a device id!", "require_ack": "maybe"}
+    assert APIClient().post(app_api["base"] + "/token", body, format="json").status_code == 200
+    body = {"grant_type": "password", "username": "alice", "password": "pw-alice", "client_id": 5}
+    assert APIClient().post(app_api["base"] + "/token", body, format="json").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path,body,field", [
+    ("/users", {"username": "Dave", "password": "pw"}, "username"),
+    ("/users", {"username": "dave\n", "password": "pw"}, "username"),  # `$` of the pattern is the end
+    ("/groups", {"name": "   ", "owner": "alice", "members": ["bob"]}, "name"),
+    ("/groups", {"name": "g", "owner": "alice", "members": ["B O B"]}, "members.0"),
+])
+def test_app_api__string_outside_its_pattern__400(app_api, path, body, field):
+    _assert_400_on(app_api["server"].post(app_api["base"] + path, body, format="json"), field)
+
+
+@pytest.mark.django_db
+def test_policy_patch__reason_null__400_fields_reason(superuser_client, make_app):
+    make_app()
+    response = superuser_client.patch("/api/v1/admin/apps/acme/chat/policy",
+                                      {"group_ack_ttl_days": 5, "reason": None}, format="json")
+    _assert_400_on(response, "reason")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reason", ["\u200b", " \u200b\u2060 ", "\ufeff"])
+def test_policy_patch__raise_member_limit_with_invisible_reason__400_reason_required(superuser_client, make_app,
+                                                                                   reason):
+    make_app()
+    response = superuser_client.patch("/api/v1/admin/apps/acme/chat/policy",
+                                      {"group_ack_member_limit": 500, "reason": reason}, format="json")
+    assert (response.status_code, response.json()["error"]) == (400, "reason_required")
+    assert "reason" in response.json()["fields"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("extra", [{"unknown": 1}, {"": None}, {"effective": {"group_read_ack": True}}])
+def test_patch__unknown_field__400(superuser_client, make_app, extra):
+    make_app()
+    response = superuser_client.patch("/api/v1/admin/apps/acme/chat/policy",
+                                      {"group_ack_ttl_days": 5, **extra}, format="json")
+    _assert_400_on(response, next(iter(extra)))
+
+
+def _list_urls(app_api, message_id):
+    base = app_api["base"]
+    return [
+        ("staff", "/api/v1/admin/apps"),
+        ("staff", "/api/v1/admin/apps/acme/chat/audit"),
+        ("alice", f"{base}/conversations"),
+        ("alice", f"{base}/events"),
+        ("alice", f"{base}/groups/{app_api['group_id']}/messages/{message_id}/acks"),
+    ]
+
+
+@pytest.fixture
+def group_message(app_api):
+    from django.contrib.auth import get_user_model
+
+    from apps.policy.services import policy_update
+    root = get_user_model().objects.get(username="root")
+    policy_update(actor=root, app=app_api["app"], changes={"group_read_ack_enabled": True})
+    response = app_api["alice"].post(app_api["base"] + "/messages", {
+        "chat_type": "group", "to": app_api["group_id"], "body": {}, "need_group_ack": True}, format="json")
+    assert response.json()["need_group_ack"] is True
+    return response.json()["message_id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["0", "-1", "", "1.0", "ten"])
+def test_lists__limit_not_an_integer_at_least_1__400(superuser_client, app_api, group_message, limit):
+    for who, url in _list_urls(app_api, group_message):
+        client = superuser_client if who == "staff" else app_api[who]
+        _assert_400_on(client.get(url, {"limit": limit}), "limit")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["500", "9" * 5000])
+def test_lists__limit_above_200__clamped_to_200(superuser_client, app_api, group_message, make_app, limit):
+    for index in range(200):  # 201 apps in all
+        make_app(org_name="bulk", app_name=f"app-{index}")
+    for who, url in _list_urls(app_api, group_message):
+        client = superuser_client if who == "staff" else app_api[who]
+        assert client.get(url, {"limit": limit}).status_code == 200, url
+    page = superuser_client.get("/api/v1/admin/apps", {"limit": limit}).json()
+    assert len(page["results"]) == 200 and page["next_cursor"] is not None

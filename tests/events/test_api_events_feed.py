@@ -195,7 +195,8 @@ def test_events__only_own_users_feed(chat):
 # --- errors
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "1e3", " 5", "5 ", "0x10", "٥"])
+# An empty `limit=` is not an integer either (the schema types it as one).
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "1e3", " 5", "5 ", "0x10", "٥", ""])
 def test_events__bad_limit__400_invalid_request(chat, limit):
     response = chat.login("bob", "b1").events(limit=limit)
     assert response.status_code == 400
@@ -205,7 +206,7 @@ def test_events__bad_limit__400_invalid_request(chat, limit):
 
 @pytest.mark.parametrize(
     "timeout", ["-1", "-0.5", "31", "30.5", "30.0001", "1e2", "1e99999", "abc", "nan", "inf", "+5", " 1", "1,5", "01",
-                ".5", "5.", "0x1", "1_0", "٥"],
+                ".5", "5.", "0x1", "1_0", "٥", ""],  # "": not a number (the schema's type), unlike leaving it out
 )
 def test_events__timeout_outside_0_to_30__400_invalid_request(chat, timeout):
     response = chat.login("bob", "b1").events(timeout=timeout)
@@ -214,7 +215,7 @@ def test_events__timeout_outside_0_to_30__400_invalid_request(chat, timeout):
     assert "timeout" in response.json()["fields"]
 
 
-@pytest.mark.parametrize("timeout", ["0", "0.0", "-0", "30", "30.0", "0.05", "1e1", "3E-1", "1e-99999", ""])
+@pytest.mark.parametrize("timeout", ["0", "0.0", "-0", "30", "30.0", "0.05", "1e1", "3E-1", "1e-99999"])
 def test_events__timeout_within_range__accepted(chat, timeout):
     alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
     chat.send(alice, "bob")  # an event is there, so even timeout=30 answers at once

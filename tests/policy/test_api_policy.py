@@ -259,12 +259,45 @@ def test_policy_patch__raise_member_limit_without_reason__400_reason_required(bu
     assert not AuditEntry.objects.exists()
 
 
-@pytest.mark.parametrize("reason", ["", "   ", None])
+# Nothing visible: spaces of any kind, zero-width and other format characters, controls, Hangul fillers.
+@pytest.mark.parametrize("reason", ["", "   ", "\u200b", "\u200b\u200c\ufeff", "\u00a0\u3000\t\n", "\u2028",
+                                    "\u3164", "\x01"])
 def test_policy_patch__raise_member_limit_with_blank_reason__400_reason_required(business_client, make_app, reason):
     make_app()
     response = patch(business_client, {"group_ack_member_limit": 500, "reason": reason})
     assert response.status_code == 400
     assert response.json()["error"] == "reason_required"
+    assert "reason" in response.json()["fields"]
+    assert stored_policy()["group_ack_member_limit"] == 200
+
+
+@pytest.mark.parametrize("reason", ["\u200bok", "é", "7", "!", "\U0001f600"])
+def test_policy_patch__raise_member_limit_with_one_visible_character__200(business_client, make_app, reason):
+    make_app()
+    response = patch(business_client, {"group_ack_member_limit": 500, "reason": reason})
+    assert response.status_code == 200
+    assert AuditEntry.objects.get().reason == reason
+
+
+@pytest.mark.parametrize("changes", [{"group_ack_member_limit": 500}, {"group_ack_ttl_days": 5}, {}])
+@pytest.mark.parametrize("reason", [None, 5, True, ["why"], {"why": "x"}])
+def test_policy_patch__reason_not_a_string__400_fields_reason_nothing_changes(business_client, make_app, changes,
+                                                                               reason):
+    make_app()
+    response = patch(business_client, {**changes, "reason": reason})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert list(response.json()["fields"]) == ["reason"]
+    assert stored_policy() == DEFAULTS | {"plan": "free"}
+    assert not AuditEntry.objects.exists()
+
+
+def test_policy_patch__not_raising__whitespace_reason_is_kept(business_client, make_app):
+    # A reason is required only when raising the member limit; elsewhere any string is stored as given.
+    make_app()
+    response = patch(business_client, {"group_ack_ttl_days": 5, "reason": "\u200b"})
+    assert response.status_code == 200
+    assert AuditEntry.objects.get().reason == "\u200b"
 
 
 def test_policy_patch__raise_member_limit_with_reason__200_and_reason_audited(business_client, make_app):
