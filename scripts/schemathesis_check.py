@@ -216,6 +216,13 @@ def summarize_access_log(text: str, schema: dict) -> list[str]:
     matchers = operation_matchers(schema)
     counts: dict[str, Counter] = {f"{method} {template}": Counter() for method, template, _ in matchers}
     for line in text.splitlines():
+        # gunicorn logs as JSON (gunicorn.conf.py): the access line is the object's message.
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            line = str(record.get("message", ""))
         match = re.fullmatch(r"ACCESS (\S+) (/api/v1/\S*) (\d{3})", line)
         if not match:
             continue
@@ -262,7 +269,9 @@ def main() -> int:
         [str(VENV_BIN / "gunicorn"), "receipts_console.wsgi:application", "-c", str(ROOT / "gunicorn.conf.py"),
          "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "5",
          "--access-logfile", "-", "--access-logformat", "ACCESS %(m)s %(U)s %(s)s"],
-        cwd=ROOT, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        # gunicorn.conf.py's logging turns the access log on only with WEB_ACCESS_LOG (its lines are JSON).
+        cwd=ROOT, env={**env, "WEB_ACCESS_LOG": "-"}, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     started = time.monotonic()
     schema = {"paths": {}}
