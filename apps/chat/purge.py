@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from apps.common import metrics
-from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.tenancy.models import App, StaffToken
@@ -32,8 +31,6 @@ from apps.tenancy.models import App, StaffToken
 from .models import AccessToken, ChatType, Conversation, Message
 
 logger = logging.getLogger(__name__)
-
-_APPS_PER_PAGE = 500
 
 
 def message_expiry_cutoff_ms(*, now_ms: int, retention_days: int) -> int:
@@ -44,23 +41,6 @@ def message_expiry_cutoff_ms(*, now_ms: int, retention_days: int) -> int:
     no read ack would be accepted for any more.
     """
     return now_ms - retention_days * MS_PER_DAY
-
-
-def _app_retentions() -> Iterator[tuple[int, str, int]]:
-    """(app id, app key, its plan's message_retention_days) of every app, a page of apps at a time, read from
-    the database (a plan change applies at the next run)."""
-    last_id = 0
-    while True:
-        page = list(
-            App.objects.filter(pk__gt=last_id)
-            .order_by("pk")
-            .values_list("pk", "org_name", "app_name", "plan__message_retention_days")[:_APPS_PER_PAGE]
-        )
-        for app_id, org_name, app_name, days in page:
-            yield app_id, f"{org_name}#{app_name}", days
-        if len(page) < _APPS_PER_PAGE:
-            return
-        last_id = page[-1][0]
 
 
 def _conversations_lock(
@@ -186,7 +166,8 @@ def messages_purge_expired(
         raise ValueError("batch_size must be at least 1")
     now_ms = to_ms(timezone.now())
     total = 0
-    for app_id, app_key, retention_days in _app_retentions():
+    retentions = per_app(App.objects, app_id="pk", app="", value="plan__message_retention_days")
+    for app_id, app_key, retention_days in retentions:
         cutoff_ms = message_expiry_cutoff_ms(now_ms=now_ms, retention_days=retention_days)
         if dry_run:
             app_rows = Message.objects.filter(app_id=app_id, timestamp__lt=cutoff_ms).count()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import connections, transaction
@@ -22,6 +22,28 @@ class PurgeProgress:
 
 
 ProgressCallback = Callable[[PurgeProgress], None]
+
+APPS_PER_PAGE = 500
+
+
+def per_app(queryset: QuerySet, *, app_id: str, app: str, value: str) -> Iterator[tuple[int, str, int]]:
+    """(app id, app key "org#app", `value`) of every row of `queryset`, one per app, a page at a time in app id
+    order: what an app-by-app purge walks. `app_id` is the field holding the app's id, `app` the path to the
+    App ("" on App itself, "app__" on a row pointing to it), `value` the field read with it. Read from the
+    database, not a cached snapshot: a worker's cache may be its own process memory, which a change made by
+    the web process does not invalidate, so a plan or policy change applies at the next run."""
+    last_id = 0
+    while True:
+        page = list(
+            queryset.filter(**{f"{app_id}__gt": last_id})
+            .order_by(app_id)
+            .values_list(app_id, f"{app}org_name", f"{app}app_name", value)[:APPS_PER_PAGE]
+        )
+        for row_app_id, org_name, app_name, row_value in page:
+            yield row_app_id, f"{org_name}#{app_name}", row_value
+        if len(page) < APPS_PER_PAGE:
+            return
+        last_id = page[-1][0]
 
 
 def delete_in_batches(

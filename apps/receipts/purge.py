@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import connection
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 from apps.chat.models import Message
 from apps.common import metrics
-from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.policy.models import ReceiptPolicy
@@ -22,9 +21,6 @@ from apps.policy.models import ReceiptPolicy
 from .models import GroupAck
 
 logger = logging.getLogger(__name__)
-
-_APPS_PER_PAGE = 500
-
 
 
 def group_ack_expiry_cutoff_ms(*, now_ms: int, ttl_days: int) -> int:
@@ -34,27 +30,6 @@ def group_ack_expiry_cutoff_ms(*, now_ms: int, ttl_days: int) -> int:
     expired iff now - timestamp > ttl, i.e. timestamp < now - ttl.
     """
     return now_ms - ttl_days * MS_PER_DAY
-
-
-def _app_ttls() -> Iterator[tuple[int, str, int]]:
-    """(app id, app key, current group_ack_ttl_days) of every app, a page of apps at a time.
-
-    Read from the database, not the cached policy snapshot: a worker's cache
-    may be its own process memory, which a policy change made by the web
-    process does not invalidate.
-    """
-    last_id = 0
-    while True:
-        page = list(
-            ReceiptPolicy.objects.filter(app_id__gt=last_id)
-            .order_by("app_id")
-            .values_list("app_id", "app__org_name", "app__app_name", "group_ack_ttl_days")[:_APPS_PER_PAGE]
-        )
-        for app_id, org_name, app_name, ttl_days in page:
-            yield app_id, f"{org_name}#{app_name}", ttl_days
-        if len(page) < _APPS_PER_PAGE:
-            return
-        last_id = page[-1][0]
 
 
 def _delete_and_close(expired, rows: list[tuple[int, int, int]]) -> int:
@@ -111,7 +86,8 @@ def group_acks_purge_expired(
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
     now_ms = to_ms(timezone.now())
     total = 0
-    for app_id, app_key, ttl_days in _app_ttls():
+    ttls = per_app(ReceiptPolicy.objects, app_id="app_id", app="app__", value="group_ack_ttl_days")
+    for app_id, app_key, ttl_days in ttls:
         cutoff_ms = group_ack_expiry_cutoff_ms(now_ms=now_ms, ttl_days=ttl_days)
         expired = GroupAck.objects.filter(app_id=app_id, message_timestamp__lt=cutoff_ms)
         if dry_run:
