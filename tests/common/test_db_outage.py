@@ -27,6 +27,8 @@ from apps.chat.services import chat_user_create
 from apps.common.exceptions import is_database_outage
 from tests.conftest import PASSWORD
 
+from .test_db_connections import _kill_idle_pooled_connections
+
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 USER_PASSWORD = "outage-pass-1"
 on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's connections and pool")
@@ -214,14 +216,6 @@ def test_database_back__the_same_pool_serves_again(world, closed_port):
         assert connection.pool.outage.failed_at is None
         for name, request in _api_requests(world).items():
             assert _answered(request).status_code in (200, 201), name
-
-
-def _kill_idle_pooled_connections() -> int:
-    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
-        return admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-        ).fetchone()[0]
 
 
 @on_postgresql
