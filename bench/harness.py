@@ -256,6 +256,36 @@ def wait_until_serving(process: subprocess.Popen, base: str, *, timeout: float =
             time.sleep(0.1)
 
 
+GUNICORN_COMMAND = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
+                    "-c", "gunicorn.conf.py"]  # bound and sized by WEB_BIND, WEB_WORKERS, WEB_THREADS
+
+
+def stop_process_group(process: subprocess.Popen, *, timeout: float = 40) -> None:
+    """SIGTERM to `process`'s group (started with start_new_session), SIGKILL if not over in `timeout` s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy `source` to `sink` until either end closes, then shut both down: one direction of a TCP
+    forwarder (the database outage bench and test cut the database's connections through one)."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class Server:
     """gunicorn with the production gunicorn.conf.py, on a free port of 127.0.0.1."""
 
@@ -268,10 +298,8 @@ class Server:
     def __enter__(self) -> Server:
         env = {**self.env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_WORKERS": str(self.workers),
                "WEB_THREADS": str(self.threads)}
-        command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
-                   "-c", "gunicorn.conf.py"]
         self.log = open(ROOT / "bench" / "results" / "server.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(GUNICORN_COMMAND, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         try:
             wait_until_serving(self.process, self.base)
@@ -286,12 +314,7 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            stop_process_group(self.process)
         self.log.close()
 
 
@@ -407,3 +430,4 @@ class AppApi:
         created = await call(self.http, "POST", f"{self.url}/groups", token=self.app_token,
                              json={"name": "bench", "owner": owner, "members": members}, expect=201)
         return created["group_id"]
+

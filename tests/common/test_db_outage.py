@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 
 from apps.chat.services import chat_user_create
 from apps.common.exceptions import is_database_outage
+from bench.harness import pump
 from tests.conftest import PASSWORD
 
 from .test_db_connections import _kill_idle_pooled_connections
@@ -145,21 +146,7 @@ class _Forwarder:
                 return  # the socket was closed: the test is over
             upstream = socket.create_connection(self.target)
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
 
 def _assert_unavailable_envelope(response, name: str) -> None:
