@@ -11,25 +11,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, database_url
+
 REDIS_TEST_BROKER = "redis://127.0.0.1:6379/7"
 SUCCEEDED = re.compile(r"Task (?P<task>[\w.]+)\[[0-9a-f-]+\] succeeded in [\d.e-]+s: (?P<result>\d+)")
-
-
-def database_url_of_test_db() -> str:
-    """DATABASE_URL of the database pytest-django created (the worker must use the same one)."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    assert connection.vendor == "postgresql", connection.vendor
-    auth = quote(s["USER"] or "", safe="")
-    if s["PASSWORD"]:
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def broker_for_this_run(tmp_path) -> tuple[str, dict]:
@@ -48,7 +36,7 @@ def worker_env(*, broker_url: str, extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="receipts_console.settings",
-        DATABASE_URL=database_url_of_test_db(),
+        DATABASE_URL=database_url(),
         CELERY_BROKER_URL=broker_url,
         CELERY_TASK_ALWAYS_EAGER="false",
         PYTHONUNBUFFERED="1",
