@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 
+from apps.common import metrics
+
 
 @dataclass(frozen=True)
 class PurgeProgress:
@@ -22,6 +24,34 @@ class PurgeProgress:
 
 
 ProgressCallback = Callable[[PurgeProgress], None]
+
+
+class PurgeTally:
+    """What a purge run has deleted, scope by scope (an app, a kind of token, "events"): each committed batch
+    is counted in the purged-rows metric (`purge` is its label) and reported to `progress`, if given."""
+
+    def __init__(self, purge: str, progress: ProgressCallback | None):
+        self.purge, self.progress = purge, progress
+        self.total = 0  # rows of the whole run so far
+        self.scope, self.scope_rows, self.batches = "", 0, 0
+
+    def begin(self, scope: str) -> None:
+        self.scope, self.scope_rows, self.batches = scope, 0, 0
+
+    def would_delete(self, rows: int) -> None:
+        """A dry run's count of the scope (nothing deleted, nothing in the metric)."""
+        self.total += rows
+        if self.progress is not None:
+            self.progress(PurgeProgress(self.scope, 0, rows, rows, self.total, dry_run=True))
+
+    def deleted(self, rows: int) -> None:
+        """A batch of the scope has committed (delete_in_batches' `on_batch`)."""
+        metrics.PURGED[self.purge].inc(rows)
+        self.scope_rows += rows
+        self.batches += 1
+        self.total += rows
+        if self.progress is not None:
+            self.progress(PurgeProgress(self.scope, self.batches, rows, self.scope_rows, self.total))
 
 APPS_PER_PAGE = 500
 

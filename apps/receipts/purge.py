@@ -12,8 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.chat.models import Message
-from apps.common import metrics
-from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches, per_app
+from apps.common.batching import ProgressCallback, PurgeTally, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.policy.models import ReceiptPolicy
@@ -85,37 +84,23 @@ def group_acks_purge_expired(
     """
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
     now_ms = to_ms(timezone.now())
-    total = 0
+    tally = PurgeTally("group_acks", progress)
     ttls = per_app(ReceiptPolicy.objects, app_id="app_id", app="app__", value="group_ack_ttl_days")
     for app_id, app_key, ttl_days in ttls:
         cutoff_ms = group_ack_expiry_cutoff_ms(now_ms=now_ms, ttl_days=ttl_days)
         expired = GroupAck.objects.filter(app_id=app_id, message_timestamp__lt=cutoff_ms)
+        tally.begin(app_key)
         if dry_run:
-            app_rows = expired.count()
-            total += app_rows
-            if progress is not None:
-                progress(PurgeProgress(app_key, 0, app_rows, app_rows, total, dry_run=True))
+            tally.would_delete(expired.count())
             continue
-
-        app_rows = 0
-        batches = 0
-
-        def on_batch(rows: int, app_key=app_key) -> None:
-            nonlocal app_rows, batches, total
-            app_rows += rows
-            metrics.PURGED["group_acks"].inc(rows)  # committed
-            batches += 1
-            total += rows
-            if progress is not None:
-                progress(PurgeProgress(app_key, batches, rows, app_rows, total))
-
         delete_in_batches(
-            queryset=expired, order_field="message_timestamp", batch_size=batch_size, on_batch=on_batch,
+            queryset=expired, order_field="message_timestamp", batch_size=batch_size, on_batch=tally.deleted,
             fields=("message_id",), delete_batch=functools.partial(_delete_and_close, expired),
         )
-        if app_rows:
+        if tally.scope_rows:
             logger.info(
-                "purged %d expired group acks of app %s (ttl %d days, %d batches)", app_rows, app_key, ttl_days, batches
+                "purged %d expired group acks of app %s (ttl %d days, %d batches)", tally.scope_rows, app_key, ttl_days,
+                tally.batches,
             )
-    logger.info("%s %d expired group acks in total", "would purge" if dry_run else "purged", total)
-    return total
+    logger.info("%s %d expired group acks in total", "would purge" if dry_run else "purged", tally.total)
+    return tally.total
