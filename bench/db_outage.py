@@ -31,13 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (  # noqa: E402
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
+    GUNICORN_COMMAND,
     PASSWORD,
     ROOT,
     free_port,
     latency_summary,
     prepare_database,
+    pump,
     say,
     scratch_database,
+    stop_process_group,
     with_database,
 )
 
@@ -86,21 +89,7 @@ class Forwarder:
             with self.lock:
                 self.sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
 
 class Gunicorn:
@@ -111,10 +100,8 @@ class Gunicorn:
         env.update(DATABASE_URL=database_url, WEB_BIND=f"127.0.0.1:{self.port}", WEB_WORKERS=str(workers),
                    WEB_THREADS=str(threads), DJANGO_SETTINGS_MODULE="receipts_console.settings")
         self.log = open(log, "w")  # noqa: SIM115
-        command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
-                   "-c", "gunicorn.conf.py"]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            GUNICORN_COMMAND, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while True:  # any answer: it may be a 503 when the database is away from the start
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -126,14 +113,7 @@ class Gunicorn:
                 time.sleep(0.1)
 
     def close(self) -> None:
-        import signal
-
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
         self.log.close()
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -256,6 +259,36 @@ def wait_until_serving(process: subprocess.Popen, base: str, *, timeout: float =
             time.sleep(0.1)
 
 
+GUNICORN_COMMAND = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
+                    "-c", "gunicorn.conf.py"]  # bound and sized by WEB_BIND, WEB_WORKERS, WEB_THREADS
+
+
+def stop_process_group(process: subprocess.Popen, *, timeout: float = 40) -> None:
+    """SIGTERM to `process`'s group (started with start_new_session), SIGKILL if not over in `timeout` s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy `source` to `sink` until either end closes, then shut both down: one direction of a TCP
+    forwarder (the database outage bench and test cut the database's connections through one)."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class Server:
     """gunicorn with the production gunicorn.conf.py, on a free port of 127.0.0.1."""
 
@@ -268,10 +301,8 @@ class Server:
     def __enter__(self) -> Server:
         env = {**self.env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_WORKERS": str(self.workers),
                "WEB_THREADS": str(self.threads)}
-        command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
-                   "-c", "gunicorn.conf.py"]
         self.log = open(ROOT / "bench" / "results" / "server.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(GUNICORN_COMMAND, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         try:
             wait_until_serving(self.process, self.base)
@@ -286,12 +317,7 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            stop_process_group(self.process)
         self.log.close()
 
 
@@ -407,3 +433,118 @@ class AppApi:
         created = await call(self.http, "POST", f"{self.url}/groups", token=self.app_token,
                              json={"name": "bench", "owner": owner, "members": members}, expect=201)
         return created["group_id"]
+
+
+# --------------------------------------------------------------------------- purges through a real Celery worker
+
+SUCCEEDED = re.compile(r"succeeded in (?P<seconds>[\d.e-]+)s: (?P<rows>\d+)")
+
+
+def vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+class TransactionWatcher(threading.Thread):
+    """Samples the age of the oldest open transaction of the other sessions on the bench database.
+
+    `client_backends_only`: leave out autovacuum, which the deletion of a million rows sets off and which runs
+    long transactions of its own that hold no lock a request would wait for.
+    """
+
+    def __init__(self, url: str, *, client_backends_only: bool = False):
+        super().__init__(daemon=True)
+        self.url, self.longest_ms, self.stop = url, 0.0, threading.Event()
+        self.only_clients = " AND backend_type = 'client backend'" if client_backends_only else ""
+
+    def run(self):
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                row = conn.execute(
+                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) * 1000, 0) "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND xact_start IS NOT NULL" + self.only_clients
+                ).fetchone()
+                self.longest_ms = max(self.longest_ms, float(row[0]))
+                time.sleep(0.02)
+
+
+def write_docs_section(heading: str, section: str) -> None:
+    """Replace the section `## <heading>` of docs/PERFORMANCE.md with `section` (appended if missing)."""
+    path = ROOT / "docs" / "PERFORMANCE.md"
+    text = path.read_text() if path.exists() else "# Performance\n\nMeasured with the scripts under bench/.\n"
+    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def purge_through_worker(*, task: str, env: dict, broker_url: str, database_url: str, timeout: float,
+                         client_backends_only: bool = False) -> dict:
+    """Start `celery worker` (prefork, one process) on a queue of its own, send it `task` once, wait for its
+    "succeeded in" line; returns the task's run time and result (rows purged), the wall time from sending, the
+    longest transaction seen meanwhile (TransactionWatcher) and the peak memory (VmHWM) of the pool process and
+    the worker's main process, idle and after the task. The caller's Django is set up (the task is sent with
+    the project's Celery app)."""
+    from kombu import Connection, Exchange, Queue
+
+    from receipts_console.celery import app as celery_app
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    log_path = ROOT / "var" / f"{queue}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log_file = open(log_path, "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "receipts_console", "worker", "-Q", queue, "-n", f"{queue}@%h",
+         "--concurrency", "1", "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    watcher = TransactionWatcher(database_url, client_backends_only=client_backends_only)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log_path.read_text():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"worker did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        pool_idle_kib = max(vm_hwm_kib(pid) for pid in children(worker.pid))
+        main_idle_kib = vm_hwm_kib(worker.pid)
+
+        watcher.start()
+        sent = time.monotonic()
+        with Connection(broker_url) as conn:
+            Queue(queue, Exchange(queue), routing_key=queue)(conn.default_channel).declare()
+            celery_app.send_task(task, queue=queue, connection=conn)
+        while not SUCCEEDED.search(log_path.read_text()):
+            if worker.poll() is not None or time.monotonic() - sent > timeout:
+                raise SystemExit(f"the purge did not finish:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+        wall_s = time.monotonic() - sent
+        watcher.stop.set()
+        watcher.join()
+        pool_peak_kib = max(vm_hwm_kib(pid) for pid in children(worker.pid))
+        main_peak_kib = vm_hwm_kib(worker.pid)
+        with Connection(broker_url) as conn:  # the queue is the run's own: leave nothing on the broker
+            channel = conn.default_channel
+            Queue(queue, Exchange(queue), routing_key=queue)(channel).delete()
+            Exchange(queue)(channel).delete()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        log_file.close()
+
+    match = SUCCEEDED.search(log_path.read_text())
+    log_path.unlink()
+    return {"task_s": float(match["seconds"]), "purged": int(match["rows"]), "wall_s": wall_s,
+            "longest_tx_ms": watcher.longest_ms, "pool_idle_kib": pool_idle_kib, "pool_peak_kib": pool_peak_kib,
+            "main_idle_kib": main_idle_kib, "main_peak_kib": main_peak_kib}

@@ -27,9 +27,7 @@ import platform
 import re
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -37,8 +35,12 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import (  # noqa: E402 - after the path set-up above
+    purge_through_worker,
+    write_docs_section,
+)
+
 DAY_MS = 86_400_000
-SUCCEEDED = re.compile(r"succeeded in (?P<seconds>[\d.e-]+)s: (?P<rows>\d+)")
 
 
 def parse_args():
@@ -136,41 +138,6 @@ def fresh_fingerprint(app_id: int, cutoff: int) -> tuple[int, int]:
         return tuple(cur.fetchone())
 
 
-def vm_hwm_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-class TransactionWatcher(threading.Thread):
-    """Samples the age of the oldest open transaction of other sessions on the bench database."""
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url, self.longest_ms, self.stop = url, 0.0, threading.Event()
-
-    def run(self):
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self.stop.is_set():
-                row = conn.execute(
-                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) * 1000, 0) "
-                    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND xact_start IS NOT NULL"
-                ).fetchone()
-                self.longest_ms = max(self.longest_ms, float(row[0]))
-                time.sleep(0.02)
-
-
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -186,24 +153,11 @@ def machine() -> str:
             f"Celery worker: prefork, 1 process")
 
 
-def write_docs(section: str) -> None:
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = path.read_text() if path.exists() else "# Performance\n\nMeasured with the scripts under bench/.\n"
-    pattern = re.compile(r"^## Purge\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def run_once(args, batch: int, expired: int) -> dict:
     """A fresh database filled with the acks, one purge through a real worker; returns the figures."""
     from django.db import connections
-    from kombu import Connection, Exchange, Queue
 
     from apps.receipts.models import GroupAck
-    from receipts_console.celery import app as celery_app
 
     connections.close_all()
     recreate_database(args.database_url)
@@ -216,53 +170,13 @@ def run_once(args, batch: int, expired: int) -> dict:
     before = fresh_fingerprint(world["app_id"], world["fresh_cutoff"])
     print(f"batch {batch}: filled {expired:,} expired + {args.fresh:,} fresh acks in {fill_s:.1f}s", flush=True)
 
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    log_path = ROOT / "var" / f"{queue}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log_file = open(log_path, "wb")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "receipts_console", "worker", "-Q", queue, "-n", f"{queue}@%h",
-         "--concurrency", "1", "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-    )
-    watcher = TransactionWatcher(args.database_url)
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        pool_idle_kib = max(vm_hwm_kib(pid) for pid in children(worker.pid))
-        main_idle_kib = vm_hwm_kib(worker.pid)
-
-        watcher.start()
-        sent = time.monotonic()
-        with Connection(args.broker_url) as conn:
-            Queue(queue, Exchange(queue), routing_key=queue)(conn.default_channel).declare()
-            celery_app.send_task("receipts.purge_expired_group_acks", queue=queue, connection=conn)
-        while not SUCCEEDED.search(log_path.read_text()):
-            if worker.poll() is not None or time.monotonic() - sent > 1800:
-                raise SystemExit(f"the purge did not finish:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.05)
-        wall_s = time.monotonic() - sent
-        watcher.stop.set()
-        watcher.join()
-        pool_peak_kib = max(vm_hwm_kib(pid) for pid in children(worker.pid))
-        main_peak_kib = vm_hwm_kib(worker.pid)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        log_file.close()
-
-    match = SUCCEEDED.search(log_path.read_text())
-    log_path.unlink()
-    task_s, purged = float(match["seconds"]), int(match["rows"])
+    figures = purge_through_worker(task="receipts.purge_expired_group_acks", env=env, broker_url=args.broker_url,
+                                   database_url=args.database_url, timeout=1800)
+    purged = figures["purged"]
     after = fresh_fingerprint(world["app_id"], world["fresh_cutoff"])
     remaining_expired = GroupAck.objects.filter(message_timestamp__lt=world["fresh_cutoff"]).count()
     return {
-        "batch": batch, "expired": expired, "fill_s": fill_s, "task_s": task_s, "wall_s": wall_s, "purged": purged,
-        "longest_tx_ms": watcher.longest_ms, "pool_idle_kib": pool_idle_kib, "pool_peak_kib": pool_peak_kib,
-        "main_idle_kib": main_idle_kib, "main_peak_kib": main_peak_kib, "fresh_after": after[0],
+        "batch": batch, "expired": expired, "fill_s": fill_s, **figures, "fresh_after": after[0],
         "fresh_same": after == before, "ok": purged == expired and after == before and remaining_expired == 0,
     }
 
@@ -340,7 +254,7 @@ def main() -> int:
             "per batch ran about twice as fast in a side test, but it is raw SQL for one database; the ORM "
             "loop (`apps/common/batching.py`) serves SQLite and PostgreSQL alike and is far from a bottleneck.\n"
         )
-        write_docs(section)
+        write_docs_section("Purge", section)
         print("docs/PERFORMANCE.md updated (section Purge)")
     return 0 if ok else 1
 

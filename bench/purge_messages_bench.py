@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -37,41 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.purge_bench import (  # noqa: E402 - after the path set-up above
-    SUCCEEDED,
-    children,
-    machine,
-    recreate_database,
-    vm_hwm_kib,
-)
+from bench.harness import purge_through_worker, write_docs_section  # noqa: E402 - after the path set-up above
+from bench.purge_bench import machine, recreate_database  # noqa: E402
 
 DAY_MS = 86_400_000
 SECTION = "Message retention purge"
-
-
-class TransactionWatcher(threading.Thread):
-    """Samples the age of the oldest open transaction of the other client sessions on the bench database.
-
-    Client backends only: autovacuum, which the deletion of a million rows sets off, runs long transactions
-    of its own that hold no lock a request would wait for.
-    """
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url, self.longest_ms, self.stop = url, 0.0, threading.Event()
-
-    def run(self):
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self.stop.is_set():
-                row = conn.execute(
-                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) * 1000, 0) "
-                    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND xact_start IS NOT NULL AND backend_type = 'client backend'"
-                ).fetchone()
-                self.longest_ms = max(self.longest_ms, float(row[0]))
-                time.sleep(0.02)
 
 
 def parse_args():
@@ -203,24 +170,9 @@ def check(world: dict) -> dict:
             "acks_left": acks_left, "wrong_counts": wrong_counts, "lost_last": lost_last}
 
 
-def write_docs(section: str) -> None:
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = path.read_text()
-    pattern = re.compile(rf"^## {SECTION}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def run_once(args, batch: int, expired: int) -> dict:
     """A fresh database filled with the messages, one purge through a real worker; returns the figures."""
     from django.db import connections
-    from kombu import Connection, Exchange, Queue
-
-    from receipts_console.celery import app as celery_app
-
     connections.close_all()
     recreate_database(args.database_url)
     env = dict(os.environ, PYTHONUNBUFFERED="1", PURGE_BATCH_SIZE=str(batch))
@@ -231,55 +183,15 @@ def run_once(args, batch: int, expired: int) -> dict:
     fill_s = time.monotonic() - started
     print(f"batch {batch}: filled {expired:,} expired + {args.fresh:,} fresh messages in {fill_s:.1f}s", flush=True)
 
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    log_path = ROOT / "var" / f"{queue}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log_file = open(log_path, "wb")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "receipts_console", "worker", "-Q", queue, "-n", f"{queue}@%h",
-         "--concurrency", "1", "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-    )
-    watcher = TransactionWatcher(args.database_url)
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        pool_idle_kib = max(vm_hwm_kib(pid) for pid in children(worker.pid))
-        watcher.start()
-        sent = time.monotonic()
-        with Connection(args.broker_url) as conn:
-            Queue(queue, Exchange(queue), routing_key=queue)(conn.default_channel).declare()
-            celery_app.send_task("chat.purge_expired_messages", queue=queue, connection=conn)
-        while not SUCCEEDED.search(log_path.read_text()):
-            if worker.poll() is not None or time.monotonic() - sent > 3600:
-                raise SystemExit(f"the purge did not finish:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.05)
-        wall_s = time.monotonic() - sent
-        watcher.stop.set()
-        watcher.join()
-        pool_peak_kib = max(vm_hwm_kib(pid) for pid in children(worker.pid))
-        with Connection(args.broker_url) as conn:
-            channel = conn.default_channel
-            Queue(queue, Exchange(queue), routing_key=queue)(channel).delete()
-            Exchange(queue)(channel).delete()
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        log_file.close()
-
-    match = SUCCEEDED.search(log_path.read_text())
-    log_path.unlink()
-    task_s, purged = float(match["seconds"]), int(match["rows"])
+    figures = purge_through_worker(task="chat.purge_expired_messages", env=env, broker_url=args.broker_url,
+                                   database_url=args.database_url, timeout=3600, client_backends_only=True)
+    purged = figures["purged"]
     left = check(world)
     ok = (purged == expired and left["expired_left"] == 0 and left["messages_left"] == args.fresh
           and left["orphan_acks"] == 0 and left["acks_left"] == 0 and left["wrong_counts"] == 0
           and left["lost_last"] == 0)
     return {"batch": batch, "expired": expired, "group_expired": world["group_expired"], "fill_s": fill_s,
-            "task_s": task_s, "wall_s": wall_s, "purged": purged, "longest_tx_ms": watcher.longest_ms,
-            "pool_idle_kib": pool_idle_kib, "pool_peak_kib": pool_peak_kib, **left, "ok": ok}
+            **figures, **left, "ok": ok}
 
 
 def section_text(args, table: str, machine_info: str) -> str:
@@ -364,7 +276,7 @@ def main() -> int:
     print("OK" if ok else f"FAILED: {runs}")
     if not args.no_docs and ok:
         section = section_text(args, table, machine_info)
-        write_docs(section)
+        write_docs_section(SECTION, section)
         print(f"docs/PERFORMANCE.md updated (section {SECTION})")
     return 0 if ok else 1
 

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from apps.common import metrics
-from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeTally, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.tenancy.models import App, StaffToken
@@ -32,8 +30,6 @@ from apps.tenancy.models import App, StaffToken
 from .models import AccessToken, ChatType, Conversation, Message
 
 logger = logging.getLogger(__name__)
-
-_APPS_PER_PAGE = 500
 
 
 def message_expiry_cutoff_ms(*, now_ms: int, retention_days: int) -> int:
@@ -44,23 +40,6 @@ def message_expiry_cutoff_ms(*, now_ms: int, retention_days: int) -> int:
     no read ack would be accepted for any more.
     """
     return now_ms - retention_days * MS_PER_DAY
-
-
-def _app_retentions() -> Iterator[tuple[int, str, int]]:
-    """(app id, app key, its plan's message_retention_days) of every app, a page of apps at a time, read from
-    the database (a plan change applies at the next run)."""
-    last_id = 0
-    while True:
-        page = list(
-            App.objects.filter(pk__gt=last_id)
-            .order_by("pk")
-            .values_list("pk", "org_name", "app_name", "plan__message_retention_days")[:_APPS_PER_PAGE]
-        )
-        for app_id, org_name, app_name, days in page:
-            yield app_id, f"{org_name}#{app_name}", days
-        if len(page) < _APPS_PER_PAGE:
-            return
-        last_id = page[-1][0]
 
 
 def _conversations_lock(
@@ -185,39 +164,32 @@ def messages_purge_expired(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     now_ms = to_ms(timezone.now())
-    total = 0
-    for app_id, app_key, retention_days in _app_retentions():
+    tally = PurgeTally("messages", progress)
+    retentions = per_app(App.objects, app_id="pk", app="", value="plan__message_retention_days")
+    for app_id, app_key, retention_days in retentions:
         cutoff_ms = message_expiry_cutoff_ms(now_ms=now_ms, retention_days=retention_days)
+        tally.begin(app_key)
         if dry_run:
-            app_rows = Message.objects.filter(app_id=app_id, timestamp__lt=cutoff_ms).count()
-            total += app_rows
-            if progress is not None:
-                progress(PurgeProgress(app_key, 0, app_rows, app_rows, total, dry_run=True))
+            tally.would_delete(Message.objects.filter(app_id=app_id, timestamp__lt=cutoff_ms).count())
             continue
-        app_rows = batches = 0
         lower_bound = None
         while True:
             considered, deleted, lower_bound = _messages_delete_batch(
                 app_id=app_id, cutoff_ms=cutoff_ms, lower_bound=lower_bound, batch_size=batch_size
             )
             if deleted:
-                metrics.PURGED["messages"].inc(deleted)  # committed
-                app_rows += deleted
-                batches += 1
-                total += deleted
-                if progress is not None:
-                    progress(PurgeProgress(app_key, batches, deleted, app_rows, total))
+                tally.deleted(deleted)  # committed
             # As delete_in_batches: a short batch, or one whose rows were all taken by someone else, ends
             # the app's run (a concurrent purge deletes them, or the next run does).
             if considered < batch_size or not deleted:
                 break
-        if app_rows:
+        if tally.scope_rows:
             logger.info(
-                "purged %d messages of app %s (retention %d days, %d batches)", app_rows, app_key, retention_days,
-                batches,
+                "purged %d messages of app %s (retention %d days, %d batches)", tally.scope_rows, app_key,
+                retention_days, tally.batches,
             )
-    logger.info("%s %d expired messages in total", "would purge" if dry_run else "purged", total)
-    return total
+    logger.info("%s %d expired messages in total", "would purge" if dry_run else "purged", tally.total)
+    return tally.total
 
 
 TOKEN_SCOPES = ("access tokens", "staff tokens")
@@ -235,28 +207,15 @@ def tokens_purge_expired(
     """
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
     moment = timezone.now()
-    total = 0
+    tally = PurgeTally("tokens", progress)
     for scope, model in zip(TOKEN_SCOPES, (AccessToken, StaffToken), strict=True):
         expired = model.objects.filter(expires_at__lt=moment)
+        tally.begin(scope)
         if dry_run:
-            rows = expired.count()
-            total += rows
-            if progress is not None:
-                progress(PurgeProgress(scope, 0, rows, rows, total, dry_run=True))
+            tally.would_delete(expired.count())
             continue
-        scope_rows = batches = 0
-
-        def on_batch(rows: int, scope=scope) -> None:
-            nonlocal scope_rows, batches, total
-            metrics.PURGED["tokens"].inc(rows)  # committed
-            scope_rows += rows
-            batches += 1
-            total += rows
-            if progress is not None:
-                progress(PurgeProgress(scope, batches, rows, scope_rows, total))
-
-        delete_in_batches(queryset=expired, order_field="expires_at", batch_size=batch_size, on_batch=on_batch)
-        if scope_rows:
-            logger.info("purged %d expired %s (%d batches)", scope_rows, scope, batches)
-    logger.info("%s %d expired tokens in total", "would purge" if dry_run else "purged", total)
-    return total
+        delete_in_batches(queryset=expired, order_field="expires_at", batch_size=batch_size, on_batch=tally.deleted)
+        if tally.scope_rows:
+            logger.info("purged %d expired %s (%d batches)", tally.scope_rows, scope, tally.batches)
+    logger.info("%s %d expired tokens in total", "would purge" if dry_run else "purged", tally.total)
+    return tally.total

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import connections, transaction
 from django.db.models import Model, QuerySet
+
+from apps.common import metrics
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,56 @@ class PurgeProgress:
 
 
 ProgressCallback = Callable[[PurgeProgress], None]
+
+
+class PurgeTally:
+    """What a purge run has deleted, scope by scope (an app, a kind of token, "events"): each committed batch
+    is counted in the purged-rows metric (`purge` is its label) and reported to `progress`, if given."""
+
+    def __init__(self, purge: str, progress: ProgressCallback | None):
+        self.purge, self.progress = purge, progress
+        self.total = 0  # rows of the whole run so far
+        self.scope, self.scope_rows, self.batches = "", 0, 0
+
+    def begin(self, scope: str) -> None:
+        self.scope, self.scope_rows, self.batches = scope, 0, 0
+
+    def would_delete(self, rows: int) -> None:
+        """A dry run's count of the scope (nothing deleted, nothing in the metric)."""
+        self.total += rows
+        if self.progress is not None:
+            self.progress(PurgeProgress(self.scope, 0, rows, rows, self.total, dry_run=True))
+
+    def deleted(self, rows: int) -> None:
+        """A batch of the scope has committed (delete_in_batches' `on_batch`)."""
+        metrics.PURGED[self.purge].inc(rows)
+        self.scope_rows += rows
+        self.batches += 1
+        self.total += rows
+        if self.progress is not None:
+            self.progress(PurgeProgress(self.scope, self.batches, rows, self.scope_rows, self.total))
+
+APPS_PER_PAGE = 500
+
+
+def per_app(queryset: QuerySet, *, app_id: str, app: str, value: str) -> Iterator[tuple[int, str, int]]:
+    """(app id, app key "org#app", `value`) of every row of `queryset`, one per app, a page at a time in app id
+    order: what an app-by-app purge walks. `app_id` is the field holding the app's id, `app` the path to the
+    App ("" on App itself, "app__" on a row pointing to it), `value` the field read with it. Read from the
+    database, not a cached snapshot: a worker's cache may be its own process memory, which a change made by
+    the web process does not invalidate, so a plan or policy change applies at the next run."""
+    last_id = 0
+    while True:
+        page = list(
+            queryset.filter(**{f"{app_id}__gt": last_id})
+            .order_by(app_id)
+            .values_list(app_id, f"{app}org_name", f"{app}app_name", value)[:APPS_PER_PAGE]
+        )
+        for row_app_id, org_name, app_name, row_value in page:
+            yield row_app_id, f"{org_name}#{app_name}", row_value
+        if len(page) < APPS_PER_PAGE:
+            return
+        last_id = page[-1][0]
 
 
 def delete_in_batches(

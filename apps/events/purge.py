@@ -8,8 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from apps.common import metrics
-from apps.common.batching import ProgressCallback, PurgeProgress, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeTally, delete_in_batches
 
 from .models import Event
 
@@ -37,26 +36,15 @@ def events_purge_expired(
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
     cutoff = event_expiry_cutoff(now=timezone.now(), retention_days=settings.EVENT_RETENTION_DAYS)
     expired = Event.objects.filter(created_at__lt=cutoff)
+    tally = PurgeTally("events", progress)
+    tally.begin(SCOPE)
     if dry_run:
-        total = expired.count()
-        if progress is not None:
-            progress(PurgeProgress(SCOPE, 0, total, total, total, dry_run=True))
-        logger.info("would purge %d expired events", total)
-        return total
+        tally.would_delete(expired.count())
+        logger.info("would purge %d expired events", tally.total)
+        return tally.total
 
-    total = 0
-    batches = 0
-
-    def on_batch(rows: int) -> None:
-        nonlocal total, batches
-        total += rows
-        metrics.PURGED["events"].inc(rows)  # committed
-        batches += 1
-        if progress is not None:
-            progress(PurgeProgress(SCOPE, batches, rows, total, total))
-
-    delete_in_batches(queryset=expired, order_field="created_at", batch_size=batch_size, on_batch=on_batch)
+    delete_in_batches(queryset=expired, order_field="created_at", batch_size=batch_size, on_batch=tally.deleted)
     logger.info(
-        "purged %d events older than %d days (%d batches)", total, settings.EVENT_RETENTION_DAYS, batches
+        "purged %d events older than %d days (%d batches)", tally.total, settings.EVENT_RETENTION_DAYS, tally.batches
     )
-    return total
+    return tally.total

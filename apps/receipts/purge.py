@@ -6,15 +6,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from apps.chat.models import Message
-from apps.common import metrics
-from apps.common.batching import ProgressCallback, PurgeProgress, counter_decrement, delete_in_batches
+from apps.common.batching import ProgressCallback, PurgeTally, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.policy.models import ReceiptPolicy
@@ -22,9 +20,6 @@ from apps.policy.models import ReceiptPolicy
 from .models import GroupAck
 
 logger = logging.getLogger(__name__)
-
-_APPS_PER_PAGE = 500
-
 
 
 def group_ack_expiry_cutoff_ms(*, now_ms: int, ttl_days: int) -> int:
@@ -34,27 +29,6 @@ def group_ack_expiry_cutoff_ms(*, now_ms: int, ttl_days: int) -> int:
     expired iff now - timestamp > ttl, i.e. timestamp < now - ttl.
     """
     return now_ms - ttl_days * MS_PER_DAY
-
-
-def _app_ttls() -> Iterator[tuple[int, str, int]]:
-    """(app id, app key, current group_ack_ttl_days) of every app, a page of apps at a time.
-
-    Read from the database, not the cached policy snapshot: a worker's cache
-    may be its own process memory, which a policy change made by the web
-    process does not invalidate.
-    """
-    last_id = 0
-    while True:
-        page = list(
-            ReceiptPolicy.objects.filter(app_id__gt=last_id)
-            .order_by("app_id")
-            .values_list("app_id", "app__org_name", "app__app_name", "group_ack_ttl_days")[:_APPS_PER_PAGE]
-        )
-        for app_id, org_name, app_name, ttl_days in page:
-            yield app_id, f"{org_name}#{app_name}", ttl_days
-        if len(page) < _APPS_PER_PAGE:
-            return
-        last_id = page[-1][0]
 
 
 def _delete_and_close(expired, rows: list[tuple[int, int, int]]) -> int:
@@ -110,36 +84,23 @@ def group_acks_purge_expired(
     """
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
     now_ms = to_ms(timezone.now())
-    total = 0
-    for app_id, app_key, ttl_days in _app_ttls():
+    tally = PurgeTally("group_acks", progress)
+    ttls = per_app(ReceiptPolicy.objects, app_id="app_id", app="app__", value="group_ack_ttl_days")
+    for app_id, app_key, ttl_days in ttls:
         cutoff_ms = group_ack_expiry_cutoff_ms(now_ms=now_ms, ttl_days=ttl_days)
         expired = GroupAck.objects.filter(app_id=app_id, message_timestamp__lt=cutoff_ms)
+        tally.begin(app_key)
         if dry_run:
-            app_rows = expired.count()
-            total += app_rows
-            if progress is not None:
-                progress(PurgeProgress(app_key, 0, app_rows, app_rows, total, dry_run=True))
+            tally.would_delete(expired.count())
             continue
-
-        app_rows = 0
-        batches = 0
-
-        def on_batch(rows: int, app_key=app_key) -> None:
-            nonlocal app_rows, batches, total
-            app_rows += rows
-            metrics.PURGED["group_acks"].inc(rows)  # committed
-            batches += 1
-            total += rows
-            if progress is not None:
-                progress(PurgeProgress(app_key, batches, rows, app_rows, total))
-
         delete_in_batches(
-            queryset=expired, order_field="message_timestamp", batch_size=batch_size, on_batch=on_batch,
+            queryset=expired, order_field="message_timestamp", batch_size=batch_size, on_batch=tally.deleted,
             fields=("message_id",), delete_batch=functools.partial(_delete_and_close, expired),
         )
-        if app_rows:
+        if tally.scope_rows:
             logger.info(
-                "purged %d expired group acks of app %s (ttl %d days, %d batches)", app_rows, app_key, ttl_days, batches
+                "purged %d expired group acks of app %s (ttl %d days, %d batches)", tally.scope_rows, app_key, ttl_days,
+                tally.batches,
             )
-    logger.info("%s %d expired group acks in total", "would purge" if dry_run else "purged", total)
-    return total
+    logger.info("%s %d expired group acks in total", "would purge" if dry_run else "purged", tally.total)
+    return tally.total

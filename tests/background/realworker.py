@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, database_url
+
 REDIS_TEST_BROKER = "redis://127.0.0.1:6379/7"
-
-
-def database_url_of_test_db() -> str:
-    """DATABASE_URL of the database pytest-django created (the worker must use the same one)."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    assert connection.vendor == "postgresql", connection.vendor
-    auth = quote(s["USER"] or "", safe="")
-    if s["PASSWORD"]:
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+SUCCEEDED = re.compile(r"Task (?P<task>[\w.]+)\[[0-9a-f-]+\] succeeded in [\d.e-]+s: (?P<result>\d+)")
 
 
 def broker_for_this_run(tmp_path) -> tuple[str, dict]:
@@ -45,7 +36,7 @@ def worker_env(*, broker_url: str, extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="receipts_console.settings",
-        DATABASE_URL=database_url_of_test_db(),
+        DATABASE_URL=database_url(),
         CELERY_BROKER_URL=broker_url,
         CELERY_TASK_ALWAYS_EAGER="false",
         PYTHONUNBUFFERED="1",
@@ -95,6 +86,42 @@ class Worker:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def wait_until(predicate, *, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def run_on_real_worker(
+    tmp_path, tasks: list[str], *, batch_size: int, until: list[tuple[Callable[[], bool], float, str]]
+) -> tuple[str, dict[str, int], int]:
+    """Send `tasks` through this run's broker to a real worker (PURGE_BATCH_SIZE=`batch_size`, so a purge goes
+    through several transactions), wait (polling the database) for each (predicate, timeout, what) of `until`,
+    then for every task's "succeeded in" line; stop the worker and remove its queue.
+
+    Returns (the worker's log, {task: its integer result}, the worker's exit code).
+    """
+    broker_url, broker_env = broker_for_this_run(tmp_path)
+    env = worker_env(broker_url=broker_url, extra={**broker_env, "PURGE_BATCH_SIZE": str(batch_size)})
+    worker = Worker(env=env, log_path=tmp_path / "worker.log")
+    try:
+        with broker_connection(broker_url, broker_env) as conn:
+            declare(conn, worker.queue)
+            for task in tasks:
+                send(conn, task, worker.queue)
+        for predicate, timeout, what in until:
+            wait_until(predicate, timeout=timeout, what=what)
+        log = worker.wait_for(" succeeded in ", count=len(tasks), timeout=30)
+    finally:
+        returncode = worker.stop()
+        with broker_connection(broker_url, broker_env) as conn:
+            forget(conn, worker.queue)
+    return log, {m["task"]: int(m["result"]) for m in SUCCEEDED.finditer(log)}, returncode
 
 
 def broker_connection(broker_url: str, extra_env: dict):

@@ -13,8 +13,7 @@ from apps.common.timeutils import now_ms
 from apps.policy.evaluation import MS_PER_DAY
 from apps.tenancy.services import app_create
 
-from .realworker import Worker, broker_connection, broker_for_this_run, declare, forget, send, worker_env
-from .test_worker_integration import SUCCEEDED, wait_until
+from .realworker import run_on_real_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -34,28 +33,17 @@ def test_retention_tasks__real_worker__expired_messages_and_tokens_gone__the_res
     live = AccessToken.objects.order_by("-pk").first()
     AccessToken.objects.exclude(pk=live.pk).update(expires_at=timezone.now() - timedelta(hours=1))
 
-    broker_url, broker_env = broker_for_this_run(tmp_path)
-    env = worker_env(broker_url=broker_url, extra={**broker_env, "PURGE_BATCH_SIZE": "5"})
-    worker = Worker(env=env, log_path=tmp_path / "worker.log")
-    try:
-        # When both tasks are sent to a real worker through the broker
-        with broker_connection(broker_url, broker_env) as conn:
-            declare(conn, worker.queue)
-            send(conn, "chat.purge_expired_messages", worker.queue)
-            send(conn, "chat.purge_expired_tokens", worker.queue)
-        wait_until(lambda: Message.objects.count() == 2, timeout=90, what="the expired messages to be purged")
-        wait_until(lambda: AccessToken.objects.count() == 1, timeout=60, what="the expired tokens to be purged")
-        log = worker.wait_for(" succeeded in ", count=2, timeout=30)
-    finally:
-        returncode = worker.stop()
-        with broker_connection(broker_url, broker_env) as conn:
-            forget(conn, worker.queue)
+    # When both tasks are sent to a real worker through the broker
+    log, results, returncode = run_on_real_worker(
+        tmp_path, ["chat.purge_expired_messages", "chat.purge_expired_tokens"], batch_size=5, until=[
+            (lambda: Message.objects.count() == 2, 90, "the expired messages to be purged"),
+            (lambda: AccessToken.objects.count() == 1, 60, "the expired tokens to be purged"),
+        ])
 
     # Then exactly those went, and bob's unread count is his two fresh messages
     assert set(Message.objects.values_list("pk", flat=True)) == {m.pk for m in messages[12:]}
     assert list(AccessToken.objects.values_list("pk", flat=True)) == [live.pk]
     assert Conversation.objects.get(owner=bob, peer=alice).unread_count == 2
-    results = {m["task"]: int(m["result"]) for m in SUCCEEDED.finditer(log)}
     assert results == {"chat.purge_expired_messages": 12, "chat.purge_expired_tokens": 3}
     assert re.search(r"purged 12 messages of app acme#chat \(retention 3 days, 3 batches\)", log)
     assert returncode == 0, log

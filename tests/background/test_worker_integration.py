@@ -12,12 +12,10 @@
 """
 
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import httpx
@@ -37,25 +35,15 @@ from .realworker import (
     broker_for_this_run,
     declare,
     descendants,
-    forget,
+    run_on_real_worker,
     running,
     send,
+    wait_until,
     worker_env,
 )
 
 # Committed rows (the worker is another process); the seeded plans are restored for each test.
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-SUCCEEDED = re.compile(r"Task (?P<task>[\w.]+)\[[0-9a-f-]+\] succeeded in [\d.e-]+s: (?P<result>\d+)")
-
-
-def wait_until(predicate, *, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_purge_tasks__real_worker__expired_rows_gone__fresh_rows_kept(tmp_path):
@@ -72,33 +60,21 @@ def test_purge_tasks__real_worker__expired_rows_gone__fresh_rows_kept(tmp_path):
     events_for(acme.sender, count=7, created_at=timezone.now() - timedelta(days=30))
     events_count = len(fresh_events) + 7
 
-    broker_url, broker_env = broker_for_this_run(tmp_path)
-    # Small batches, so the real run goes through several transactions.
-    env = worker_env(broker_url=broker_url, extra={**broker_env, "PURGE_BATCH_SIZE": "10"})
-    worker = Worker(env=env, log_path=tmp_path / "worker.log")
-    try:
-        # When the purges are sent to a real worker through the broker
-        with broker_connection(broker_url, broker_env) as conn:
-            declare(conn, worker.queue)
-            send(conn, "receipts.purge_expired_group_acks", worker.queue)
-            send(conn, "events.purge_expired_events", worker.queue)
-
-        # Then (polling the database) the expired rows go away
-        wait_until(lambda: GroupAck.objects.count() == 30, timeout=90, what="the expired acks to be purged")
-        wait_until(lambda: Event.objects.count() == events_count - 7, timeout=60, what="the old events to be purged")
-        log = worker.wait_for(" succeeded in ", count=2, timeout=30)
-    finally:
-        returncode = worker.stop()
-        with broker_connection(broker_url, broker_env) as conn:
-            forget(conn, worker.queue)
+    # When the purges are sent to a real worker through the broker (small batches: several transactions)
+    log, results, returncode = run_on_real_worker(
+        tmp_path, ["receipts.purge_expired_group_acks", "events.purge_expired_events"], batch_size=10, until=[
+            # Then (polling the database) the expired rows go away
+            (lambda: GroupAck.objects.count() == 30, 90, "the expired acks to be purged"),
+            (lambda: Event.objects.count() == events_count - 7, 60, "the old events to be purged"),
+        ])
 
     # ... and exactly them: the fresh ones are all there
     assert set(GroupAck.objects.values_list("pk")) == fresh_acks
     assert set(Event.objects.values_list("pk")) == fresh_events
-    results = {m["task"]: int(m["result"]) for m in SUCCEEDED.finditer(log)}
     assert results == {"receipts.purge_expired_group_acks": 30, "events.purge_expired_events": 7}
     assert "purged 25 expired group acks of app acme#chat (ttl 3 days, 3 batches)" in log
     assert "purged 5 expired group acks of app other#chat (ttl 10 days, 1 batches)" in log
+    broker_url, _ = broker_for_this_run(tmp_path)
     assert broker_url.startswith(("redis://", "amqp://") if connection.vendor == "postgresql" else "atomicfs://")
     assert returncode == 0, log
 

@@ -20,8 +20,8 @@ from apps.chat.models import AccessToken, ChatUser, DeviceSession
 from apps.common.tokens import hash_token
 from apps.tenancy.models import App
 from apps.tenancy.services import staff_create, staff_token_issue
-from tests.background.realworker import ROOT, database_url_of_test_db
 from tests.conftest import PASSWORD
+from tests.servers import ROOT, database_url
 
 from .conftest import base
 
@@ -153,7 +153,7 @@ def test_revocation__staff_user_deactivated__its_token_401_at_once(db):
 
 def shell(code: str) -> None:
     """`manage.py shell -c code` in its own process, on the test database and the same cache settings."""
-    env = dict(os.environ, DATABASE_URL=database_url_of_test_db(), DJANGO_SETTINGS_MODULE="receipts_console.settings")
+    env = dict(os.environ, DATABASE_URL=database_url(), DJANGO_SETTINGS_MODULE="receipts_console.settings")
     result = subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

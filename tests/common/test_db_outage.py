@@ -25,7 +25,10 @@ from rest_framework.test import APIClient
 
 from apps.chat.services import chat_user_create
 from apps.common.exceptions import is_database_outage
+from bench.harness import pump
 from tests.conftest import PASSWORD
+
+from .test_db_connections import _kill_idle_pooled_connections
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 USER_PASSWORD = "outage-pass-1"
@@ -143,21 +146,7 @@ class _Forwarder:
                 return  # the socket was closed: the test is over
             upstream = socket.create_connection(self.target)
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
 
 def _assert_unavailable_envelope(response, name: str) -> None:
@@ -214,14 +203,6 @@ def test_database_back__the_same_pool_serves_again(world, closed_port):
         assert connection.pool.outage.failed_at is None
         for name, request in _api_requests(world).items():
             assert _answered(request).status_code in (200, 201), name
-
-
-def _kill_idle_pooled_connections() -> int:
-    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
-        return admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-        ).fetchone()[0]
 
 
 @on_postgresql

@@ -8,24 +8,12 @@ the dev server), since Django's test client always sends a Content-Length.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
-import time
-from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.test import Client
 
-ROOT = Path(__file__).resolve().parents[2]
-START_SECONDS = 60  # only so a broken server cannot hang the suite
-
+from tests.servers import server
 
 # --------------------------------------------------------------------------- Host
 
@@ -49,22 +37,6 @@ def test_disallowed_host__console__django_page_unchanged():
 
 
 # --------------------------------------------------------------------------- chunked bodies
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    auth = quote(s["USER"] or "", safe="")
-    if s["PASSWORD"]:
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{quote(s['NAME'], safe='')}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, dict, bytes]:
@@ -91,43 +63,6 @@ def _chunked_post(port: int, path: str, body: bytes, *, size: int = 7) -> tuple[
     return _raw_request(port, head, _chunked(body, size))
 
 
-@contextmanager
-def _server(kind: str):
-    port = _free_port()
-    if kind == "gunicorn":
-        command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
-                   "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
-    else:
-        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings"}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, f"{kind} did not start: {_read(log)}"
-            try:
-                if _raw_request(port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")[0]:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-def _read(log) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-4000:]
-
-
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_chunked_body__gunicorn__read_like_a_body_with_content_length(make_app):
@@ -136,7 +71,8 @@ def test_chunked_body__gunicorn__read_like_a_body_with_content_length(make_app):
                         "client_secret": app.client_secret}).encode()
     token_path = f"/api/v1/{app.org_name}/{app.app_name}/token"
 
-    with _server("gunicorn") as port:
+    with server("gunicorn") as running:
+        port = running.port
         status, headers, body = _chunked_post(port, token_path, grant)
         assert status == 200, body
         assert json.loads(body)["application"] == app.app_key
@@ -158,7 +94,8 @@ def test_chunked_body__server_that_does_not_decode_it__411_not_an_empty_body(mak
     # Django's dev server hands the raw stream over without ending it at the last chunk: the body cannot be
     # read safely, so /api/ says to send a Content-Length instead of acting on an empty body.
     app = make_app(org_name="acme", app_name="chat")
-    with _server("runserver") as port:
+    with server("runserver") as running:
+        port = running.port
         status, _, body = _chunked_post(port, f"/api/v1/{app.org_name}/{app.app_name}/token", b'{"a": 1}')
 
     assert status == 411

@@ -7,13 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,11 +15,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from apps.common.observability import JsonFormatter, RequestIdFilter
-from tests.events.test_integration_servers import _database_url, _free_port
+from tests.servers import server
 
-from .test_metrics import _wait_serving
-
-ROOT = Path(__file__).resolve().parents[2]
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
 
@@ -130,26 +121,13 @@ def test_request__5xx__logged_at_error_with_the_traceback(lines):
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_gunicorn__every_output_line_is_a_json_object(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application", "-c", "gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_serving(base, process, log)
-        ok = httpx.get(f"{base}/healthz", headers={"X-Request-ID": "from-the-client-1"}, timeout=10)
+    with server("gunicorn", workers=1, threads=2, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}) as web:
+        ok = httpx.get(f"{web.base}/healthz", headers={"X-Request-ID": "from-the-client-1"}, timeout=10)
         assert ok.headers["X-Request-ID"] == "from-the-client-1"
-        missing = httpx.get(f"{base}/api/v1/admin/nowhere", timeout=10)
+        missing = httpx.get(f"{web.base}/api/v1/admin/nowhere", timeout=10)
         assert missing.status_code == 404
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=40)
-    output = _read_all(log)
+        web.stop()
+        output = web.output(tail=None)
     records = [json.loads(line) for line in output.splitlines() if line.strip()]  # fails on a non-JSON line
     by_id = {r["request_id"]: r for r in records if r["logger"] == "receipts.request"}
     assert by_id["from-the-client-1"]["status"] == 200
@@ -157,12 +135,6 @@ def test_gunicorn__every_output_line_is_a_json_object(tmp_path):
     assert any(r["logger"] == "gunicorn.error" for r in records), output  # gunicorn's own lines are JSON too
     assert not any(r["level"] == "WARNING" and r["logger"] == "django.request" for r in records)
     assert not any(r["logger"] == "gunicorn.access" for r in records)  # off: the request lines say it all
-    log.close()
-
-
-def _read_all(log) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")
 
 
 def test_schema__every_operation_documents_the_request_id_header():

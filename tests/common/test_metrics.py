@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from datetime import timedelta
@@ -25,12 +22,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.chat.models import DeviceSession, Message
 from apps.events import wakeup
-from tests.events.test_integration_servers import _database_url, _free_port, _read
 from tests.receipts.conftest import World
+from tests.servers import server
 
 TOKEN = "metrics-secret-1"
 GROUP_ACK_ROUTE = "/api/v1/<str:org_name>/<str:app_name>/groups/<str:group_id>/messages/<str:message_id>/read_ack"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -266,25 +262,17 @@ def test_gunicorn_two_workers__metrics_add_up_across_processes(tmp_path):
     # A previous web run's file (removed at start) and a running Celery worker's (kept, and added up).
     _old_web_file(directory)
     _fake_worker_file(directory, rows=7)
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings",
-           "PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application", "-c", "gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        # Probed on /metrics: a probe that timed out may still be counted, so /healthz is only what is sent below.
-        _wait_serving(base, process, log, probe="/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    env = {"PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
+    # Probed on /metrics: a probe that timed out may still be counted, so /healthz is only what is sent below.
+    with server("gunicorn", workers=2, threads=4, env=env, probe="/metrics",
+                headers={"Authorization": f"Bearer {TOKEN}"}) as web:
+        base = web.base
         assert not os.path.exists(os.path.join(directory, "counter_web-999998.db"))
         sent = 0
         # Fresh connections until both workers have answered some (each worker writes its own file).
         deadline = time.monotonic() + 60
         while len(_workers_that_counted(directory)) < 2:
-            assert time.monotonic() < deadline, f"one worker answered everything: {_read(log)}"
+            assert time.monotonic() < deadline, f"one worker answered everything: {web.output()}"
             threads = [threading.Thread(target=lambda: httpx.get(f"{base}/healthz", timeout=10)) for _ in range(8)]
             for thread in threads:
                 thread.start()
@@ -294,7 +282,7 @@ def test_gunicorn_two_workers__metrics_add_up_across_processes(tmp_path):
         healthz = {"route": "/healthz", "method": "GET", "status": "200"}
         for _ in range(6):  # any worker answers the scrape: each reports the whole server
             text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
-            assert value(text, "receipts_http_requests_total", **healthz) == sent, _read(log)
+            assert value(text, "receipts_http_requests_total", **healthz) == sent, web.output()
             assert value(text, "receipts_purged_rows_total", purge="events") == 7
 
         # A worker killed: gunicorn starts another; what the dead one counted still counts.
@@ -302,21 +290,13 @@ def test_gunicorn_two_workers__metrics_add_up_across_processes(tmp_path):
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while True:
-            assert time.monotonic() < deadline, _read(log)
+            assert time.monotonic() < deadline, web.output()
             try:
                 text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
         assert value(text, "receipts_http_requests_total", **healthz) == sent
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 def _old_web_file(directory: str) -> None:
@@ -327,19 +307,6 @@ def _old_web_file(directory: str) -> None:
     store.write_value(mmap_key(name, name + "_total", ("route", "method", "status"), ("/healthz", "GET", "200"),
                                "HTTP requests answered, by URL pattern, method and status."), 1000.0, 0.0)
     store.close()
-
-
-def _wait_serving(base: str, process, log, probe: str = "/healthz", headers: dict | None = None) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, f"gunicorn exited: {_read(log)}"
-        assert time.monotonic() < deadline, f"gunicorn did not start: {_read(log)}"
-        try:
-            if httpx.get(f"{base}{probe}", headers=headers, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
 
 
 def _workers_that_counted(directory: str) -> list[int]:

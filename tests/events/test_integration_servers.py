@@ -8,88 +8,26 @@ re-read on SQLite; see apps/events/wakeup.py).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
-from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
-START_SECONDS = 60  # only so a broken server cannot hang the suite
+from tests.servers import START_SECONDS, server
+
 PASSWORD = "pw-servers-1"
 
 # serialized_rollback: the plans seeded by a data migration survive the flush of transactional tests.
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
-def _database_url() -> str:
-    """The test database, as a DATABASE_URL another process can open."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        name = str(s["NAME"])
-        assert os.path.isabs(name), f"the SQLite test database must be a file another process can open: {name}"
-        return f"sqlite:///{name}"
-    auth = quote(s["USER"] or "", safe="")
-    if s["PASSWORD"]:
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{quote(s['NAME'], safe='')}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _server(kind: str):
-    """Start one server process on a free port of 127.0.0.1 and yield its base URL."""
-    port = _free_port()
-    if kind == "gunicorn":
-        command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
-                   "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8"]
-    else:
-        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings"}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert process.poll() is None, f"{kind} exited: {_read(log)}"
-            assert time.monotonic() < deadline, f"{kind} did not start: {_read(log)}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-def _read(log) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-4000:]
+    """One server process of `kind` (gunicorn: 2 workers of 8 threads); yields its base URL."""
+    with server(kind, workers=2, threads=8) as running:
+        yield running.base
 
 
 class _Poll(threading.Thread):
