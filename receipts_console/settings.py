@@ -253,18 +253,17 @@ PURGE_INTERVAL_SECONDS = env.int("PURGE_INTERVAL_SECONDS", default=600)
 PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=1000)
 PURGE_SOFT_TIME_LIMIT_SECONDS = env.int("PURGE_SOFT_TIME_LIMIT_SECONDS", default=540)
 PURGE_TIME_LIMIT_SECONDS = PURGE_SOFT_TIME_LIMIT_SECONDS + 60
+# Every purge runs on beat at the same interval; a run that waited a whole interval in the queue (worker down)
+# is dropped: the next one does the work.
 CELERY_BEAT_SCHEDULE = {
-    "purge-expired-group-acks": {
-        "task": "receipts.purge_expired_group_acks",
-        "schedule": PURGE_INTERVAL_SECONDS,
-        # A run that waited a whole interval in the queue (worker down) is dropped: the next one does the work.
-        "options": {"expires": PURGE_INTERVAL_SECONDS},
-    },
-    "purge-expired-events": {
-        "task": "events.purge_expired_events",
-        "schedule": PURGE_INTERVAL_SECONDS,
-        "options": {"expires": PURGE_INTERVAL_SECONDS},
-    },
+    name: {"task": task, "schedule": PURGE_INTERVAL_SECONDS, "options": {"expires": PURGE_INTERVAL_SECONDS}}
+    for name, task in [
+        ("purge-expired-group-acks", "receipts.purge_expired_group_acks"),
+        ("purge-expired-events", "events.purge_expired_events"),
+        # Retention (SPEC §9): messages past their plan's message_retention_days, expired tokens.
+        ("purge-expired-messages", "chat.purge_expired_messages"),
+        ("purge-expired-tokens", "chat.purge_expired_tokens"),
+    ]
 }
 
 # --- Observability (SPEC §9, docs/OPERATIONS.md "Metrics and logs"): GET /metrics and JSON logs
@@ -349,17 +348,3 @@ TOKEN_REVOCATION_STAMP = env("TOKEN_REVOCATION_STAMP", default="")
 # (apps/events/wakeup.py) uses the same two settings.
 CACHE_TIMEOUT_MS = env.int("CACHE_TIMEOUT_MS", default=250)
 CACHE_BREAKER_SECONDS = env.float("CACHE_BREAKER_SECONDS", default=5.0)
-# --- Retention (SPEC §9): messages past their plan's message_retention_days and expired tokens are purged by
-# beat, like the group-ack purge (same interval, batch size and time limits as the other purges above).
-CELERY_BEAT_SCHEDULE.update({
-    "purge-expired-messages": {
-        "task": "chat.purge_expired_messages",
-        "schedule": PURGE_INTERVAL_SECONDS,
-        "options": {"expires": PURGE_INTERVAL_SECONDS},
-    },
-    "purge-expired-tokens": {
-        "task": "chat.purge_expired_tokens",
-        "schedule": PURGE_INTERVAL_SECONDS,
-        "options": {"expires": PURGE_INTERVAL_SECONDS},
-    },
-})
