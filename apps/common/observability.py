@@ -40,11 +40,6 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 request_logger = logging.getLogger("receipts.request")
 
 
-def client_address(request) -> str:
-    """The client's address for logs: the one the lockout counts (TRUSTED_PROXIES honoured)."""
-    return client_ip(request)
-
-
 def request_id_for(request) -> str:
     supplied = request.META.get("HTTP_X_REQUEST_ID")
     if supplied is not None and SANE_REQUEST_ID.fullmatch(supplied):
@@ -83,7 +78,7 @@ class ObservabilityMiddleware:
                 request_logger.log(
                     level, "%s %s %s", method, route, status,
                     extra={"method": method, "route": route, "status": status,
-                           "duration_ms": round(seconds * 1000, 3), "client": client_address(request)},
+                           "duration_ms": round(seconds * 1000, 3), "client": client_ip(request)},
                 )
             return response
         finally:

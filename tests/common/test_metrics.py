@@ -328,3 +328,11 @@ def test_process_start__removes_only_its_own_roles_files(tmp_path, monkeypatch):
         (tmp_path / name).write_bytes(b"")
     metrics.process_start(metrics.WEB)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_worker-3.db", "gauge_livesum_worker-4.db"]
+
+
+def test_receipt_kinds__the_labels_are_the_models_kinds():
+    # metrics.py cannot import Django models; its copy of the kinds must not drift from ReceiptKind.
+    from apps.common import metrics
+    from apps.receipts.models import ReceiptKind
+
+    assert set(metrics.RECEIPT_KINDS) == set(ReceiptKind.values)
