@@ -79,19 +79,45 @@ def group_member_ids(*, group: Group, exclude_user_id: int | None = None) -> lis
     return list(members.values_list("user_id", flat=True))
 
 
-def message_get(*, app: App, message_id: str) -> Message:
-    """The message `message_id` of `app` with its sender, recipient and group; one query.
+# In the models' field order: Model.from_db takes values in that order.
+_READ_MESSAGE_FIELDS = ("id", "message_id", "chat_type", "sender_id", "recipient_id", "timestamp", "require_read_ack")
+_SENDER_FIELDS = ("id", "username")
 
-    Raises message_not_found.
+
+def single_read_target_get(*, app: App, message_id: str) -> tuple[Message, PolicySnapshot]:
+    """The message `message_id` of `app` as a message read ack needs it, with the app's policy, in one query.
+
+    The message carries the fields the read ack decides and writes with, and its sender (id and username, for
+    the receipt's payload); any other field loads on access (deferred). The policy snapshot is read fresh,
+    joined to the same query (what policy_snapshot_get returns, without a cache round trip), as for a group
+    receipt (group_message_get). Raises message_not_found.
     """
-    message = (
-        Message.objects.select_related("sender", "recipient", "group").filter(app=app, message_id=message_id).first()
-        if storable_text(message_id)
-        else None
-    )
-    if message is None:
+    row = None
+    if storable_text(message_id):
+        with prepared_cursor() as cursor:
+            cursor.execute(_single_read_target_sql(), [message_id, app.pk])
+            row = cursor.fetchone()
+    if row is None:
         raise MessageNotFound(f"No message {message_id!r} in this app.")
-    return message
+    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username = row[:8]
+    # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
+    message = Message.from_db(connection.alias, _READ_MESSAGE_FIELDS, (
+        pk, public_id, chat_type, sender_id, recipient_id, timestamp, bool(require_read_ack)))
+    message.sender = ChatUser.from_db(connection.alias, _SENDER_FIELDS, (sender_id, sender_username))
+    return message, snapshot_from_row(row[8:], app_id=app.pk)
+
+
+@functools.cache
+def _single_read_target_sql() -> str:
+    # Built once per process: the text is what gets prepared.
+    quote = connection.ops.quote_name
+    message_table, user_table = quote(Message._meta.db_table), quote(ChatUser._meta.db_table)
+    columns = ", ".join(f"m.{quote(name)}" for name in _READ_MESSAGE_FIELDS)
+    policy_columns, policy_joins = snapshot_sql("m.app_id")
+    return (
+        f"SELECT {columns}, u.{quote('username')}, {policy_columns} FROM {message_table} m "
+        f"JOIN {user_table} u ON u.id = m.sender_id {policy_joins} WHERE m.message_id = %s AND m.app_id = %s"
+    )
 
 
 _GROUP_FIELDS = ("id", "group_id", "member_count")
@@ -106,7 +132,7 @@ def group_message_get(
 ) -> tuple[Group, Message] | tuple[Group, Message, PolicySnapshot]:
     """A group message of `app` and its group, with `member`'s role in the group, in one query.
 
-    What group_get(member=) and message_get do for a group receipt, in one round trip instead of two:
+    What group_get(member=) and a message lookup do for a group receipt, in one round trip instead of two:
     - raises group_not_found first, then message_not_found (also for a message of another group or a
       single-chat message), the contract's order;
     - the group carries `member_role` ("owner", "admin", "member" or None), like group_get(member=);

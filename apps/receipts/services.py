@@ -34,7 +34,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from apps.chat.exceptions import MessageNotFound
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
-from apps.chat.selectors import chat_user_get, group_message_get, message_get
+from apps.chat.selectors import chat_user_get, group_message_get, single_read_target_get
 from apps.common import metrics
 from apps.common.db import prepared_cursor
 from apps.common.timeutils import now, to_ms
@@ -105,13 +105,14 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
     - `messages_read` to the sender's user when the message asked for read receipts (require_read_ack);
     - `messages_read` to the reader's user in every case, except the calling device (multi-device sync);
     - one "read" receipt on the app's daily counter.
-    Fixed queries: one lookup, then (when new) 4 writes; a repeat costs the lookup and one UPDATE.
+    Fixed queries: one lookup (message, sender and policy), then (when new) 4 writes; a repeat costs the lookup
+    and one UPDATE.
     """
-    message = message_get(app=app, message_id=message_id)
+    message, snapshot = single_read_target_get(app=app, message_id=message_id)
     moment = now()
     raise_unless_allowed(
         evaluation.message_read_ack_decision(
-            snapshot=policy_snapshot_get(app_id=app.pk),
+            snapshot=snapshot,
             is_single_chat=message.chat_type == ChatType.SINGLE,
             is_recipient=message.recipient_id == reader.pk,
             device_require_ack=device.require_ack,
