@@ -24,16 +24,18 @@ TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
@@ -75,7 +77,13 @@ def token_cache_key(key_hash: str) -> str:
 
 
 def _cache_is_process_local() -> bool:
-    return isinstance(caches["default"], LocMemCache)
+    # By the configured class, not the connection object (caches["default"] is a per-thread lookup; every request).
+    return _is_locmem(settings.CACHES["default"]["BACKEND"])
+
+
+@functools.lru_cache(maxsize=8)
+def _is_locmem(backend_path: str) -> bool:
+    return issubclass(import_string(backend_path), LocMemCache)
 
 
 def revocation_stamp_path() -> Path:
