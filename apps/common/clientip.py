@@ -35,6 +35,9 @@ def trusted_proxies() -> tuple:
     return _networks(tuple(proxies))
 
 
+# Cached: every request parses its peer (the request log line, the lockout), and a server sees the same few
+# peers (its proxies, or its busiest clients) again and again; the addresses are immutable.
+@lru_cache(maxsize=4096)
 def _parse(value: str) -> Address | None:
     """An address from a header entry or REMOTE_ADDR; '[v6]:port' and 'v4:port' (some proxies add ports)."""
     value = value.strip()

@@ -16,8 +16,8 @@ import hmac
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -44,7 +44,7 @@ def request_id_for(request) -> str:
     supplied = request.META.get("HTTP_X_REQUEST_ID")
     if supplied is not None and SANE_REQUEST_ID.fullmatch(supplied):
         return supplied
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 32 hex digits, as uuid4().hex, in fewer steps (every request)
 
 
 def route_of(request) -> str:
