@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.chat.apis import UserTokenApi
+from apps.chat.api_base import UserTokenApi
 from apps.common.pagination import parse_limit
 from apps.common.schema import CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 

@@ -1,7 +1,7 @@
 """Read-receipt endpoints of the app API (SPEC §5), user tokens only. Thin: parse, call one service, serialise.
 
 The three ack endpoints answer an authorised POST without DRF's per-request machinery (LeanPostUserTokenApi,
-apps/chat/apis.py); their `post` stays the DRF handler for everything else and for the schema.
+apps/chat/api_base.py); their `post` stays the DRF handler for everything else and for the schema.
 
 The three ack endpoints are the hottest of the API: their results are flat dataclasses of plain values, so they
 are returned as dicts (dataclasses.asdict) instead of through a DRF serializer, which copies its declared
@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.chat.apis import LeanPostUserTokenApi, UserTokenApi
+from apps.chat.api_base import LeanPostUserTokenApi, UserTokenApi
 from apps.common.pagination import parse_limit
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.common.timeutils import to_ms
