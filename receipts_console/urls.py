@@ -17,7 +17,6 @@ admin_api = [
 app_api = [
     path("", include("apps.receipts.urls")),
     path("", include("apps.chat.urls")),
-    path("", include("apps.events.urls")),
 ]
 
 urlpatterns = [
