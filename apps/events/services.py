@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.chat.models import ChatUser, Message
+from apps.chat.models import Message
 from apps.common import metrics
 from apps.common.exceptions import InvalidRequest
 from apps.common.pagination import decode_cursor, encode_cursor
@@ -32,6 +32,12 @@ class NewEvent:
     origin_device_id: str = ""
     # Set on the single-chat `message` event of the recipient: handing it out records the delivery.
     delivery_message_pk: int | None = None
+
+
+def _feed_users():
+    """The model of the users whose feeds these are (chat's users), reached through Event.user rather than imported:
+    events sit below chat, which publishes into them, and that foreign key is their one reference upward."""
+    return Event._meta.get_field("user").related_model
 
 
 def events_publish(*, events: list[NewEvent]) -> list[Event]:
@@ -58,7 +64,7 @@ def events_publish(*, events: list[NewEvent]) -> list[Event]:
         if connection.vendor == "postgresql":
             created = _publish_postgresql(events=events, user_ids=user_ids)
         else:
-            list(ChatUser.objects.filter(id__in=user_ids).order_by("id").select_for_update(no_key=True)
+            list(_feed_users().objects.filter(id__in=user_ids).order_by("id").select_for_update(no_key=True)
                  .values_list("id", flat=True))
             created = Event.objects.bulk_create(
                 [
@@ -91,7 +97,7 @@ _PUBLISH_PG = (
 
 def _publish_postgresql(*, events: list[NewEvent], user_ids: list[int]) -> list[Event]:
     quote = connection.ops.quote_name
-    sql = _PUBLISH_PG.format(user_table=quote(ChatUser._meta.db_table), event_table=quote(Event._meta.db_table))
+    sql = _PUBLISH_PG.format(user_table=quote(_feed_users()._meta.db_table), event_table=quote(Event._meta.db_table))
     moment = timezone.now()
     params = [
         user_ids,
