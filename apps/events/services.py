@@ -82,9 +82,10 @@ def events_publish(*, events: list[NewEvent]) -> list[Event]:
     return created
 
 
-# PostgreSQL: the user-row locks and the INSERT in one statement, one round trip and no ORM compilation (they
-# were ~28% of a group ack's server CPU, bench/). The one-time filter on `locked` runs that CTE to its end, so
-# every user row is locked (in id order) before the first event row is inserted and takes its id.
+# PostgreSQL: the user-row locks and the INSERT in one statement, one round trip and no ORM compilation, for every
+# publisher (sends, message and conversation acks, deliveries; a group ack writes its event in its own statement,
+# apps/receipts/services.py). The one-time filter on `locked` runs that CTE to its end, so every user row is
+# locked (in id order) before the first event row is inserted and takes its id.
 _PUBLISH_PG = (
     "WITH locked AS (SELECT id FROM {user_table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE) "
     "INSERT INTO {event_table} (user_id, type, payload, origin_device_id, delivery_message_pk, created_at) "
@@ -207,7 +208,7 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
     """
     position = decode_cursor(cursor) or 0
     if cursor and encode_cursor(position) != cursor:
-        # base64 decoding forgives stray characters; a cursor is only what this API wrote.
+        # Stricter than the lists (decode_cursor tolerates "=" padding): the feed takes its cursor only as issued.
         raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]})
     if timeout <= 0:
         page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
