@@ -55,8 +55,8 @@ class IsSuperuser(BasePermission):
         return bool(request.user) and request.user.is_superuser
 
 
+# Base of the admin-API endpoints (tenancy, policy, audit): a staff token of a staff member. A comment, not a
+# docstring: drf-spectacular would show a docstring as the description of every operation without one.
 class StaffApi(APIView):
-    """Base of the admin-API endpoints (tenancy, policy, audit): a staff token of a staff member."""
-
     authentication_classes = [StaffTokenAuthentication]
     permission_classes = [IsStaffMember]
