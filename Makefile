@@ -41,8 +41,10 @@ chromium:
 test: install chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff, then the import contracts of pyproject.toml ([tool.importlinter]: which app and module may import which).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Receipts under load on a scratch PostgreSQL database (docs/PERFORMANCE.md); py-spy for `--profile`.
 bench: install

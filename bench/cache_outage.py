@@ -54,7 +54,7 @@ def main() -> None:
     from rest_framework.test import APIClient
 
     from apps.chat.services import chat_user_create
-    from apps.tenancy.services import app_create
+    from apps.policy.services import app_create
     from bench.harness import latency_summary
 
     for _ in range(200):

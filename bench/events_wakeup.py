@@ -63,7 +63,7 @@ def setup_app(env: dict) -> tuple[str, str, str]:
     """Create a fresh app in the scratch database (in a child process); return org, client id, secret."""
     org = f"bench{int(time.time() * 1000) % 10**9}"
     code = (
-        "from apps.tenancy.services import app_create;"
+        "from apps.policy.services import app_create;"
         f"app, secret = app_create(org_name='{org}', app_name='chat');"
         "print(app.client_id, secret)"
     )

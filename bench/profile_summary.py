@@ -19,7 +19,7 @@ from pathlib import Path
 BUCKETS = [
     ("authentication (token lookup)", re.compile(r"AppTokenAuthentication\.authenticate|authenticate_principal")),
     ("policy snapshot", re.compile(r"policy_snapshot_get")),
-    ("group + message lookup", re.compile(r"^(group_get|message_get|group_ack_target_get) ")),
+    ("group + message lookup", re.compile(r"^(group_get|group_message_get|single_read_target_get) ")),
     ("events_publish", re.compile(r"^events_publish ")),
     ("daily counter", re.compile(r"^receipt_count_add ")),
     ("commit / transaction", re.compile(r"Atomic\.__exit__|Atomic\.__enter__")),

@@ -78,8 +78,8 @@ def fill(*, expired: int, fresh: int, readers: int) -> dict:
     from apps.chat.models import ChatUser, Group, Membership, Message
     from apps.chat.services import chat_user_create, group_create
     from apps.common.timeutils import now_ms
+    from apps.policy.services import app_create
     from apps.receipts.models import GroupAck
-    from apps.tenancy.services import app_create
 
     if expired % readers or fresh % readers:
         raise SystemExit("--expired and --fresh must be multiples of --readers")

@@ -72,8 +72,8 @@ def fill(*, expired: int, fresh: int, pairs: int) -> dict:
     from apps.chat.models import ChatUser, Conversation, Group, Membership, Message
     from apps.chat.services import chat_user_create, group_create
     from apps.common.timeutils import now_ms
+    from apps.policy.services import app_create
     from apps.receipts.models import GroupAck
-    from apps.tenancy.services import app_create
 
     app, _ = app_create(org_name="bench", app_name="retention", plan="free")
     for name in ("owner", "g1", "g2", "g3", "g4"):

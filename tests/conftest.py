@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from apps.tenancy.services import app_create, staff_create, staff_token_issue
+from apps.policy.services import app_create
+from apps.tenancy.services import staff_create, staff_token_issue
 
 PASSWORD = "correct-horse-battery"
 

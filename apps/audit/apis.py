@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from apps.common.pagination import parse_limit
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
-from apps.tenancy.apis import StaffApi
+from apps.tenancy.auth import StaffApi
 from apps.tenancy.selectors import app_get
 
 from .selectors import audit_list

@@ -3,19 +3,6 @@ from __future__ import annotations
 from .models import AuditEntry
 
 
-def audit_record(*, actor, app, field: str, old, new, reason: str = "") -> AuditEntry:
-    """Write one audit row; call it inside the transaction that makes the change."""
-    return AuditEntry.objects.create(
-        app=app,
-        actor=actor,
-        actor_username=getattr(actor, "username", "") or "system",
-        field=field,
-        old_value=old,
-        new_value=new,
-        reason=reason or "",
-    )
-
-
 def audit_record_many(*, actor, app, changes: list[tuple[str, object, object]], reason: str = "") -> list[AuditEntry]:
     """Write one audit row per (field, old, new) in a single INSERT; call it inside the changing transaction.
 

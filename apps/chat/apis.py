@@ -1,12 +1,10 @@
 """App API (SPEC §5), base /api/v1/{org}/{app}/. Thin views: parse, authorise, call, serialise."""
 
-from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.exceptions import ApplicationError
 from apps.common.fields import (
     JSONObjectField,
     OneOfSerializer,
@@ -14,70 +12,14 @@ from apps.common.fields import (
     StrictCharField,
     StrictChoiceField,
 )
-from apps.common.renderers import SafeJSONRenderer
 from apps.common.schema import error_responses
-from apps.common.tokens import bearer_token
 from apps.lockout.schema import RETRY_AFTER
 from apps.lockout.services import secret_attempt
 
 from . import services
-from .auth import AppTokenAuthentication, IsAppToken, IsUserToken, authenticate_principal, principal_serves
+from .api_base import AppTokenApi, UserTokenApi
 from .models import USERNAME_PATTERN
 from .selectors import app_for_path
-
-
-class AppTokenApi(APIView):
-    """Base of endpoints that need an app token (the customer's server)."""
-
-    authentication_classes = [AppTokenAuthentication]
-    permission_classes = [IsAppToken]
-
-
-class UserTokenApi(APIView):
-    """Base of endpoints that need a user token (the client SDK)."""
-
-    authentication_classes = [AppTokenAuthentication]
-    permission_classes = [IsUserToken]
-
-
-class LeanPostUserTokenApi(UserTokenApi):
-    """A user-token endpoint whose POST, when it is authorised, skips DRF's per-request machinery: for the read
-    acks, the hottest calls of the API (bench/: Django's handler, DRF and the middleware together were ~0.9 ms
-    of a group ack's ~3 ms of server CPU; DRF's request wrapping, negotiation, permissions and rendering the
-    largest part).
-
-    `post` stays the documented DRF handler (and the schema's source); `lean_post(principal, **url_kwargs)`
-    returns the 200 body or raises an ApplicationError, and both call the same service.
-    - The lean path runs only when DRF would get as far as calling post(): a bearer token of a live user
-      principal of this URL's app (the same authenticate_principal, cache and checks as AppTokenAuthentication
-      and IsUserToken). Anything else (no, bad or expired token, an app token, another app's token, another
-      method) goes through DRF's dispatch unchanged, so those answers and their headers stay DRF's.
-    - An ApplicationError gets the envelope api_exception_handler gives it (payload and status), rendered by
-      the API's renderer, as is the 200 body: the bytes are DRF's (tests/receipts/test_api_lean_post.py).
-    """
-
-    _renderer = SafeJSONRenderer()
-
-    def lean_post(self, principal, **url_kwargs) -> dict:
-        raise NotImplementedError
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.method == "POST":
-            token = bearer_token(request)
-            principal = authenticate_principal(token) if token is not None else None
-            # What AppTokenAuthentication and IsUserToken let through, with the same functions.
-            if principal is not None and principal_serves(principal, kwargs) and IsUserToken.allows(principal):
-                try:
-                    return self._lean_response(self.lean_post(principal, **kwargs), 200)
-                except ApplicationError as exc:
-                    return self._lean_response(exc.as_payload(), exc.status)
-        return super().dispatch(request, *args, **kwargs)
-
-    def _lean_response(self, data: dict, status_code: int) -> HttpResponse:
-        response = HttpResponse(self._renderer.render(data), status=status_code, content_type="application/json")
-        response["Allow"] = ", ".join(self.allowed_methods)  # as DRF's default_response_headers
-        return response
-
 
 _USERNAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.' and '-'."
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"

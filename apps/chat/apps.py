@@ -18,7 +18,7 @@ class ChatConfig(AppConfig):
         post_delete.connect(forget_deleted_token, sender=AccessToken, dispatch_uid="chat-access-token-cache-forget")
 
         register_bearer_scheme(
-            target_class="apps.chat.auth.AppTokenAuthentication",
+            target_class="apps.chat.api_base.AppTokenAuthentication",
             name="appToken",
             description="An app token or a user token from POST /api/v1/{org}/{app}/token.",
         )

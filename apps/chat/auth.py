@@ -1,7 +1,7 @@
-"""App-API authentication: app tokens and user (device) tokens, scoped to the URL's app.
+"""App-API tokens: the principal (app, user, device) a bearer token stands for, and the cache of principals.
 
-A token of another app, an expired or unknown token -> 401 unauthenticated.
-An app token on a user endpoint, or a user token on an app endpoint -> 403 forbidden.
+No DRF here: the services drop cached principals (token_cache_forget), the API's authentication
+(apps/chat/api_base.py) reads them (authenticate_principal).
 
 Every app-API request authenticates, so a known token is served from the cache (Redis in production) for
 TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
@@ -36,11 +36,8 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import BasePermission
 
-from apps.common.tokens import bearer_token, hash_token
+from apps.common.tokens import hash_token
 from apps.tenancy.models import App
 
 from .models import AccessToken, ChatUser, DeviceSession
@@ -212,40 +209,3 @@ def authenticate_principal(token: str) -> Principal | None:
 def principal_serves(principal: Principal, url_kwargs: dict) -> bool:
     """Whether the principal's app is the one the URL names: a token is useless on another app's base path."""
     return (principal.app.org_name, principal.app.app_name) == (url_kwargs.get("org_name"), url_kwargs.get("app_name"))
-
-
-class AppTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <token>` from POST /api/v1/{org}/{app}/token; the cache or one query."""
-
-    def authenticate(self, request):
-        token = bearer_token(request)
-        if token is None:
-            return None
-        kwargs = request.parser_context["kwargs"] if getattr(request, "parser_context", None) else {}
-        principal = authenticate_principal(token)
-        if principal is None:
-            raise AuthenticationFailed("The token is unknown or has expired.")
-        if not principal_serves(principal, kwargs):
-            raise AuthenticationFailed("The token belongs to another app.")
-        return principal, None
-
-    def authenticate_header(self, request):
-        return "Bearer"
-
-
-class IsAppToken(BasePermission):
-    message = "This endpoint needs an app token (client_credentials)."
-
-    def has_permission(self, request, view):
-        return isinstance(request.user, Principal) and request.user.is_app
-
-
-class IsUserToken(BasePermission):
-    message = "This endpoint needs a user token (password grant)."
-
-    @staticmethod
-    def allows(principal) -> bool:
-        return isinstance(principal, Principal) and not principal.is_app
-
-    def has_permission(self, request, view):
-        return self.allows(request.user)

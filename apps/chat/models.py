@@ -96,7 +96,7 @@ class Message(models.Model):
     chat_type = models.CharField(max_length=8, choices=ChatType.choices)
     sender = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="sent_messages")
     sender_device_id = models.CharField(max_length=64, default="")
-    # No index of its own: message_unread_by_peer starts with recipient.
+    # No index of its own: message_from_peer starts with recipient.
     recipient = models.ForeignKey(
         ChatUser, null=True, blank=True, on_delete=models.CASCADE, related_name="received_messages", db_index=False
     )

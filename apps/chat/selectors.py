@@ -66,11 +66,6 @@ def group_get(*, app: App, group_id: str, member: ChatUser | None = None) -> Gro
     return group
 
 
-def membership_get(*, group: Group, user: ChatUser) -> Membership | None:
-    """`user`'s membership of `group`, or None."""
-    return Membership.objects.filter(group=group, user=user).first()
-
-
 def group_member_ids(*, group: Group, exclude_user_id: int | None = None) -> list[int]:
     """The ChatUser ids of every member of `group` (minus `exclude_user_id`); one query whatever the size."""
     members = Membership.objects.filter(group=group)

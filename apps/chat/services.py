@@ -42,7 +42,6 @@ from .models import (
 from .selectors import chat_user_get, chat_users_by_username, group_get, group_member_ids, storable_text
 
 __all__ = [
-    "DuplicateUsername",  # historical import path; the codes live in .exceptions
     "SendResult",
     "app_token_issue",
     "token_credential_name",

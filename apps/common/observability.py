@@ -4,7 +4,7 @@
   is sane, else a new one), keeps it in a context variable for the duration of the request so every log line
   emitted meanwhile carries it (RequestIdFilter), answers it in X-Request-ID, counts and times the request by URL
   pattern (apps/common/metrics.py) and writes one request log line: INFO below 500, ERROR from 500.
-  The lean POST of the read acks (apps/chat/apis.py) skips DRF, not Django's middleware: it is counted the same.
+  The lean POST of the read acks (apps/chat/api_base.py) skips DRF, not Django's middleware: it is counted the same.
 - JsonFormatter: one JSON object per line (the standard library's json), installed by LOGGING in settings.
 - metrics_view: Prometheus text, behind METRICS_TOKEN (Bearer); 404 when the setting is empty.
 """

@@ -1,6 +1,6 @@
 """Opaque keyset cursors and the `limit` rule shared by every list (SPEC §3).
 
-A cursor encodes the last primary key a page returned; the next page is
+A cursor encodes the key of the last row a page returned (its primary key, or its (time, id)); the next page is
 "rows after it" on an indexed column, so a page costs the same at any depth.
 """
 
@@ -18,31 +18,52 @@ _DIGITS = re.compile(r"[0-9]+")
 _SIGNED_DIGITS = re.compile(r"-?[0-9]+")
 
 
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"p{position}".encode()).decode().rstrip("=")
+# One codec for every cursor: a tag naming the key's shape, then its non-negative integers ("p<pk>" for a primary
+# key, "k<time>.<id>" for a (time, id) keyset), URL-safe base64 without padding. Only the exact string this API
+# issued decodes (a trailing "=" padding is tolerated): base64 decoding forgives stray characters ("cDE=x"), and
+# int() would take " 1", "+1", "01" or "1_0".
+_POSITION_TAG, _PAIR_TAG = "p", "k"
 
 
-def decode_cursor(raw: str | None) -> int | None:
-    """`None`/empty means "from the start"; anything we did not issue is a 400."""
+def _encode(tag: str, values: tuple[int, ...]) -> str:
+    return base64.urlsafe_b64encode((tag + ".".join(map(str, values))).encode()).decode().rstrip("=")
+
+
+def _decode(raw: str | None, tag: str, size: int) -> tuple[int, ...] | None:
+    """`None`/empty means "from the start"; anything this API did not issue is a 400 invalid_request."""
     if raw is None or raw == "":
         return None
     try:
         padded = raw + "=" * (-len(raw) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-        if not text.startswith("p"):
+        parts = text[1:].split(".")
+        if not text.startswith(tag) or len(parts) != size or not all(_DIGITS.fullmatch(part) for part in parts):
             raise ValueError(text)
-        if not _DIGITS.fullmatch(text[1:]):
-            raise ValueError(text)  # int() would also take " 1", "+1" and "1_0"
-        position = int(text[1:])
-        if position > 2**63 - 1:
-            raise ValueError(text)
-        # base64 decoding forgives stray characters ("cDE=x"): only the exact
-        # string this API issued is a cursor.
-        if raw.rstrip("=") != encode_cursor(position):
+        values = tuple(int(part) for part in parts)
+        if max(values) > 2**63 - 1 or raw.rstrip("=") != _encode(tag, values):
             raise ValueError(raw)
-        return position
+        return values
     except (ValueError, UnicodeError, binascii.Error):
         raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]}) from None
+
+
+def encode_cursor(position: int) -> str:
+    return _encode(_POSITION_TAG, (position,))
+
+
+def decode_cursor(raw: str | None) -> int | None:
+    """The position `encode_cursor` wrote; None for none or empty; invalid_request for anything else."""
+    values = _decode(raw, _POSITION_TAG, 1)
+    return None if values is None else values[0]
+
+
+def encode_pair_cursor(first: int, second: int) -> str:
+    return _encode(_PAIR_TAG, (first, second))
+
+
+def decode_pair_cursor(raw: str | None) -> tuple[int, int] | None:
+    """The (first, second) `encode_pair_cursor` wrote; None for none or empty; invalid_request for anything else."""
+    return _decode(raw, _PAIR_TAG, 2)
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:

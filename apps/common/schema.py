@@ -134,8 +134,9 @@ LIMIT_PARAMETER = OpenApiParameter(
     "limit", {"type": "integer", "minimum": 1},
     description="Page size: an integer >= 1, default 50; values above 200 are clamped to 200.",
 )
-# What encode_cursor writes (URL-safe base64 without padding; trailing "=" padding is tolerated). Only a
-# cursor this API issued is accepted: any other string is 400 invalid_request with fields.cursor.
+# What the cursor codec writes (apps/common/pagination.py: URL-safe base64 without padding; trailing "=" padding
+# is tolerated). Only a cursor this API issued is accepted: any other string is 400 invalid_request with
+# fields.cursor.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*=*$"
 CURSOR_PARAMETER = OpenApiParameter(
     "cursor", {"type": "string", "pattern": CURSOR_PATTERN},

@@ -1,6 +1,6 @@
 """The application's clock (SPEC §3): timezone.now() only, ms at the API edge."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -15,7 +15,3 @@ def to_ms(moment: datetime) -> int:
 
 def now_ms() -> int:
     return to_ms(timezone.now())
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)

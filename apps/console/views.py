@@ -23,11 +23,10 @@ from apps.audit.selectors import audit_list
 from apps.common.exceptions import ApplicationError, NotFound
 from apps.policy.evaluation import effective_group_read_ack, refused_fields
 from apps.policy.selectors import policy_snapshot_build
-from apps.policy.services import policy_update
+from apps.policy.services import app_create, policy_update
 from apps.receipts.counters import receipt_counts_by_day
 from apps.tenancy.roles import OPERATOR, staff_roles
 from apps.tenancy.selectors import app_get, app_list
-from apps.tenancy.services import app_create
 
 from . import presenters
 from .charts import stacked_bars

@@ -1,4 +1,5 @@
-"""Reads of the policy; the receipt hot path uses the cached snapshot."""
+"""Reads of the policy: the cached snapshot (sends, conversation acks, deliveries) and, for the message and group
+read acks, the snapshot's columns joined into their own lookup query (snapshot_sql), one round trip and no cache."""
 
 from __future__ import annotations
 

@@ -1,14 +1,15 @@
-"""Writes of the receipt policy and plan: validation, role split, gating, audit."""
+"""Writes of the receipt policy and plan: apps created with their policy; validation, role split, gating, audit."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record_many
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.roles import staff_roles
+from apps.tenancy.services import DuplicateApp, app_build
 
 from . import evaluation
 from .models import (
@@ -177,3 +178,19 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     locked_app.plan = plans[locked_app.plan_id]
     app.plan = locked_app.plan
     return policy
+
+
+def app_create(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App, str]:
+    """Create an app with its default receipt policy; returns it and the client secret (shown once).
+
+    Here rather than in tenancy: both rows go in one transaction, and policy depends on tenancy, never the reverse.
+    Raises invalid_request (names, plan) and duplicate_app.
+    """
+    app, secret = app_build(org_name=org_name, app_name=app_name, plan=plan)
+    try:
+        with transaction.atomic():
+            app.save(force_insert=True)
+            ReceiptPolicy.objects.create(app=app)
+    except IntegrityError:
+        raise DuplicateApp(f"The app {org_name}#{app_name} already exists.") from None
+    return app, secret

@@ -6,8 +6,6 @@ falling between two rows of the same millisecond neither repeats nor skips one. 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +15,7 @@ from django.db.models.functions import Coalesce
 from apps.chat.models import ChatUser, Conversation, Message
 from apps.chat.selectors import group_message_get
 from apps.common.exceptions import InvalidRequest
+from apps.common.pagination import decode_pair_cursor, encode_pair_cursor
 from apps.common.timeutils import now_ms
 from apps.policy import evaluation
 from apps.tenancy.models import App
@@ -25,7 +24,6 @@ from .exceptions import raise_unless_allowed
 from .models import GroupAck
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_BIGINT = 2**63 - 1
 
 
 def message_is_read(*, message: Message) -> bool:
@@ -45,26 +43,6 @@ def messages_unread(*, reader: ChatUser) -> QuerySet[Message]:
     return Message.objects.filter(recipient=reader, read_at__isnull=True).filter(
         pk__gt=Coalesce(Subquery(position.values("read_up_to_pk")[:1]), 0)
     )
-
-
-def encode_pair_cursor(first: int, second: int) -> str:
-    return base64.urlsafe_b64encode(f"k{first}.{second}".encode()).decode().rstrip("=")
-
-
-def decode_pair_cursor(raw: str | None) -> tuple[int, int] | None:
-    """`None`/empty means "from the start"; anything this API did not issue is a 400 invalid_request."""
-    if raw is None or raw == "":
-        return None
-    try:
-        text = base64.urlsafe_b64decode((raw + "=" * (-len(raw) % 4)).encode("ascii")).decode("ascii")
-        if not text.startswith("k"):
-            raise ValueError(text)
-        first, second = (int(part) for part in text[1:].split("."))
-        if not (0 <= first <= _MAX_BIGINT and 0 <= second <= _MAX_BIGINT):
-            raise ValueError(text)
-        return first, second
-    except (ValueError, UnicodeError, binascii.Error):
-        raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]}) from None
 
 
 def _to_us(moment: datetime) -> int:

@@ -1,10 +1,11 @@
-"""Routes of the read-receipt endpoints, mounted under the app API base path."""
+"""Routes of the read-receipt endpoints and the event feed, mounted under the app API base path."""
 
 from django.urls import path
 
 from .apis import (
     ConversationListApi,
     ConversationReadAckApi,
+    EventListApi,
     GroupAckListApi,
     GroupMessageReadAckApi,
     MessageReadAckApi,
@@ -20,4 +21,5 @@ urlpatterns = [
         name="group-message-read-ack",
     ),
     path("groups/<str:group_id>/messages/<str:message_id>/acks", GroupAckListApi.as_view(), name="group-message-acks"),
+    path("events", EventListApi.as_view(), name="app-events"),
 ]

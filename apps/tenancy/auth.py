@@ -1,4 +1,4 @@
-"""Admin-API authentication (staff bearer tokens) and role permissions."""
+"""Admin-API authentication (staff bearer tokens), role permissions and StaffApi, the base of every admin endpoint."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 from apps.common.tokens import bearer_token, hash_token
 
@@ -52,3 +53,10 @@ class IsSuperuser(BasePermission):
 
     def has_permission(self, request, view):
         return bool(request.user) and request.user.is_superuser
+
+
+# Base of the admin-API endpoints (tenancy, policy, audit): a staff token of a staff member. A comment, not a
+# docstring: drf-spectacular would show a docstring as the description of every operation without one.
+class StaffApi(APIView):
+    authentication_classes = [StaffTokenAuthentication]
+    permission_classes = [IsStaffMember]

@@ -19,7 +19,3 @@ def staff_roles(user) -> frozenset[str]:
             cached = frozenset(name for name in user.groups.values_list("name", flat=True) if name in ROLES)
         user._staff_roles = cached
     return cached
-
-
-def is_staff_member(user) -> bool:
-    return bool(staff_roles(user))

@@ -1,4 +1,5 @@
-"""Writes of tenancy: apps with their credentials, staff accounts and staff tokens."""
+"""Writes of tenancy: new apps and their credentials (saved with their policy by apps.policy.services.app_create),
+staff accounts and staff tokens."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from django.utils import timezone
 from apps.common.exceptions import Conflict, InvalidRequest, Unauthenticated
 from apps.common.tokens import hash_token, new_token
 from apps.lockout.services import staff_authenticate
-from apps.policy.models import ReceiptPolicy
 
 from .models import NAME_PATTERN, RESERVED_ORG_NAMES, App, PlanTier, StaffToken
 from .roles import ROLES
@@ -46,26 +46,22 @@ def _validate_app_names(org_name, app_name, plan_code, plans) -> None:
         raise InvalidRequest("Some fields are not valid.", fields=errors)
 
 
-def app_create(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App, str]:
-    """Create an app with its default receipt policy; returns it and the client secret (shown once).
+def app_build(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App, str]:
+    """A new app, not saved yet, with fresh credentials; returns it and the client secret (shown once).
 
-    Raises invalid_request (names, plan) and duplicate_app.
+    Saved only with its receipt policy, by apps.policy.services.app_create: an app never exists without one.
+    Raises invalid_request (names, plan).
     """
     plans = {p.code: p for p in PlanTier.objects.all()}
     _validate_app_names(org_name, app_name, plan, plans)
     secret = secrets.token_urlsafe(32)
-    try:
-        with transaction.atomic():
-            app = App.objects.create(
-                org_name=org_name,
-                app_name=app_name,
-                plan=plans[plan],
-                client_id="YX" + secrets.token_hex(12).upper(),
-                client_secret_hash=hash_token(secret),
-            )
-            ReceiptPolicy.objects.create(app=app)
-    except IntegrityError:
-        raise DuplicateApp(f"The app {org_name}#{app_name} already exists.") from None
+    app = App(
+        org_name=org_name,
+        app_name=app_name,
+        plan=plans[plan],
+        client_id="YX" + secrets.token_hex(12).upper(),
+        client_secret_hash=hash_token(secret),
+    )
     return app, secret
 
 

@@ -13,9 +13,8 @@ from apps.chat.services import chat_user_create, group_create, message_send
 from apps.common.timeutils import now_ms
 from apps.events.models import Event
 from apps.policy.evaluation import MS_PER_DAY
-from apps.policy.services import policy_update
+from apps.policy.services import app_create, policy_update
 from apps.receipts.models import GroupAck
-from apps.tenancy.services import app_create
 
 HOUR_MS = 3_600_000
 

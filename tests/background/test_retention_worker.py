@@ -11,7 +11,7 @@ from apps.chat.models import AccessToken, Conversation, Message
 from apps.chat.services import chat_user_create, message_send, user_token_issue
 from apps.common.timeutils import now_ms
 from apps.policy.evaluation import MS_PER_DAY
-from apps.tenancy.services import app_create
+from apps.policy.services import app_create
 
 from .realworker import run_on_real_worker
 

@@ -9,7 +9,7 @@ from django.db import OperationalError, connection, connections
 
 from apps.chat.models import Conversation, DeviceSession, Group, Membership, Message
 from apps.chat.services import chat_user_create, group_create, group_members_add, message_send
-from apps.tenancy.services import app_create
+from apps.policy.services import app_create
 
 THREADS = 4
 PER_THREAD = 5

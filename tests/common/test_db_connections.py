@@ -40,31 +40,36 @@ def _request(client, path: str):
     return response
 
 
-if connection.vendor == "postgresql":
+# Reported as skipped on SQLite, which has no pool.
+pool_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's connection pool")
 
-    def test_pool__connection_killed_while_idle__checked_and_replaced_before_the_next_request(client, monkeypatch):
-        assert _request(client, "/healthz").status_code == 200  # a pooled connection, used and given back
-        monkeypatch.setitem(connection.settings_dict["OPTIONS"], "health_check_grace_seconds", 0.0)  # "idle" now
-        assert _kill_idle_pooled_connections() >= 1
 
-        response = _request(client, "/healthz")
+@pool_only
+def test_pool__connection_killed_while_idle__checked_and_replaced_before_the_next_request(client, monkeypatch):
+    assert _request(client, "/healthz").status_code == 200  # a pooled connection, used and given back
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "health_check_grace_seconds", 0.0)  # "idle" now
+    assert _kill_idle_pooled_connections() >= 1
 
-        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    response = _request(client, "/healthz")
 
-    def test_pool_check__skipped_within_the_grace_period__made_after_it(monkeypatch):
-        # The trade-off of skipping the check: a connection that died since it was last given back cleanly,
-        # within the grace period, is trusted (and fails the one request that gets it); after it, it is caught.
-        dead = psycopg.connect(**connection.get_connection_params(), autocommit=True)
-        pid = dead.info.backend_pid
-        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        dead._clean_at = time.monotonic()  # as _close() stamps a connection given back by a clean request
-        options = connection.settings_dict["OPTIONS"]
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
-        monkeypatch.setitem(options, "health_check_grace_seconds", 3600.0)
-        connection._check_unless_recently_used(dead)  # trusted: no round trip, no error
 
-        monkeypatch.setitem(options, "health_check_grace_seconds", 0.0)
-        with pytest.raises(psycopg.OperationalError):
-            connection._check_unless_recently_used(dead)
-        dead.close()
+@pool_only
+def test_pool_check__skipped_within_the_grace_period__made_after_it(monkeypatch):
+    # The trade-off of skipping the check: a connection that died since it was last given back cleanly,
+    # within the grace period, is trusted (and fails the one request that gets it); after it, it is caught.
+    dead = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    pid = dead.info.backend_pid
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    dead._clean_at = time.monotonic()  # as _close() stamps a connection given back by a clean request
+    options = connection.settings_dict["OPTIONS"]
+
+    monkeypatch.setitem(options, "health_check_grace_seconds", 3600.0)
+    connection._check_unless_recently_used(dead)  # trusted: no round trip, no error
+
+    monkeypatch.setitem(options, "health_check_grace_seconds", 0.0)
+    with pytest.raises(psycopg.OperationalError):
+        connection._check_unless_recently_used(dead)
+    dead.close()

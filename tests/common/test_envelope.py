@@ -152,13 +152,13 @@ def test_envelope__accept_header_ignored__always_json(operator_client):
 
 
 def test_envelope__unexpected_error__500_in_envelope(business_client, make_app, monkeypatch):
-    import apps.tenancy.apis as tenancy_apis
+    import apps.policy.apis as app_apis
 
     def broken(**kwargs):
         raise RuntimeError("boom")
 
     make_app()
-    monkeypatch.setattr(tenancy_apis, "app_get", broken)
+    monkeypatch.setattr(app_apis, "app_get", broken)
     business_client.raise_request_exception = False
     response = business_client.get(f"{APPS}/acme/chat")
     assert response.status_code == 500

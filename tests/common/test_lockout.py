@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 
 from apps.chat.services import chat_user_create
 from apps.lockout.models import LoginFailure
-from apps.tenancy.services import app_create, staff_create
+from apps.policy.services import app_create
+from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.policy.models import ReceiptPolicy
+from apps.policy.services import app_create
 from apps.receipts.counters import receipt_count_add
-from apps.tenancy.services import app_create, staff_create
+from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
 
 pytestmark = [

@@ -203,7 +203,7 @@ def test_ack_list__queries__independent_of_page_size(team, django_assert_num_que
 
 
 def test_ack_list__cursor_beyond_any_date__400_not_500(team):
-    from apps.receipts.selectors import encode_pair_cursor
+    from apps.common.pagination import encode_pair_cursor
 
     world, group, message, alice, *_ = team
     cursor = encode_pair_cursor(2**63 - 1, 1)

@@ -1,4 +1,4 @@
-"""The read acks' lean POST path (apps/chat/apis.py, LeanPostUserTokenApi) answers exactly what DRF's path
+"""The read acks' lean POST path (apps/chat/api_base.py, LeanPostUserTokenApi) answers exactly what DRF's path
 answers: the same status, bytes and headers. Each case runs once as served, once with the lean path switched
 off (every request through DRF's dispatch), and the two answers are compared."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.views import APIView
 
-from apps.chat.apis import LeanPostUserTokenApi
+from apps.chat.api_base import LeanPostUserTokenApi
 
 HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "X-Frame-Options", "X-Content-Type-Options")
 

@@ -6,8 +6,8 @@ import pytest
 
 from apps.common.tokens import hash_token
 from apps.policy.models import ReceiptPolicy
+from apps.policy.services import app_create
 from apps.tenancy.models import App
-from apps.tenancy.services import app_create
 
 URL = "/api/v1/admin/apps"
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,7 @@
-"""Idempotent demo data for `make run`: one app per plan, staff accounts, chat users, a group."""
+"""Idempotent demo data for `make run`: one app per plan, staff accounts, chat users, a group.
+
+In the console, the app on top: demo data uses tenancy, policy and chat, which must not import each other.
+"""
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -7,9 +10,9 @@ from django.db import transaction
 from apps.chat.models import ChatUser, Group
 from apps.chat.services import chat_user_create, group_create
 from apps.common.tokens import hash_token
-from apps.policy.services import policy_update
+from apps.policy.services import app_create, policy_update
 from apps.tenancy.models import App, PlanTier
-from apps.tenancy.services import app_create, staff_create
+from apps.tenancy.services import staff_create
 
 DEMO_PASSWORD = "demo-password"
 STAFF = [("operator", "operator"), ("business", "business")]

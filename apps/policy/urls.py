@@ -1,0 +1,11 @@
+"""Routes of the apps and their receipt policy in the admin API, mounted at /api/v1/admin/."""
+
+from django.urls import path
+
+from .apis import AppDetailApi, AppListCreateApi, PolicyApi
+
+urlpatterns = [
+    path("apps", AppListCreateApi.as_view(), name="admin-apps"),
+    path("apps/<str:org_name>/<str:app_name>", AppDetailApi.as_view(), name="admin-app"),
+    path("apps/<str:org_name>/<str:app_name>/policy", PolicyApi.as_view(), name="admin-policy"),
+]
