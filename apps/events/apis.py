@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from apps.chat.apis import UserTokenApi
 from apps.common.pagination import parse_limit
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 
 from .services import events_poll
@@ -72,7 +73,7 @@ class EventListApi(UserTokenApi):
                 ),
                 "next_cursor": serializers.CharField(help_text="Never null: poll again with it."),
             }),
-            **error_responses((403, "forbidden")),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
         },
     )
     def get(self, request, org_name, app_name):
