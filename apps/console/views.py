@@ -21,11 +21,12 @@ from django.views.static import serve
 
 from apps.audit.selectors import audit_list
 from apps.common.exceptions import ApplicationError, NotFound
-from apps.policy.evaluation import effective_group_read_ack, refused_fields
+from apps.common.reason_codes import ReasonCode
+from apps.policy.evaluation import app_create_allowed, effective_group_read_ack, refused_fields
 from apps.policy.selectors import policy_snapshot_build
 from apps.policy.services import policy_update
 from apps.receipts.counters import receipt_counts_by_day
-from apps.tenancy.roles import OPERATOR, staff_roles
+from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get, app_list
 from apps.tenancy.services import app_create
 
@@ -133,7 +134,14 @@ class ConsoleView(View):
         self.roles = staff_roles(request.user)
         if not self.roles:
             return _render(request, "console/no_role.html", status=403, roles=self.roles)
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
         return super().dispatch(request, *args, **kwargs)
+
+    def refusal(self):
+        """The page refusing this view to the signed-in role, or None: every console role may use it."""
+        return None
 
     def render(self, template: str, context: dict | None = None, *, status: int = 200):
         return _render(self.request, template, context, status=status, roles=self.roles)
@@ -169,27 +177,25 @@ class AppListView(ConsoleView):
         ]
         return self.render("console/app_list.html", {
             "rows": rows, "query": query, "next_cursor": next_cursor, "is_first_page": cursor is None,
-            "can_create": OPERATOR in self.roles,
+            "can_create": app_create_allowed(roles=self.roles),
         })
 
 
 class AppCreateView(ConsoleView):
     template = "console/app_new.html"
 
-    def _refuse(self):
-        # Mirrors the admin API's POST /apps permission (IsOperator).
+    def refusal(self):
+        # The rule the admin API's POST /apps applies too (IsOperator), for GET and POST alike.
+        if app_create_allowed(roles=self.roles):
+            return None
         return self.render("console/forbidden.html", {
             "reason": "Only operators create apps. Business staff change plans and limits on an app's page."
         }, status=403)
 
     def get(self, request):
-        if OPERATOR not in self.roles:
-            return self._refuse()
         return self.render(self.template, {"form": AppCreateForm(plans=plan_list())})
 
     def post(self, request):
-        if OPERATOR not in self.roles:
-            return self._refuse()
         form = AppCreateForm(request.POST, plans=plan_list())
         if not form.is_valid():
             return self.render(self.template, {"form": form}, status=400)
@@ -210,24 +216,18 @@ def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
     plan_names = {plan.code: plan.name for plan in plans}
     permissions = presenters.role_permissions(roles=roles)
     if limits_form is None and permissions["can_change_limits"]:
+        # snapshot.plan is the app's plan code, like every other field under its own name.
         limits_form = PolicyLimitsForm(plans=plans, initial={
-            "plan": app.plan_id,
-            "group_ack_member_limit": snapshot.group_ack_member_limit,
-            "group_ack_sender_scope": snapshot.group_ack_sender_scope,
-            "group_ack_count_visibility": snapshot.group_ack_count_visibility,
-            "group_ack_ttl_days": snapshot.group_ack_ttl_days,
+            field: getattr(snapshot, field) for field in presenters.LIMIT_ORDER
         })
     recent, _ = audit_list(app=app, cursor=None, limit=RECENT_CHANGES)
     sentences = presenters.limit_sentences(snapshot=snapshot)
-    order = ("plan", "group_ack_member_limit", "group_ack_sender_scope", "group_ack_count_visibility",
-             "group_ack_ttl_days")
     limits = [
         {"field": field, "label": presenters.field_label(field),
-         "value": presenters.value_label(field, app.plan_id if field == "plan" else getattr(snapshot, field),
-                                         plan_names=plan_names),
+         "value": presenters.value_label(field, getattr(snapshot, field), plan_names=plan_names),
          "sentence": sentences[field],
          "input": limits_form[field] if limits_form is not None else None}
-        for field in order
+        for field in presenters.LIMIT_ORDER
     ]
     return {
         "app": app,
@@ -249,15 +249,15 @@ class AppDetailView(ConsoleView):
 
 def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
     """The service's error code as a sentence for a person; nothing was changed in every case."""
-    if exc.code == "forbidden_field":
+    if exc.code == ReasonCode.FORBIDDEN_FIELD:
         labels = ", ".join(presenters.field_label(f) for f in refused_fields(roles=roles, fields=changes))
         return (f"Refused: your role may not change {labels}. Nothing was changed. (Operators switch receipt "
                 "features; business staff change the plan and the group limits.)")
-    if exc.code == "plan_not_eligible":
+    if exc.code == ReasonCode.PLAN_NOT_ELIGIBLE:
         return f"Group read receipts were not turned on. {exc.detail}"
-    if exc.code == "reason_required":
+    if exc.code == ReasonCode.REASON_REQUIRED:
         return "Please give a reason: raising the group size limit needs one. Nothing was changed."
-    if exc.code == "invalid_request":
+    if exc.code == ReasonCode.INVALID_REQUEST:
         return "Some values are not valid; see the highlighted fields. Nothing was changed."
     return f"{exc.detail} Nothing was changed."
 

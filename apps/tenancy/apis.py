@@ -7,13 +7,16 @@ from rest_framework.views import APIView
 
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.lockout.schema import RETRY_AFTER
 from apps.policy.selectors import policy_as_dict
+from apps.policy.serializers import EffectiveSerializer, PolicyBodySerializer
 
 from . import services
 from .auth import IsOperator, IsStaffMember, IsSuperuser, StaffTokenAuthentication
 from .models import NAME_PATTERN, RESERVED_ORG_NAMES
+from .plans import DEFAULT_PLAN, PLAN_CODES
 from .selectors import app_get, app_list
 
 
@@ -36,28 +39,11 @@ def app_as_dict(app) -> dict:
     }
 
 
-# The plans seeded by migration 0002 (tests/common/test_schema.py checks the two agree): the schema's enum.
-PLAN_CODES = ("free", "pro", "ultimate", "enterprise")
-
 _NAME_RULE = "1-32 characters: lower-case letters, digits and '-', starting with a letter or digit."
 # NAME_PATTERN, and not a reserved org name (the admin API lives at /api/v1/admin/).
 ORG_NAME_PATTERN = "^" + "".join(f"(?!{name}$)" for name in sorted(RESERVED_ORG_NAMES)) + NAME_PATTERN[1:]
 # Django's staff username rule (letters of any script, digits and @ . + - _), as staff_create checks it.
 STAFF_USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
-
-
-class PolicyBodySerializer(serializers.Serializer):
-    delivery_ack_enabled = serializers.BooleanField()
-    read_ack_enabled = serializers.BooleanField()
-    group_read_ack_enabled = serializers.BooleanField()
-    group_ack_sender_scope = serializers.ChoiceField(choices=["all_members", "owners_and_admins"])
-    group_ack_member_limit = serializers.IntegerField(min_value=2, max_value=100000)
-    group_ack_count_visibility = serializers.ChoiceField(choices=["sender", "all_members"])
-    group_ack_ttl_days = serializers.IntegerField(min_value=1, max_value=30)
-
-
-class EffectiveSerializer(serializers.Serializer):
-    group_read_ack = serializers.BooleanField()
 
 
 class AppOutputSerializer(serializers.Serializer):
@@ -88,7 +74,8 @@ class StaffTokenApi(APIView):
         responses={
             200: inline_serializer("StaffToken", {"access_token": serializers.CharField(),
                                                   "expires_in": serializers.IntegerField()}),
-            **error_responses((401, "unauthenticated"), (429, "rate_limited"), authenticated=False),
+            **error_responses((401, ReasonCode.UNAUTHENTICATED), (429, ReasonCode.RATE_LIMITED),
+                              authenticated=False),
         },
         parameters=[RETRY_AFTER],
         auth=[],
@@ -119,7 +106,7 @@ class StaffCreateApi(StaffApi):
         responses={
             201: inline_serializer("StaffCreated", {"username": serializers.CharField(),
                                                     "role": serializers.CharField()}),
-            **error_responses((403, "forbidden"), (409, "duplicate_username")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (409, ReasonCode.DUPLICATE_USERNAME)),
         },
     )
     def post(self, request):
@@ -140,7 +127,7 @@ class AppListCreateApi(StaffApi):
                                    pattern_message=_NAME_RULE + " Not " + ", ".join(sorted(RESERVED_ORG_NAMES)) + ".")
         app_name = StrictCharField(max_length=32, trim_whitespace=False, pattern=NAME_PATTERN,
                                    pattern_message=_NAME_RULE)
-        plan = StrictChoiceField(choices=PLAN_CODES, required=False, default="free")
+        plan = StrictChoiceField(choices=PLAN_CODES, required=False, default=DEFAULT_PLAN)
 
     @extend_schema(
         operation_id="admin_apps_list",
@@ -148,7 +135,7 @@ class AppListCreateApi(StaffApi):
         responses={
             200: inline_serializer("AppPage", {"results": AppOutputSerializer(many=True),
                                                "next_cursor": serializers.CharField(allow_null=True)}),
-            **error_responses((403, "forbidden")),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
         },
     )
     def get(self, request):
@@ -159,7 +146,10 @@ class AppListCreateApi(StaffApi):
     @extend_schema(
         operation_id="admin_apps_create",
         request=AppCreateInputSerializer,
-        responses={201: AppCreatedSerializer, **error_responses((403, "forbidden"), (409, "duplicate_app"))},
+        responses={
+            201: AppCreatedSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (409, ReasonCode.DUPLICATE_APP)),
+        },
     )
     def post(self, request):
         data = self.AppCreateInputSerializer(data=request.data)
@@ -173,7 +163,10 @@ class AppListCreateApi(StaffApi):
 class AppDetailApi(StaffApi):
     @extend_schema(
         operation_id="admin_apps_retrieve",
-        responses={200: AppOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={
+            200: AppOutputSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
     )
     def get(self, request, org_name, app_name):
         return Response(app_as_dict(app_get(org_name=org_name, app_name=app_name)))
