@@ -274,14 +274,13 @@ class SwitchUpdateView(ConsoleView):
             return self._page(app, plans, status=400)
         changes = form.changes()
         field, on = next(iter(changes.items()))
-        old = getattr(app.policy, field)
         try:
-            policy_update(actor=request.user, app=app, changes=changes, reason="")
+            update = policy_update(actor=request.user, app=app, changes=changes, reason="")
         except ApplicationError as exc:
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
             return self._page(app, plans, status=exc.status)
         label = presenters.field_label(field)
-        if old == on:
+        if not update.changes:
             messages.info(request, f"{label} were already {'on' if on else 'off'} for {app.app_key}.")
         else:
             messages.success(request, f"{label} turned {'on' if on else 'off'} for {app.app_key}.")
@@ -303,23 +302,22 @@ class PolicyUpdateView(ConsoleView):
             messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
             return self._page(app, plans, form, status=400)
         changes = form.changes()
-        before = {field: app.plan_id if field == "plan" else getattr(app.policy, field) for field in changes}
         try:
-            policy = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
+            update = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
             return self._page(app, plans, form, status=exc.status)
-        changed = [(field, before[field], new) for field, new in sorted(changes.items()) if before[field] != new]
-        if not changed:
+        if not update.changes:
             messages.info(request, "Nothing to save: these are the values already in force.")
         else:
+            changed = [(change.field, change.old, change.new) for change in update.changes]
             summary = presenters.changes_summary(changes=changed, plan_names=plan_names)
             messages.success(request, f"Saved for {app.app_key}: {summary}. The change is in the audit trail.")
-            snapshot = policy_snapshot_build(policy=policy, plan=app.plan)
+            snapshot = policy_snapshot_build(policy=update.policy, plan=update.plan)
             if snapshot.group_read_ack_enabled and not snapshot.effective_group_read_ack:
-                messages.warning(request, f"Group read receipts are switched on, but the {app.plan.name} plan does "
-                                          "not include them: they are off in effect until the plan is upgraded.")
+                messages.warning(request, f"Group read receipts are switched on, but the {update.plan.name} plan "
+                                          "does not include them: they are off in effect until the plan is upgraded.")
         return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
 
     def _page(self, app, plans, form, *, status):

@@ -46,5 +46,5 @@ class PolicyApi(StaffApi):
         changes = dict(request.data)
         reason = changes.pop("reason", "")
         app = app_get(org_name=org_name, app_name=app_name)
-        policy = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
-        return Response(policy_as_dict(policy=policy, plan=app.plan))
+        update = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
+        return Response(policy_as_dict(policy=update.policy, plan=update.plan))

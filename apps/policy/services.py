@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,6 +31,24 @@ class ReasonRequired(ApplicationError):
     code, status = ReasonCode.REASON_REQUIRED, 400
 
 
+@dataclass(frozen=True)
+class FieldChange:
+    """One field a policy_update changed: its audit row's (field, old, new), in the field's JSON values."""
+
+    field: str
+    old: bool | int | str
+    new: bool | int | str
+
+
+@dataclass(frozen=True)
+class PolicyUpdate:
+    """What policy_update leaves: the policy and plan now in force, and the fields it really changed."""
+
+    policy: ReceiptPolicy
+    plan: PlanTier
+    changes: tuple[FieldChange, ...]
+
+
 REASON_MAX_LENGTH = 1000
 
 
@@ -50,7 +70,7 @@ def _clean_reason(reason) -> str:
     return reason
 
 
-def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") -> ReceiptPolicy:
+def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") -> PolicyUpdate:
     """Apply a subset of policy fields (and `plan`) all-or-nothing, one audit row per changed field.
 
     Checks, in this order:
@@ -61,6 +81,7 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     - turning group read acks on while the (new) plan does not include them -> plan_not_eligible;
     - raising the member limit without a reason -> reason_required.
     A downgrade keeps the switch as it is; only the effective value changes.
+    Returns the policy and plan in force and the fields that really changed (those audited), sorted by name.
     """
     if not isinstance(changes, dict):
         raise InvalidRequest("The body must be a JSON object.")
@@ -127,4 +148,6 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     # `plans` already holds every plan: no lazy query for the response.
     locked_app.plan = plans[locked_app.plan_id]
     app.plan = locked_app.plan
-    return policy
+    return PolicyUpdate(
+        policy=policy, plan=locked_app.plan, changes=tuple(FieldChange(field, old, new) for field, old, new in audited)
+    )
