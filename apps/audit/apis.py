@@ -5,6 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.common.pagination import parse_limit
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.tenancy.auth import StaffApi
 from apps.tenancy.selectors import app_get
@@ -36,7 +37,7 @@ class AuditListApi(StaffApi):
                 }, many=True),
                 "next_cursor": serializers.CharField(allow_null=True),
             }),
-            **error_responses((403, "forbidden"), (404, "not_found")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
         },
     )
     def get(self, request, org_name, app_name):

@@ -12,6 +12,7 @@ from apps.common.fields import (
     StrictCharField,
     StrictChoiceField,
 )
+from apps.common.reason_codes import GROUP_ACK_REASONS, ReasonCode
 from apps.common.schema import error_responses
 from apps.lockout.schema import RETRY_AFTER
 from apps.lockout.services import secret_attempt
@@ -69,7 +70,7 @@ class TokenCreateApi(APIView):
                 "user": serializers.CharField(required=False, help_text="password grant only"),
                 "device_id": serializers.CharField(required=False, help_text="password grant only"),
             }),
-            **error_responses((401, "unauthenticated"), (429, "rate_limited"), authenticated=False),
+            **error_responses((401, ReasonCode.UNAUTHENTICATED), (429, ReasonCode.RATE_LIMITED), authenticated=False),
         },
         parameters=[RETRY_AFTER],
         auth=[],
@@ -110,7 +111,7 @@ class UserCreateApi(AppTokenApi):
         request=UserCreateInputSerializer,
         responses={
             201: inline_serializer("UserCreated", {"username": serializers.CharField()}),
-            **error_responses((403, "forbidden"), (409, "duplicate_username")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (409, ReasonCode.DUPLICATE_USERNAME)),
         },
     )
     def post(self, request, org_name, app_name):
@@ -147,7 +148,7 @@ class GroupCreateApi(AppTokenApi):
     @extend_schema(
         operation_id="app_groups_create",
         request=GroupCreateInputSerializer,
-        responses={201: GroupOutput, **error_responses((400, "unknown_user"), (403, "forbidden"))},
+        responses={201: GroupOutput, **error_responses((400, ReasonCode.UNKNOWN_USER), (403, ReasonCode.FORBIDDEN))},
     )
     def post(self, request, org_name, app_name):
         data = self.GroupCreateInputSerializer(data=request.data)
@@ -169,7 +170,8 @@ class GroupMembersAddApi(AppTokenApi):
         request=GroupMembersAddInputSerializer,
         responses={
             200: inline_serializer("MemberCount", {"member_count": serializers.IntegerField()}),
-            **error_responses((400, "unknown_user"), (403, "forbidden"), (404, "group_not_found")),
+            **error_responses((400, ReasonCode.UNKNOWN_USER), (403, ReasonCode.FORBIDDEN),
+                (404, ReasonCode.GROUP_NOT_FOUND)),
         },
     )
     def post(self, request, org_name, app_name, group_id):
@@ -185,8 +187,9 @@ class GroupMemberRemoveApi(AppTokenApi):
         request=None,
         responses={
             204: None,
-            **error_responses((403, "forbidden"), (404, "group_not_found"), (404, "user_not_found"),
-                              (409, "owner_cannot_leave")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.GROUP_NOT_FOUND),
+                (404, ReasonCode.USER_NOT_FOUND),
+                              (409, ReasonCode.OWNER_CANNOT_LEAVE)),
         },
     )
     def delete(self, request, org_name, app_name, group_id, username):
@@ -197,7 +200,8 @@ class GroupMemberRemoveApi(AppTokenApi):
 class GroupAdminApi(AppTokenApi):
     """PUT makes a member an admin, DELETE makes it a plain member again (the owner keeps its role)."""
 
-    _errors = error_responses((403, "forbidden"), (404, "group_not_found"), (404, "user_not_found"))
+    _errors = error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.GROUP_NOT_FOUND),
+        (404, ReasonCode.USER_NOT_FOUND))
 
     @extend_schema(operation_id="app_group_admin_add", request=None, responses={204: None, **_errors})
     def put(self, request, org_name, app_name, group_id, username):
@@ -259,12 +263,13 @@ class MessageSendApi(UserTokenApi):
                 "timestamp": serializers.IntegerField(help_text="ms since the Unix epoch, server time"),
                 "need_group_ack": serializers.BooleanField(help_text="effective: false when policy refused it"),
                 "group_ack_reason": serializers.ChoiceField(
-                    choices=["feature_disabled", "not_permitted", "group_too_large"], allow_null=True,
+                    choices=[reason.value for reason in GROUP_ACK_REASONS], allow_null=True,
                     help_text="why a requested group ack was refused; null otherwise",
                 ),
             }),
-            **error_responses((403, "forbidden"), (403, "not_group_member"), (404, "user_not_found"),
-                              (404, "group_not_found")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (403, ReasonCode.NOT_GROUP_MEMBER),
+                (404, ReasonCode.USER_NOT_FOUND),
+                              (404, ReasonCode.GROUP_NOT_FOUND)),
         },
     )
     def post(self, request, org_name, app_name):

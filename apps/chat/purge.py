@@ -24,22 +24,12 @@ from django.utils import timezone
 
 from apps.common.batching import ProgressCallback, PurgeTally, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
-from apps.policy.evaluation import MS_PER_DAY
+from apps.policy.evaluation import retention_cutoff_ms
 from apps.tenancy.models import App, StaffToken
 
 from .models import AccessToken, ChatType, Conversation, Message
 
 logger = logging.getLogger(__name__)
-
-
-def message_expiry_cutoff_ms(*, now_ms: int, retention_days: int) -> int:
-    """Messages sent before this instant (ms) are past retention.
-
-    The same boundary as `evaluation.single_read_ack_expired`, which refuses a read ack: expired iff
-    now - timestamp > retention, i.e. timestamp < now - retention. A message the purge may delete is one
-    no read ack would be accepted for any more.
-    """
-    return now_ms - retention_days * MS_PER_DAY
 
 
 def _conversations_lock(
@@ -167,7 +157,9 @@ def messages_purge_expired(
     tally = PurgeTally("messages", progress)
     retentions = per_app(App.objects, app_id="pk", app="", value="plan__message_retention_days")
     for app_id, app_key, retention_days in retentions:
-        cutoff_ms = message_expiry_cutoff_ms(now_ms=now_ms, retention_days=retention_days)
+        # The boundary at which a read ack is refused (single_read_ack_expired): the purge deletes only messages
+        # no read ack would be accepted for any more.
+        cutoff_ms = retention_cutoff_ms(now_ms=now_ms, days=retention_days)
         tally.begin(app_key)
         if dry_run:
             tally.would_delete(Message.objects.filter(app_id=app_id, timestamp__lt=cutoff_ms).count())

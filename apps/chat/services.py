@@ -16,11 +16,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.common.exceptions import InvalidRequest, Unauthenticated
+from apps.common.reason_codes import ReasonCode
 from apps.common.timeutils import now_ms
 from apps.common.tokens import hash_token, new_token
 from apps.events.services import NewEvent, events_publish
 from apps.lockout.services import chat_user_name, client_id_name
-from apps.policy.evaluation import group_ack_decision
+from apps.policy.evaluation import group_ack_decision, group_send_decision, message_receipt_flags, single_send_decision
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
 
@@ -294,7 +295,14 @@ def group_admin_set(*, app: App, group_id: str, username: str, admin: bool) -> N
 class SendResult:
     message: Message
     # Why a requested group ack was not granted (feature_disabled / not_permitted / group_too_large), else None.
-    group_ack_reason: str | None = None
+    group_ack_reason: ReasonCode | None = None
+
+
+# single_send_decision's refusals (invalid_request) by the field at fault: (detail, the field's message).
+_SINGLE_SEND_REFUSALS = {
+    "need_group_ack": ("need_group_ack is for group messages only.", "Group messages only."),
+    "to": ("You cannot send a message to yourself.", "Not yourself."),
+}
 
 
 def _body_invalid(message: str) -> InvalidRequest:
@@ -431,18 +439,16 @@ def message_send(
     """
     message_body_check(body=body)
     if chat_type == ChatType.SINGLE:
-        if need_group_ack:
-            raise InvalidRequest(
-                "need_group_ack is for group messages only.", fields={"need_group_ack": ["Group messages only."]}
-            )
-        if to == sender.username:
-            raise InvalidRequest("You cannot send a message to yourself.", fields={"to": ["Not yourself."]})
+        decision = single_send_decision(to_self=to == sender.username, need_group_ack=need_group_ack)
+        if not decision.allowed:
+            detail, message = _SINGLE_SEND_REFUSALS[decision.field]
+            raise InvalidRequest(detail, fields={decision.field: [message]})
         recipient = chat_user_get(app=app, username=to)
         group, member_ids, effective_ack, reason = None, [], False, None
     elif chat_type == ChatType.GROUP:
         recipient = None
         group = group_get(app=app, group_id=to, member=sender)
-        if group.member_role is None:
+        if not group_send_decision(sender_is_member=group.member_role is not None).allowed:
             raise NotGroupMember()
         effective_ack, reason = False, None
         if need_group_ack:
@@ -457,6 +463,10 @@ def message_send(
         raise InvalidRequest("chat_type must be single or group.", fields={"chat_type": ["single or group"]})
 
     device_id = device.device_id if device is not None else ""
+    require_read_ack, require_delivery_ack = message_receipt_flags(
+        device_require_ack=device.require_ack if device is not None else None,
+        device_require_delivery_ack=device.require_delivery_ack if device is not None else None,
+    )
     for attempt in range(_ID_ATTEMPTS):
         timestamp = now_ms()
         try:
@@ -473,8 +483,8 @@ def message_send(
                     group=group,
                     body=body,
                     timestamp=timestamp,
-                    require_read_ack=device.require_ack if device is not None else True,
-                    require_delivery_ack=device.require_delivery_ack if device is not None else False,
+                    require_read_ack=require_read_ack,
+                    require_delivery_ack=require_delivery_ack,
                     need_group_ack=effective_ack,
                 )
                 payload = _message_event_payload(message=message, sender=sender, to=to)

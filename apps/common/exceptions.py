@@ -14,19 +14,33 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from .reason_codes import ReasonCode
+
 
 class ApplicationError(Exception):
-    """A contract error: `code` and `status` are part of the API."""
+    """A contract error: `code` and `status` are part of the API.
 
-    code = "invalid_request"
+    `code` is a ReasonCode: a subclass naming a string outside the contract fails when it is defined (at
+    import), not when a client first meets it. Conflict and Gone are status bases without a code of their
+    own (the contract has no generic 409 or 410): only their subclasses are raised.
+    """
+
+    code: ReasonCode | None = ReasonCode.INVALID_REQUEST
     status = 400
     default_detail = "The request is not valid."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None, status: int | None = None,
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.code is not None:
+            cls.code = ReasonCode(cls.code)
+
+    def __init__(self, detail: str | None = None, *, code: ReasonCode | None = None, status: int | None = None,
                  fields: dict[str, list[str]] | None = None):
         self.detail = detail or self.default_detail
         if code is not None:
-            self.code = code
+            self.code = ReasonCode(code)
+        if self.code is None:
+            raise TypeError(f"{type(self).__name__} is a status base: raise a subclass with a contract code.")
         if status is not None:
             self.status = status
         self.fields = fields
@@ -37,31 +51,31 @@ class ApplicationError(Exception):
 
 
 class InvalidRequest(ApplicationError):
-    code, status = "invalid_request", 400
+    code, status = ReasonCode.INVALID_REQUEST, 400
 
 
 class Unauthenticated(ApplicationError):
-    code, status, default_detail = "unauthenticated", 401, "Missing, expired or unknown credentials."
+    code, status, default_detail = ReasonCode.UNAUTHENTICATED, 401, "Missing, expired or unknown credentials."
 
 
 class Forbidden(ApplicationError):
-    code, status, default_detail = "forbidden", 403, "You may not do this."
+    code, status, default_detail = ReasonCode.FORBIDDEN, 403, "You may not do this."
 
 
 class NotFound(ApplicationError):
-    code, status, default_detail = "not_found", 404, "Not found."
+    code, status, default_detail = ReasonCode.NOT_FOUND, 404, "Not found."
 
 
 class Conflict(ApplicationError):
-    code, status, default_detail = "conflict", 409, "The request conflicts with the current state."
+    code, status, default_detail = None, 409, "The request conflicts with the current state."
 
 
 class Gone(ApplicationError):
-    code, status, default_detail = "gone", 410, "No longer available."
+    code, status, default_detail = None, 410, "No longer available."
 
 
 class Unavailable(ApplicationError):
-    code, status, default_detail = "unavailable", 503, "The database is unavailable; retry shortly."
+    code, status, default_detail = ReasonCode.UNAVAILABLE, 503, "The database is unavailable; retry shortly."
 
 
 # Retry-After of a 503 unavailable: the outage checks are cheap (apps/common/db_backends), so clients may
@@ -98,8 +112,9 @@ def unavailable_headers() -> dict[str, str]:
     return {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
 
 
-def error_payload(code: str, detail: str, fields: dict | None = None) -> dict:
-    payload = {"error": code, "detail": detail}
+def error_payload(code: ReasonCode, detail: str, fields: dict | None = None) -> dict:
+    """The envelope; a code outside the contract is a programming error here, not a new wire string."""
+    payload = {"error": ReasonCode(code), "detail": detail}
     if fields:
         payload["fields"] = fields
     return payload
@@ -127,14 +142,14 @@ def _flatten_fields(data, prefix: str = "") -> dict[str, list[str]]:
 
 # DRF exception class -> (status, contract code, detail when DRF's is not useful)
 _DRF_MAP = [
-    (drf_exceptions.NotAuthenticated, 401, "unauthenticated", "Authentication credentials were not provided."),
-    (drf_exceptions.AuthenticationFailed, 401, "unauthenticated", None),
-    (drf_exceptions.PermissionDenied, 403, "forbidden", None),
-    (drf_exceptions.NotFound, 404, "not_found", None),
-    (drf_exceptions.MethodNotAllowed, 405, "method_not_allowed", None),
-    (drf_exceptions.Throttled, 429, "rate_limited", None),
-    (drf_exceptions.UnsupportedMediaType, 400, "invalid_request", None),
-    (drf_exceptions.ParseError, 400, "invalid_request", None),
+    (drf_exceptions.NotAuthenticated, 401, ReasonCode.UNAUTHENTICATED, "Authentication credentials were not provided."),
+    (drf_exceptions.AuthenticationFailed, 401, ReasonCode.UNAUTHENTICATED, None),
+    (drf_exceptions.PermissionDenied, 403, ReasonCode.FORBIDDEN, None),
+    (drf_exceptions.NotFound, 404, ReasonCode.NOT_FOUND, None),
+    (drf_exceptions.MethodNotAllowed, 405, ReasonCode.METHOD_NOT_ALLOWED, None),
+    (drf_exceptions.Throttled, 429, ReasonCode.RATE_LIMITED, None),
+    (drf_exceptions.UnsupportedMediaType, 400, ReasonCode.INVALID_REQUEST, None),
+    (drf_exceptions.ParseError, 400, ReasonCode.INVALID_REQUEST, None),
 ]
 
 
@@ -148,15 +163,15 @@ def api_exception_handler(exc, context):
     if is_database_outage(exc):
         return Response(Unavailable().as_payload(), status=503, headers=unavailable_headers())
     if isinstance(exc, Http404):
-        return Response(error_payload("not_found", "Not found."), status=404)
+        return Response(error_payload(ReasonCode.NOT_FOUND, "Not found."), status=404)
     if isinstance(exc, RequestDataTooBig):
         # Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): one more malformed body, refused unread.
-        return Response(error_payload("invalid_request", "The request body is too large."), status=400)
+        return Response(error_payload(ReasonCode.INVALID_REQUEST, "The request body is too large."), status=400)
     if isinstance(exc, DjangoPermissionDenied):
-        return Response(error_payload("forbidden", "You may not do this."), status=403)
+        return Response(error_payload(ReasonCode.FORBIDDEN, "You may not do this."), status=403)
     if isinstance(exc, drf_exceptions.ValidationError):
         fields = _flatten_fields(exc.detail) or {"non_field_errors": ["Invalid."]}
-        return Response(error_payload("invalid_request", "Some fields are not valid.", fields), status=400)
+        return Response(error_payload(ReasonCode.INVALID_REQUEST, "Some fields are not valid.", fields), status=400)
     for klass, status, code, detail in _DRF_MAP:
         if isinstance(exc, klass):
             if isinstance(exc, drf_exceptions.Throttled) and exc.wait:
@@ -165,5 +180,5 @@ def api_exception_handler(exc, context):
                 headers["WWW-Authenticate"] = "Bearer"
             return Response(error_payload(code, detail or str(exc.detail)), status=status, headers=headers)
     if isinstance(exc, drf_exceptions.APIException):
-        return Response(error_payload("invalid_request", str(exc.detail)), status=exc.status_code)
+        return Response(error_payload(ReasonCode.INVALID_REQUEST, str(exc.detail)), status=exc.status_code)
     return None  # unknown: let Django report it as a 500 (never swallowed)

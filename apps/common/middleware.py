@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from .exceptions import error_payload, is_database_outage
+from .reason_codes import ReasonCode
 from .views import database_unavailable
 
 _API_PREFIX = "/api/"
@@ -58,7 +59,7 @@ class ApiErrorEnvelopeMiddleware:
         if _is_api(request) and "\x00" in request.path:
             # No name of this API contains NUL, and PostgreSQL refuses it in any
             # query: answer before a view looks a path parameter up.
-            return JsonResponse(error_payload("not_found", "No such endpoint."), status=404)
+            return JsonResponse(error_payload(ReasonCode.NOT_FOUND, "No such endpoint."), status=404)
         if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
             refused = _take_chunked_body(request)
             if refused is not None:
@@ -66,8 +67,8 @@ class ApiErrorEnvelopeMiddleware:
         response = self.get_response(request)
         if _is_api(request) and response.status_code in (404, 405) and not _is_json(response):
             if response.status_code == 404:
-                return JsonResponse(error_payload("not_found", "No such endpoint."), status=404)
-            return JsonResponse(error_payload("method_not_allowed", "Method not allowed."), status=405)
+                return JsonResponse(error_payload(ReasonCode.NOT_FOUND, "No such endpoint."), status=404)
+            return JsonResponse(error_payload(ReasonCode.METHOD_NOT_ALLOWED, "Method not allowed."), status=405)
         return response
 
     def process_exception(self, request, exception):
@@ -93,8 +94,9 @@ def _take_chunked_body(request):
         return None
     if not request.environ.get("wsgi.input_terminated"):
         if _is_api(request):
-            return JsonResponse(error_payload("invalid_request", "Send the body with a Content-Length header."),
-                                status=411)
+            return JsonResponse(
+                error_payload(ReasonCode.INVALID_REQUEST, "Send the body with a Content-Length header."), status=411
+            )
         return None
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     stream = request.environ["wsgi.input"]

@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import metrics
 from .clientip import client_ip
 from .exceptions import error_payload
+from .reason_codes import ReasonCode
 from .tokens import bearer_token
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -143,13 +144,13 @@ def metrics_view(request):
     if not expected:
         raise Http404  # disabled: like any unknown path
     if request.method not in ("GET", "HEAD"):
-        response = JsonResponse(error_payload("method_not_allowed", "Method not allowed."), status=405)
+        response = JsonResponse(error_payload(ReasonCode.METHOD_NOT_ALLOWED, "Method not allowed."), status=405)
         response["Allow"] = "GET, HEAD"
         return response
     supplied = bearer_token(request)
     if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
         response = JsonResponse(
-            error_payload("unauthenticated", "Send Authorization: Bearer <METRICS_TOKEN>."), status=401
+            error_payload(ReasonCode.UNAUTHENTICATED, "Send Authorization: Bearer <METRICS_TOKEN>."), status=401
         )
         response["WWW-Authenticate"] = "Bearer"
         return response

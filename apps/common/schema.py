@@ -6,10 +6,14 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from .reason_codes import ERROR_CODES, ReasonCode
+
 ErrorSerializer = inline_serializer(
     name="Error",
     fields={
-        "error": serializers.CharField(help_text="Machine-readable error code."),
+        # Every code of the contract (apps.common.reason_codes); each operation lists its own per status.
+        "error": serializers.ChoiceField(choices=[code.value for code in ERROR_CODES],
+                                         help_text="Machine-readable error code."),
         "detail": serializers.CharField(help_text="A sentence for a human."),
         "fields": serializers.DictField(
             child=serializers.ListField(child=serializers.CharField()), required=False,
@@ -19,17 +23,20 @@ ErrorSerializer = inline_serializer(
 )
 
 
-def error_responses(*pairs: tuple[int, str], authenticated: bool = True) -> dict:
-    """`error_responses((404, "group_not_found"), (403, "forbidden"))` -> drf-spectacular responses.
+def error_responses(*pairs: tuple[int, ReasonCode], authenticated: bool = True) -> dict:
+    """`error_responses((404, ReasonCode.GROUP_NOT_FOUND), (403, ReasonCode.FORBIDDEN))` -> drf-spectacular
+    responses.
 
     Several codes may share one status; they are listed in the description.
     Every endpoint can answer 400 `invalid_request` (malformed input) and, when
     it needs a token, 401 `unauthenticated`, so those are always added.
+    A code outside the contract raises ValueError when the view is defined.
     """
-    by_status: dict[int, list[str]] = {400: ["invalid_request"]}
+    by_status: dict[int, list[str]] = {400: [ReasonCode.INVALID_REQUEST.value]}
     if authenticated:
-        by_status[401] = ["unauthenticated"]
+        by_status[401] = [ReasonCode.UNAUTHENTICATED.value]
     for status, code in pairs:
+        code = ReasonCode(code).value  # the plain string: the schema's YAML writer knows no enums
         codes = by_status.setdefault(status, [])
         if code not in codes:
             codes.append(code)
@@ -87,20 +94,21 @@ def add_unavailable_response(result, generator, request, public):
     Any operation can meet a database outage or a connection pool exhausted for longer than
     DB_POOL_TIMEOUT_SECONDS; it answers in the envelope with a Retry-After header (seconds)."""
     has_error = "Error" in result.get("components", {}).get("schemas", {})
+    code = ReasonCode.UNAVAILABLE.value
     schema = {"$ref": "#/components/schemas/Error"} if has_error else {"type": "object"}
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             if isinstance(operation, dict) and "responses" in operation:
                 operation["responses"].setdefault("503", {
-                    "description": "Error codes: `unavailable` (the database cannot answer now: down, unreachable "
+                    "description": f"Error codes: `{code}` (the database cannot answer now: down, unreachable "
                                    "or every connection busy). Retry after the `Retry-After` header's seconds.",
                     "headers": {"Retry-After": {
                         "description": "Seconds to wait before retrying.", "schema": {"type": "integer"},
                     }},
                     "content": {"application/json": {
                         "schema": schema,
-                        "examples": {"unavailable": {"value": {
-                            "error": "unavailable", "detail": "The database is unavailable; retry shortly.",
+                        "examples": {code: {"value": {
+                            "error": code, "detail": "The database is unavailable; retry shortly.",
                         }}},
                     }},
                 })

@@ -4,6 +4,7 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
 from .exceptions import Unavailable, error_payload, is_database_outage, unavailable_headers
+from .reason_codes import ReasonCode
 
 _UNAVAILABLE_PAGE = (
     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title>"
@@ -45,7 +46,7 @@ def bad_request(request, exception=None):
     if _caused_by_outage(exception):
         return database_unavailable(request)
     if _answers_json(request):
-        return JsonResponse(error_payload("invalid_request", "The request is not valid."), status=400)
+        return JsonResponse(error_payload(ReasonCode.INVALID_REQUEST, "The request is not valid."), status=400)
     from django.views.defaults import bad_request as default_bad_request
 
     return default_bad_request(request, exception)
@@ -62,7 +63,7 @@ def _caused_by_outage(exception) -> bool:
 
 def not_found(request, exception=None):
     if request.path.startswith("/api/"):
-        return JsonResponse(error_payload("not_found", "No such endpoint."), status=404)
+        return JsonResponse(error_payload(ReasonCode.NOT_FOUND, "No such endpoint."), status=404)
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -76,7 +77,7 @@ def server_error(request):
     if exc is not None and is_database_outage(exc):
         return database_unavailable(request)
     if _answers_json(request):
-        return JsonResponse(error_payload("server_error", "Internal error; it has been logged."), status=500)
+        return JsonResponse(error_payload(ReasonCode.SERVER_ERROR, "Internal error; it has been logged."), status=500)
     from django.views.defaults import server_error as default_server_error
 
     return default_server_error(request)

@@ -5,17 +5,10 @@ from __future__ import annotations
 from django import forms
 
 from apps.policy.evaluation import BUSINESS_FIELDS
-from apps.policy.models import (
-    MEMBER_LIMIT_MAX,
-    MEMBER_LIMIT_MIN,
-    TTL_DAYS_MAX,
-    TTL_DAYS_MIN,
-    CountVisibility,
-    SenderScope,
-)
+from apps.policy.fields import BY_NAME, PolicyField
 from apps.policy.services import REASON_MAX_LENGTH
 
-from .presenters import CHOICE_LABELS, FIELD_LABELS, SWITCH_ORDER
+from .presenters import LIMIT_ORDER, SWITCH_ORDER
 
 
 class LoginForm(forms.Form):
@@ -58,28 +51,30 @@ class SwitchForm(forms.Form):
         return {self.cleaned_data["field"]: self.cleaned_data["value"] == "on"}
 
 
-class PolicyLimitsForm(forms.Form):
-    """The business fields; ranges are checked by policy_update (the widgets only hint them)."""
+def _limit_input(field: PolicyField) -> forms.Field:
+    """The console's input for one business field of apps.policy.fields: its label (with its unit), its choices,
+    its range as the widget's hint. The range itself is policy_update's to check, with the API's messages."""
+    label = f"{field.label} ({field.unit})" if field.unit else field.label
+    if field.type is bool:
+        return forms.BooleanField(label=label, required=False)
+    if field.type is int:
+        return forms.IntegerField(label=label, widget=forms.NumberInput(attrs={"min": field.minimum,
+                                                                               "max": field.maximum}))
+    return forms.ChoiceField(label=label, choices=list(field.choices))
 
-    plan = forms.ChoiceField(choices=())
-    group_ack_member_limit = forms.IntegerField(widget=forms.NumberInput(attrs={
-        "min": MEMBER_LIMIT_MIN, "max": MEMBER_LIMIT_MAX}))
-    group_ack_sender_scope = forms.ChoiceField(
-        choices=[(value, CHOICE_LABELS["group_ack_sender_scope"][value]) for value in SenderScope.values])
-    group_ack_count_visibility = forms.ChoiceField(
-        choices=[(value, CHOICE_LABELS["group_ack_count_visibility"][value]) for value in CountVisibility.values])
-    group_ack_ttl_days = forms.IntegerField(widget=forms.NumberInput(attrs={"min": TTL_DAYS_MIN,
-                                                                            "max": TTL_DAYS_MAX}))
+
+class PolicyLimitsForm(forms.Form):
+    """The business fields (in the console's order, LIMIT_ORDER) and a reason; policy_update decides."""
+
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={
         "rows": 2, "maxlength": REASON_MAX_LENGTH,
         "placeholder": "Why? Required when you raise the group size limit."}))
 
     def __init__(self, *args, plans, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields = {**{name: _limit_input(BY_NAME[name]) for name in LIMIT_ORDER}, **self.fields}
+        # The plans that exist, by their stored names (the description knows only the seeded codes).
         self.fields["plan"].choices = [(plan.code, plan.name) for plan in plans]
-        for name, field in self.fields.items():
-            field.label = FIELD_LABELS.get(name, field.label)
-        self.fields["group_ack_ttl_days"].label = "Ack validity (days)"
 
     def changes(self) -> dict:
         """Every business field as sent: the service audits only the ones that really change."""

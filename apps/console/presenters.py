@@ -8,32 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apps.common.reason_codes import ReasonCode
 from apps.policy.evaluation import BUSINESS_FIELDS, OPERATOR_FIELDS, PolicySnapshot, refused_fields
+from apps.policy.fields import BY_NAME, POLICY_FIELDS
 
-FIELD_LABELS = {
-    "delivery_ack_enabled": "Delivery receipts",
-    "read_ack_enabled": "Read receipts (single chat)",
-    "group_read_ack_enabled": "Group read receipts",
-    "plan": "Plan",
-    "group_ack_member_limit": "Group size limit",
-    "group_ack_sender_scope": "Who may request group acks",
-    "group_ack_count_visibility": "Who sees the ack count",
-    "group_ack_ttl_days": "Ack validity",
-}
-
-CHOICE_LABELS = {
-    "group_ack_sender_scope": {"all_members": "All members", "owners_and_admins": "Owners and admins only"},
-    "group_ack_count_visibility": {"sender": "The sender only", "all_members": "All members"},
-}
-
-SWITCH_HELP = {
-    "delivery_ack_enabled": "Tell senders when a single-chat message reached the recipient's device.",
-    "read_ack_enabled": "Message and conversation read acks in single chats.",
-    "group_read_ack_enabled": "Members ack group messages sent with need_group_ack; the sender sees the count.",
-}
-
+# Names, labels, help and units of the policy fields are apps.policy.fields'; only their order is the console's.
+FIELD_LABELS = {field.name: field.label for field in POLICY_FIELDS}
 # The order the console shows the operator switches in.
-SWITCH_ORDER = ("delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled")
+SWITCH_ORDER = tuple(field.name for field in POLICY_FIELDS if field.name in OPERATOR_FIELDS)
+# The business fields as the console lists them: the plan first (it decides what the others can do), then the
+# description's order.
+LIMIT_ORDER = ("plan", *(field.name for field in POLICY_FIELDS if field.name in BUSINESS_FIELDS - {"plan"}))
 
 KIND_LABELS = {
     "delivery": "Delivery",
@@ -53,14 +38,13 @@ def value_label(field: str, value, *, plan_names: dict[str, str] | None = None) 
         return "—"
     if isinstance(value, bool):
         return "on" if value else "off"
-    if field == "plan":
+    if field == "plan":  # the plans' names are data (PlanTier.name)
         return (plan_names or {}).get(value, str(value))
-    if field in CHOICE_LABELS:
-        return CHOICE_LABELS[field].get(value, str(value))
-    if field == "group_ack_ttl_days" and isinstance(value, int):
-        return f"{value} day" if value == 1 else f"{value} days"
-    if field == "group_ack_member_limit" and isinstance(value, int):
-        return f"{value:,} members"
+    described = BY_NAME.get(field)
+    if described is not None and described.choices:
+        return described.choice_label(value)
+    if described is not None and described.unit and isinstance(value, int):
+        return f"{value:,} {described.unit.removesuffix('s') if value == 1 else described.unit}"
     return str(value)
 
 
@@ -102,7 +86,7 @@ def switch_states(*, snapshot: PolicySnapshot, plan_name: str, eligible_phrase: 
             sentence = (
                 "On: message and conversation read acks are accepted."
                 if on else
-                "Off: message and conversation read acks are refused (feature_disabled)."
+                f"Off: message and conversation read acks are refused ({ReasonCode.FEATURE_DISABLED})."
             )
         else:
             effective = snapshot.effective_group_read_ack
@@ -124,7 +108,7 @@ def switch_states(*, snapshot: PolicySnapshot, plan_name: str, eligible_phrase: 
             tone, badge = "warn", "On — not in plan"
         else:
             tone, badge = ("on", "On") if on else ("off", "Off")
-        states.append(SwitchState(field, FIELD_LABELS[field], SWITCH_HELP[field], on, effective, sentence, tone,
+        states.append(SwitchState(field, FIELD_LABELS[field], BY_NAME[field].help, on, effective, sentence, tone,
                                   badge))
     return states
 

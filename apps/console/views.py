@@ -21,11 +21,12 @@ from django.views.static import serve
 
 from apps.audit.selectors import audit_list
 from apps.common.exceptions import ApplicationError, NotFound
-from apps.policy.evaluation import effective_group_read_ack, refused_fields
+from apps.common.reason_codes import ReasonCode
+from apps.policy.evaluation import app_create_allowed, effective_group_read_ack, refused_fields
 from apps.policy.selectors import policy_snapshot_build
 from apps.policy.services import app_create, policy_update
 from apps.receipts.counters import receipt_counts_by_day
-from apps.tenancy.roles import OPERATOR, staff_roles
+from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get, app_list
 
 from . import presenters
@@ -132,7 +133,14 @@ class ConsoleView(View):
         self.roles = staff_roles(request.user)
         if not self.roles:
             return _render(request, "console/no_role.html", status=403, roles=self.roles)
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
         return super().dispatch(request, *args, **kwargs)
+
+    def refusal(self):
+        """The page refusing this view to the signed-in role, or None: every console role may use it."""
+        return None
 
     def render(self, template: str, context: dict | None = None, *, status: int = 200):
         return _render(self.request, template, context, status=status, roles=self.roles)
@@ -168,27 +176,25 @@ class AppListView(ConsoleView):
         ]
         return self.render("console/app_list.html", {
             "rows": rows, "query": query, "next_cursor": next_cursor, "is_first_page": cursor is None,
-            "can_create": OPERATOR in self.roles,
+            "can_create": app_create_allowed(roles=self.roles),
         })
 
 
 class AppCreateView(ConsoleView):
     template = "console/app_new.html"
 
-    def _refuse(self):
-        # Mirrors the admin API's POST /apps permission (IsOperator).
+    def refusal(self):
+        # The rule the admin API's POST /apps applies too (IsOperator), for GET and POST alike.
+        if app_create_allowed(roles=self.roles):
+            return None
         return self.render("console/forbidden.html", {
             "reason": "Only operators create apps. Business staff change plans and limits on an app's page."
         }, status=403)
 
     def get(self, request):
-        if OPERATOR not in self.roles:
-            return self._refuse()
         return self.render(self.template, {"form": AppCreateForm(plans=plan_list())})
 
     def post(self, request):
-        if OPERATOR not in self.roles:
-            return self._refuse()
         form = AppCreateForm(request.POST, plans=plan_list())
         if not form.is_valid():
             return self.render(self.template, {"form": form}, status=400)
@@ -209,24 +215,18 @@ def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
     plan_names = {plan.code: plan.name for plan in plans}
     permissions = presenters.role_permissions(roles=roles)
     if limits_form is None and permissions["can_change_limits"]:
+        # snapshot.plan is the app's plan code, like every other field under its own name.
         limits_form = PolicyLimitsForm(plans=plans, initial={
-            "plan": app.plan_id,
-            "group_ack_member_limit": snapshot.group_ack_member_limit,
-            "group_ack_sender_scope": snapshot.group_ack_sender_scope,
-            "group_ack_count_visibility": snapshot.group_ack_count_visibility,
-            "group_ack_ttl_days": snapshot.group_ack_ttl_days,
+            field: getattr(snapshot, field) for field in presenters.LIMIT_ORDER
         })
     recent, _ = audit_list(app=app, cursor=None, limit=RECENT_CHANGES)
     sentences = presenters.limit_sentences(snapshot=snapshot)
-    order = ("plan", "group_ack_member_limit", "group_ack_sender_scope", "group_ack_count_visibility",
-             "group_ack_ttl_days")
     limits = [
         {"field": field, "label": presenters.field_label(field),
-         "value": presenters.value_label(field, app.plan_id if field == "plan" else getattr(snapshot, field),
-                                         plan_names=plan_names),
+         "value": presenters.value_label(field, getattr(snapshot, field), plan_names=plan_names),
          "sentence": sentences[field],
          "input": limits_form[field] if limits_form is not None else None}
-        for field in order
+        for field in presenters.LIMIT_ORDER
     ]
     return {
         "app": app,
@@ -248,15 +248,15 @@ class AppDetailView(ConsoleView):
 
 def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
     """The service's error code as a sentence for a person; nothing was changed in every case."""
-    if exc.code == "forbidden_field":
+    if exc.code == ReasonCode.FORBIDDEN_FIELD:
         labels = ", ".join(presenters.field_label(f) for f in refused_fields(roles=roles, fields=changes))
         return (f"Refused: your role may not change {labels}. Nothing was changed. (Operators switch receipt "
                 "features; business staff change the plan and the group limits.)")
-    if exc.code == "plan_not_eligible":
+    if exc.code == ReasonCode.PLAN_NOT_ELIGIBLE:
         return f"Group read receipts were not turned on. {exc.detail}"
-    if exc.code == "reason_required":
+    if exc.code == ReasonCode.REASON_REQUIRED:
         return "Please give a reason: raising the group size limit needs one. Nothing was changed."
-    if exc.code == "invalid_request":
+    if exc.code == ReasonCode.INVALID_REQUEST:
         return "Some values are not valid; see the highlighted fields. Nothing was changed."
     return f"{exc.detail} Nothing was changed."
 
@@ -273,14 +273,13 @@ class SwitchUpdateView(ConsoleView):
             return self._page(app, plans, status=400)
         changes = form.changes()
         field, on = next(iter(changes.items()))
-        old = getattr(app.policy, field)
         try:
-            policy_update(actor=request.user, app=app, changes=changes, reason="")
+            update = policy_update(actor=request.user, app=app, changes=changes, reason="")
         except ApplicationError as exc:
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
             return self._page(app, plans, status=exc.status)
         label = presenters.field_label(field)
-        if old == on:
+        if not update.changes:
             messages.info(request, f"{label} were already {'on' if on else 'off'} for {app.app_key}.")
         else:
             messages.success(request, f"{label} turned {'on' if on else 'off'} for {app.app_key}.")
@@ -302,23 +301,22 @@ class PolicyUpdateView(ConsoleView):
             messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
             return self._page(app, plans, form, status=400)
         changes = form.changes()
-        before = {field: app.plan_id if field == "plan" else getattr(app.policy, field) for field in changes}
         try:
-            policy = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
+            update = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
             return self._page(app, plans, form, status=exc.status)
-        changed = [(field, before[field], new) for field, new in sorted(changes.items()) if before[field] != new]
-        if not changed:
+        if not update.changes:
             messages.info(request, "Nothing to save: these are the values already in force.")
         else:
+            changed = [(change.field, change.old, change.new) for change in update.changes]
             summary = presenters.changes_summary(changes=changed, plan_names=plan_names)
             messages.success(request, f"Saved for {app.app_key}: {summary}. The change is in the audit trail.")
-            snapshot = policy_snapshot_build(policy=policy, plan=app.plan)
+            snapshot = policy_snapshot_build(policy=update.policy, plan=update.plan)
             if snapshot.group_read_ack_enabled and not snapshot.effective_group_read_ack:
-                messages.warning(request, f"Group read receipts are switched on, but the {app.plan.name} plan does "
-                                          "not include them: they are off in effect until the plan is upgraded.")
+                messages.warning(request, f"Group read receipts are switched on, but the {update.plan.name} plan "
+                                          "does not include them: they are off in effect until the plan is upgraded.")
         return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
 
     def _page(self, app, plans, form, *, status):

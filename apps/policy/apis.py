@@ -11,13 +11,16 @@ from rest_framework.response import Response
 from apps.common.exceptions import InvalidRequest
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.tenancy.auth import IsOperator, IsStaffMember, StaffApi
 from apps.tenancy.models import NAME_PATTERN, RESERVED_ORG_NAMES
+from apps.tenancy.plans import DEFAULT_PLAN, PLAN_CODES
 from apps.tenancy.selectors import app_get, app_list
 
 from .selectors import policy_as_dict
-from .services import REASON_MAX_LENGTH, app_create, policy_update
+from .serializers import EffectiveSerializer, PolicyBodySerializer, PolicyOutputSerializer, PolicyPatchSerializer
+from .services import app_create, policy_update
 
 
 def app_as_dict(app) -> dict:
@@ -34,26 +37,9 @@ def app_as_dict(app) -> dict:
     }
 
 
-# The plans seeded by migration 0002 (tests/common/test_schema.py checks the two agree): the schema's enum.
-PLAN_CODES = ("free", "pro", "ultimate", "enterprise")
-
 _NAME_RULE = "1-32 characters: lower-case letters, digits and '-', starting with a letter or digit."
 # NAME_PATTERN, and not a reserved org name (the admin API lives at /api/v1/admin/).
 ORG_NAME_PATTERN = "^" + "".join(f"(?!{name}$)" for name in sorted(RESERVED_ORG_NAMES)) + NAME_PATTERN[1:]
-
-
-class PolicyBodySerializer(serializers.Serializer):
-    delivery_ack_enabled = serializers.BooleanField()
-    read_ack_enabled = serializers.BooleanField()
-    group_read_ack_enabled = serializers.BooleanField()
-    group_ack_sender_scope = serializers.ChoiceField(choices=["all_members", "owners_and_admins"])
-    group_ack_member_limit = serializers.IntegerField(min_value=2, max_value=100000)
-    group_ack_count_visibility = serializers.ChoiceField(choices=["sender", "all_members"])
-    group_ack_ttl_days = serializers.IntegerField(min_value=1, max_value=30)
-
-
-class EffectiveSerializer(serializers.Serializer):
-    group_read_ack = serializers.BooleanField()
 
 
 class AppOutputSerializer(serializers.Serializer):
@@ -81,7 +67,7 @@ class AppListCreateApi(StaffApi):
                                    pattern_message=_NAME_RULE + " Not " + ", ".join(sorted(RESERVED_ORG_NAMES)) + ".")
         app_name = StrictCharField(max_length=32, trim_whitespace=False, pattern=NAME_PATTERN,
                                    pattern_message=_NAME_RULE)
-        plan = StrictChoiceField(choices=PLAN_CODES, required=False, default="free")
+        plan = StrictChoiceField(choices=PLAN_CODES, required=False, default=DEFAULT_PLAN)
 
     @extend_schema(
         operation_id="admin_apps_list",
@@ -89,7 +75,7 @@ class AppListCreateApi(StaffApi):
         responses={
             200: inline_serializer("AppPage", {"results": AppOutputSerializer(many=True),
                                                "next_cursor": serializers.CharField(allow_null=True)}),
-            **error_responses((403, "forbidden")),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
         },
     )
     def get(self, request):
@@ -100,7 +86,10 @@ class AppListCreateApi(StaffApi):
     @extend_schema(
         operation_id="admin_apps_create",
         request=AppCreateInputSerializer,
-        responses={201: AppCreatedSerializer, **error_responses((403, "forbidden"), (409, "duplicate_app"))},
+        responses={
+            201: AppCreatedSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (409, ReasonCode.DUPLICATE_APP)),
+        },
     )
     def post(self, request):
         data = self.AppCreateInputSerializer(data=request.data)
@@ -114,40 +103,23 @@ class AppListCreateApi(StaffApi):
 class AppDetailApi(StaffApi):
     @extend_schema(
         operation_id="admin_apps_retrieve",
-        responses={200: AppOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={
+            200: AppOutputSerializer, **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
     )
     def get(self, request, org_name, app_name):
         return Response(app_as_dict(app_get(org_name=org_name, app_name=app_name)))
 
 
-class PolicyOutputSerializer(PolicyBodySerializer):
-    """The policy fields of an app plus its plan and the effective state."""
-
-    plan = serializers.ChoiceField(choices=PLAN_CODES)
-    effective = EffectiveSerializer()
-
-
-PolicyPatchSerializer = inline_serializer(
-    "PolicyPatch",
-    {
-        **{name: field.__class__(**field._kwargs, required=False)
-           for name, field in PolicyOutputSerializer().fields.items() if name != "effective"},
-        "reason": StrictCharField(
-            required=False, allow_blank=True, trim_whitespace=False, max_length=REASON_MAX_LENGTH,
-            help_text="Why (a string, never null). Required, with at least one visible character (a letter, "
-                      "digit, punctuation mark or symbol; spaces and zero-width characters do not count), when "
-                      "raising group_ack_member_limit: else 400 reason_required.",
-        ),
-    },
-)
-# The body is validated by policy_update (apps/policy/services.py), which refuses any field not listed here;
-# the schema says so with additionalProperties: false (apps.common.schema.forbid_unknown_fields_in_patch_bodies).
 
 
 class PolicyApi(StaffApi):
     @extend_schema(
         operation_id="admin_policy_retrieve",
-        responses={200: PolicyOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={
+            200: PolicyOutputSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
     )
     def get(self, request, org_name, app_name):
         app = app_get(org_name=org_name, app_name=app_name)
@@ -159,8 +131,11 @@ class PolicyApi(StaffApi):
         responses={
             200: PolicyOutputSerializer,
             **error_responses(
-                (400, "reason_required"), (403, "forbidden"), (403, "forbidden_field"), (404, "not_found"),
-                (409, "plan_not_eligible"),
+                (400, ReasonCode.REASON_REQUIRED),
+                (403, ReasonCode.FORBIDDEN),
+                (403, ReasonCode.FORBIDDEN_FIELD),
+                (404, ReasonCode.NOT_FOUND),
+                (409, ReasonCode.PLAN_NOT_ELIGIBLE),
             ),
         },
     )
@@ -170,5 +145,5 @@ class PolicyApi(StaffApi):
         changes = dict(request.data)
         reason = changes.pop("reason", "")
         app = app_get(org_name=org_name, app_name=app_name)
-        policy = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
-        return Response(policy_as_dict(policy=policy, plan=app.plan))
+        update = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
+        return Response(policy_as_dict(policy=update.policy, plan=update.plan))

@@ -1,27 +1,25 @@
 """Pure decisions of SPEC §1 (no ORM): every rule is a one-line unit test.
 
-Reason codes are the contract's: `feature_disabled`, `not_permitted`,
-`group_too_large`, `plan_not_eligible`, `reason_required`, `forbidden_field`.
+Reasons are apps.common.reason_codes.ReasonCode members, the contract's codes (`feature_disabled`,
+`not_permitted`, `group_too_large`, `plan_not_eligible`, `reason_required`, `forbidden_field`, ...).
+The policy fields themselves (names, ranges, roles) are described in apps.policy.fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from apps.common.reason_codes import ReasonCode
 from apps.common.text import has_visible_characters
+from apps.tenancy.roles import BUSINESS, OPERATOR
+
+from .fields import BY_NAME, POLICY_FIELDS
 
 MS_PER_DAY = 86_400_000
 
-OPERATOR_FIELDS = frozenset({"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled"})
-BUSINESS_FIELDS = frozenset({
-    "group_ack_sender_scope",
-    "group_ack_member_limit",
-    "group_ack_count_visibility",
-    "group_ack_ttl_days",
-    "plan",
-})
-POLICY_FIELDS = OPERATOR_FIELDS | BUSINESS_FIELDS
-FIELD_ROLE = {**{f: "operator" for f in OPERATOR_FIELDS}, **{f: "business" for f in BUSINESS_FIELDS}}
+FIELD_ROLE = {field.name: field.role for field in POLICY_FIELDS}
+OPERATOR_FIELDS = frozenset(name for name, role in FIELD_ROLE.items() if role == OPERATOR)
+BUSINESS_FIELDS = frozenset(name for name, role in FIELD_ROLE.items() if role == BUSINESS)
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,12 @@ class PolicySnapshot:
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    reason: str | None = None
+    reason: ReasonCode | None = None
+    field: str | None = None  # the input at fault, when the reason is invalid_request
+
+    def __post_init__(self):
+        if self.reason is not None:  # a reason outside the contract fails here, not on the wire
+            object.__setattr__(self, "reason", ReasonCode(self.reason))
 
 
 ALLOWED = Decision(True, None)
@@ -69,10 +72,41 @@ def refused_fields(*, roles: frozenset[str], fields) -> list[str]:
     return sorted(f for f in fields if FIELD_ROLE.get(f) not in roles)
 
 
+def policy_value_errors(*, changes: dict, plan_codes) -> dict[str, list[str]]:
+    """Why each value of `changes` (known policy fields) cannot be stored, by field; empty when all can.
+
+    - types as JSON sent them: a bool is not an integer, "300" is not 300, 3.0 is not 3;
+    - ranges and choices are apps.policy.fields' (both ends of a range included);
+    - `plan` is one of `plan_codes`, the plans that exist now.
+    """
+    errors: dict[str, list[str]] = {}
+    for name, value in changes.items():
+        field = BY_NAME[name]
+        if field.type is bool:
+            message = None if isinstance(value, bool) else "Must be true or false."
+        elif field.type is int:
+            in_range = (
+                not isinstance(value, bool) and isinstance(value, int) and field.minimum <= value <= field.maximum
+            )
+            message = None if in_range else f"Must be an integer from {field.minimum} to {field.maximum}."
+        else:
+            allowed = tuple(plan_codes) if name == "plan" else field.values
+            message = None if isinstance(value, str) and value in allowed else f"Must be one of: {', '.join(allowed)}."
+        if message:
+            errors[name] = [message]
+    return errors
+
+
+def app_create_allowed(*, roles: frozenset[str]) -> bool:
+    """Only operators create apps (superusers hold every role); business staff change plans and limits of
+    existing apps (SPEC §4 POST /apps, §7)."""
+    return OPERATOR in roles
+
+
 def group_read_ack_enable_decision(*, requested_on: bool, plan_allows: bool) -> Decision:
     """Turning the switch on is refused for a plan without the feature; turning it off never is."""
     if requested_on and not plan_allows:
-        return Decision(False, "plan_not_eligible")
+        return Decision(False, ReasonCode.PLAN_NOT_ELIGIBLE)
     return ALLOWED
 
 
@@ -80,7 +114,7 @@ def member_limit_change_decision(*, old_limit: int, new_limit: int, reason: str 
     """Raising the group member limit needs a written reason (a visible character at least: spaces and
     zero-width characters alone are no reason); lowering it does not."""
     if new_limit > old_limit and not has_visible_characters(reason):
-        return Decision(False, "reason_required")
+        return Decision(False, ReasonCode.REASON_REQUIRED)
     return ALLOWED
 
 
@@ -93,17 +127,71 @@ def group_ack_decision(*, snapshot: PolicySnapshot, group_size: int, sender_role
     The message itself is always sent (a receipt flag never loses a message).
     """
     if not snapshot.effective_group_read_ack:
-        return Decision(False, "feature_disabled")
+        return Decision(False, ReasonCode.FEATURE_DISABLED)
     if snapshot.group_ack_sender_scope == "owners_and_admins" and sender_role not in ("owner", "admin"):
-        return Decision(False, "not_permitted")
+        return Decision(False, ReasonCode.NOT_PERMITTED)
     if group_size > snapshot.group_ack_member_limit:
-        return Decision(False, "group_too_large")
+        return Decision(False, ReasonCode.GROUP_TOO_LARGE)
     return ALLOWED
 
 
+# --- Sends (SPEC §5 Send): the checks of message_send, in the contract's order (the lookups' 404s between them).
+
+
+def single_send_decision(*, to_self: bool, need_group_ack: bool) -> Decision:
+    """Whether a single-chat message may be sent, before its recipient is looked up (user_not_found comes after).
+
+    - invalid_request on need_group_ack: a group-only flag, refused rather than ignored;
+    - invalid_request on to: nobody sends a message to themselves.
+    """
+    if need_group_ack:
+        return Decision(False, ReasonCode.INVALID_REQUEST, field="need_group_ack")
+    if to_self:
+        return Decision(False, ReasonCode.INVALID_REQUEST, field="to")
+    return ALLOWED
+
+
+def group_send_decision(*, sender_is_member: bool) -> Decision:
+    """Whether a group message may be sent, once the group is found: only its members write to it
+    (not_group_member). Whether it gets read acks is group_ack_decision's, and never blocks the send."""
+    if not sender_is_member:
+        return Decision(False, ReasonCode.NOT_GROUP_MEMBER)
+    return ALLOWED
+
+
+# The client switches' defaults (SPEC §1, the SDK's init options).
+DEFAULT_REQUIRE_ACK = True
+DEFAULT_REQUIRE_DELIVERY_ACK = False
+
+
+def message_receipt_flags(*, device_require_ack: bool | None, device_require_delivery_ack: bool | None):
+    """(require_read_ack, require_delivery_ack) a message carries from its send on.
+
+    - the sending device's options at this moment: a receipt is asked for before sending, never after;
+    - a sender without a device (the customer's server, demo data) gets the SDK defaults.
+    """
+    return (
+        DEFAULT_REQUIRE_ACK if device_require_ack is None else device_require_ack,
+        DEFAULT_REQUIRE_DELIVERY_ACK if device_require_delivery_ack is None else device_require_delivery_ack,
+    )
+
+
+# --- Validity windows: the read acks refuse what is older than a window, and the purges delete it.
+
+
+def retention_cutoff_ms(*, now_ms: int, days: int) -> int:
+    """What was sent before this instant (ms) is past a `days`-long window, and nothing at or after it is.
+
+    One boundary for both sides: is_older_than_days refuses an ack below it, the purges (group acks past
+    group_ack_ttl_days, messages past the plan's retention) delete below it, so the purge never deletes what
+    an ack would still be accepted for. Expired iff now - timestamp > window, i.e. timestamp < now - window.
+    """
+    return now_ms - days * MS_PER_DAY
+
+
 def is_older_than_days(*, timestamp_ms: int, now_ms: int, days: int) -> bool:
-    """True once `days` whole days have passed since `timestamp_ms`."""
-    return now_ms - timestamp_ms > days * MS_PER_DAY
+    """True once `days` whole days have passed since `timestamp_ms` (below retention_cutoff_ms)."""
+    return timestamp_ms < retention_cutoff_ms(now_ms=now_ms, days=days)
 
 
 # --- Read receipts (SPEC §5). Each decision takes plain facts the service already
@@ -125,17 +213,14 @@ def group_ack_expired(*, snapshot: PolicySnapshot, message_timestamp_ms: int, no
     return is_older_than_days(timestamp_ms=message_timestamp_ms, now_ms=now_ms, days=snapshot.group_ack_ttl_days)
 
 
-def group_ack_closed(
-    *, snapshot: PolicySnapshot, acks_purged: bool, message_timestamp_ms: int, now_ms: int
-) -> bool:
+def group_ack_closed(*, snapshot: PolicySnapshot, acks_purged: bool, message_timestamp_ms: int, now_ms: int) -> bool:
     """A message's group acks are closed once the purge removed them, or past the TTL in force now.
 
     - purged means closed for good (SPEC §9): raising `group_ack_ttl_days` afterwards does not re-open the
       message, since its readers are gone and its count would no longer be theirs;
     - otherwise the TTL in force now decides (`group_ack_expired`), as before any purge ran.
     """
-    return acks_purged or group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms,
-                                            now_ms=now_ms)
+    return acks_purged or group_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms)
 
 
 def message_read_ack_decision(
@@ -157,15 +242,15 @@ def message_read_ack_decision(
       (an already-read message answers the same way as a new ack would, so the answer never depends on history).
     """
     if not is_single_chat:
-        return Decision(False, "not_single_chat")
+        return Decision(False, ReasonCode.NOT_SINGLE_CHAT)
     if not is_recipient:
-        return Decision(False, "not_recipient")
+        return Decision(False, ReasonCode.NOT_RECIPIENT)
     if not snapshot.read_ack_enabled:
-        return Decision(False, "feature_disabled")
+        return Decision(False, ReasonCode.FEATURE_DISABLED)
     if not device_require_ack:
-        return Decision(False, "require_ack_off")
+        return Decision(False, ReasonCode.REQUIRE_ACK_OFF)
     if single_read_ack_expired(snapshot=snapshot, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms):
-        return Decision(False, "ack_expired")
+        return Decision(False, ReasonCode.ACK_EXPIRED)
     return ALLOWED
 
 
@@ -177,9 +262,9 @@ def conversation_read_ack_decision(*, snapshot: PolicySnapshot, device_require_a
     No age limit: it clears every unread message from the peer, whatever its age.
     """
     if not snapshot.read_ack_enabled:
-        return Decision(False, "feature_disabled")
+        return Decision(False, ReasonCode.FEATURE_DISABLED)
     if not device_require_ack:
-        return Decision(False, "require_ack_off")
+        return Decision(False, ReasonCode.REQUIRE_ACK_OFF)
     return ALLOWED
 
 
@@ -205,18 +290,19 @@ def group_read_ack_decision(
       (`group_ack_closed`: for good, whatever the TTL becomes).
     """
     if not is_member:
-        return Decision(False, "not_group_member")
+        return Decision(False, ReasonCode.NOT_GROUP_MEMBER)
     if not snapshot.effective_group_read_ack:
-        return Decision(False, "feature_disabled")
+        return Decision(False, ReasonCode.FEATURE_DISABLED)
     if is_sender:
-        return Decision(False, "own_message")
+        return Decision(False, ReasonCode.OWN_MESSAGE)
     if not need_group_ack:
-        return Decision(False, "ack_not_required")
+        return Decision(False, ReasonCode.ACK_NOT_REQUIRED)
     if not device_require_ack:
-        return Decision(False, "require_ack_off")
-    if group_ack_closed(snapshot=snapshot, acks_purged=acks_purged, message_timestamp_ms=message_timestamp_ms,
-                        now_ms=now_ms):
-        return Decision(False, "ack_expired")
+        return Decision(False, ReasonCode.REQUIRE_ACK_OFF)
+    if group_ack_closed(
+        snapshot=snapshot, acks_purged=acks_purged, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms
+    ):
+        return Decision(False, ReasonCode.ACK_EXPIRED)
     return ALLOWED
 
 
@@ -249,10 +335,11 @@ def group_ack_list_decision(
     The feature switch is not checked: acks recorded while it was on stay readable within the TTL.
     """
     if not group_ack_count_visible(snapshot=snapshot, is_sender=is_sender, is_member=is_member):
-        return Decision(False, "ack_count_not_visible")
+        return Decision(False, ReasonCode.ACK_COUNT_NOT_VISIBLE)
     if not need_group_ack:
-        return Decision(False, "ack_not_required")
-    if group_ack_closed(snapshot=snapshot, acks_purged=acks_purged, message_timestamp_ms=message_timestamp_ms,
-                        now_ms=now_ms):
-        return Decision(False, "ack_expired")
+        return Decision(False, ReasonCode.ACK_NOT_REQUIRED)
+    if group_ack_closed(
+        snapshot=snapshot, acks_purged=acks_purged, message_timestamp_ms=message_timestamp_ms, now_ms=now_ms
+    ):
+        return Decision(False, ReasonCode.ACK_EXPIRED)
     return ALLOWED

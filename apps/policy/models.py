@@ -2,39 +2,38 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-MEMBER_LIMIT_MIN, MEMBER_LIMIT_MAX = 2, 100_000
-TTL_DAYS_MIN, TTL_DAYS_MAX = 1, 30
+from .fields import BY_NAME
 
 
-class SenderScope(models.TextChoices):
-    ALL_MEMBERS = "all_members"
-    OWNERS_AND_ADMINS = "owners_and_admins"
+def _choice(name: str) -> dict:
+    """A choice column's choices and default, from apps.policy.fields."""
+    return {"choices": list(BY_NAME[name].choices), "default": BY_NAME[name].default}
 
 
-class CountVisibility(models.TextChoices):
-    SENDER = "sender"
-    ALL_MEMBERS = "all_members"
+def _ranged(name: str) -> dict:
+    """An integer column's default and range validators, from apps.policy.fields."""
+    field = BY_NAME[name]
+    return {
+        "default": field.default,
+        "validators": [MinValueValidator(field.minimum), MaxValueValidator(field.maximum)],
+    }
 
 
 class ReceiptPolicy(models.Model):
-    """Per-app receipt rules (SPEC §2). Created with its app; changed only by policy_update."""
+    """Per-app receipt rules (SPEC §2). Created with its app; changed only by policy_update.
+
+    Each column is a field of apps.policy.fields (defaults, choices and ranges come from there); the column
+    types are the storage's choice and stay here.
+    """
 
     app = models.OneToOneField("tenancy.App", on_delete=models.CASCADE, primary_key=True, related_name="policy")
-    delivery_ack_enabled = models.BooleanField(default=True)
-    read_ack_enabled = models.BooleanField(default=True)
-    group_read_ack_enabled = models.BooleanField(default=False)
-    group_ack_sender_scope = models.CharField(
-        max_length=32, choices=SenderScope.choices, default=SenderScope.ALL_MEMBERS
-    )
-    group_ack_member_limit = models.PositiveIntegerField(
-        default=200, validators=[MinValueValidator(MEMBER_LIMIT_MIN), MaxValueValidator(MEMBER_LIMIT_MAX)]
-    )
-    group_ack_count_visibility = models.CharField(
-        max_length=32, choices=CountVisibility.choices, default=CountVisibility.SENDER
-    )
-    group_ack_ttl_days = models.PositiveSmallIntegerField(
-        default=3, validators=[MinValueValidator(TTL_DAYS_MIN), MaxValueValidator(TTL_DAYS_MAX)]
-    )
+    delivery_ack_enabled = models.BooleanField(default=BY_NAME["delivery_ack_enabled"].default)
+    read_ack_enabled = models.BooleanField(default=BY_NAME["read_ack_enabled"].default)
+    group_read_ack_enabled = models.BooleanField(default=BY_NAME["group_read_ack_enabled"].default)
+    group_ack_sender_scope = models.CharField(max_length=32, **_choice("group_ack_sender_scope"))
+    group_ack_member_limit = models.PositiveIntegerField(**_ranged("group_ack_member_limit"))
+    group_ack_count_visibility = models.CharField(max_length=32, **_choice("group_ack_count_visibility"))
+    group_ack_ttl_days = models.PositiveSmallIntegerField(**_ranged("group_ack_ttl_days"))
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -9,6 +9,7 @@ from django.db import connection
 from apps.tenancy.models import App, PlanTier
 
 from .evaluation import PolicySnapshot
+from .fields import POLICY_FIELDS, RECEIPT_POLICY_FIELDS
 from .models import ReceiptPolicy
 
 _CACHE_TTL_SECONDS = 300
@@ -21,13 +22,7 @@ def _cache_key(app_id: int) -> str:
 def policy_snapshot_build(*, policy: ReceiptPolicy, plan) -> PolicySnapshot:
     return PolicySnapshot(
         app_id=policy.app_id,
-        delivery_ack_enabled=policy.delivery_ack_enabled,
-        read_ack_enabled=policy.read_ack_enabled,
-        group_read_ack_enabled=policy.group_read_ack_enabled,
-        group_ack_sender_scope=policy.group_ack_sender_scope,
-        group_ack_member_limit=policy.group_ack_member_limit,
-        group_ack_count_visibility=policy.group_ack_count_visibility,
-        group_ack_ttl_days=policy.group_ack_ttl_days,
+        **{field.name: getattr(policy, field.name) for field in RECEIPT_POLICY_FIELDS},
         plan=plan.code,
         plan_group_read_ack_allowed=plan.group_read_ack_allowed,
         plan_message_retention_days=plan.message_retention_days,
@@ -36,10 +31,9 @@ def policy_snapshot_build(*, policy: ReceiptPolicy, plan) -> PolicySnapshot:
 
 # A snapshot read inside another query (the group receipts' lookup joins it, one round trip instead of two):
 # snapshot_sql() gives the columns and joins for an app id expression, snapshot_from_row() reads them back.
-_SNAPSHOT_POLICY_COLUMNS = (
-    "delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled", "group_ack_sender_scope",
-    "group_ack_member_limit", "group_ack_count_visibility", "group_ack_ttl_days",
-)
+_SNAPSHOT_POLICY_COLUMNS = tuple(field.name for field in RECEIPT_POLICY_FIELDS)
+# bool(): SQLite hands booleans back as 0/1 through a raw cursor.
+_SNAPSHOT_POLICY_IS_BOOL = tuple(field.type is bool for field in RECEIPT_POLICY_FIELDS)
 _SNAPSHOT_PLAN_COLUMNS = ("code", "group_read_ack_allowed", "message_retention_days")
 
 
@@ -67,14 +61,20 @@ def snapshot_from_row(values, *, app_id: int) -> PolicySnapshot:
         # Every app has its policy row from app_create on, and it goes only with the app (the Django admin
         # cannot delete it): as policy_snapshot_get would, refuse rather than decide on nothing.
         raise ReceiptPolicy.DoesNotExist(f"App {app_id} has no receipt policy.")
-    (app, delivery, read, group_read, sender_scope, member_limit, visibility, ttl_days,
-     plan, plan_allows, retention) = values
-    # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
+    policy_end = 1 + len(_SNAPSHOT_POLICY_COLUMNS)
+    policy = {
+        name: bool(value) if is_bool else value
+        for name, is_bool, value in zip(
+            _SNAPSHOT_POLICY_COLUMNS, _SNAPSHOT_POLICY_IS_BOOL, values[1:policy_end], strict=True
+        )
+    }
+    plan, plan_allows, retention = values[policy_end:]
     return PolicySnapshot(
-        app_id=app, delivery_ack_enabled=bool(delivery), read_ack_enabled=bool(read),
-        group_read_ack_enabled=bool(group_read), group_ack_sender_scope=sender_scope,
-        group_ack_member_limit=member_limit, group_ack_count_visibility=visibility, group_ack_ttl_days=ttl_days,
-        plan=plan, plan_group_read_ack_allowed=bool(plan_allows), plan_message_retention_days=retention,
+        app_id=values[0],
+        **policy,
+        plan=plan,
+        plan_group_read_ack_allowed=bool(plan_allows),
+        plan_message_retention_days=retention,
     )
 
 
@@ -95,16 +95,10 @@ def policy_snapshot_invalidate(*, app_id: int) -> None:
 
 
 def policy_as_dict(*, policy: ReceiptPolicy, plan) -> dict:
-    """The policy object of the admin API: every field of SPEC §2, `plan` and `effective`."""
+    """The policy object of the admin API: every field of apps.policy.fields (SPEC §2, `plan` included) and
+    `effective`."""
     snapshot = policy_snapshot_build(policy=policy, plan=plan)
     return {
-        "delivery_ack_enabled": snapshot.delivery_ack_enabled,
-        "read_ack_enabled": snapshot.read_ack_enabled,
-        "group_read_ack_enabled": snapshot.group_read_ack_enabled,
-        "group_ack_sender_scope": snapshot.group_ack_sender_scope,
-        "group_ack_member_limit": snapshot.group_ack_member_limit,
-        "group_ack_count_visibility": snapshot.group_ack_count_visibility,
-        "group_ack_ttl_days": snapshot.group_ack_ttl_days,
-        "plan": snapshot.plan,
+        **{field.name: getattr(snapshot, field.name) for field in POLICY_FIELDS},
         "effective": {"group_read_ack": snapshot.effective_group_read_ack},
     }

@@ -2,82 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record_many
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest
+from apps.common.reason_codes import ReasonCode
 from apps.tenancy.models import App, PlanTier
+from apps.tenancy.plans import DEFAULT_PLAN
 from apps.tenancy.roles import staff_roles
 from apps.tenancy.services import DuplicateApp, app_build
 
 from . import evaluation
-from .models import (
-    MEMBER_LIMIT_MAX,
-    MEMBER_LIMIT_MIN,
-    TTL_DAYS_MAX,
-    TTL_DAYS_MIN,
-    CountVisibility,
-    ReceiptPolicy,
-    SenderScope,
-)
+from .fields import BY_NAME
+from .models import ReceiptPolicy
 from .selectors import policy_snapshot_invalidate
 
 
 class ForbiddenField(Forbidden):
-    code = "forbidden_field"
+    code = ReasonCode.FORBIDDEN_FIELD
 
 
 class PlanNotEligible(Conflict):
-    code = "plan_not_eligible"
+    code = ReasonCode.PLAN_NOT_ELIGIBLE
 
 
 class ReasonRequired(ApplicationError):
-    code, status = "reason_required", 400
+    code, status = ReasonCode.REASON_REQUIRED, 400
 
 
-def _check_bool(value):
-    if not isinstance(value, bool):
-        return "Must be true or false."
+@dataclass(frozen=True)
+class FieldChange:
+    """One field a policy_update changed: its audit row's (field, old, new), in the field's JSON values."""
+
+    field: str
+    old: bool | int | str
+    new: bool | int | str
 
 
-def _check_choice(choices):
-    def check(value):
-        if not isinstance(value, str) or value not in choices:
-            return f"Must be one of: {', '.join(choices)}."
-    return check
+@dataclass(frozen=True)
+class PolicyUpdate:
+    """What policy_update leaves: the policy and plan now in force, and the fields it really changed."""
 
-
-def _check_int(low, high):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return f"Must be an integer from {low} to {high}."
-    return check
-
-
-_VALUE_CHECKS = {
-    "delivery_ack_enabled": _check_bool,
-    "read_ack_enabled": _check_bool,
-    "group_read_ack_enabled": _check_bool,
-    "group_ack_sender_scope": _check_choice(SenderScope.values),
-    "group_ack_member_limit": _check_int(MEMBER_LIMIT_MIN, MEMBER_LIMIT_MAX),
-    "group_ack_count_visibility": _check_choice(CountVisibility.values),
-    "group_ack_ttl_days": _check_int(TTL_DAYS_MIN, TTL_DAYS_MAX),
-}
-
-
-def _validate(changes: dict, plans: dict[str, PlanTier]) -> None:
-    errors: dict[str, list[str]] = {}
-    for field, value in changes.items():
-        if field == "plan":
-            if not isinstance(value, str) or value not in plans:
-                errors[field] = [f"Must be one of: {', '.join(plans)}."]
-            continue
-        message = _VALUE_CHECKS[field](value)
-        if message:
-            errors[field] = [message]
-    if errors:
-        raise InvalidRequest("Some fields are not valid.", fields=errors)
+    policy: ReceiptPolicy
+    plan: PlanTier
+    changes: tuple[FieldChange, ...]
 
 
 REASON_MAX_LENGTH = 1000
@@ -101,7 +72,7 @@ def _clean_reason(reason) -> str:
     return reason
 
 
-def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") -> ReceiptPolicy:
+def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") -> PolicyUpdate:
     """Apply a subset of policy fields (and `plan`) all-or-nothing, one audit row per changed field.
 
     Checks, in this order:
@@ -112,10 +83,11 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     - turning group read acks on while the (new) plan does not include them -> plan_not_eligible;
     - raising the member limit without a reason -> reason_required.
     A downgrade keeps the switch as it is; only the effective value changes.
+    Returns the policy and plan in force and the fields that really changed (those audited), sorted by name.
     """
     if not isinstance(changes, dict):
         raise InvalidRequest("The body must be a JSON object.")
-    unknown = sorted(set(changes) - evaluation.POLICY_FIELDS)
+    unknown = sorted(set(changes) - BY_NAME.keys())
     if unknown:
         raise InvalidRequest("Unknown policy fields.", fields={f: ["Unknown field."] for f in unknown})
     reason = _clean_reason(reason)
@@ -124,7 +96,9 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
         raise ForbiddenField(f"Your role may not change: {', '.join(refused)}.")
 
     plans = {plan.code: plan for plan in PlanTier.objects.all()}
-    _validate(changes, plans)
+    errors = evaluation.policy_value_errors(changes=changes, plan_codes=plans)
+    if errors:
+        raise InvalidRequest("Some fields are not valid.", fields=errors)
 
     with transaction.atomic():
         # Lock the policy and app rows (one SELECT ... FOR UPDATE over the join):
@@ -140,8 +114,7 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
             )
             if not decision.allowed:
                 raise PlanNotEligible(
-                    f"The {plan.name} plan does not include group read receipts; "
-                    "upgrade to Pro or above first."
+                    f"The {plan.name} plan does not include group read receipts; upgrade to Pro or above first."
                 )
         if "group_ack_member_limit" in changes:
             decision = evaluation.member_limit_change_decision(
@@ -152,7 +125,7 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
                     "Raising the group member limit needs a reason.", fields={"reason": ["This field is required."]}
                 )
 
-        audited: list[tuple[str, object, object]] = []  # (field, old, new), in field order
+        audited: list[tuple[str, object, object]] = []  # (field, old, new), sorted by field name
         changed_policy_fields = []
         for field, new in sorted(changes.items()):
             old = locked_app.plan_id if field == "plan" else getattr(policy, field)
@@ -177,10 +150,12 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     # `plans` already holds every plan: no lazy query for the response.
     locked_app.plan = plans[locked_app.plan_id]
     app.plan = locked_app.plan
-    return policy
+    return PolicyUpdate(
+        policy=policy, plan=locked_app.plan, changes=tuple(FieldChange(field, old, new) for field, old, new in audited)
+    )
 
 
-def app_create(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App, str]:
+def app_create(*, org_name: str, app_name: str, plan: str = DEFAULT_PLAN) -> tuple[App, str]:
     """Create an app with its default receipt policy; returns it and the client secret (shown once).
 
     Here rather than in tenancy: both rows go in one transaction, and policy depends on tenancy, never the reverse.

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from apps.chat.api_base import LeanPostUserTokenApi, UserTokenApi
 from apps.common.pagination import parse_limit
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 from apps.common.timeutils import to_ms
 from apps.events.services import events_poll
@@ -93,8 +94,9 @@ class MessageReadAckApi(LeanPostUserTokenApi):
         responses={
             200: MessageReadAckSerializer,
             **error_responses(
-                (403, "forbidden"), (404, "message_not_found"), (400, "not_single_chat"), (403, "not_recipient"),
-                (403, "feature_disabled"), (409, "require_ack_off"), (410, "ack_expired"),
+                (403, ReasonCode.FORBIDDEN), (404, ReasonCode.MESSAGE_NOT_FOUND), (400, ReasonCode.NOT_SINGLE_CHAT),
+                (403, ReasonCode.NOT_RECIPIENT),
+                (403, ReasonCode.FEATURE_DISABLED), (409, ReasonCode.REQUIRE_ACK_OFF), (410, ReasonCode.ACK_EXPIRED),
             ),
         },
         description="Acknowledge reading one single-chat message. Repeating it answers already_read: true and "
@@ -118,7 +120,8 @@ class ConversationReadAckApi(LeanPostUserTokenApi):
         responses={
             200: ConversationReadAckSerializer,
             **error_responses(
-                (403, "forbidden"), (404, "user_not_found"), (403, "feature_disabled"), (409, "require_ack_off")
+                (403, ReasonCode.FORBIDDEN), (404, ReasonCode.USER_NOT_FOUND), (403, ReasonCode.FEATURE_DISABLED),
+                (409, ReasonCode.REQUIRE_ACK_OFF)
             ),
         },
         description="Mark every unread message from `peer` read (whatever its age) and send one conversation_read. "
@@ -140,7 +143,7 @@ class ConversationListApi(UserTokenApi):
         parameters=_PAGE_PARAMETERS,
         responses={
             200: ConversationPageSerializer,
-            **error_responses((403, "forbidden")),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
         },
         description="The caller's single-chat conversations, most recent last message first.",
     )
@@ -159,9 +162,10 @@ class GroupMessageReadAckApi(LeanPostUserTokenApi):
         responses={
             200: GroupMessageReadAckSerializer,
             **error_responses(
-                (403, "forbidden"), (404, "group_not_found"), (404, "message_not_found"), (403, "not_group_member"),
-                (403, "feature_disabled"), (400, "own_message"), (409, "ack_not_required"),
-                (409, "require_ack_off"), (410, "ack_expired"),
+                (403, ReasonCode.FORBIDDEN), (404, ReasonCode.GROUP_NOT_FOUND), (404, ReasonCode.MESSAGE_NOT_FOUND),
+                (403, ReasonCode.NOT_GROUP_MEMBER),
+                (403, ReasonCode.FEATURE_DISABLED), (400, ReasonCode.OWN_MESSAGE), (409, ReasonCode.ACK_NOT_REQUIRED),
+                (409, ReasonCode.REQUIRE_ACK_OFF), (410, ReasonCode.ACK_EXPIRED),
             ),
         },
         description="Acknowledge reading a group message. Each member counts once however often it calls; "
@@ -186,8 +190,9 @@ class GroupAckListApi(UserTokenApi):
         responses={
             200: GroupAckPageSerializer,
             **error_responses(
-                (403, "forbidden"), (404, "group_not_found"), (404, "message_not_found"),
-                (403, "ack_count_not_visible"), (409, "ack_not_required"), (410, "ack_expired"),
+                (403, ReasonCode.FORBIDDEN), (404, ReasonCode.GROUP_NOT_FOUND), (404, ReasonCode.MESSAGE_NOT_FOUND),
+                (403, ReasonCode.ACK_COUNT_NOT_VISIBLE), (409, ReasonCode.ACK_NOT_REQUIRED),
+                (410, ReasonCode.ACK_EXPIRED),
             ),
         },
         description="Who read a group message, oldest first, and the exact count. Checks in this order: "
@@ -262,7 +267,7 @@ class EventListApi(UserTokenApi):
                 ),
                 "next_cursor": serializers.CharField(help_text="Never null: poll again with it."),
             }),
-            **error_responses((403, "forbidden")),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
         },
     )
     def get(self, request, org_name, app_name):

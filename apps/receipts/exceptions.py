@@ -4,42 +4,44 @@ from __future__ import annotations
 
 from apps.chat.exceptions import NotGroupMember
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, Gone, InvalidRequest
+from apps.common.reason_codes import ReasonCode
 from apps.policy.evaluation import Decision
 
 
 class NotSingleChat(InvalidRequest):
-    code, default_detail = "not_single_chat", "This is a group message: use the group message read ack."
+    code, default_detail = ReasonCode.NOT_SINGLE_CHAT, "This is a group message: use the group message read ack."
 
 
 class NotRecipient(Forbidden):
-    code, default_detail = "not_recipient", "Only the message's recipient can acknowledge reading it."
+    code, default_detail = ReasonCode.NOT_RECIPIENT, "Only the message's recipient can acknowledge reading it."
 
 
 class FeatureDisabled(Forbidden):
-    code, default_detail = "feature_disabled", "This kind of read receipt is turned off for this app."
+    code, default_detail = ReasonCode.FEATURE_DISABLED, "This kind of read receipt is turned off for this app."
 
 
 class RequireAckOff(Conflict):
-    code, default_detail = "require_ack_off", "This device logged in with require_ack off: read acks have no effect."
+    code = ReasonCode.REQUIRE_ACK_OFF
+    default_detail = "This device logged in with require_ack off: read acks have no effect."
 
 
 class AckExpired(Gone):
-    code, default_detail = "ack_expired", "The message is past the validity of its read receipts."
+    code, default_detail = ReasonCode.ACK_EXPIRED, "The message is past the validity of its read receipts."
 
 
 class OwnMessage(InvalidRequest):
-    code, default_detail = "own_message", "The sender does not acknowledge its own message."
+    code, default_detail = ReasonCode.OWN_MESSAGE, "The sender does not acknowledge its own message."
 
 
 class AckNotRequired(Conflict):
-    code, default_detail = "ack_not_required", "The message was sent without need_group_ack."
+    code, default_detail = ReasonCode.ACK_NOT_REQUIRED, "The message was sent without need_group_ack."
 
 
 class AckCountNotVisible(Forbidden):
-    code, default_detail = "ack_count_not_visible", "Only the sender may see who read this message."
+    code, default_detail = ReasonCode.ACK_COUNT_NOT_VISIBLE, "Only the sender may see who read this message."
 
 
-_BY_REASON: dict[str, type[ApplicationError]] = {
+_BY_REASON: dict[ReasonCode, type[ApplicationError]] = {
     cls.code: cls
     for cls in (
         NotSingleChat, NotRecipient, FeatureDisabled, RequireAckOff, AckExpired, OwnMessage, AckNotRequired,

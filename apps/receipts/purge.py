@@ -14,21 +14,12 @@ from django.utils import timezone
 from apps.chat.models import Message
 from apps.common.batching import ProgressCallback, PurgeTally, counter_decrement, delete_in_batches, per_app
 from apps.common.timeutils import to_ms
-from apps.policy.evaluation import MS_PER_DAY
+from apps.policy.evaluation import retention_cutoff_ms
 from apps.policy.models import ReceiptPolicy
 
 from .models import GroupAck
 
 logger = logging.getLogger(__name__)
-
-
-def group_ack_expiry_cutoff_ms(*, now_ms: int, ttl_days: int) -> int:
-    """Acks of messages sent before this instant (ms) are expired.
-
-    The same boundary as `evaluation.is_older_than_days`, which refuses new acks:
-    expired iff now - timestamp > ttl, i.e. timestamp < now - ttl.
-    """
-    return now_ms - ttl_days * MS_PER_DAY
 
 
 def _delete_and_close(expired, rows: list[tuple[int, int, int]]) -> int:
@@ -87,7 +78,8 @@ def group_acks_purge_expired(
     tally = PurgeTally("group_acks", progress)
     ttls = per_app(ReceiptPolicy.objects, app_id="app_id", app="app__", value="group_ack_ttl_days")
     for app_id, app_key, ttl_days in ttls:
-        cutoff_ms = group_ack_expiry_cutoff_ms(now_ms=now_ms, ttl_days=ttl_days)
+        # group_ack_expired's boundary: a message below it refuses new acks (ack_expired), so none is lost here.
+        cutoff_ms = retention_cutoff_ms(now_ms=now_ms, days=ttl_days)
         expired = GroupAck.objects.filter(app_id=app_id, message_timestamp__lt=cutoff_ms)
         tally.begin(app_key)
         if dry_run:

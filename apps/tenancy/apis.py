@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.fields import StrictCharField, StrictChoiceField
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import error_responses
 from apps.lockout.schema import RETRY_AFTER
 
@@ -33,7 +34,7 @@ class StaffTokenApi(APIView):
         responses={
             200: inline_serializer("StaffToken", {"access_token": serializers.CharField(),
                                                   "expires_in": serializers.IntegerField()}),
-            **error_responses((401, "unauthenticated"), (429, "rate_limited"), authenticated=False),
+            **error_responses((401, ReasonCode.UNAUTHENTICATED), (429, ReasonCode.RATE_LIMITED), authenticated=False),
         },
         parameters=[RETRY_AFTER],
         auth=[],
@@ -64,7 +65,7 @@ class StaffCreateApi(StaffApi):
         responses={
             201: inline_serializer("StaffCreated", {"username": serializers.CharField(),
                                                     "role": serializers.CharField()}),
-            **error_responses((403, "forbidden"), (409, "duplicate_username")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (409, ReasonCode.DUPLICATE_USERNAME)),
         },
     )
     def post(self, request):

@@ -4,6 +4,7 @@ import re
 
 from apps.common.exceptions import NotFound
 from apps.common.pagination import keyset_page
+from apps.common.reason_codes import ReasonCode
 
 from .models import NAME_PATTERN, App
 
@@ -11,7 +12,7 @@ _NAME_RE = re.compile(NAME_PATTERN)
 
 
 class AppNotFound(NotFound):
-    code = "not_found"
+    code = ReasonCode.NOT_FOUND
 
 
 def app_get(*, org_name: str, app_name: str) -> App:

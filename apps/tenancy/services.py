@@ -16,21 +16,23 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.common.exceptions import Conflict, InvalidRequest, Unauthenticated
+from apps.common.reason_codes import ReasonCode
 from apps.common.tokens import hash_token, new_token
 from apps.lockout.services import staff_authenticate
 
 from .models import NAME_PATTERN, RESERVED_ORG_NAMES, App, PlanTier, StaffToken
+from .plans import DEFAULT_PLAN
 from .roles import ROLES
 
 _NAME_RE = re.compile(NAME_PATTERN)
 
 
 class DuplicateApp(Conflict):
-    code = "duplicate_app"
+    code = ReasonCode.DUPLICATE_APP
 
 
 class DuplicateUsername(Conflict):
-    code = "duplicate_username"
+    code = ReasonCode.DUPLICATE_USERNAME
 
 
 def _validate_app_names(org_name, app_name, plan_code, plans) -> None:
@@ -46,7 +48,7 @@ def _validate_app_names(org_name, app_name, plan_code, plans) -> None:
         raise InvalidRequest("Some fields are not valid.", fields=errors)
 
 
-def app_build(*, org_name: str, app_name: str, plan: str = "free") -> tuple[App, str]:
+def app_build(*, org_name: str, app_name: str, plan: str = DEFAULT_PLAN) -> tuple[App, str]:
     """A new app, not saved yet, with fresh credentials; returns it and the client secret (shown once).
 
     Saved only with its receipt policy, by apps.policy.services.app_create: an app never exists without one.

@@ -8,10 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.common.timeutils import now_ms
-from apps.policy.evaluation import is_older_than_days
+from apps.policy.evaluation import is_older_than_days, retention_cutoff_ms
 from apps.policy.services import policy_update
 from apps.receipts.models import GroupAck
-from apps.receipts.purge import group_ack_expiry_cutoff_ms, group_acks_purge_expired
+from apps.receipts.purge import group_acks_purge_expired
 from apps.receipts.tasks import purge_expired_group_acks
 
 from .factories import HOUR_MS, ack_ids, ack_world, acks, days_ms, group_message, run_at_once, staff_actor
@@ -29,7 +29,7 @@ def groupack_queries(captured):
 
 def test_cutoff__same_boundary_as_the_ack_refusal():
     now, ttl = 1_800_000_000_000, 3
-    cutoff = group_ack_expiry_cutoff_ms(now_ms=now, ttl_days=ttl)
+    cutoff = retention_cutoff_ms(now_ms=now, days=ttl)  # the purge's cutoff for a TTL of `ttl` days
     # Purged (timestamp < cutoff) exactly when a new ack would be refused as expired.
     assert is_older_than_days(timestamp_ms=cutoff - 1, now_ms=now, days=ttl)
     assert not is_older_than_days(timestamp_ms=cutoff, now_ms=now, days=ttl)

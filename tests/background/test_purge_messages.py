@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Conversation, Message
-from apps.chat.purge import message_expiry_cutoff_ms, messages_purge_expired
+from apps.chat.purge import messages_purge_expired
 from apps.chat.tasks import purge_expired_messages
-from apps.policy.evaluation import single_read_ack_expired
+from apps.policy.evaluation import retention_cutoff_ms, single_read_ack_expired
 from apps.policy.selectors import policy_snapshot_get
 from apps.receipts.models import GroupAck
 from apps.receipts.selectors import messages_unread
@@ -55,7 +55,7 @@ def unread_in_rows(world: World, owner: str, peer: str) -> int:
 
 def test_cutoff__same_boundary_as_the_read_ack_refusal():
     now, days = 1_800_000_000_000, 3
-    cutoff = message_expiry_cutoff_ms(now_ms=now, retention_days=days)
+    cutoff = retention_cutoff_ms(now_ms=now, days=days)  # the purge's cutoff for a retention of `days` days
 
     class Snapshot:
         plan_message_retention_days = days

@@ -2,17 +2,24 @@
 
 import pytest
 
+from apps.common.reason_codes import ReasonCode
 from apps.policy.evaluation import (
     BUSINESS_FIELDS,
     OPERATOR_FIELDS,
     Decision,
     PolicySnapshot,
+    app_create_allowed,
     effective_group_read_ack,
     group_ack_decision,
     group_read_ack_enable_decision,
+    group_send_decision,
     is_older_than_days,
     member_limit_change_decision,
+    message_receipt_flags,
+    policy_value_errors,
     refused_fields,
+    retention_cutoff_ms,
+    single_send_decision,
 )
 
 DAY = 86_400_000
@@ -52,6 +59,53 @@ def test_refused_fields__both_roles__nothing_refused():
 
 def test_refused_fields__no_role__everything_refused():
     assert refused_fields(roles=frozenset(), fields=["plan"]) == ["plan"]
+
+
+@pytest.mark.parametrize("roles,allowed", [
+    ({"operator"}, True), ({"operator", "business"}, True), ({"business"}, False), (set(), False),
+])
+def test_app_create_allowed__operators_only(roles, allowed):
+    assert app_create_allowed(roles=frozenset(roles)) is allowed
+
+
+# --- value checks of a policy change (the ranges of apps.policy.fields)
+
+PLANS = ("free", "pro", "ultimate", "enterprise")
+
+
+@pytest.mark.parametrize("changes", [
+    {"group_ack_member_limit": 2}, {"group_ack_member_limit": 100_000}, {"group_ack_ttl_days": 1},
+    {"group_ack_ttl_days": 30}, {"read_ack_enabled": False}, {"group_ack_sender_scope": "owners_and_admins"},
+    {"group_ack_count_visibility": "all_members"}, {"plan": "enterprise"},
+])
+def test_policy_value_errors__values_in_range__none(changes):
+    assert policy_value_errors(changes=changes, plan_codes=PLANS) == {}
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("group_ack_member_limit", 1, "Must be an integer from 2 to 100000."),
+    ("group_ack_member_limit", 100_001, "Must be an integer from 2 to 100000."),
+    ("group_ack_member_limit", True, "Must be an integer from 2 to 100000."),
+    ("group_ack_member_limit", "300", "Must be an integer from 2 to 100000."),
+    ("group_ack_ttl_days", 3.0, "Must be an integer from 1 to 30."),
+    ("delivery_ack_enabled", 0, "Must be true or false."),
+    ("group_ack_sender_scope", "owners", "Must be one of: all_members, owners_and_admins."),
+    ("group_ack_count_visibility", None, "Must be one of: sender, all_members."),
+    ("plan", "Free", "Must be one of: free, pro, ultimate, enterprise."),
+])
+def test_policy_value_errors__wrong_type_or_out_of_range__message_per_field(field, value, message):
+    assert policy_value_errors(changes={field: value}, plan_codes=PLANS) == {field: [message]}
+
+
+def test_policy_value_errors__plan__one_of_the_plans_that_exist_now():
+    assert policy_value_errors(changes={"plan": "pro"}, plan_codes=("free",)) == {
+        "plan": ["Must be one of: free."]}
+
+
+def test_decision__reason_is_a_reason_code_and_a_typo_fails_at_once():
+    assert Decision(False, "ack_expired").reason is ReasonCode.ACK_EXPIRED
+    with pytest.raises(ValueError):
+        Decision(False, "ack_expird")
 
 
 # --- effective switch
@@ -136,6 +190,32 @@ def test_group_ack__group_exactly_at_limit__allowed():
     assert group_ack_decision(snapshot=snapshot(), group_size=200, sender_role="owner").allowed
 
 
+def test_single_send__need_group_ack__invalid_request_on_that_field():
+    assert single_send_decision(to_self=True, need_group_ack=True) == Decision(
+        False, "invalid_request", field="need_group_ack")
+
+
+def test_single_send__to_yourself__invalid_request_on_to():
+    assert single_send_decision(to_self=True, need_group_ack=False) == Decision(False, "invalid_request", field="to")
+
+
+def test_single_send__to_another_user__allowed():
+    assert single_send_decision(to_self=False, need_group_ack=False).allowed
+
+
+def test_group_send__not_a_member__not_group_member():
+    assert group_send_decision(sender_is_member=False) == Decision(False, "not_group_member")
+    assert group_send_decision(sender_is_member=True).allowed
+
+
+@pytest.mark.parametrize("device,flags", [
+    ((True, False), (True, False)), ((False, True), (False, True)),
+    ((None, None), (True, False)),  # no device: the SDK defaults
+])
+def test_message_receipt_flags__the_sending_devices_options_or_the_sdk_defaults(device, flags):
+    assert message_receipt_flags(device_require_ack=device[0], device_require_delivery_ack=device[1]) == flags
+
+
 def test_group_ack__several_rules_fail__first_in_contract_order_is_reported():
     s = snapshot(group_read_ack_enabled=False, group_ack_sender_scope="owners_and_admins")
     assert group_ack_decision(snapshot=s, group_size=10_000, sender_role="member").reason == "feature_disabled"
@@ -156,3 +236,12 @@ def test_is_older_than_days__one_ms_past_the_limit__expired():
 
 def test_is_older_than_days__future_timestamp__not_expired():
     assert is_older_than_days(timestamp_ms=10 * DAY, now_ms=0, days=1) is False
+
+
+@pytest.mark.parametrize("days", [1, 3, 7, 30, 180])
+def test_retention_cutoff__the_first_instant_still_valid(days):
+    now = 1_800_000_000_000
+    cutoff = retention_cutoff_ms(now_ms=now, days=days)
+    assert cutoff == now - days * DAY
+    assert not is_older_than_days(timestamp_ms=cutoff, now_ms=now, days=days)
+    assert is_older_than_days(timestamp_ms=cutoff - 1, now_ms=now, days=days)
