@@ -1,7 +1,15 @@
-"""Writes of the event feed: every SDK callback is one row per receiving user."""
+"""Writes of the event feed: every SDK callback is one row per receiving user.
+
+The event append (the receiving users' rows locked, then their events inserted) is written once, here:
+events_publish runs it as its own statement, and a writer that fuses its whole write into one statement
+composes the same text (event_append_sql: the group ack, apps/receipts/services.py). What handing a page out
+records besides (the delivery receipts) belongs to the app that records it: apps.receipts.services.feed_hand_out
+reads the page here, then records; this app imports no app that writes to it.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -9,13 +17,9 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.chat.models import Message
 from apps.common import metrics
 from apps.common.exceptions import InvalidRequest
 from apps.common.pagination import decode_cursor, encode_cursor
-from apps.common.timeutils import to_ms
-from apps.policy.selectors import policy_snapshot_get
-from apps.receipts.counters import receipt_count_add
 
 from . import wakeup
 from .models import Event
@@ -41,13 +45,14 @@ def _feed_users():
 
 
 def events_publish(*, events: list[NewEvent]) -> list[Event]:
-    """Store the events (PostgreSQL: one statement locking the users and inserting; SQLite: a lock query and one
-    INSERT) and wake their users' long-polls after commit.
+    """Store the events (PostgreSQL: the event append, one statement locking the users and inserting; SQLite:
+    a lock query and one INSERT) and wake their users' long-polls after commit.
 
-    Call inside the transaction of the change that causes them, once per transaction with all its
-    events, as its LAST write (after every other UPDATE/INSERT that locks rows): the user-row locks
-    below are then always the last locks a transaction takes, so they cannot form a deadlock cycle
-    with row locks (conversations, messages) taken in another order by another transaction.
+    Call inside the transaction of the change that causes them, once per transaction with all its events,
+    after every other UPDATE/INSERT that locks rows (conversations, messages), so that user-row locks come
+    after those in every transaction and cannot form a deadlock cycle with them. The only row a
+    transaction may lock after them is its daily receipt counter (apps/receipts/counters.py), which no
+    transaction holds while it locks a user row.
 
     Why the lock: a reader's cursor is the last event id it was handed. Ids come from a
     sequence at INSERT time, not at commit time, so on PostgreSQL two transactions writing
@@ -64,8 +69,12 @@ def events_publish(*, events: list[NewEvent]) -> list[Event]:
         if connection.vendor == "postgresql":
             created = _publish_postgresql(events=events, user_ids=user_ids)
         else:
-            list(_feed_users().objects.filter(id__in=user_ids).order_by("id").select_for_update(no_key=True)
-                 .values_list("id", flat=True))
+            list(
+                _feed_users().objects.filter(id__in=user_ids)
+                .order_by("id")
+                .select_for_update(no_key=True)
+                .values_list("id", flat=True)
+            )
             created = Event.objects.bulk_create(
                 [
                     Event(
@@ -82,23 +91,55 @@ def events_publish(*, events: list[NewEvent]) -> list[Event]:
     return created
 
 
-# PostgreSQL: the user-row locks and the INSERT in one statement, one round trip and no ORM compilation, for every
-# publisher (sends, message and conversation acks, deliveries; a group ack writes its event in its own statement,
-# apps/receipts/services.py). The one-time filter on `locked` runs that CTE to its end, so every user row is
-# locked (in id order) before the first event row is inserted and takes its id.
-_PUBLISH_PG = (
-    "WITH locked AS (SELECT id FROM {user_table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE) "
-    "INSERT INTO {event_table} (user_id, type, payload, origin_device_id, delivery_message_pk, created_at) "
-    "SELECT e.user_id, e.type, e.payload, e.origin_device_id, e.delivery_message_pk, %s "
-    "FROM unnest(%s::bigint[], %s::varchar[], %s::text[]::jsonb[], %s::varchar[], %s::bigint[]) "
-    "WITH ORDINALITY AS e(user_id, type, payload, origin_device_id, delivery_message_pk, n) "
-    "WHERE (SELECT count(*) FROM locked) >= 0 ORDER BY e.n RETURNING id"
-)
+# The columns an appended event sets (the others have their defaults), in the order of event_append_sql's
+# `values`.
+EVENT_COLUMNS = ("user_id", "type", "payload", "origin_device_id", "delivery_message_pk", "created_at")
+
+
+@functools.cache
+def event_append_sql(
+    *, receivers_condition: str, values: tuple[str, ...], source: str, lock_cte: str, order_by: str = ""
+) -> tuple[str, str]:
+    """PostgreSQL: the event append as two parts of one WITH statement, (lock, insert).
+
+    - `lock`, the body of a CTE the caller names `lock_cte`, locks the rows of the receiving users, those
+      meeting `receivers_condition` (SQL on the user's `id`), in id order, FOR NO KEY UPDATE (see
+      events_publish: why);
+    - `insert` appends one event per row of `source` (a FROM clause), `values` giving one SQL expression per
+      column of EVENT_COLUMNS, RETURNING id. Its one-time filter on `lock_cte` runs the lock to its end before
+      the first event row is inserted and takes its id.
+    The texts depend on their arguments only (they are cached): parameters are placeholders.
+    """
+    assert len(values) == len(EVENT_COLUMNS), values
+    quote = connection.ops.quote_name
+    users = quote(_feed_users()._meta.db_table)
+    lock = f"SELECT id FROM {users} WHERE {receivers_condition} ORDER BY id FOR NO KEY UPDATE"
+    insert = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(EVENT_COLUMNS)}) SELECT {', '.join(values)} "
+        f"FROM {source} WHERE (SELECT count(*) FROM {lock_cte}) >= 0{f' ORDER BY {order_by}' if order_by else ''} "
+        "RETURNING id"
+    )
+    return lock, insert
+
+
+@functools.cache
+def _publish_sql() -> str:
+    """events_publish's statement on PostgreSQL: the event append of one event per element of the arrays.
+
+    Raw SQL rather than the ORM: every send and read receipt publishes, and this is one round trip (the locks
+    and the INSERT together) with no query compilation."""
+    lock, insert = event_append_sql(
+        receivers_condition="id = ANY(%s)",
+        values=("e.user_id", "e.type", "e.payload", "e.origin_device_id", "e.delivery_message_pk", "%s"),
+        source="unnest(%s::bigint[], %s::varchar[], %s::text[]::jsonb[], %s::varchar[], %s::bigint[]) "
+        "WITH ORDINALITY AS e(user_id, type, payload, origin_device_id, delivery_message_pk, n)",
+        lock_cte="locked",
+        order_by="e.n",
+    )
+    return f"WITH locked AS ({lock}) {insert}"
 
 
 def _publish_postgresql(*, events: list[NewEvent], user_ids: list[int]) -> list[Event]:
-    quote = connection.ops.quote_name
-    sql = _PUBLISH_PG.format(user_table=quote(_feed_users()._meta.db_table), event_table=quote(Event._meta.db_table))
     moment = timezone.now()
     params = [
         user_ids,
@@ -110,78 +151,20 @@ def _publish_postgresql(*, events: list[NewEvent], user_ids: list[int]) -> list[
         [e.delivery_message_pk for e in events],
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_publish_sql(), params)
         ids = [row[0] for row in cursor.fetchall()]
     return [
-        Event(id=pk, user_id=e.user_id, type=e.type, payload=e.payload, origin_device_id=e.origin_device_id,
-              delivery_message_pk=e.delivery_message_pk, created_at=moment)
+        Event(
+            id=pk,
+            user_id=e.user_id,
+            type=e.type,
+            payload=e.payload,
+            origin_device_id=e.origin_device_id,
+            delivery_message_pk=e.delivery_message_pk,
+            created_at=moment,
+        )
         for pk, e in zip(ids, events, strict=True)
     ]
-
-
-def _mark_delivered(*, message_pks: list[int], recipient_id: int, now) -> list[tuple[int, str, int, bool]]:
-    """Set delivered_at on those not yet delivered; return (pk, message_id, sender_id, require_delivery_ack).
-
-    The database decides who is first: the UPDATE only touches rows whose delivered_at is
-    still NULL (PostgreSQL re-checks that after waiting for a concurrent updater's row lock;
-    SQLite runs one writer at a time), and RETURNING tells this request which rows it won.
-    Single chats of this recipient only: a group message is never "delivered".
-    """
-    table = connection.ops.quote_name(Message._meta.db_table)
-    placeholders = ", ".join(["%s"] * len(message_pks))
-    sql = (
-        f"UPDATE {table} SET delivered_at = %s "
-        f"WHERE id IN ({placeholders}) AND recipient_id = %s AND chat_type = %s AND delivered_at IS NULL "
-        "RETURNING id, message_id, sender_id, require_delivery_ack"
-    )
-    params = [connection.ops.adapt_datetimefield_value(now), *message_pks, recipient_id, "single"]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return sorted((pk, message_id, sender_id, bool(flag)) for pk, message_id, sender_id, flag in rows)
-
-
-def deliveries_record(*, app_id: int, recipient, handed: list[Event]) -> int:
-    """Record the delivery of the single-chat messages among `handed` (events just given to a device of
-    `recipient`) and emit their `messages_delivered` receipts. Returns the number of receipts emitted.
-
-    - First hand-out wins, whichever device: each message is delivered once, decided by the
-      database (see _mark_delivered), so two devices fetching at the same moment emit one receipt.
-    - A receipt goes out only if the message was sent with require_delivery_ack (captured at
-      send time) and the app's delivery_ack_enabled is on *now*; the delivery is recorded anyway.
-    - The receipt goes to every device of the sender (origin "": no device caused it) and is
-      counted on the app's daily chart in the same transaction.
-    - A fixed number of queries whatever the number of messages.
-    """
-    by_pk = {e.delivery_message_pk: e for e in handed if e.delivery_message_pk is not None}
-    if not by_pk:
-        return 0
-    now = timezone.now()
-    with transaction.atomic():
-        won = _mark_delivered(message_pks=sorted(by_pk), recipient_id=recipient.id, now=now)
-        wanted = [row for row in won if row[3]]
-        if not wanted or not policy_snapshot_get(app_id=app_id).delivery_ack_enabled:
-            return 0
-        receipt_count_add(app_id=app_id, kind="delivery", n=len(wanted))
-        timestamp = to_ms(now)
-        # Last write of the transaction, as events_publish asks (its user-row locks come last).
-        events_publish(
-            events=[
-                NewEvent(
-                    user_id=sender_id,
-                    type="messages_delivered",
-                    payload={
-                        "message_id": message_id,
-                        "from": recipient.username,
-                        "to": by_pk[pk].payload.get("from"),
-                        "timestamp": timestamp,
-                    },
-                )
-                for pk, message_id, sender_id, _ in wanted
-            ]
-        )
-    metrics.RECORDED["delivery"].inc(len(wanted))  # committed
-    return len(wanted)
 
 
 @dataclass
@@ -203,7 +186,6 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
     - Reads from the device's own position (`cursor`; none: the oldest retained event).
     - Never returns an event caused by `device`, but the cursor moves past those too.
     - Waits outside any transaction, woken by `events_publish` (any process, see wakeup.py).
-    - Hands out single-chat messages' deliveries (deliveries_record) after the read.
     Raises invalid_request for a cursor this API did not issue.
     """
     position = decode_cursor(cursor) or 0
@@ -224,5 +206,4 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
                     break
                 _release_connection()
                 waiter.wait(remaining)
-    deliveries_record(app_id=app.id, recipient=user, handed=page.events)
     return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))

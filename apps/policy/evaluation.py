@@ -343,3 +343,37 @@ def group_ack_list_decision(
     ):
         return Decision(False, ReasonCode.ACK_EXPIRED)
     return ALLOWED
+
+
+# --- Who is told of a receipt (SPEC §1 and §5 "Events"): the rules of the receipt writes in
+# apps/receipts/services.py. Plain facts in, no ORM; the services build the events from the answer.
+
+
+def delivery_receipt_due(*, require_delivery_ack: bool, delivery_ack_enabled: bool) -> bool:
+    """Whether a delivery tells the message's sender (`messages_delivered` to every device of the sender).
+
+    - the delivery itself is recorded in every case, at the first hand-out to any device of the recipient
+      (single chats only; a group message is never delivered);
+    - the sender is told only if the message was sent with `require_delivery_ack` (the sending device's
+      option, captured at send: a later login with it off changes nothing)
+    - and the app's `delivery_ack_enabled` is on at the hand-out, not at the send.
+    """
+    return require_delivery_ack and delivery_ack_enabled
+
+
+@dataclass(frozen=True)
+class MessageReadAudience:
+    """Who gets a `messages_read`: the sender's devices (all of them), the reader's other devices."""
+
+    sender: bool
+    reader_other_devices: bool
+
+
+def message_read_audience(*, require_read_ack: bool) -> MessageReadAudience:
+    """Who is told that a single-chat message was read, once the read ack is accepted.
+
+    - the sender only if the message asked for read receipts (`require_read_ack`: the sending device's
+      `require_ack`, captured at send);
+    - the reader's other devices in every case (multi-device sync), never the calling device.
+    """
+    return MessageReadAudience(sender=require_read_ack, reader_other_devices=True)

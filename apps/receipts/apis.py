@@ -26,7 +26,6 @@ from apps.common.pagination import parse_limit
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 from apps.common.timeutils import to_ms
-from apps.events.services import events_poll
 
 from . import selectors, services
 
@@ -275,7 +274,7 @@ class EventListApi(UserTokenApi):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         principal = request.user
-        result = events_poll(
+        result = services.feed_hand_out(
             app=principal.app,
             user=principal.user,
             device=principal.device,

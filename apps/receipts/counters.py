@@ -1,7 +1,12 @@
-"""Daily receipt counters: the console chart reads these few rows, never the acks themselves."""
+"""Daily receipt counters: the console chart reads these few rows, never the acks themselves.
+
+The counter's upsert is written once, here (receipt_count_add_sql): receipt_count_add runs it, and the group
+ack's one statement on PostgreSQL composes the same text (apps/receipts/services.py).
+"""
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import date, timedelta
 
@@ -22,7 +27,8 @@ def random_counter_shard() -> int:
 def receipt_count_add(*, app_id: int, kind: str, n: int = 1, day: date | None = None) -> None:
     """Add `n` receipts of `kind` to today's counter of the app, atomically, in one statement.
 
-    Call inside the transaction that records the receipts: a rolled-back ack is never counted.
+    Call inside the transaction that records the receipts, as its last write (the module docstring of
+    apps/receipts/services.py: the counter row is the last lock): a rolled-back ack is never counted.
     - one upsert (`INSERT ... ON CONFLICT DO UPDATE`, PostgreSQL and SQLite >= 3.24): the first receipt of
       the day costs the same single query as every other, so receipt endpoints keep a fixed query count;
     - concurrent first receipts of a day meet on the unique (app, day, kind, shard) and add up, never lose one;
@@ -32,14 +38,35 @@ def receipt_count_add(*, app_id: int, kind: str, n: int = 1, day: date | None = 
         return
     assert kind in ReceiptKind.values, kind
     day = day or timezone.now().date()
-    table = connection.ops.quote_name(ReceiptDailyCount._meta.db_table)
-    count = connection.ops.quote_name("count")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (app_id, day, kind, shard, {count}) VALUES (%s, %s, %s, %s, %s) "
-            f"ON CONFLICT (app_id, day, kind, shard) DO UPDATE SET {count} = {table}.{count} + excluded.{count}",
+            receipt_count_add_sql(),
             [app_id, connection.ops.adapt_datefield_value(day), kind, random_counter_shard(), n],
         )
+
+
+# The counter's columns, in the order of receipt_count_add_sql's `values`.
+COUNTER_COLUMNS = ("app_id", "day", "kind", "shard", "count")
+
+
+@functools.cache
+def receipt_count_add_sql(*, values: tuple[str, ...] = ("%s",) * 5, once_per: str | None = None) -> str:
+    """The statement adding to a daily counter row (receipt_count_add's), for running alone or inside a
+    writer's one statement (the group ack's, apps/receipts/services.py).
+
+    `values`: one SQL expression per column of COUNTER_COLUMNS (default: placeholders), `count` being the
+    number to add; `once_per`: a FROM clause (a CTE of the composing statement) to add once per row of it
+    instead of once (PostgreSQL only: SQLite would read the ON CONFLICT as the SELECT's join clause).
+    """
+    assert len(values) == len(COUNTER_COLUMNS), values
+    quote = connection.ops.quote_name
+    table, count = quote(ReceiptDailyCount._meta.db_table), quote("count")
+    columns = ", ".join(quote(name) for name in COUNTER_COLUMNS)
+    rows = f"SELECT {', '.join(values)} FROM {once_per}" if once_per else f"VALUES ({', '.join(values)})"
+    return (
+        f"INSERT INTO {table} ({columns}) {rows} "
+        f"ON CONFLICT (app_id, day, kind, shard) DO UPDATE SET {count} = {table}.{count} + excluded.{count}"
+    )
 
 
 def receipt_counts_by_day(*, app_id: int, days: int = 14, today: date | None = None) -> dict[str, list[int]]:

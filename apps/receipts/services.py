@@ -1,9 +1,13 @@
-"""Writes of the read receipts (SPEC §5): message, conversation and group message read acks.
+"""Every receipt write (SPEC §1, §5): delivery receipts, message, conversation and group message read acks.
 
 Read model of single chats: a message is read when its read_at is set (message read ack) OR its pk is at most
 its recipient's Conversation.read_up_to_pk with the sender (conversation read ack: one row written, whatever the
 number of unread messages). See apps.receipts.selectors.message_is_read.
+Who is told of a receipt is decided by the pure rules of apps.policy.evaluation (delivery_receipt_due,
+message_read_audience); what is written, here.
 Every write is decided in the database, never by "check, then write" in Python:
+- a delivery is `UPDATE ... WHERE delivered_at IS NULL ... RETURNING`: the first hand-out to any device of the
+  recipient wins, and only the rows it won may tell their senders;
 - a single-chat message becomes read by `UPDATE ... WHERE read_at IS NULL AND id > read_up_to_pk`, the position
   read under the conversation row's lock; the request whose UPDATE changed the row is the one that emits the
   events (a repeat, a concurrent twin, or a message a conversation ack already covered gets `already_read`);
@@ -11,15 +15,19 @@ Every write is decided in the database, never by "check, then write" in Python:
   each takes its lock first. message_send takes the message pk while holding it, so the pks of a conversation
   commit in order and a conversation ack (MAX(id) under the lock) never covers a message still on its way;
 - a group ack is `INSERT ... ON CONFLICT DO NOTHING` on the unique (message, reader): only the insert that
-  returned a row increments the message's counter and emits `group_message_read`. On PostgreSQL the whole
-  write (ack, count, user lock, event, counter, wake-up NOTIFY) is one statement in autocommit: see
-  _GROUP_ACK_PG below.
+  returned a row increments the message's counter and emits `group_message_read`.
+Each table's SQL is its owner's, written once: the events table's append (the receiving users' row locks, then
+the INSERT) is apps.events.services.event_append_sql (run by events_publish), the daily counter's upsert is
+apps.receipts.counters.receipt_count_add_sql (run by receipt_count_add); the ack, read and delivery columns
+are this module's. On PostgreSQL the group ack's whole write (ack, count, sender lock, event, counter, wake-up
+NOTIFY) is ONE statement in autocommit, composed of those same texts (_group_ack_one_statement_sql); the
+stepwise path (SQLite; a test runs it on PostgreSQL too and compares) runs them one by one in a transaction.
 Lock order, the same as `message_send`, so concurrent writers cannot deadlock (a mixed race test pins it):
-the conversation row, then message rows, then the receiving users' rows (events_publish, or the group ack's
-statement), and the app's daily counter row at the very end. Counter rows are few per app, day and kind
-(sharded), so the app's receipts queue on them: taken last, one is held for one statement and the COMMIT,
-not across the event writes. No deadlock follows: counter rows are only ever locked after user rows
-(deliveries_record does the same) and no transaction locks a user row after a counter row.
+the conversation row, then message rows, then the receiving users' rows (the event append: it locks them in
+id order, and that lock is what makes one user's event ids commit in order), and the app's daily counter row
+at the very end. Counter rows are few per app, day and kind (sharded), so the app's receipts queue on them:
+taken last, one is held for one statement and the COMMIT, not across the event writes. No deadlock follows:
+counter rows are only ever locked after user rows and no transaction locks a user row after a counter row.
 Events are stored in the same transaction as the change, so a rolled-back ack emits nothing.
 """
 
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
@@ -40,14 +49,105 @@ from apps.common.db import prepared_cursor
 from apps.common.timeutils import now, to_ms
 from apps.events import wakeup
 from apps.events.models import Event
-from apps.events.services import NewEvent, events_publish
+from apps.events.services import FeedResult, NewEvent, event_append_sql, events_poll, events_publish
 from apps.policy import evaluation
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
 
-from .counters import random_counter_shard, receipt_count_add
+from .counters import random_counter_shard, receipt_count_add, receipt_count_add_sql
 from .exceptions import raise_unless_allowed
-from .models import GroupAck, ReceiptDailyCount, ReceiptKind
+from .models import GroupAck, ReceiptKind
+
+
+class _Delivered(NamedTuple):
+    pk: int
+    message_id: str
+    sender_id: int
+    require_delivery_ack: bool
+
+
+def _mark_delivered(*, message_pks: list[int], recipient_id: int, moment) -> list[_Delivered]:
+    """Set delivered_at on those not yet delivered; return them, in pk order.
+
+    The database decides who is first: the UPDATE only touches rows whose delivered_at is
+    still NULL (PostgreSQL re-checks that after waiting for a concurrent updater's row lock;
+    SQLite runs one writer at a time), and RETURNING tells this request which rows it won.
+    Single chats of this recipient only: a group message is never "delivered".
+    """
+    table = connection.ops.quote_name(Message._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(message_pks))
+    sql = (
+        f"UPDATE {table} SET delivered_at = %s "
+        f"WHERE id IN ({placeholders}) AND recipient_id = %s AND chat_type = %s AND delivered_at IS NULL "
+        "RETURNING id, message_id, sender_id, require_delivery_ack"
+    )
+    params = [connection.ops.adapt_datetimefield_value(moment), *message_pks, recipient_id, ChatType.SINGLE.value]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return sorted(_Delivered(pk, message_id, sender_id, bool(flag)) for pk, message_id, sender_id, flag in rows)
+
+
+def feed_hand_out(*, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int,
+                  timeout: float) -> FeedResult:
+    """GET /events: the device's next page (events_poll), then the deliveries of the single-chat messages it hands
+    out (deliveries_record), after the read and outside any transaction of it."""
+    result = events_poll(app=app, user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
+    deliveries_record(app_id=app.id, recipient=user, handed=result.events)
+    return result
+
+
+def deliveries_record(*, app_id: int, recipient: ChatUser, handed: list[Event]) -> int:
+    """Record the delivery of the single-chat messages among `handed` (events just given to a device of
+    `recipient`) and emit their `messages_delivered` receipts. Returns the number of receipts emitted.
+
+    Called after every page of the feed (feed_hand_out).
+    - First hand-out wins, whichever device: each message is delivered once, decided by the
+      database (see _mark_delivered), so two devices fetching at the same moment emit one receipt.
+    - Who is told, and when: evaluation.delivery_receipt_due; the delivery is recorded in every case.
+    - The receipt goes to every device of the sender (origin "": no device caused it) and is
+      counted on the app's daily chart in the same transaction.
+    - A fixed number of queries whatever the number of messages.
+    """
+    by_pk = {e.delivery_message_pk: e for e in handed if e.delivery_message_pk is not None}
+    if not by_pk:
+        return 0
+    moment = now()
+    with transaction.atomic():
+        won = _mark_delivered(message_pks=sorted(by_pk), recipient_id=recipient.id, moment=moment)
+        # A delivery whose message did not ask tells nobody, whatever the policy: the policy is read only when
+        # one did, so most hand-outs cost no cache read.
+        if not any(row.require_delivery_ack for row in won):
+            return 0
+        enabled = policy_snapshot_get(app_id=app_id).delivery_ack_enabled
+        due = [
+            row
+            for row in won
+            if evaluation.delivery_receipt_due(
+                require_delivery_ack=row.require_delivery_ack, delivery_ack_enabled=enabled
+            )
+        ]
+        if not due:
+            return 0
+        timestamp = to_ms(moment)
+        events_publish(
+            events=[
+                NewEvent(
+                    user_id=row.sender_id,
+                    type="messages_delivered",
+                    payload={
+                        "message_id": row.message_id,
+                        "from": recipient.username,
+                        "to": by_pk[row.pk].payload.get("from"),
+                        "timestamp": timestamp,
+                    },
+                )
+                for row in due
+            ]
+        )
+        receipt_count_add(app_id=app_id, kind=ReceiptKind.DELIVERY, n=len(due))  # last, see the module docstring
+    metrics.RECORDED["delivery"].inc(len(due))  # committed
+    return len(due)
 
 
 @dataclass(frozen=True)
@@ -102,8 +202,8 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
     Effect of the first successful call only:
     - read_at is set (unless a conversation ack already covered it: already_read); the reader's unread count
       with the sender drops by one, never below 0;
-    - `messages_read` to the sender's user when the message asked for read receipts (require_read_ack);
-    - `messages_read` to the reader's user in every case, except the calling device (multi-device sync);
+    - `messages_read` to whom evaluation.message_read_audience names: the sender's user when the message asked
+      for read receipts (require_read_ack), the reader's user except the calling device in every case;
     - one "read" receipt on the app's daily counter.
     Fixed queries: one lookup (message, sender and policy), then (when new) 4 writes; a repeat costs the lookup
     and one UPDATE.
@@ -132,8 +232,13 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
             "to": message.sender.username,
             "timestamp": to_ms(moment),
         }
-        events = [NewEvent(user_id=reader.pk, type="messages_read", payload=payload, origin_device_id=device.device_id)]
-        if message.require_read_ack:
+        audience = evaluation.message_read_audience(require_read_ack=message.require_read_ack)
+        events = []
+        if audience.reader_other_devices:
+            events.append(
+                NewEvent(user_id=reader.pk, type="messages_read", payload=payload, origin_device_id=device.device_id)
+            )
+        if audience.sender:
             # No origin device on the sender's copy: device ids are per user, so the reader's device id
             # could equal one of the sender's and would hide the receipt from it.
             events.append(NewEvent(user_id=message.sender_id, type="messages_read", payload=payload))
@@ -169,8 +274,10 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
     moment = now()
     with transaction.atomic():
         conversation = (
-            Conversation.objects.select_for_update().filter(owner=reader, peer=peer_user)
-            .values("pk", "unread_count").first()
+            Conversation.objects.select_for_update()
+            .filter(owner=reader, peer=peer_user)
+            .values("pk", "unread_count")
+            .first()
         )
         cleared = conversation["unread_count"] if conversation else 0
         if not cleared:
@@ -188,8 +295,9 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
         events_publish(
             events=[
                 NewEvent(user_id=peer_user.pk, type="conversation_read", payload=payload),
-                NewEvent(user_id=reader.pk, type="conversation_read", payload=payload,
-                         origin_device_id=device.device_id),
+                NewEvent(
+                    user_id=reader.pk, type="conversation_read", payload=payload, origin_device_id=device.device_id
+                ),
             ]
         )
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)  # last, see the module docstring
@@ -197,74 +305,99 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
 
 
-# PostgreSQL: the whole new ack in ONE statement, run in autocommit (its own transaction): one round trip, and
-# no BEGIN/COMMIT round trips around it. What it does, in this order, each step feeding the next:
+# Group ack: the texts of its steps, each written once and run by both paths, in this order:
 #   acked        the (message, reader) row, unless it exists (a repeat or a concurrent twin: nothing below runs);
 #   counted      the message's counter + 1, RETURNING the new value (`count`, exact);
-#   sender       the sender's user row locked (FOR NO KEY UPDATE), as events_publish does, so that user's event
-#                ids commit in order; the one-time filter in `event` runs this to its end first;
-#   event        one group_message_read event to the sender's user, carrying its own running count;
-#   tallied      one "group_read" on a random shard of today's counter, last: the hottest row, held the least;
-#   notified     (wake-up backend `postgres`) the wake-up of the sender's long-polls, delivered at COMMIT.
-# The locks come in the module's order (message row, user row, counter row), so it cannot deadlock with the
-# other writers. No row back: a repeat (the caller reads the current count).
-_GROUP_ACK_PG = """
-WITH acked AS (
-    INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp)
-    VALUES (%(app)s, %(message)s, %(reader)s, %(moment)s, %(message_timestamp)s)
-    ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING message_id
-), counted AS (
-    UPDATE {message_table} SET group_ack_count = group_ack_count + 1
-    WHERE id = (SELECT message_id FROM acked) RETURNING group_ack_count
-), sender AS (
-    SELECT id FROM {user_table} WHERE id = %(sender)s AND EXISTS (SELECT FROM counted) FOR NO KEY UPDATE
-), event AS (
-    INSERT INTO {event_table} (user_id, type, payload, origin_device_id, delivery_message_pk, created_at)
-    SELECT %(sender)s, 'group_message_read', jsonb_build_object(
-        'message_id', %(message_id)s::text, 'group_id', %(group_id)s::text, 'from', %(reader_name)s::text,
-        'count', counted.group_ack_count, 'timestamp', %(timestamp)s::bigint), '', NULL, %(moment)s
-    FROM counted WHERE (SELECT count(*) FROM sender) >= 0
-    RETURNING id
-), tallied AS (
-    INSERT INTO {count_table} (app_id, day, kind, shard, {count})
-    SELECT %(app)s, %(day)s::date, %(kind)s::text, %(shard)s, 1 FROM event
-    ON CONFLICT (app_id, day, kind, shard) DO UPDATE SET {count} = {count_table}.{count} + excluded.{count}
-    RETURNING 1
-){notify_cte}
-SELECT counted.group_ack_count, (SELECT count(*) FROM tallied){notify_column} FROM counted
-"""
+#   sender+event the event append (apps.events.services.event_append_sql): the sender's user row locked, so that
+#                user's event ids commit in order, then one group_message_read carrying its own running count;
+#   tallied      one "group_read" on a random shard of today's counter (receipt_count_add_sql), last: the
+#                hottest row, held the least.
+# The one statement reads each step's input from the CTE before it; the stepwise path passes it as a parameter.
+_GROUP_ACK_INSERT = (
+    "INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp) "
+    "VALUES (%(app)s, %(message)s, %(reader)s, %(moment)s, %(message_timestamp)s) "
+    "ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING message_id"
+)
+_GROUP_ACK_COUNT_INCREMENT = (
+    "UPDATE {message_table} SET group_ack_count = group_ack_count + 1 WHERE id = {message} RETURNING group_ack_count"
+)
+
+
+def _group_ack_texts(*, message: str) -> tuple[str, str]:
+    """The ack's and the count's statements, the count's message id being the SQL expression `message`."""
+    quote = connection.ops.quote_name
+    return (
+        _GROUP_ACK_INSERT.format(ack_table=quote(GroupAck._meta.db_table)),
+        _GROUP_ACK_COUNT_INCREMENT.format(message_table=quote(Message._meta.db_table), message=message),
+    )
+
+
+# The group_message_read payload, as the one statement builds it (the stepwise path builds the same dict in
+# Python; the equivalence test compares the two).
+_GROUP_READ_PAYLOAD_SQL = (
+    "jsonb_build_object('message_id', %(message_id)s::text, 'group_id', %(group_id)s::text, "
+    "'from', %(reader_name)s::text, 'count', counted.group_ack_count, 'timestamp', %(timestamp)s::bigint)"
+)
 # A plain SELECT in WITH only runs if the main query reads it: hence the column.
-_GROUP_ACK_PG_NOTIFY = (
+_GROUP_ACK_NOTIFY = (
     ", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM event)",
     ", (SELECT count(*) FROM notified)",
 )
 
 
 @functools.cache
-def _group_ack_pg_sql(notify: bool) -> str:
-    quote = connection.ops.quote_name
-    notify_cte, notify_column = _GROUP_ACK_PG_NOTIFY if notify else ("", "")
-    return _GROUP_ACK_PG.format(
-        notify_cte=notify_cte, notify_column=notify_column,
-        ack_table=quote(GroupAck._meta.db_table), message_table=quote(Message._meta.db_table),
-        user_table=quote(ChatUser._meta.db_table), event_table=quote(Event._meta.db_table),
-        count_table=quote(ReceiptDailyCount._meta.db_table), count=quote("count"),
+def _group_ack_one_statement_sql(notify: bool) -> str:
+    """PostgreSQL: the new ack in ONE statement, run in autocommit (its own transaction): one round trip, and no
+    BEGIN/COMMIT round trips around it. The steps above as CTEs, plus (wake-up backend `postgres`) `notified`,
+    the wake-up of the sender's long-polls, delivered at COMMIT.
+
+    - `sender` locks the sender's row only for a new ack (when `counted` has its row), and the event's
+      one-time filter runs it to its end before the event takes its id;
+    - the locks come in the module's order (message row, user row, counter row), so it cannot deadlock with
+      the other writers;
+    - `tallied` reads `event`, so the counter row is taken after the event is in, and only for a new ack.
+    No row back: a repeat (the caller reads the current count).
+    """
+    ack_insert, count_increment = _group_ack_texts(message="(SELECT message_id FROM acked)")
+    sender_lock, event_insert = event_append_sql(
+        receivers_condition="id = %(sender)s AND EXISTS (SELECT FROM counted)",
+        values=("%(sender)s", "'group_message_read'", _GROUP_READ_PAYLOAD_SQL, "''", "NULL", "%(moment)s"),
+        source="counted",
+        lock_cte="sender",
+    )
+    tally = receipt_count_add_sql(
+        values=("%(app)s", "%(day)s::date", "%(kind)s::text", "%(shard)s", "1"), once_per="event"
+    )
+    notify_cte, notify_column = _GROUP_ACK_NOTIFY if notify else ("", "")
+    return (
+        f"WITH acked AS ({ack_insert}), counted AS ({count_increment}), sender AS ({sender_lock}), "
+        f"event AS ({event_insert}), tallied AS ({tally} RETURNING 1){notify_cte} "
+        f"SELECT counted.group_ack_count, (SELECT count(*) FROM tallied){notify_column} FROM counted"
     )
 
 
-def _group_ack_write_postgresql(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
+def _group_ack_write_one_statement(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
     """The new ack, its count, event and daily count in one statement; the new count, or None for a repeat."""
     params = {
-        "app": app.pk, "message": message.pk, "reader": reader.pk, "moment": moment,
-        "message_timestamp": message.timestamp, "sender": message.sender_id, "message_id": message.message_id,
-        "group_id": group.group_id, "reader_name": reader.username, "timestamp": to_ms(moment),
-        "day": moment.date(), "kind": ReceiptKind.GROUP_READ.value, "shard": random_counter_shard(),
+        "app": app.pk,
+        "message": message.pk,
+        "reader": reader.pk,
+        "moment": moment,
+        "message_timestamp": message.timestamp,
+        "sender": message.sender_id,
+        "message_id": message.message_id,
+        "group_id": group.group_id,
+        "reader_name": reader.username,
+        "timestamp": to_ms(moment),
+        "day": moment.date(),
+        "kind": ReceiptKind.GROUP_READ.value,
+        "shard": random_counter_shard(),
     }
     notify = wakeup.in_statement_notify([message.sender_id])
     if notify is not None:
         params["notify_channel"], params["notify_payload"] = notify
     with prepared_cursor() as cursor:
-        cursor.execute(_group_ack_pg_sql(notify is not None), params)
+        cursor.execute(_group_ack_one_statement_sql(notify is not None), params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -277,32 +410,40 @@ def _group_ack_write_postgresql(*, app: App, group, message: Message, reader: Ch
     return row[0]
 
 
-# SQLite (no INSERT/UPDATE inside WITH): the same steps as separate statements in one transaction.
-_GROUP_ACK_INSERT = (
-    "INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp) "
-    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING id"
-)
-_GROUP_ACK_COUNT_INCREMENT = (
-    "UPDATE {message_table} SET group_ack_count = group_ack_count + 1 WHERE id = %s RETURNING group_ack_count"
-)
-
-
-def _group_ack_write_sqlite(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
-    quote = connection.ops.quote_name
-    params = [app.pk, message.pk, reader.pk, connection.ops.adapt_datetimefield_value(moment), message.timestamp]
+def _group_ack_write_stepwise(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
+    """The same steps as separate statements in one transaction (SQLite has no INSERT/UPDATE inside WITH): the
+    ack and the count by the texts above, then the owners' own writers, events_publish and receipt_count_add."""
+    ack_insert, count_increment = _group_ack_texts(message="%(message)s")
+    params = {
+        "app": app.pk,
+        "message": message.pk,
+        "reader": reader.pk,
+        "moment": connection.ops.adapt_datetimefield_value(moment),
+        "message_timestamp": message.timestamp,
+    }
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_GROUP_ACK_INSERT.format(ack_table=quote(GroupAck._meta.db_table)), params)
+            cursor.execute(ack_insert, params)
             if cursor.fetchone() is None:
                 return None
-            cursor.execute(_GROUP_ACK_COUNT_INCREMENT.format(message_table=quote(Message._meta.db_table)),
-                           [message.pk])
+            cursor.execute(count_increment, params)
             count = cursor.fetchone()[0]
-        events_publish(events=[NewEvent(user_id=message.sender_id, type="group_message_read", payload={
-            "message_id": message.message_id, "group_id": group.group_id, "from": reader.username,
-            "count": count, "timestamp": to_ms(moment),
-        })])
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ)  # last, see the module docstring
+        events_publish(
+            events=[
+                NewEvent(
+                    user_id=message.sender_id,
+                    type="group_message_read",
+                    payload={
+                        "message_id": message.message_id,
+                        "group_id": group.group_id,
+                        "from": reader.username,
+                        "count": count,
+                        "timestamp": to_ms(moment),
+                    },
+                )
+            ]
+        )
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ, day=moment.date())  # last
     return count
 
 
@@ -323,7 +464,7 @@ def group_ack_record(
     - a repeat gets already_acked and the current count, and emits nothing.
     Round trips on PostgreSQL: two for a new ack, whatever the data: the lookup (group, membership, message
     and the policy snapshot, joined) and the write (one statement, its own transaction). A repeat reads the
-    count once more. SQLite: the same steps as separate statements.
+    count once more. SQLite: the same steps as separate statements (_group_ack_write_stepwise).
     """
     group, message, snapshot = group_message_get(
         app=app, group_id=group_id, message_id=message_id, member=reader, with_policy=True
@@ -341,7 +482,7 @@ def group_ack_record(
             acks_purged=message.group_acks_closed,
         )
     )
-    write = _group_ack_write_postgresql if connection.vendor == "postgresql" else _group_ack_write_sqlite
+    write = _group_ack_write_one_statement if connection.vendor == "postgresql" else _group_ack_write_stepwise
     try:
         count = write(app=app, group=group, message=message, reader=reader, moment=moment)
     except IntegrityError:
@@ -353,7 +494,6 @@ def group_ack_record(
     if count is None:
         # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
         count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
-        return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count,
-                              already_acked=True)
+        return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=True)
     metrics.RECORDED["group_read"].inc()  # committed (PostgreSQL: its own statement; SQLite: its transaction)
     return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)

@@ -55,14 +55,16 @@ def test_events_page__with_delivery_receipts__fixed_count(chat, django_assert_nu
     _warm(bob)
 
     # 1 feed page
-    # + SAVEPOINT, UPDATE ... RETURNING (the deliveries won), the daily counter (one upsert),
-    #   lock the senders, INSERT the receipts, RELEASE
+    # + SAVEPOINT, UPDATE ... RETURNING (the deliveries won), lock the senders, INSERT the receipts,
+    #   the daily counter (one upsert, last), RELEASE
     # one query less on PostgreSQL: events_publish locks the users and inserts in one statement
     with django_assert_num_queries(6 if connection.vendor == "postgresql" else 7):
         page = bob.poll()
     assert len(page["events"]) == size
-    assert len([e for e in chat.login("alice", "a2").poll(limit=200)["events"]
-                if e["type"] == "messages_delivered"]) == size
+    assert (
+        len([e for e in chat.login("alice", "a2").poll(limit=200)["events"] if e["type"] == "messages_delivered"])
+        == size
+    )
 
 
 @pytest.mark.parametrize("size", [1, 50])
