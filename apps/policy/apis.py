@@ -6,6 +6,7 @@ depends on tenancy, never the reverse. Thin views: parse, authorise, call, seria
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from apps.common.exceptions import InvalidRequest
@@ -13,11 +14,13 @@ from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
-from apps.tenancy.auth import IsOperator, IsStaffMember, StaffApi
+from apps.tenancy.auth import IsStaffMember, StaffApi
 from apps.tenancy.models import NAME_PATTERN, RESERVED_ORG_NAMES
 from apps.tenancy.plans import DEFAULT_PLAN, PLAN_CODES
+from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get, app_list
 
+from .evaluation import app_create_allowed
 from .selectors import policy_as_dict
 from .serializers import EffectiveSerializer, PolicyBodySerializer, PolicyOutputSerializer, PolicyPatchSerializer
 from .services import app_create, policy_update
@@ -57,9 +60,18 @@ class AppCreatedSerializer(AppOutputSerializer):
     client_secret = serializers.CharField(help_text="Shown only in this response.")
 
 
+class MayCreateApps(BasePermission):
+    """POST /apps: the rule the console asks too (evaluation.app_create_allowed)."""
+
+    message = "Only operators and superusers may do this."
+
+    def has_permission(self, request, view):
+        return bool(request.user) and app_create_allowed(roles=staff_roles(request.user))
+
+
 class AppListCreateApi(StaffApi):
     def get_permissions(self):
-        return [IsOperator()] if self.request.method == "POST" else [IsStaffMember()]
+        return [MayCreateApps()] if self.request.method == "POST" else [IsStaffMember()]
 
     class AppCreateInputSerializer(serializers.Serializer):
         # Not trimmed: a name with spaces is refused, not silently changed.
