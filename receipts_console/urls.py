@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # The admin API first: `admin` is reserved and never a valid org_name.
     path("api/v1/admin/", include("apps.tenancy.urls")),
+    path("api/v1/admin/", include("apps.webhooks.urls")),
     path("api/v1/<str:org_name>/<str:app_name>/", include("apps.chat.urls")),
     path("console/", include("apps.console.urls")),
     path("django-admin/", admin.site.urls),
