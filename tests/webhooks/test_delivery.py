@@ -15,7 +15,7 @@ from apps.webhooks import services
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from apps.webhooks.services import WebhookEvent, webhook_deliveries_enqueue, webhook_deliveries_post_due
 
-from .conftest import Answer
+from .receiver import Answer
 
 pytestmark = pytest.mark.django_db
 
