@@ -32,8 +32,16 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "endpoint", "event_type", "status", "attempts", "last_status_code", "next_attempt_at",
-                    "created_at"]
+    list_display = [
+        "id",
+        "endpoint",
+        "event_type",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
+    ]
     list_filter = ["status", "event_type"]
     search_fields = ["event_id", "endpoint__url"]
     list_select_related = ["endpoint"]

@@ -53,16 +53,19 @@ class EndpointOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
     enabled = serializers.BooleanField()
     disabled_reason = serializers.ChoiceField(
-        choices=DisabledReason.values, allow_null=True,
+        choices=DisabledReason.values,
+        allow_null=True,
         help_text="null while enabled; `manual` (PATCH enabled: false), `gone` (the receiver answered 410) or "
-                  "`failing` (every attempt failed for 5 days).",
+        "`failing` (every attempt failed for 5 days).",
     )
     created_at = serializers.DateTimeField()
 
 
 class EndpointCreatedSerializer(EndpointOutputSerializer):
-    secret = serializers.CharField(help_text="`whsec_` + base64 of 32 random bytes: the key receivers verify "
-                                             "signatures with. Shown only in this response (and on rotation).")
+    secret = serializers.CharField(
+        help_text="`whsec_` + base64 of 32 random bytes: the key receivers verify "
+        "signatures with. Shown only in this response (and on rotation)."
+    )
 
 
 _URL_HELP = (
@@ -73,15 +76,24 @@ _URL_HELP = (
 
 
 def _url_field(**kwargs):
-    return StrictCharField(max_length=URL_MAX_LENGTH, trim_whitespace=False, pattern=URL_PATTERN,
-                           pattern_message="Must be an http(s):// URL: a host name, an optional port and path; "
-                                           "no user info, spaces or '#'.", help_text=_URL_HELP, **kwargs)
+    return StrictCharField(
+        max_length=URL_MAX_LENGTH,
+        trim_whitespace=False,
+        pattern=URL_PATTERN,
+        pattern_message="Must be an http(s):// URL: a host name, an optional port and path; "
+        "no user info, spaces or '#'.",
+        help_text=_URL_HELP,
+        **kwargs,
+    )
 
 
 def _event_types_field(**kwargs):
     return serializers.ListField(
-        child=StrictChoiceField(choices=EVENT_TYPES), min_length=1, max_length=len(EVENT_TYPES),
-        help_text="The receipts posted to this endpoint.", **kwargs,
+        child=StrictChoiceField(choices=EVENT_TYPES),
+        min_length=1,
+        max_length=len(EVENT_TYPES),
+        help_text="The receipts posted to this endpoint.",
+        **kwargs,
     )
 
 
@@ -89,9 +101,13 @@ def _description_field(**kwargs):
     return StrictCharField(max_length=500, allow_blank=True, trim_whitespace=False, **kwargs)
 
 
-EndpointPage = inline_serializer("WebhookEndpointPage", {
-    "results": EndpointOutputSerializer(many=True), "next_cursor": serializers.CharField(allow_null=True),
-})
+EndpointPage = inline_serializer(
+    "WebhookEndpointPage",
+    {
+        "results": EndpointOutputSerializer(many=True),
+        "next_cursor": serializers.CharField(allow_null=True),
+    },
+)
 
 
 class WebhookListCreateApi(StaffApi):
@@ -117,8 +133,10 @@ class WebhookListCreateApi(StaffApi):
     @extend_schema(
         operation_id="admin_webhooks_create",
         request=EndpointCreateInputSerializer,
-        responses={201: EndpointCreatedSerializer,
-                   **error_responses((403, "forbidden"), (404, "not_found"), (409, "limit_reached"))},
+        responses={
+            201: EndpointCreatedSerializer,
+            **error_responses((403, "forbidden"), (404, "not_found"), (409, "limit_reached")),
+        },
     )
     def post(self, request, org_name, app_name):
         data = self.EndpointCreateInputSerializer(data=request.data)
@@ -136,8 +154,11 @@ class WebhookDetailApi(StaffApi):
         url = _url_field(required=False)
         event_types = _event_types_field(required=False)
         description = _description_field(required=False)
-        enabled = StrictBooleanField(required=False, help_text="true re-enables a disabled endpoint (its pending "
-                                                               "deliveries are posted again); false disables it.")
+        enabled = StrictBooleanField(
+            required=False,
+            help_text="true re-enables a disabled endpoint (its pending "
+            "deliveries are posted again); false disables it.",
+        )
 
     @extend_schema(
         operation_id="admin_webhooks_retrieve",
@@ -160,8 +181,9 @@ class WebhookDetailApi(StaffApi):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)
         # Fields the serializer does not know go to the service as sent: it refuses them (400 invalid_request).
         changes = {name: value for name, value in request.data.items() if name not in data.fields}
-        endpoint = services.endpoint_update(actor=request.user, endpoint=endpoint,
-                                            changes=changes | dict(data.validated_data))
+        endpoint = services.endpoint_update(
+            actor=request.user, endpoint=endpoint, changes=changes | dict(data.validated_data)
+        )
         return Response(endpoint_as_dict(endpoint))
 
     @extend_schema(
@@ -181,9 +203,15 @@ class WebhookSecretRotateApi(StaffApi):
         operation_id="admin_webhooks_rotate_secret",
         request=None,
         responses={
-            200: inline_serializer("WebhookSecret", {"secret": serializers.CharField(
-                help_text="The new secret, shown only here. For 24 hours deliveries carry a signature by this "
-                          "secret and one by the previous secret.")}),
+            200: inline_serializer(
+                "WebhookSecret",
+                {
+                    "secret": serializers.CharField(
+                        help_text="The new secret, shown only here. For 24 hours deliveries carry a signature by this "
+                        "secret and one by the previous secret."
+                    )
+                },
+            ),
             **error_responses((403, "forbidden"), (404, "not_found")),
         },
     )
@@ -210,24 +238,34 @@ class WebhookTestApi(StaffApi):
         return Response({"delivery_id": delivery.pk}, status=status.HTTP_202_ACCEPTED)
 
 
-DeliveryPage = inline_serializer("WebhookDeliveryPage", {
-    "results": inline_serializer("WebhookDelivery", {
-        "id": serializers.IntegerField(),
-        "event_id": serializers.CharField(),
-        "event_type": serializers.CharField(),
-        "status": serializers.ChoiceField(choices=DeliveryStatus.values),
-        "attempts": serializers.IntegerField(),
-        "last_status_code": serializers.IntegerField(allow_null=True),
-        "last_error": serializers.CharField(help_text="At most 1 KiB: the start of the last refusing answer's "
-                                                      "body, or what went wrong (timeout, refused address)."),
-        "next_attempt_at": serializers.DateTimeField(allow_null=True),
-        "created_at": serializers.DateTimeField(),
-        "delivered_at": serializers.DateTimeField(allow_null=True),
-    }, many=True),
-    "next_cursor": serializers.CharField(allow_null=True),
-})
-STATUS_PARAMETER = OpenApiParameter("status", OpenApiTypes.STR, enum=DeliveryStatus.values,
-                                    description="Only the deliveries in this state.")
+DeliveryPage = inline_serializer(
+    "WebhookDeliveryPage",
+    {
+        "results": inline_serializer(
+            "WebhookDelivery",
+            {
+                "id": serializers.IntegerField(),
+                "event_id": serializers.CharField(),
+                "event_type": serializers.CharField(),
+                "status": serializers.ChoiceField(choices=DeliveryStatus.values),
+                "attempts": serializers.IntegerField(),
+                "last_status_code": serializers.IntegerField(allow_null=True),
+                "last_error": serializers.CharField(
+                    help_text="At most 1 KiB: the start of the last refusing answer's "
+                    "body, or what went wrong (timeout, refused address)."
+                ),
+                "next_attempt_at": serializers.DateTimeField(allow_null=True),
+                "created_at": serializers.DateTimeField(),
+                "delivered_at": serializers.DateTimeField(allow_null=True),
+            },
+            many=True,
+        ),
+        "next_cursor": serializers.CharField(allow_null=True),
+    },
+)
+STATUS_PARAMETER = OpenApiParameter(
+    "status", OpenApiTypes.STR, enum=DeliveryStatus.values, description="Only the deliveries in this state."
+)
 
 
 class WebhookDeliveryListApi(StaffApi):
@@ -239,8 +277,12 @@ class WebhookDeliveryListApi(StaffApi):
     def get(self, request, org_name, app_name, webhook_id):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)
         limit = parse_limit(request.query_params.get("limit"))
-        rows, next_cursor = delivery_list(endpoint=endpoint, status=request.query_params.get("status"),
-                                          cursor=request.query_params.get("cursor"), limit=limit)
+        rows, next_cursor = delivery_list(
+            endpoint=endpoint,
+            status=request.query_params.get("status"),
+            cursor=request.query_params.get("cursor"),
+            limit=limit,
+        )
         return Response({"results": [delivery_as_dict(d) for d in rows], "next_cursor": next_cursor})
 
 

@@ -41,7 +41,7 @@ def event_types_of(mask: int) -> list[str]:
 class DisabledReason(models.TextChoices):
     MANUAL = "manual"  # PATCH enabled: false
     GONE = "gone"  # the receiver answered 410 Gone
-    FAILING = "failing"  # every attempt failed for WEBHOOK_FAILING_DISABLE_DAYS
+    FAILING = "failing"  # every attempt failed for 5 days (services.FAILING_DISABLE_AFTER)
 
 
 class WebhookEndpoint(TimeStampedModel):
@@ -62,7 +62,7 @@ class WebhookEndpoint(TimeStampedModel):
     previous_secret = models.CharField(max_length=128, blank=True, default="")
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     # The first failed attempt since the endpoint last answered a 2xx (or since it was created or re-enabled);
-    # the endpoint is disabled as "failing" once that is WEBHOOK_FAILING_DISABLE_DAYS ago and it still fails.
+    # the endpoint is disabled as "failing" once that is 5 days ago and it still fails.
     failing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:

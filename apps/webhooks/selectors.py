@@ -30,8 +30,9 @@ def endpoint_list(*, app, cursor: str | None, limit: int):
 
 def delivery_get(*, endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
     """The endpoint's delivery `delivery_id`, or 404 not_found."""
-    delivery = (WebhookDelivery.objects.filter(endpoint=endpoint, pk=delivery_id).first()
-                if delivery_id <= _MAX_ID else None)
+    delivery = (
+        WebhookDelivery.objects.filter(endpoint=endpoint, pk=delivery_id).first() if delivery_id <= _MAX_ID else None
+    )
     if delivery is None:
         raise WebhookNotFound(f"No delivery {delivery_id} of this webhook endpoint.")
     return delivery
@@ -42,7 +43,8 @@ def delivery_list(*, endpoint: WebhookEndpoint, status: str | None, cursor: str 
     queryset = WebhookDelivery.objects.filter(endpoint=endpoint).defer("body")
     if status is not None:
         if status not in DeliveryStatus.values:
-            raise InvalidRequest("Unknown delivery status.",
-                                 fields={"status": [f"Must be one of: {', '.join(DeliveryStatus.values)}."]})
+            raise InvalidRequest(
+                "Unknown delivery status.", fields={"status": [f"Must be one of: {', '.join(DeliveryStatus.values)}."]}
+            )
         queryset = queryset.filter(status=status)
     return keyset_page(queryset, cursor=cursor, limit=limit, descending=True)

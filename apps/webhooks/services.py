@@ -51,8 +51,13 @@ logger = logging.getLogger(__name__)
 # The Standard Webhooks schedule: after the first attempt, retries about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and
 # 10 h later (each delay +-20 %, so the retries of one outage do not arrive together); then the delivery failed.
 RETRY_DELAYS = (
-    timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=5),
-    timedelta(hours=10), timedelta(hours=10),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
 )
 RETRY_JITTER = 0.2
 # An endpoint whose every attempt failed for this long is disabled ("failing").
@@ -85,19 +90,25 @@ def _event_mask_checked(event_types) -> int:
     unknown = sorted({str(t) for t in event_types} - set(EVENT_TYPES))
     if unknown or not event_types:
         message = f"Unknown: {', '.join(unknown)}." if unknown else "At least one."
-        raise InvalidRequest("Unknown event types.",
-                             fields={"event_types": [message + f" Each one of: {', '.join(EVENT_TYPES)}."]})
+        raise InvalidRequest(
+            "Unknown event types.", fields={"event_types": [message + f" Each one of: {', '.join(EVENT_TYPES)}."]}
+        )
     return event_mask(event_types)
 
 
 def endpoint_as_audit_value(endpoint: WebhookEndpoint) -> dict:
     """What the audit trail records of an endpoint (never a secret)."""
-    return {"url": endpoint.url, "event_types": endpoint.event_types, "description": endpoint.description,
-            "enabled": endpoint.enabled}
+    return {
+        "url": endpoint.url,
+        "event_types": endpoint.event_types,
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+    }
 
 
-def endpoint_create(*, actor, app: App, url: str, event_types: list[str], description: str = ""
-                    ) -> tuple[WebhookEndpoint, str]:
+def endpoint_create(
+    *, actor, app: App, url: str, event_types: list[str], description: str = ""
+) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint of `app`; returns it and its secret (shown only now). Audited.
 
     Raises invalid_request (fields.url: not https, or the host resolves to a non-public address; fields.event_types)
@@ -111,10 +122,12 @@ def endpoint_create(*, actor, app: App, url: str, event_types: list[str], descri
         App.objects.select_for_update().filter(pk=app.pk).values_list("pk").get()
         if WebhookEndpoint.objects.filter(app=app).count() >= ENDPOINTS_PER_APP:
             raise LimitReached(f"An app has at most {ENDPOINTS_PER_APP} webhook endpoints.")
-        endpoint = WebhookEndpoint.objects.create(app=app, url=url, description=description, event_mask=mask,
-                                                  secret=secret)
-        audit_record_many(actor=actor, app=app,
-                          changes=[(f"webhook:{endpoint.pk}", None, endpoint_as_audit_value(endpoint))])
+        endpoint = WebhookEndpoint.objects.create(
+            app=app, url=url, description=description, event_mask=mask, secret=secret
+        )
+        audit_record_many(
+            actor=actor, app=app, changes=[(f"webhook:{endpoint.pk}", None, endpoint_as_audit_value(endpoint))]
+        )
     return endpoint, secret
 
 
@@ -148,8 +161,11 @@ def endpoint_update(*, actor, endpoint: WebhookEndpoint, changes: dict) -> Webho
             endpoint.disabled_reason = None if endpoint.enabled else DisabledReason.MANUAL
             endpoint.failing_since = None
         after = endpoint_as_audit_value(endpoint)
-        changed = [(f"webhook:{endpoint.pk}.{name}", before[name], after[name])
-                   for name in ENDPOINT_FIELDS if before[name] != after[name]]
+        changed = [
+            (f"webhook:{endpoint.pk}.{name}", before[name], after[name])
+            for name in ENDPOINT_FIELDS
+            if before[name] != after[name]
+        ]
         if changed:
             endpoint.save()
             audit_record_many(actor=actor, app=endpoint.app, changes=changed)
@@ -159,8 +175,9 @@ def endpoint_update(*, actor, endpoint: WebhookEndpoint, changes: dict) -> Webho
 def endpoint_delete(*, actor, endpoint: WebhookEndpoint) -> None:
     """Remove the endpoint and all its deliveries (pending ones are dropped: never posted). Audited."""
     with transaction.atomic():
-        audit_record_many(actor=actor, app=endpoint.app,
-                          changes=[(f"webhook:{endpoint.pk}", endpoint_as_audit_value(endpoint), None)])
+        audit_record_many(
+            actor=actor, app=endpoint.app, changes=[(f"webhook:{endpoint.pk}", endpoint_as_audit_value(endpoint), None)]
+        )
         endpoint.delete()
 
 
@@ -176,8 +193,10 @@ def endpoint_secret_rotate(*, actor, endpoint: WebhookEndpoint) -> str:
         locked.previous_secret, locked.secret = locked.secret, secret
         locked.previous_secret_expires_at = moment + SECRET_OVERLAP
         locked.save()
-        rotation = {"rotated_at": moment.isoformat(),
-                    "previous_signs_until": locked.previous_secret_expires_at.isoformat()}
+        rotation = {
+            "rotated_at": moment.isoformat(),
+            "previous_signs_until": locked.previous_secret_expires_at.isoformat(),
+        }
         audit_record_many(actor=actor, app=endpoint.app, changes=[(f"webhook:{endpoint.pk}.secret", None, rotation)])
     return secret
 
@@ -190,19 +209,29 @@ def secrets_in_force(endpoint: WebhookEndpoint, moment) -> list[str]:
     return [endpoint.secret]
 
 
-def _body(*, event_type: str, timestamp_ms: int, app_key: str, data: dict) -> str:
-    return json.dumps({"type": event_type, "timestamp": timestamp_ms, "app_key": app_key, "data": data},
-                      separators=(",", ":"))
+def webhook_body(*, event_type: str, timestamp_ms: int, app_key: str, data: dict) -> str:
+    """The JSON body posted: {"type", "timestamp" (ms), "app_key", "data"}, compact."""
+    return json.dumps(
+        {"type": event_type, "timestamp": timestamp_ms, "app_key": app_key, "data": data}, separators=(",", ":")
+    )
 
 
 def endpoint_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """A `webhook.test` delivery to the endpoint, due now (posted by the next sweep while the endpoint is enabled)."""
     moment = now()
-    body = _body(event_type=TEST_EVENT_TYPE, timestamp_ms=to_ms(moment), app_key=endpoint.app.app_key,
-                 data={"endpoint_id": endpoint.pk, "description": endpoint.description})
+    body = webhook_body(
+        event_type=TEST_EVENT_TYPE,
+        timestamp_ms=to_ms(moment),
+        app_key=endpoint.app.app_key,
+        data={"endpoint_id": endpoint.pk, "description": endpoint.description},
+    )
     return WebhookDelivery.objects.create(
-        endpoint=endpoint, event_id=f"test_{secrets.token_hex(12)}", event_type=TEST_EVENT_TYPE, body=body,
-        next_attempt_at=moment, created_at=moment,
+        endpoint=endpoint,
+        event_id=f"test_{secrets.token_hex(12)}",
+        event_type=TEST_EVENT_TYPE,
+        body=body,
+        next_attempt_at=moment,
+        created_at=moment,
     )
 
 
@@ -255,8 +284,11 @@ def webhook_deliveries_insert_sql(*, event_id: str, body: str, source: str) -> s
     """
     quote = connection.ops.quote_name
     return _ENQUEUE.format(
-        delivery_table=quote(WebhookDelivery._meta.db_table), endpoint_table=quote(WebhookEndpoint._meta.db_table),
-        event_id=event_id, body=body, source=source,
+        delivery_table=quote(WebhookDelivery._meta.db_table),
+        endpoint_table=quote(WebhookEndpoint._meta.db_table),
+        event_id=event_id,
+        body=body,
+        source=source,
     )
 
 
@@ -267,11 +299,6 @@ def webhook_deliveries_insert_params(*, app_id: int, event_type: str, moment) ->
         "webhook_app": app_id,
         "webhook_mask": EVENT_TYPE_BITS[event_type],
     }
-
-
-def webhook_body(*, event_type: str, timestamp_ms: int, app_key: str, data: dict) -> str:
-    """The JSON body posted for a receipt: {"type", "timestamp" (ms), "app_key", "data"}."""
-    return _body(event_type=event_type, timestamp_ms=timestamp_ms, app_key=app_key, data=data)
 
 
 def webhook_deliveries_enqueue(*, app_id: int, app_key: str, event_type: str, events: list[WebhookEvent]) -> int:
@@ -287,12 +314,18 @@ def webhook_deliveries_enqueue(*, app_id: int, app_key: str, event_type: str, ev
     rows = []
     for index, event in enumerate(events):
         params[f"webhook_event_id_{index}"] = event.event_id
-        params[f"webhook_body_{index}"] = webhook_body(event_type=event_type, timestamp_ms=event.timestamp,
-                                                       app_key=app_key, data=event.data)
-        rows.append(f"SELECT CAST(%(webhook_event_id_{index})s AS TEXT) AS event_id, "
-                    f"CAST(%(webhook_body_{index})s AS TEXT) AS body")
-    sql = webhook_deliveries_insert_sql(event_id="webhook_event.event_id", body="webhook_event.body",
-                                        source=f", ({' UNION ALL '.join(rows)}) webhook_event")
+        params[f"webhook_body_{index}"] = webhook_body(
+            event_type=event_type, timestamp_ms=event.timestamp, app_key=app_key, data=event.data
+        )
+        rows.append(
+            f"SELECT CAST(%(webhook_event_id_{index})s AS TEXT) AS event_id, "
+            f"CAST(%(webhook_body_{index})s AS TEXT) AS body"
+        )
+    sql = webhook_deliveries_insert_sql(
+        event_id="webhook_event.event_id",
+        body="webhook_event.body",
+        source=f", ({' UNION ALL '.join(rows)}) webhook_event",
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return max(cursor.rowcount, 0)
@@ -320,11 +353,17 @@ def _deliveries_claim(*, limit: int) -> list[_Claim]:
     PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent sweeps take different rows; SQLite serialises writers.
     """
     moment = now()
+    due_rows = WebhookDelivery.objects.filter(
+        status=DeliveryStatus.PENDING, next_attempt_at__lte=moment, endpoint__enabled=True
+    )
+    # An idle sweep (the common case, every WEBHOOK_SWEEP_SECONDS) is one read: no transaction, and on SQLite no
+    # write lock taken from the web's writers.
+    if not due_rows.exists():
+        return []
     with transaction.atomic():
         due = list(
-            WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=moment,
-                                           endpoint__enabled=True)
-            .order_by("next_attempt_at").select_for_update(skip_locked=True, of=("self",))
+            due_rows.order_by("next_attempt_at")
+            .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", flat=True)[:limit]
         )
         if not due:
@@ -342,7 +381,9 @@ def webhook_headers(*, delivery: WebhookDelivery, moment) -> dict[str, str]:
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(moment.timestamp())),
         "webhook-signature": signing.signature_header(
-            secrets_in_force=secrets_in_force(delivery.endpoint, moment), webhook_id=webhook_id, moment=moment,
+            secrets_in_force=secrets_in_force(delivery.endpoint, moment),
+            webhook_id=webhook_id,
+            moment=moment,
             body=delivery.body,
         ),
         "content-type": "application/json",
@@ -362,18 +403,21 @@ def _attempt(claim: _Claim) -> transport.PostOutcome:
     except AddressRefused as exc:
         return transport.PostOutcome(None, transport.clip(f"refused: {exc}"))
     headers = webhook_headers(delivery=delivery, moment=now())
-    return transport.post(target=target, body=delivery.body.encode("utf-8"), headers=headers,
-                          timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+    return transport.post(
+        target=target, body=delivery.body.encode("utf-8"), headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
+    )
 
 
 def _endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, why: str, moment) -> None:
     """Disable an enabled endpoint on the system's behalf, with an audit row (actor "system")."""
     extra = {"failing_since__lte": moment - FAILING_DISABLE_AFTER} if reason == DisabledReason.FAILING else {}
     changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True, **extra).update(
-        enabled=False, disabled_reason=reason, updated_at=moment)
+        enabled=False, disabled_reason=reason, updated_at=moment
+    )
     if changed:
-        audit_record_many(actor=None, app=endpoint.app,
-                          changes=[(f"webhook:{endpoint.pk}.enabled", True, False)], reason=why)
+        audit_record_many(
+            actor=None, app=endpoint.app, changes=[(f"webhook:{endpoint.pk}.enabled", True, False)], reason=why
+        )
         logger.warning("webhook endpoint %s of %s disabled: %s", endpoint.pk, endpoint.app.app_key, why)
 
 
@@ -384,8 +428,13 @@ def _outcome_record(claim: _Claim, outcome: transport.PostOutcome) -> None:
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=claim.attempt)
     with transaction.atomic():
         if outcome.delivered:
-            if mine.update(status=DeliveryStatus.DELIVERED, delivered_at=moment, next_attempt_at=None,
-                           last_status_code=outcome.status_code, last_error=""):
+            if mine.update(
+                status=DeliveryStatus.DELIVERED,
+                delivered_at=moment,
+                next_attempt_at=None,
+                last_status_code=outcome.status_code,
+                last_error="",
+            ):
                 WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
             metrics.WEBHOOKS["delivered"].inc()
             return
@@ -394,16 +443,22 @@ def _outcome_record(claim: _Claim, outcome: transport.PostOutcome) -> None:
         if not mine.update(
             status=DeliveryStatus.FAILED if delay is None else DeliveryStatus.PENDING,
             next_attempt_at=None if delay is None else moment + delay,
-            last_status_code=outcome.status_code, last_error=outcome.error,
+            last_status_code=outcome.status_code,
+            last_error=outcome.error,
         ):
             return
         if outcome.gone:
-            _endpoint_disable(endpoint=endpoint, reason=DisabledReason.GONE, moment=moment,
-                              why="The receiver answered 410 Gone.")
+            _endpoint_disable(
+                endpoint=endpoint, reason=DisabledReason.GONE, moment=moment, why="The receiver answered 410 Gone."
+            )
             return
         WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=moment)
-        _endpoint_disable(endpoint=endpoint, reason=DisabledReason.FAILING, moment=moment,
-                          why=f"Every attempt failed for {FAILING_DISABLE_AFTER.days} days.")
+        _endpoint_disable(
+            endpoint=endpoint,
+            reason=DisabledReason.FAILING,
+            moment=moment,
+            why=f"Every attempt failed for {FAILING_DISABLE_AFTER.days} days.",
+        )
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -430,8 +485,13 @@ def webhook_deliveries_post_due(*, max_seconds: float | None = None) -> int:
             break
         for claim, outcome in zip(claims, _posts(claims), strict=True):
             _outcome_record(claim, outcome)
-            logger.info("webhook delivery %s (%s) to endpoint %s, attempt %s: %s", claim.delivery.pk,
-                        claim.delivery.event_type, claim.delivery.endpoint_id, claim.attempt,
-                        "delivered" if outcome.delivered else (outcome.status_code or outcome.error[:200]))
+            logger.info(
+                "webhook delivery %s (%s) to endpoint %s, attempt %s: %s",
+                claim.delivery.pk,
+                claim.delivery.event_type,
+                claim.delivery.endpoint_id,
+                claim.attempt,
+                "delivered" if outcome.delivered else (outcome.status_code or outcome.error[:200]),
+            )
         attempts += len(claims)
     return attempts

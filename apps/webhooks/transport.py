@@ -53,7 +53,9 @@ def _client(target: Target, timeout: float) -> httpx.Client:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = httpx.Client(
-                timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False,
+                timeout=httpx.Timeout(timeout),
+                follow_redirects=False,
+                trust_env=False,
                 limits=httpx.Limits(max_connections=16, max_keepalive_connections=4),
             )
             while len(_clients) > _CLIENTS_KEPT:
@@ -85,7 +87,11 @@ def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float
     started = time.monotonic()
     try:
         with _client(target, timeout).stream(
-            "POST", url, content=body, headers={**headers, "Host": host_header}, extensions=extensions,
+            "POST",
+            url,
+            content=body,
+            headers={**headers, "Host": host_header},
+            extensions=extensions,
         ) as response:
             kept = b""
             for chunk in response.iter_raw():

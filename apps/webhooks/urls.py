@@ -19,6 +19,9 @@ urlpatterns = [
     path(f"{_BASE}/<int:webhook_id>/rotate_secret", WebhookSecretRotateApi.as_view(), name="admin-webhook-rotate"),
     path(f"{_BASE}/<int:webhook_id>/test", WebhookTestApi.as_view(), name="admin-webhook-test"),
     path(f"{_BASE}/<int:webhook_id>/deliveries", WebhookDeliveryListApi.as_view(), name="admin-webhook-deliveries"),
-    path(f"{_BASE}/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver", WebhookRedeliverApi.as_view(),
-         name="admin-webhook-redeliver"),
+    path(
+        f"{_BASE}/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver",
+        WebhookRedeliverApi.as_view(),
+        name="admin-webhook-redeliver",
+    ),
 ]

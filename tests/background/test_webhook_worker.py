@@ -26,15 +26,24 @@ def test_worker_killed_mid_post__delivery_stays_pending__posted_after_restart(tm
     receiver.answer(Answer(200, delay=60))  # the first post hangs: the worker is killed while it waits
     app, _ = app_create(org_name="acme", app_name="chat", plan="pro")
     _, secret = endpoint_create(actor=None, app=app, url=receiver.url(), event_types=["message.read"])
-    webhook_deliveries_enqueue(app_id=app.pk, app_key=app.app_key, event_type="message.read", events=[
-        WebhookEvent(event_id="evt_1", timestamp=1, data={"message_id": "m1", "from": "bob", "to": "alice"})])
+    webhook_deliveries_enqueue(
+        app_id=app.pk,
+        app_key=app.app_key,
+        event_type="message.read",
+        events=[WebhookEvent(event_id="evt_1", timestamp=1, data={"message_id": "m1", "from": "bob", "to": "alice"})],
+    )
     delivery = WebhookDelivery.objects.get()
 
     broker_url, broker_env = broker_for_this_run(tmp_path)
-    env = worker_env(broker_url=broker_url, extra={
-        **broker_env, "WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-        "WEBHOOK_LEASE_SECONDS": str(LEASE_SECONDS),
-    })
+    env = worker_env(
+        broker_url=broker_url,
+        extra={
+            **broker_env,
+            "WEBHOOK_ALLOW_HTTP": "true",
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+            "WEBHOOK_LEASE_SECONDS": str(LEASE_SECONDS),
+        },
+    )
     first = Worker(env=env, log_path=tmp_path / "first.log")
     second = None
     try:
@@ -56,8 +65,11 @@ def test_worker_killed_mid_post__delivery_stays_pending__posted_after_restart(tm
         with broker_connection(broker_url, broker_env) as conn:
             declare(conn, second.queue)
             send(conn, "webhooks.deliver_due", second.queue)
-        wait_until(lambda: WebhookDelivery.objects.filter(pk=delivery.pk, status="delivered").exists(),
-                   timeout=60, what=f"the delivery to be posted again:\n{second.log()[-3000:]}")
+        wait_until(
+            lambda: WebhookDelivery.objects.filter(pk=delivery.pk, status="delivered").exists(),
+            timeout=60,
+            what=f"the delivery to be posted again:\n{second.log()[-3000:]}",
+        )
         second.wait_for(" succeeded in ", timeout=30)
     finally:
         returncode = second.stop() if second else None

@@ -46,8 +46,7 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver.received:
                     answer = receiver.answers.popleft() if receiver.answers else receiver.default
-                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                      body))
+                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     receiver.received.notify_all()
                 if answer.delay:
                     threading.Event().wait(answer.delay)
@@ -76,7 +75,8 @@ class Receiver:
     def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         with self.received:
             assert self.received.wait_for(lambda: len(self.requests) >= count, timeout), (
-                f"{len(self.requests)} of {count} requests within {timeout}s")
+                f"{len(self.requests)} of {count} requests within {timeout}s"
+            )
             return list(self.requests)
 
     def close(self) -> None:

@@ -49,8 +49,12 @@ def assert_error(response, status, code, field=None):
 
 
 def enqueue(app, *event_ids, event_type="message.read"):
-    return webhook_deliveries_enqueue(app_id=app.pk, app_key=app.app_key, event_type=event_type, events=[
-        WebhookEvent(event_id=e, timestamp=1_700_000_000_000, data={"message_id": e}) for e in event_ids])
+    return webhook_deliveries_enqueue(
+        app_id=app.pk,
+        app_key=app.app_key,
+        event_type=event_type,
+        events=[WebhookEvent(event_id=e, timestamp=1_700_000_000_000, data={"message_id": e}) for e in event_ids],
+    )
 
 
 # --------------------------------------------------------------------------- POST /webhooks
@@ -62,8 +66,16 @@ def test_create__operator_or_superuser__201_endpoint_with_secret_shown_once(requ
     response = create(client, event_types=["message.read", "group_message.read"], description="our CRM")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "url", "event_types", "description", "enabled", "disabled_reason", "created_at",
-                         "secret"}
+    assert set(body) == {
+        "id",
+        "url",
+        "event_types",
+        "description",
+        "enabled",
+        "disabled_reason",
+        "created_at",
+        "secret",
+    }
     assert body["url"] == PUBLIC_URL and body["description"] == "our CRM"
     assert body["event_types"] == ["message.read", "group_message.read"]
     assert body["enabled"] is True and body["disabled_reason"] is None
@@ -99,22 +111,36 @@ def test_create__no_token__401_unauthenticated(api_client, app):
 
 
 def test_create__unknown_app__404_not_found(operator_client, app):
-    assert_error(operator_client.post(url(app="nope"), {"url": PUBLIC_URL, "event_types": ["message.read"]},
-                                      format="json"), 404, "not_found")
+    assert_error(
+        operator_client.post(url(app="nope"), {"url": PUBLIC_URL, "event_types": ["message.read"]}, format="json"),
+        404,
+        "not_found",
+    )
 
 
-@pytest.mark.parametrize("event_types", [["message.sent"], ["message.read", "webhook.test"], [], "message.read",
-                                         [5], None])
+@pytest.mark.parametrize(
+    "event_types", [["message.sent"], ["message.read", "webhook.test"], [], "message.read", [5], None]
+)
 def test_create__event_types_not_a_subset__400_invalid_request_with_fields(operator_client, app, event_types):
     assert_error(create(operator_client, event_types=event_types), 400, "invalid_request", "event_types")
     assert not WebhookEndpoint.objects.exists()
 
 
-@pytest.mark.parametrize("bad_url", [
-    "ftp://93.184.216.34/x", "https://", "93.184.216.34/x", "https://user:pw@93.184.216.34/x",
-    "https://93.184.216.34/x#frag", "https://93.184.216.34/a b", "https://93.184.216.34:0/x", 5, None,
-    "https://" + "a" * 64 + ".com/",
-])
+@pytest.mark.parametrize(
+    "bad_url",
+    [
+        "ftp://93.184.216.34/x",
+        "https://",
+        "93.184.216.34/x",
+        "https://user:pw@93.184.216.34/x",
+        "https://93.184.216.34/x#frag",
+        "https://93.184.216.34/a b",
+        "https://93.184.216.34:0/x",
+        5,
+        None,
+        "https://" + "a" * 64 + ".com/",
+    ],
+)
 def test_create__malformed_url__400_fields_url(operator_client, app, bad_url):
     assert_error(create(operator_client, url=bad_url), 400, "invalid_request", "url")
 
@@ -125,15 +151,21 @@ def test_create__http_url__400_unless_allowed(operator_client, app, settings):
     assert create(operator_client, url="http://93.184.216.34/x").status_code == 201
 
 
-@pytest.mark.parametrize("refused", [
-    "https://127.0.0.1/hook",  # loopback
-    "https://localhost:8443/hook",  # a name resolving to loopback
-    "https://10.1.2.3/hook", "https://172.16.0.1/hook", "https://192.168.1.10/hook",  # private
-    "https://100.64.0.1/hook",  # shared address space (carrier-grade NAT)
-    "https://169.254.169.254/latest/meta-data",  # link-local (cloud metadata)
-    "https://224.0.0.1/hook",  # multicast
-    "https://240.0.0.1/hook", "https://0.0.0.0/hook",  # reserved, unspecified
-])
+@pytest.mark.parametrize(
+    "refused",
+    [
+        "https://127.0.0.1/hook",  # loopback
+        "https://localhost:8443/hook",  # a name resolving to loopback
+        "https://10.1.2.3/hook",
+        "https://172.16.0.1/hook",
+        "https://192.168.1.10/hook",  # private
+        "https://100.64.0.1/hook",  # shared address space (carrier-grade NAT)
+        "https://169.254.169.254/latest/meta-data",  # link-local (cloud metadata)
+        "https://224.0.0.1/hook",  # multicast
+        "https://240.0.0.1/hook",
+        "https://0.0.0.0/hook",  # reserved, unspecified
+    ],
+)
 def test_create__host_resolving_to_a_non_public_address__400_fields_url(operator_client, app, refused):
     response = create(operator_client, url=refused)
     assert_error(response, 400, "invalid_request", "url")
@@ -154,16 +186,19 @@ def test_create__eleventh_endpoint__409_limit_reached(operator_client, app, make
     assert_error(create(operator_client), 409, "limit_reached")
     assert WebhookEndpoint.objects.count() == 10
     make_app(app_name="other")  # the limit is per app
-    assert operator_client.post(url(app="other"), {"url": PUBLIC_URL, "event_types": ["message.read"]},
-                                format="json").status_code == 201
+    assert (
+        operator_client.post(
+            url(app="other"), {"url": PUBLIC_URL, "event_types": ["message.read"]}, format="json"
+        ).status_code
+        == 201
+    )
 
 
 # --------------------------------------------------------------------------- GET /webhooks, GET /webhooks/{id}
 
 
 @pytest.mark.parametrize("client_fixture", ["business_client", "operator_client", "superuser_client"])
-def test_list__any_staff__200_this_apps_endpoints_oldest_first(request, client_fixture, operator_client, app,
-                                                                make_app):
+def test_list__any_staff__200_this_apps_endpoints_oldest_first(request, client_fixture, operator_client, app, make_app):
     make_app(app_name="other")
     operator_client.post(url(app="other"), {"url": PUBLIC_URL, "event_types": ["message.read"]}, format="json")
     ids = [create(operator_client, description=f"n{i}").json()["id"] for i in range(3)]
@@ -171,8 +206,15 @@ def test_list__any_staff__200_this_apps_endpoints_oldest_first(request, client_f
     assert response.status_code == 200
     body = response.json()
     assert [e["id"] for e in body["results"]] == ids and body["next_cursor"] is None
-    assert set(body["results"][0]) == {"id", "url", "event_types", "description", "enabled", "disabled_reason",
-                                       "created_at"}
+    assert set(body["results"][0]) == {
+        "id",
+        "url",
+        "event_types",
+        "description",
+        "enabled",
+        "disabled_reason",
+        "created_at",
+    }
 
 
 def test_list__paged_with_cursor(operator_client, app):
@@ -210,15 +252,26 @@ def test_retrieve__another_apps_endpoint_or_unknown_id__404(operator_client, end
 
 
 def test_update__operator__200_changed_fields_audited_one_row_each(operator_client, endpoint):
-    response = operator_client.patch(url(endpoint["id"]), {
-        "url": "https://93.184.216.34/v2", "event_types": ["conversation.read"], "description": "CRM v2",
-    }, format="json")
+    response = operator_client.patch(
+        url(endpoint["id"]),
+        {
+            "url": "https://93.184.216.34/v2",
+            "event_types": ["conversation.read"],
+            "description": "CRM v2",
+        },
+        format="json",
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["url"], body["event_types"], body["description"]) == (
-        "https://93.184.216.34/v2", ["conversation.read"], "CRM v2")
-    entries = {e.field: (e.old_value, e.new_value, e.actor_username)
-               for e in AuditEntry.objects.filter(field__startswith=f"webhook:{endpoint['id']}.")}
+        "https://93.184.216.34/v2",
+        ["conversation.read"],
+        "CRM v2",
+    )
+    entries = {
+        e.field: (e.old_value, e.new_value, e.actor_username)
+        for e in AuditEntry.objects.filter(field__startswith=f"webhook:{endpoint['id']}.")
+    }
     assert entries == {
         f"webhook:{endpoint['id']}.url": (PUBLIC_URL, "https://93.184.216.34/v2", "olivia"),
         f"webhook:{endpoint['id']}.event_types": (ALL_TYPES, ["conversation.read"], "olivia"),
@@ -240,16 +293,19 @@ def test_update__disable_then_enable__manual_reason_then_none(operator_client, e
     assert (on["enabled"], on["disabled_reason"]) == (True, None)
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"url": "http://93.184.216.34/x"}, "url"),
-    ({"url": "https://10.0.0.1/x"}, "url"),
-    ({"event_types": ["nope"]}, "event_types"),
-    ({"event_types": []}, "event_types"),
-    ({"enabled": "yes"}, "enabled"),
-    ({"description": 5}, "description"),
-    ({"secret": "whsec_AAAA"}, "secret"),  # unknown fields are refused, not ignored
-    ({"id": 7}, "id"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"url": "http://93.184.216.34/x"}, "url"),
+        ({"url": "https://10.0.0.1/x"}, "url"),
+        ({"event_types": ["nope"]}, "event_types"),
+        ({"event_types": []}, "event_types"),
+        ({"enabled": "yes"}, "enabled"),
+        ({"description": 5}, "description"),
+        ({"secret": "whsec_AAAA"}, "secret"),  # unknown fields are refused, not ignored
+        ({"id": 7}, "id"),
+    ],
+)
 def test_update__invalid__400_fields_and_nothing_changed(operator_client, endpoint, body, field):
     assert_error(operator_client.patch(url(endpoint["id"]), body, format="json"), 400, "invalid_request", field)
     assert operator_client.get(url(endpoint["id"])).json() == {k: v for k, v in endpoint.items() if k != "secret"}
@@ -261,8 +317,7 @@ def test_update__not_an_object__400(operator_client, endpoint):
 
 def test_update__errors(business_client, operator_client, endpoint):
     assert_error(business_client.patch(url(endpoint["id"]), {"enabled": False}, format="json"), 403, "forbidden")
-    assert_error(operator_client.patch(url(endpoint["id"] + 1), {"enabled": False}, format="json"), 404,
-                 "not_found")
+    assert_error(operator_client.patch(url(endpoint["id"] + 1), {"enabled": False}, format="json"), 404, "not_found")
     assert_error(operator_client.patch(url(endpoint["id"], app="nope"), {}, format="json"), 404, "not_found")
 
 
@@ -313,7 +368,11 @@ def test_test__202_delivery_id_of_a_pending_webhook_test_delivery(operator_clien
     assert response.status_code == 202
     delivery = WebhookDelivery.objects.get(pk=response.json()["delivery_id"])
     assert (delivery.endpoint_id, delivery.event_type, delivery.status, delivery.attempts) == (
-        endpoint["id"], "webhook.test", "pending", 0)
+        endpoint["id"],
+        "webhook.test",
+        "pending",
+        0,
+    )
     body = json.loads(delivery.body)
     assert body["type"] == "webhook.test" and body["app_key"] == "acme#chat"
     assert body["data"]["endpoint_id"] == endpoint["id"]
@@ -328,8 +387,18 @@ def test_test__errors(business_client, operator_client, endpoint):
 # --------------------------------------------------------------------------- deliveries, redeliver
 
 
-DELIVERY_FIELDS = {"id", "event_id", "event_type", "status", "attempts", "last_status_code", "last_error",
-                   "next_attempt_at", "created_at", "delivered_at"}
+DELIVERY_FIELDS = {
+    "id",
+    "event_id",
+    "event_type",
+    "status",
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "next_attempt_at",
+    "created_at",
+    "delivered_at",
+}
 
 
 def test_deliveries__any_staff__newest_first_with_their_state(business_client, endpoint, app):
@@ -342,8 +411,14 @@ def test_deliveries__any_staff__newest_first_with_their_state(business_client, e
     assert body["next_cursor"] is None
     first = body["results"][0]
     assert set(first) == DELIVERY_FIELDS
-    assert (first["event_type"], first["status"], first["attempts"], first["last_status_code"],
-            first["last_error"], first["delivered_at"]) == ("conversation.read", "pending", 0, None, "", None)
+    assert (
+        first["event_type"],
+        first["status"],
+        first["attempts"],
+        first["last_status_code"],
+        first["last_error"],
+        first["delivered_at"],
+    ) == ("conversation.read", "pending", 0, None, "", None)
     datetime.fromisoformat(first["next_attempt_at"]) and datetime.fromisoformat(first["created_at"])
 
 
@@ -351,14 +426,19 @@ def test_deliveries__status_filter_and_paging(operator_client, endpoint, app):
     enqueue(app, *[f"evt_{n}" for n in range(5)])
     WebhookDelivery.objects.filter(event_id__in=["evt_1", "evt_3"]).update(status="delivered")
     WebhookDelivery.objects.filter(event_id="evt_4").update(status="failed")
-    listed = {status: [d["event_id"] for d in operator_client.get(
-        url(endpoint["id"], "deliveries"), {"status": status}).json()["results"]]
-        for status in ("pending", "delivered", "failed")}
+    listed = {
+        status: [
+            d["event_id"]
+            for d in operator_client.get(url(endpoint["id"], "deliveries"), {"status": status}).json()["results"]
+        ]
+        for status in ("pending", "delivered", "failed")
+    }
     assert listed == {"pending": ["evt_2", "evt_0"], "delivered": ["evt_3", "evt_1"], "failed": ["evt_4"]}
     seen, cursor = [], None
     while True:
-        page = operator_client.get(url(endpoint["id"], "deliveries"), {"limit": 2, **({"cursor": cursor} if cursor
-                                                                                        else {})}).json()
+        page = operator_client.get(
+            url(endpoint["id"], "deliveries"), {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        ).json()
         seen += [d["event_id"] for d in page["results"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -391,11 +471,11 @@ def test_redeliver__errors(business_client, operator_client, endpoint, app):
     enqueue(app, "evt_1")
     delivery = WebhookDelivery.objects.get()
     other = create(operator_client).json()
-    assert_error(business_client.post(url(endpoint["id"], "deliveries", delivery.pk, "redeliver")), 403,
-                 "forbidden")
+    assert_error(business_client.post(url(endpoint["id"], "deliveries", delivery.pk, "redeliver")), 403, "forbidden")
     assert_error(operator_client.post(url(other["id"], "deliveries", delivery.pk, "redeliver")), 404, "not_found")
-    assert_error(operator_client.post(url(endpoint["id"], "deliveries", delivery.pk + 1, "redeliver")), 404,
-                 "not_found")
+    assert_error(
+        operator_client.post(url(endpoint["id"], "deliveries", delivery.pk + 1, "redeliver")), 404, "not_found"
+    )
 
 
 # --------------------------------------------------------------------------- audit
@@ -424,10 +504,16 @@ def test_schema__every_webhook_error_code_is_documented():
     create_responses = paths[base]["post"]["responses"]
     assert "limit_reached" in create_responses["409"]["description"]
     assert "forbidden" in create_responses["403"]["description"]
-    for path, method in [(base, "get"), (base + "/{webhook_id}", "get"), (base + "/{webhook_id}", "patch"),
-                         (base + "/{webhook_id}", "delete"), (base + "/{webhook_id}/rotate_secret", "post"),
-                         (base + "/{webhook_id}/test", "post"), (base + "/{webhook_id}/deliveries", "get"),
-                         (base + "/{webhook_id}/deliveries/{delivery_id}/redeliver", "post")]:
+    for path, method in [
+        (base, "get"),
+        (base + "/{webhook_id}", "get"),
+        (base + "/{webhook_id}", "patch"),
+        (base + "/{webhook_id}", "delete"),
+        (base + "/{webhook_id}/rotate_secret", "post"),
+        (base + "/{webhook_id}/test", "post"),
+        (base + "/{webhook_id}/deliveries", "get"),
+        (base + "/{webhook_id}/deliveries/{delivery_id}/redeliver", "post"),
+    ]:
         responses = paths[path][method]["responses"]
         assert "not_found" in responses["404"]["description"], (path, method)
         assert {"400", "401", "403"} <= set(responses), (path, method)
@@ -435,4 +521,7 @@ def test_schema__every_webhook_error_code_is_documented():
     assert "204" in paths[base + "/{webhook_id}"]["delete"]["responses"]
     status = next(p for p in paths[base + "/{webhook_id}/deliveries"]["get"]["parameters"] if p["name"] == "status")
     assert status["schema"]["enum"] == ["delivered", "failed", "pending"] or set(status["schema"]["enum"]) == {
-        "pending", "delivered", "failed"}
+        "pending",
+        "delivered",
+        "failed",
+    }

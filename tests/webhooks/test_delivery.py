@@ -28,18 +28,26 @@ def app(make_app):
 @pytest.fixture
 def hook(app, receiver, operator_client):
     """An endpoint at the receiver, subscribed to every receipt, made through the admin API: (row, secret)."""
-    response = operator_client.post("/api/v1/admin/apps/acme/chat/webhooks", {
-        "url": receiver.url(), "event_types": ["message.delivered", "message.read", "conversation.read",
-                                               "group_message.read"],
-    }, format="json")
+    response = operator_client.post(
+        "/api/v1/admin/apps/acme/chat/webhooks",
+        {
+            "url": receiver.url(),
+            "event_types": ["message.delivered", "message.read", "conversation.read", "group_message.read"],
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     return WebhookEndpoint.objects.get(pk=response.json()["id"]), response.json()["secret"]
 
 
 def read_receipt(app, event_id="evt_1"):
     data = {"message_id": "m1", "from": "bob", "to": "alice", "timestamp": 1_700_000_000_000}
-    webhook_deliveries_enqueue(app_id=app.pk, app_key=app.app_key, event_type="message.read",
-                               events=[WebhookEvent(event_id=event_id, timestamp=1_700_000_000_000, data=data)])
+    webhook_deliveries_enqueue(
+        app_id=app.pk,
+        app_key=app.app_key,
+        event_type="message.read",
+        events=[WebhookEvent(event_id=event_id, timestamp=1_700_000_000_000, data=data)],
+    )
     return WebhookDelivery.objects.get(event_id=event_id)
 
 
@@ -56,7 +64,9 @@ def test_receipt__posted_signed_as_standard_webhooks__delivered(app, hook, recei
     (request,) = receiver.wait_for(1)
     assert request.path == "/hook"
     assert request.verified_by(secret) == {
-        "type": "message.read", "timestamp": 1_700_000_000_000, "app_key": "acme#chat",
+        "type": "message.read",
+        "timestamp": 1_700_000_000_000,
+        "app_key": "acme#chat",
         "data": {"message_id": "m1", "from": "bob", "to": "alice", "timestamp": 1_700_000_000_000},
     }
     headers = request.headers
@@ -67,7 +77,11 @@ def test_receipt__posted_signed_as_standard_webhooks__delivered(app, hook, recei
     assert headers["user-agent"] == "receipts_console/1.0.0"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code, delivery.next_attempt_at) == (
-        "delivered", 1, 200, None)
+        "delivered",
+        1,
+        200,
+        None,
+    )
     assert delivery.delivered_at is not None
     assert metrics.WEBHOOKS["delivered"]._value.get() == before + 1
     assert webhook_deliveries_post_due() == 0  # nothing left
@@ -81,7 +95,11 @@ def test_500_then_200__same_webhook_id__delivered_after_2_attempts(app, hook, re
     delivery.refresh_from_db()
     # The first refusal: pending, retried about 5 s later (jittered), the answer's status and body kept
     assert (delivery.status, delivery.attempts, delivery.last_status_code, delivery.last_error) == (
-        "pending", 1, 500, "database down")
+        "pending",
+        1,
+        500,
+        "database down",
+    )
     assert timedelta(seconds=3.5) < delivery.next_attempt_at - timezone.now() < timedelta(seconds=6.5)
     assert webhook_deliveries_post_due() == 0  # not due yet
     make_due(delivery)
@@ -92,11 +110,14 @@ def test_500_then_200__same_webhook_id__delivered_after_2_attempts(app, hook, re
     assert first.verified_by(secret) == second.verified_by(secret)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code, delivery.last_error) == (
-        "delivered", 2, 200, "")
+        "delivered",
+        2,
+        200,
+        "",
+    )
 
 
-def test_410__endpoint_disabled_at_once__delivery_failed__audited_by_the_system(app, hook, receiver,
-                                                                                   operator_client):
+def test_410__endpoint_disabled_at_once__delivery_failed__audited_by_the_system(app, hook, receiver, operator_client):
     endpoint, _ = hook
     receiver.answer(410)
     delivery = read_receipt(app)
@@ -111,8 +132,12 @@ def test_410__endpoint_disabled_at_once__delivery_failed__audited_by_the_system(
     assert (entry.actor_username, entry.old_value, entry.new_value) == ("system", True, False)
     # A disabled endpoint gets no new deliveries
     read_receipt_count = WebhookDelivery.objects.count()
-    webhook_deliveries_enqueue(app_id=app.pk, app_key=app.app_key, event_type="message.read",
-                               events=[WebhookEvent(event_id="evt_2", timestamp=1, data={})])
+    webhook_deliveries_enqueue(
+        app_id=app.pk,
+        app_key=app.app_key,
+        event_type="message.read",
+        events=[WebhookEvent(event_id="evt_2", timestamp=1, data={})],
+    )
     assert WebhookDelivery.objects.count() == read_receipt_count
 
 
@@ -170,11 +195,11 @@ def test_failure_starts_the_failing_clock__a_2xx_stops_it(app, hook, receiver):
     assert endpoint.failing_since is None
 
 
-def test_rotation__both_signatures_verify_during_the_overlap__only_the_new_after(app, hook, receiver,
-                                                                                 operator_client):
+def test_rotation__both_signatures_verify_during_the_overlap__only_the_new_after(app, hook, receiver, operator_client):
     endpoint, old_secret = hook
-    new_secret = operator_client.post(
-        f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}/rotate_secret").json()["secret"]
+    new_secret = operator_client.post(f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}/rotate_secret").json()[
+        "secret"
+    ]
     read_receipt(app, "evt_1")
     webhook_deliveries_post_due()
     (during,) = receiver.wait_for(1)
@@ -182,7 +207,8 @@ def test_rotation__both_signatures_verify_during_the_overlap__only_the_new_after
     assert during.verified_by(new_secret) == during.verified_by(old_secret)
     # After the 24 h overlap only the new secret signs
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-        previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
+        previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     read_receipt(app, "evt_2")
     webhook_deliveries_post_due()
     after = receiver.wait_for(2)[1]
@@ -219,7 +245,8 @@ def test_redeliver_of_a_delivered_delivery__posted_again_same_webhook_id(app, ho
     delivery = read_receipt(app)
     webhook_deliveries_post_due()
     response = operator_client.post(
-        f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/redeliver")
+        f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/redeliver"
+    )
     assert response.status_code == 202
     webhook_deliveries_post_due()
     first, second = receiver.wait_for(2)
@@ -250,8 +277,11 @@ def test_no_answer_within_the_timeout__retried(app, hook, receiver, settings):
 
 
 def test_connection_refused__retried_with_the_error(app, operator_client, local_network):
-    response = operator_client.post("/api/v1/admin/apps/acme/chat/webhooks", {
-        "url": "http://127.0.0.1:9/hook", "event_types": ["message.read"]}, format="json")
+    response = operator_client.post(
+        "/api/v1/admin/apps/acme/chat/webhooks",
+        {"url": "http://127.0.0.1:9/hook", "event_types": ["message.read"]},
+        format="json",
+    )
     assert response.status_code == 201
     delivery = read_receipt(app)
     webhook_deliveries_post_due()
@@ -291,13 +321,11 @@ def test_http_refused_at_post_when_no_longer_allowed(app, hook, receiver, settin
 def test_disabled_endpoint__its_deliveries_wait__posted_once_enabled_again(app, hook, receiver, operator_client):
     endpoint, secret = hook
     delivery = read_receipt(app)
-    operator_client.patch(f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}", {"enabled": False},
-                          format="json")
+    operator_client.patch(f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}", {"enabled": False}, format="json")
     assert webhook_deliveries_post_due() == 0
     delivery.refresh_from_db()
     assert delivery.status == "pending" and receiver.requests == []
-    operator_client.patch(f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}", {"enabled": True},
-                          format="json")
+    operator_client.patch(f"/api/v1/admin/apps/acme/chat/webhooks/{endpoint.pk}", {"enabled": True}, format="json")
     assert webhook_deliveries_post_due() == 1
     receiver.wait_for(1)[0].verified_by(secret)
 
@@ -309,8 +337,11 @@ def test_worker_gone_mid_post__pending_until_the_lease_ends__then_posted_again(a
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     lease = delivery.next_attempt_at - timezone.now()
-    assert timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS - 5) < lease <= timedelta(
-        seconds=settings.WEBHOOK_LEASE_SECONDS)
+    assert (
+        timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS - 5)
+        < lease
+        <= timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    )
     assert webhook_deliveries_post_due() == 0  # leased: no second post meanwhile
     make_due(delivery)  # the lease ran out
     assert webhook_deliveries_post_due() == 1

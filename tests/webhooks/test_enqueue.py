@@ -20,13 +20,17 @@ pytestmark = pytest.mark.django_db
 
 
 def endpoint(app, *event_types, enabled=True, url="https://93.184.216.34/hook"):
-    return WebhookEndpoint.objects.create(app=app, url=url, event_mask=event_mask(event_types), enabled=enabled,
-                                          secret="whsec_dGVzdA==")
+    return WebhookEndpoint.objects.create(
+        app=app, url=url, event_mask=event_mask(event_types), enabled=enabled, secret="whsec_dGVzdA=="
+    )
 
 
 def read_event(event_id="evt_1", message_id="m1"):
-    return WebhookEvent(event_id=event_id, timestamp=1_700_000_000_123,
-                        data={"message_id": message_id, "from": "bob", "to": "alice", "timestamp": 1_700_000_000_123})
+    return WebhookEvent(
+        event_id=event_id,
+        timestamp=1_700_000_000_123,
+        data={"message_id": message_id, "from": "bob", "to": "alice", "timestamp": 1_700_000_000_123},
+    )
 
 
 def enqueue(app, events, event_type="message.read"):
@@ -41,7 +45,8 @@ def test_enqueue__no_endpoints__one_query_no_row(make_app, django_assert_num_que
 
 
 def test_enqueue__only_enabled_endpoints_of_the_app_subscribed_to_the_type__one_query(
-        make_app, django_assert_num_queries):
+    make_app, django_assert_num_queries
+):
     app, other = make_app(), make_app(app_name="other")
     wanted = [endpoint(app, "message.read"), endpoint(app, "message.read", "conversation.read")]
     endpoint(app, "conversation.read", "group_message.read", "message.delivered")  # not subscribed
@@ -53,10 +58,17 @@ def test_enqueue__only_enabled_endpoints_of_the_app_subscribed_to_the_type__one_
     assert [r.endpoint_id for r in rows] == [e.pk for e in wanted]
     row = rows[0]
     assert (row.event_id, row.event_type, row.status, row.attempts, row.last_error) == (
-        "evt_1", "message.read", "pending", 0, "")
+        "evt_1",
+        "message.read",
+        "pending",
+        0,
+        "",
+    )
     assert row.next_attempt_at is not None and row.next_attempt_at == row.created_at
     assert json.loads(row.body) == {
-        "type": "message.read", "timestamp": 1_700_000_000_123, "app_key": "acme#chat",
+        "type": "message.read",
+        "timestamp": 1_700_000_000_123,
+        "app_key": "acme#chat",
         "data": {"message_id": "m1", "from": "bob", "to": "alice", "timestamp": 1_700_000_000_123},
     }
     assert rows[0].body == rows[1].body
@@ -119,11 +131,13 @@ def test_enqueue_fragment__composed_into_one_postgresql_statement__same_rows(mak
     hooked = webhook_deliveries_insert_sql(
         event_id="'evt_' || source.n::text",
         body="json_build_object('type', %(webhook_event_type)s::text, 'timestamp', source.n, "
-             "'app_key', %(app_key)s::text, 'data', json_build_object('from', 'bob'))::text",
+        "'app_key', %(app_key)s::text, 'data', json_build_object('from', 'bob'))::text",
         source=", source",
     )
-    sql = (f"WITH source AS (SELECT n FROM generate_series(1, 3) AS n), hooked AS ({hooked} RETURNING 1) "
-           "SELECT count(*) FROM hooked")
+    sql = (
+        f"WITH source AS (SELECT n FROM generate_series(1, 3) AS n), hooked AS ({hooked} RETURNING 1) "
+        "SELECT count(*) FROM hooked"
+    )
     params = webhook_deliveries_insert_params(app_id=app.pk, event_type="conversation.read", moment=timezone.now())
     params["app_key"] = app.app_key
     with connection.cursor() as cursor:
@@ -131,5 +145,9 @@ def test_enqueue_fragment__composed_into_one_postgresql_statement__same_rows(mak
         assert cursor.fetchone() == (3,)
     rows = list(WebhookDelivery.objects.order_by("event_id"))
     assert [(r.endpoint_id, r.event_id) for r in rows] == [(subscribed.pk, f"evt_{n}") for n in (1, 2, 3)]
-    assert json.loads(rows[0].body) == {"type": "conversation.read", "timestamp": 1, "app_key": "acme#chat",
-                                        "data": {"from": "bob"}}
+    assert json.loads(rows[0].body) == {
+        "type": "conversation.read",
+        "timestamp": 1,
+        "app_key": "acme#chat",
+        "data": {"from": "bob"},
+    }

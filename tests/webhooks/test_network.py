@@ -18,14 +18,33 @@ def resolver(*addresses):
     return resolve
 
 
-@pytest.mark.parametrize("address,public", [
-    ("93.184.216.34", True), ("2606:2800:220:1:248:1893:25c8:1946", True),
-    ("127.0.0.1", False), ("::1", False), ("10.0.0.1", False), ("172.31.255.255", False), ("192.168.0.1", False),
-    ("100.64.0.1", False), ("169.254.169.254", False), ("fe80::1", False), ("fc00::1", False),
-    ("224.0.0.1", False), ("239.255.255.250", False), ("ff02::1", False), ("240.0.0.1", False),
-    ("255.255.255.255", False), ("0.0.0.0", False), ("::", False), ("192.0.2.1", False),  # documentation
-    ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", False), ("::ffff:93.184.216.34", True),
-])
+@pytest.mark.parametrize(
+    "address,public",
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("10.0.0.1", False),
+        ("172.31.255.255", False),
+        ("192.168.0.1", False),
+        ("100.64.0.1", False),
+        ("169.254.169.254", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("224.0.0.1", False),
+        ("239.255.255.250", False),
+        ("ff02::1", False),
+        ("240.0.0.1", False),
+        ("255.255.255.255", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.1", False),  # documentation
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:93.184.216.34", True),
+    ],
+)
 def test_is_public(address, public):
     assert is_public(ipaddress.ip_address(address)) is public
 
@@ -36,8 +55,9 @@ def test_target__every_address_checked__one_private_among_public_refused():
 
 
 def test_target__public_addresses__connects_to_the_first_checked_one():
-    target = target_of("https://crm.example:8443/in?x=1", allow_private=False,
-                       resolve=resolver("93.184.216.34", "93.184.216.35"))
+    target = target_of(
+        "https://crm.example:8443/in?x=1", allow_private=False, resolve=resolver("93.184.216.34", "93.184.216.35")
+    )
     assert target == Target(scheme="https", host="crm.example", port=8443, path="/in?x=1", address="93.184.216.34")
 
 
@@ -54,20 +74,23 @@ def test_target__name_that_does_not_resolve__refused():
         target_of("https://receipts.invalid/", allow_private=False)
 
 
-@pytest.mark.parametrize("url,allow_http,ok", [
-    ("https://crm.example/hook", False, True),
-    ("https://crm.example", False, True),
-    ("https://crm.example.:443/a/b?c=d&e=%20", False, True),
-    ("http://crm.example/hook", False, False),
-    ("http://crm.example/hook", True, True),
-    ("HTTPS://crm.example/", False, False),
-    ("https://crm.example:65536/", False, False),
-    ("https://-crm.example/", False, False),
-    ("https://crm_example.com/", False, False),
-    ("https://[2606:2800::1]/", False, False),
-    ("https://crm.example/a\nb", False, False),
-    ("https://crm.example/é", False, False),
-])
+@pytest.mark.parametrize(
+    "url,allow_http,ok",
+    [
+        ("https://crm.example/hook", False, True),
+        ("https://crm.example", False, True),
+        ("https://crm.example.:443/a/b?c=d&e=%20", False, True),
+        ("http://crm.example/hook", False, False),
+        ("http://crm.example/hook", True, True),
+        ("HTTPS://crm.example/", False, False),
+        ("https://crm.example:65536/", False, False),
+        ("https://-crm.example/", False, False),
+        ("https://crm_example.com/", False, False),
+        ("https://[2606:2800::1]/", False, False),
+        ("https://crm.example/a\nb", False, False),
+        ("https://crm.example/é", False, False),
+    ],
+)
 def test_url_form(url, allow_http, ok):
     assert (url_form_problem(url, allow_http=allow_http) is None) is ok
 
