@@ -306,6 +306,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "apps.common.observability.RequestIdFilter"},
         "demote_client_errors": {"()": "apps.common.observability.DemoteClientErrors"},
+        "idle_webhook_sweeps": {"()": "apps.webhooks.logs.IdleSweepFilter"},
     },
     "formatters": {
         "json": {"()": "apps.common.observability.JsonFormatter"},
@@ -326,6 +327,9 @@ LOGGING = {
         "django.request": {"filters": ["demote_client_errors"]},
         # One line per request (apps/common/observability.py); LOG_REQUESTS=false keeps only the 5xx ones.
         "receipts.request": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "ERROR"},
+        # The webhook sweep runs every WEBHOOK_SWEEP_SECONDS: the Celery worker's lines of the idle ones are dropped.
+        "celery.app.trace": {"filters": ["idle_webhook_sweeps"]},
+        "celery.worker.strategy": {"filters": ["idle_webhook_sweeps"]},
         # The development server's own access lines (make run): the request lines replace them; its errors stay.
         "django.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },

@@ -85,3 +85,7 @@ def test_worker_killed_mid_post__delivery_stays_pending__posted_after_restart(tm
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
     assert returncode == 0, second.log()
+    # The worker logs the sweep that posted (its attempts and its outcome line), not the "received" line
+    log = second.log()
+    assert "webhooks.deliver_due[" in log and "attempt 2: delivered" in log
+    assert "] received" not in log

@@ -110,3 +110,25 @@ def test_post__environment_proxy_ignored(receiver, monkeypatch):
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
     target = Target(scheme="http", host="127.0.0.1", port=receiver.port, path="/hook", address="127.0.0.1")
     assert transport.post(target=target, body=b"{}", headers={}, timeout=5).delivered
+
+
+def test_idle_sweep_lines__dropped__busy_and_failed_sweeps_and_other_tasks_kept():
+    import logging
+
+    from celery.app.trace import LOG_FAILURE, LOG_RECEIVED, LOG_SUCCESS
+
+    from apps.webhooks.logs import IdleSweepFilter
+
+    def record(fmt, **data):
+        line = logging.LogRecord("celery.app.trace", logging.INFO, __file__, 1, fmt, (data,), None)
+        line.data = data
+        return line
+
+    keep = IdleSweepFilter().filter
+    sweep = {"name": "webhooks.deliver_due", "id": "x"}
+    assert not keep(record(LOG_RECEIVED, **sweep))
+    assert not keep(record(LOG_SUCCESS, **sweep, return_value="0", runtime=0.01))
+    assert keep(record(LOG_SUCCESS, **sweep, return_value="3", runtime=0.2))
+    assert keep(record(LOG_FAILURE, **sweep, exc="boom", description="raised", traceback=""))
+    purge = {"name": "events.purge_expired_events", "id": "y"}
+    assert keep(record(LOG_RECEIVED, **purge)) and keep(record(LOG_SUCCESS, **purge, return_value="0", runtime=1))
