@@ -45,6 +45,7 @@ from .models import (
     webhook_id_of,
 )
 from .network import AddressRefused, target_of, url_form_problem
+from .selectors import WebhookNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,20 @@ def endpoint_as_audit_value(endpoint: WebhookEndpoint) -> dict:
     }
 
 
+def _endpoint_locked(endpoint: WebhookEndpoint, *, no_key: bool = False) -> WebhookEndpoint:
+    """The endpoint's row, re-read under its lock (inside a transaction); 404 not_found if it was deleted since
+    the caller found it (a concurrent DELETE)."""
+    locked = (
+        WebhookEndpoint.objects.select_related("app")
+        .select_for_update(of=("self",), no_key=no_key)
+        .filter(pk=endpoint.pk)
+        .first()
+    )
+    if locked is None:
+        raise WebhookNotFound(f"No webhook endpoint {endpoint.pk} in this app.")
+    return locked
+
+
 def endpoint_create(
     *, actor, app: App, url: str, event_types: list[str], description: str = ""
 ) -> tuple[WebhookEndpoint, str]:
@@ -152,7 +167,7 @@ def endpoint_update(*, actor, endpoint: WebhookEndpoint, changes: dict) -> Webho
     if "description" in changes:
         values["description"] = changes["description"]
     with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.select_related("app").select_for_update(of=("self",)).get(pk=endpoint.pk)
+        endpoint = _endpoint_locked(endpoint)
         before = endpoint_as_audit_value(endpoint)
         for name, value in values.items():
             setattr(endpoint, name, value)
@@ -175,6 +190,7 @@ def endpoint_update(*, actor, endpoint: WebhookEndpoint, changes: dict) -> Webho
 def endpoint_delete(*, actor, endpoint: WebhookEndpoint) -> None:
     """Remove the endpoint and all its deliveries (pending ones are dropped: never posted). Audited."""
     with transaction.atomic():
+        endpoint = _endpoint_locked(endpoint)
         audit_record_many(
             actor=actor, app=endpoint.app, changes=[(f"webhook:{endpoint.pk}", endpoint_as_audit_value(endpoint), None)]
         )
@@ -189,7 +205,7 @@ def endpoint_secret_rotate(*, actor, endpoint: WebhookEndpoint) -> str:
     secret = signing.secret_generate()
     moment = now()
     with transaction.atomic():
-        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked = _endpoint_locked(endpoint)
         locked.previous_secret, locked.secret = locked.secret, secret
         locked.previous_secret_expires_at = moment + SECRET_OVERLAP
         locked.save()
@@ -225,14 +241,17 @@ def endpoint_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
         app_key=endpoint.app.app_key,
         data={"endpoint_id": endpoint.pk, "description": endpoint.description},
     )
-    return WebhookDelivery.objects.create(
-        endpoint=endpoint,
-        event_id=f"test_{secrets.token_hex(12)}",
-        event_type=TEST_EVENT_TYPE,
-        body=body,
-        next_attempt_at=moment,
-        created_at=moment,
-    )
+    with transaction.atomic():
+        # Locked: a concurrent DELETE waits for this insert, or has already made it a 404 (never an IntegrityError).
+        endpoint = _endpoint_locked(endpoint, no_key=True)
+        return WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_id=f"test_{secrets.token_hex(12)}",
+            event_type=TEST_EVENT_TYPE,
+            body=body,
+            next_attempt_at=moment,
+            created_at=moment,
+        )
 
 
 def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
@@ -242,7 +261,8 @@ def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     it fails); one that had not goes on with its schedule.
     """
     moment = now()
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PENDING, next_attempt_at=moment)
+    if not WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PENDING, next_attempt_at=moment):
+        raise WebhookNotFound(f"No delivery {delivery.pk} of this webhook endpoint.")  # deleted with its endpoint
     delivery.status, delivery.next_attempt_at = DeliveryStatus.PENDING, moment
     return delivery
 

@@ -525,3 +525,25 @@ def test_schema__every_webhook_error_code_is_documented():
         "delivered",
         "failed",
     }
+
+
+def test_endpoint_deleted_while_a_change_was_on_its_way__404_not_a_500(operator_client, endpoint, app):
+    # The API found the endpoint, then a concurrent DELETE committed before the change took its lock
+    from apps.common.exceptions import NotFound
+    from apps.webhooks import services
+
+    enqueue(app, "evt_1")
+    stale = WebhookEndpoint.objects.select_related("app").get(pk=endpoint["id"])
+    delivery = WebhookDelivery.objects.get()
+    WebhookEndpoint.objects.filter(pk=stale.pk).delete()
+    for change in (
+        lambda: services.endpoint_update(actor=None, endpoint=stale, changes={"description": "x"}),
+        lambda: services.endpoint_secret_rotate(actor=None, endpoint=stale),
+        lambda: services.endpoint_test_send(endpoint=stale),
+        lambda: services.endpoint_delete(actor=None, endpoint=stale),
+        lambda: services.delivery_redeliver(delivery=delivery),
+    ):
+        with pytest.raises(NotFound):
+            change()
+    assert not AuditEntry.objects.filter(field__startswith=f"webhook:{stale.pk}.").exists()
+    assert not WebhookDelivery.objects.exists()
