@@ -93,7 +93,13 @@ class WebhookDelivery(models.Model):
       (event, endpoint) as the unique constraint keeps it.
     """
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # No foreign-key constraint in the database: the receipt's transaction inserts these rows, and a constraint
+    # would make a receipt wait for, then fail with, an endpoint's concurrent DELETE. endpoint_delete removes the
+    # endpoint's rows; one a racing receipt inserts meanwhile is never posted nor listed (both join the endpoint).
+    # No index of its own either: the two below lead with it.
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_constraint=False, db_index=False
+    )
     event_id = models.CharField(max_length=64)
     event_type = models.CharField(max_length=32)
     body = models.TextField()

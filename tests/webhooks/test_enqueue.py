@@ -151,3 +151,41 @@ def test_enqueue_fragment__composed_into_one_postgresql_statement__same_rows(mak
         "app_key": "acme#chat",
         "data": {"from": "bob"},
     }
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one writer at a time: no such race")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_enqueue__endpoint_deleted_meanwhile__the_receipt_commits_without_waiting(make_app):
+    # An operator's DELETE is in flight (its row lock held) while a receipt enqueues for that endpoint: the receipt
+    # neither waits for the DELETE nor fails when it commits (no foreign-key check ties the two together).
+    import threading
+
+    from apps.webhooks.services import endpoint_delete
+
+    app = make_app()
+    doomed = endpoint(app, "message.read")
+    deleting, release, failures = threading.Event(), threading.Event(), []
+
+    def delete_slowly():
+        try:
+            with transaction.atomic():
+                endpoint_delete(actor=None, endpoint=WebhookEndpoint.objects.select_related("app").get(pk=doomed.pk))
+                deleting.set()
+                release.wait(10)
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=delete_slowly)
+    thread.start()
+    try:
+        assert deleting.wait(10)
+        with transaction.atomic():
+            enqueue(app, [read_event()])
+        committed_while_the_delete_was_open = not release.is_set()
+    finally:
+        release.set()
+        thread.join(10)
+    assert failures == [] and committed_while_the_delete_was_open
+    assert not WebhookEndpoint.objects.filter(pk=doomed.pk).exists()
