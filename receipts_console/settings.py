@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.chat",
     "apps.events",
     "apps.receipts",
+    "apps.webhooks",
     "apps.console",
     # Sign-in lockout (SPEC §9): axes' backend, signals, middleware and commands; apps.lockout counts.
     "axes",
@@ -163,6 +164,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 
 # --- product settings
+# The release, as the OpenAPI schema and the webhooks' user-agent (receipts_console/<VERSION>) state it.
+VERSION = "1.0.0"
 EVENT_RETENTION_DAYS = env("EVENT_RETENTION_DAYS")
 TOKEN_TTL_SECONDS = env("TOKEN_TTL_SECONDS")
 # App-API tokens are served from the cache this long (apps/chat/auth.py); changes that matter invalidate them.
@@ -204,7 +207,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "receipts_console API",
     "DESCRIPTION": "Message receipts for an IM platform: admin API for staff, app API for customers.",
-    "VERSION": "1.0.0",
+    "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
@@ -271,6 +274,25 @@ CELERY_BEAT_SCHEDULE = {
     ]
 }
 
+# --- Webhooks (SPEC §10, apps/webhooks, docs/WEBHOOKS.md). Deliveries are rows written with the receipt; beat sends
+# the sweep every WEBHOOK_SWEEP_SECONDS and it posts whatever is due, so no delivery depends on a task message.
+# http:// URLs are refused unless WEBHOOK_ALLOW_HTTP; hosts resolving to loopback, private, link-local, multicast
+# or reserved addresses unless WEBHOOK_ALLOW_PRIVATE_NETWORKS (both for development and tests only).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=2.0)
+# A post gives up after WEBHOOK_TIMEOUT_SECONDS (the contract's 10 s). A claimed delivery is due again after
+# WEBHOOK_LEASE_SECONDS if its worker never records the outcome (killed mid-post): longer than any post.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=60.0)
+# Deliveries one worker process posts at once (threads: a slow receiver does not hold the others up).
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=8)
+# One sweep stops claiming after this long and the next one goes on (the task's time limits follow).
+WEBHOOK_SWEEP_MAX_SECONDS = env.float("WEBHOOK_SWEEP_MAX_SECONDS", default=50.0)
+CELERY_BEAT_SCHEDULE["webhook-deliveries"] = {
+    "task": "webhooks.deliver_due", "schedule": WEBHOOK_SWEEP_SECONDS, "options": {"expires": WEBHOOK_SWEEP_SECONDS},
+}
+
 # --- Observability (SPEC §9, docs/OPERATIONS.md "Metrics and logs"): GET /metrics and JSON logs
 # Bearer token of GET /metrics; empty: /metrics answers 404. Several processes add up through
 # PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable, read from the environment: apps/common/metrics.py).
@@ -284,6 +306,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "apps.common.observability.RequestIdFilter"},
         "demote_client_errors": {"()": "apps.common.observability.DemoteClientErrors"},
+        "idle_webhook_sweeps": {"()": "apps.webhooks.logs.IdleSweepFilter"},
     },
     "formatters": {
         "json": {"()": "apps.common.observability.JsonFormatter"},
@@ -304,6 +327,9 @@ LOGGING = {
         "django.request": {"filters": ["demote_client_errors"]},
         # One line per request (apps/common/observability.py); LOG_REQUESTS=false keeps only the 5xx ones.
         "receipts.request": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "ERROR"},
+        # The webhook sweep runs every WEBHOOK_SWEEP_SECONDS: the Celery worker's lines of the idle ones are dropped.
+        "celery.app.trace": {"filters": ["idle_webhook_sweeps"]},
+        "celery.worker.strategy": {"filters": ["idle_webhook_sweeps"]},
         # The development server's own access lines (make run): the request lines replace them; its errors stay.
         "django.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },

@@ -7,7 +7,9 @@ What it does, in order:
 3. through the API itself, gets a staff token (superuser `admin`), an app token and user
    tokens (alice, bob) of the demo app `demo#pro`, makes two groups (one whose members the
    fuzzer may add and remove, one for the receipts) and sends the messages the read-ack
-   endpoints need (bob -> alice, and a group message with group acks);
+   endpoints need (bob -> alice, and a group message with group acks), and registers a webhook endpoint of
+   `demo#ultimate` with a test delivery (WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE_NETWORKS on: CI
+   resolves no public name, and no worker posts);
 4. runs `schemathesis run <server>/api/schema/` with every check (`--checks all`; the built-in
    positive_data_acceptance is replaced by the same check with documented exceptions, see
    scripts/schemathesis_hooks.py) and every phase, the stateful one included (links inferred by
@@ -60,6 +62,8 @@ APP_TOKEN_PATHS = r"^/api/v1/\{org_name\}/\{app_name\}/(users|groups)($|/\{group
 USER_TOKEN_PATHS = r"^/api/v1/\{org_name\}/\{app_name\}/(messages|events|conversations|groups/\{group_id\}/messages)"
 # The app whose policy the fuzzer may change; the app API runs on DEMO_APP.
 ADMIN_TARGET_APP = "enterprise"
+# The app whose webhook deliveries are listed and redelivered (its endpoint is out of the fuzzer's reach).
+WEBHOOKS_APP = "ultimate"
 
 
 def log(message: str) -> None:
@@ -125,7 +129,15 @@ def demo_state(base: str) -> dict:
     # One reader already, so the ack list has a page to show.
     call(base, "POST", f"{app_path}/groups/{acks_group['group_id']}/messages/{grouped['message_id']}/read_ack",
          token=users["alice"])
+    # A webhook endpoint with a delivery, whose deliveries are listed and redelivered: on an app of its own, so no
+    # fuzzed operation (all on ADMIN_TARGET_APP) can delete it. No worker runs: nothing is posted.
+    hooks = f"/api/v1/admin/apps/{DEMO_ORG}/{WEBHOOKS_APP}/webhooks"
+    listed_hook = call(base, "POST", hooks, {"url": "http://127.0.0.1:9/receipts", "event_types": ["message.read"]},
+                       token=staff["access_token"])
+    test_delivery = call(base, "POST", f"{hooks}/{listed_hook['id']}/test", token=staff["access_token"])
     return {
+        "listed_webhook_id": listed_hook["id"],
+        "delivery_id": test_delivery["delivery_id"],
         "staff_token": staff["access_token"],
         "app_token": app_token,
         "alice_token": users["alice"],
@@ -187,6 +199,11 @@ def write_config(path: Path, state: dict) -> None:
                     group_id=state["members_group_id"]),
         *_operation(APP_TOKEN_PATHS, token=state["app_token"]),
         # The admin API's per-app operations work on another demo app: a fuzzed PATCH may switch receipts off.
+        # The other webhook operations take the ids the fuzzer finds (or a POST /webhooks it made answered): a
+        # pinned id it could delete would make every later 404 look like a created resource gone missing.
+        *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}/webhooks/\{webhook_id\}/deliveries",
+                    token=state["staff_token"], org_name=DEMO_ORG, app_name=WEBHOOKS_APP,
+                    webhook_id=state["listed_webhook_id"], delivery_id=state["delivery_id"]),
         *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}", token=state["staff_token"],
                     org_name=DEMO_ORG, app_name=ADMIN_TARGET_APP),
         *_operation(r"^/api/v1/admin/", token=state["staff_token"]),
@@ -254,6 +271,9 @@ def main() -> int:
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = f"sqlite:///{work / 'db.sqlite3'}"
     env.setdefault("DEBUG", "false")
+    # Webhook URLs (SPEC §10) to any host: CI has no network to resolve public names, and no worker runs to post
+    # (the suite tests the https-only rule and the address guard, tests/webhooks).
+    env.update(WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_PRIVATE_NETWORKS="true")
     env["PYTHONUNBUFFERED"] = "1"
     log(f"database: {env['DATABASE_URL'].split('@')[-1]}")
 

@@ -113,11 +113,11 @@ ACKS_REFUSED = Counter(
 # --- background work
 PURGE_KINDS = ("group_acks", "events", "messages", "tokens")
 PURGED_ROWS = Counter("receipts_purged_rows", "Rows deleted by the purges, by purge.", ["purge"])
-# Webhooks (SPEC §10) come later: the metric and its outcomes exist now, so dashboards can be built.
+# Webhook attempts (SPEC §10, apps/webhooks/services.py), counted by the worker that made them.
 WEBHOOK_OUTCOMES = ("delivered", "failed", "gave_up")
 WEBHOOK_DELIVERIES = Counter(
     "receipts_webhook_deliveries", "Webhook delivery attempts, by outcome: delivered (2xx), failed (will be "
-    "retried), gave_up (retries exhausted).", ["outcome"],
+    "retried), gave_up (retries exhausted, or 410 Gone).", ["outcome"],
 )
 
 # --- long-polls (GET /events?timeout=) waiting now; in multiprocess mode the sum over live processes

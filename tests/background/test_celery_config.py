@@ -1,5 +1,6 @@
-"""SPEC §6/§9 wiring: the tasks are registered, beat sends every purge every PURGE_INTERVAL_SECONDS,
-and without CELERY_BROKER_URL the embedded (atomic filesystem) broker is used."""
+"""SPEC §6/§9/§10 wiring: the tasks are registered, beat sends every purge every PURGE_INTERVAL_SECONDS and the
+webhook sweep every WEBHOOK_SWEEP_SECONDS, and without CELERY_BROKER_URL the embedded (atomic filesystem) broker
+is used."""
 
 import subprocess
 import sys
@@ -16,11 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_purge_registered_and_scheduled_by_beat(settings):
     celery_app.loader.import_default_modules()
     schedule = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    sweep = schedule.pop("webhooks.deliver_due")
 
     assert set(schedule) == {
         "receipts.purge_expired_group_acks", "events.purge_expired_events",
         "chat.purge_expired_messages", "chat.purge_expired_tokens",  # retention, SPEC §9
     }
+    # The webhook sweep (SPEC §10) posts whatever is due every WEBHOOK_SWEEP_SECONDS; a late one is dropped too.
+    assert "webhooks.deliver_due" in celery_app.tasks
+    assert sweep["schedule"] == sweep["options"]["expires"] == settings.WEBHOOK_SWEEP_SECONDS
     for name, entry in schedule.items():
         assert name in celery_app.tasks
         assert entry["schedule"] == settings.PURGE_INTERVAL_SECONDS

@@ -11,9 +11,11 @@ from apps.chat.services import app_token_issue, chat_user_create, group_create, 
 from apps.policy.services import policy_update
 from apps.tenancy.models import App, StaffToken
 from apps.tenancy.services import staff_token_issue
+from apps.webhooks.models import WebhookEndpoint
+from apps.webhooks.services import endpoint_create, endpoint_secret_rotate, endpoint_test_send
 
 pytestmark = pytest.mark.django_db
-PROJECT_APPS = {"tenancy", "policy", "audit", "chat", "events", "receipts"}
+PROJECT_APPS = {"tenancy", "policy", "audit", "chat", "events", "receipts", "webhooks"}
 
 
 @pytest.fixture
@@ -31,6 +33,9 @@ def data(make_app):
     message_send(app=app, sender=alice, device=device, chat_type="single", to="bob", body={"text": "hi"})
     message_send(app=app, sender=alice, device=device, chat_type="group", to=group.group_id, body={"text": "all"},
                  need_group_ack=True)
+    endpoint, _ = endpoint_create(actor=root, app=app, url="https://93.184.216.34/hook", event_types=["message.read"])
+    endpoint_test_send(endpoint=endpoint)
+    endpoint_secret_rotate(actor=root, endpoint=endpoint)
     return app
 
 
@@ -68,8 +73,10 @@ def test_django_admin__secrets_and_hashes_never_shown(admin_client, data):
     secrets += list(AccessToken.objects.values_list("key_hash", flat=True))
     secrets += list(get_user_model().objects.values_list("password", flat=True))
     secrets += list(ChatUser.objects.values_list("password", flat=True))
+    for endpoint in WebhookEndpoint.objects.all():
+        secrets += [s.removeprefix("whsec_") for s in (endpoint.secret, endpoint.previous_secret)]
     pages = []
-    for model in (App, StaffToken, AccessToken, ChatUser):
+    for model in (App, StaffToken, AccessToken, ChatUser, WebhookEndpoint):
         meta = model._meta
         pages.append(admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")))
         for row in model.objects.all():

@@ -166,7 +166,7 @@ def test_schema__every_limit_has_minimum_1_and_no_maximum(schema):
     generated, _ = schema
     limits = {f"{m.upper()} {p}": parameter for p, item in generated["paths"].items() for m, op in item.items()
               if m in HTTP_METHODS for parameter in op.get("parameters", []) if parameter["name"] == "limit"}
-    assert len(limits) == 5  # apps, audit, conversations, events, group acks
+    assert len(limits) == 7  # apps, audit, conversations, events, group acks, webhooks, webhook deliveries
     for parameter in limits.values():
         # Larger values are clamped, never refused: a maximum would make schema-valid requests look invalid.
         assert parameter["schema"] == {"type": "integer", "minimum": 1}
@@ -177,7 +177,7 @@ def test_schema__every_cursor_has_its_alphabet(schema):
     generated, _ = schema
     cursors = [parameter for item in generated["paths"].values() for op in item.values() if isinstance(op, dict)
                for parameter in op.get("parameters", []) if parameter["name"] == "cursor"]
-    assert len(cursors) == 5
+    assert len(cursors) == 7
     assert all(c["schema"] == {"type": "string", "pattern": "^[A-Za-z0-9_-]*=*$"} for c in cursors)
 
 
@@ -211,7 +211,8 @@ def test_schema__patch_bodies_forbid_unknown_fields(schema):
     generated, _ = schema
     patches = [path for path, item in generated["paths"].items() if "patch" in item]
     # A new PATCH joins test_patch__unknown_field__400 below, which proves the server refuses unknown fields.
-    assert patches == ["/api/v1/admin/apps/{org_name}/{app_name}/policy"]
+    assert patches == ["/api/v1/admin/apps/{org_name}/{app_name}/policy",
+                       "/api/v1/admin/apps/{org_name}/{app_name}/webhooks/{webhook_id}"]
     for path in patches:
         assert _request_body(generated, path, "patch")["additionalProperties"] is False
 
@@ -418,11 +419,23 @@ def test_patch__unknown_field__400(superuser_client, make_app, extra):
     _assert_400_on(response, next(iter(extra)))
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("extra", [{"unknown": 1}, {"": None}, {"secret": "whsec_AAAA"}, {"disabled_reason": None}])
+def test_webhook_patch__unknown_field__400(superuser_client, make_app, extra):
+    make_app()
+    created = superuser_client.post("/api/v1/admin/apps/acme/chat/webhooks", {
+        "url": "https://93.184.216.34/hook", "event_types": ["message.read"]}, format="json").json()
+    response = superuser_client.patch(f"/api/v1/admin/apps/acme/chat/webhooks/{created['id']}",
+                                      {"description": "x", **extra}, format="json")
+    _assert_400_on(response, next(iter(extra)))
+
+
 def _list_urls(app_api, message_id):
     base = app_api["base"]
     return [
         ("staff", "/api/v1/admin/apps"),
         ("staff", "/api/v1/admin/apps/acme/chat/audit"),
+        ("staff", "/api/v1/admin/apps/acme/chat/webhooks"),
         ("alice", f"{base}/conversations"),
         ("alice", f"{base}/events"),
         ("alice", f"{base}/groups/{app_api['group_id']}/messages/{message_id}/acks"),

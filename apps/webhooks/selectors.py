@@ -1,0 +1,50 @@
+"""Reads of webhook endpoints and deliveries; an endpoint of another app is simply not found (SPEC §3)."""
+
+from __future__ import annotations
+
+from apps.common.exceptions import InvalidRequest, NotFound
+from apps.common.pagination import keyset_page
+
+from .models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+_MAX_ID = 2**63 - 1  # a larger path id matches no row (and PostgreSQL would refuse it as a bigint)
+
+
+class WebhookNotFound(NotFound):
+    code = "not_found"
+
+
+def endpoint_get(*, app, endpoint_id: int) -> WebhookEndpoint:
+    """The app's endpoint `endpoint_id`, or 404 not_found."""
+    endpoint = WebhookEndpoint.objects.filter(app=app, pk=endpoint_id).first() if endpoint_id <= _MAX_ID else None
+    if endpoint is None:
+        raise WebhookNotFound(f"No webhook endpoint {endpoint_id} in this app.")
+    endpoint.app = app  # the caller's row: no second query for it
+    return endpoint
+
+
+def endpoint_list(*, app, cursor: str | None, limit: int):
+    """A page of the app's endpoints, oldest first, and the next cursor."""
+    return keyset_page(WebhookEndpoint.objects.filter(app=app), cursor=cursor, limit=limit)
+
+
+def delivery_get(*, endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
+    """The endpoint's delivery `delivery_id`, or 404 not_found."""
+    delivery = (
+        WebhookDelivery.objects.filter(endpoint=endpoint, pk=delivery_id).first() if delivery_id <= _MAX_ID else None
+    )
+    if delivery is None:
+        raise WebhookNotFound(f"No delivery {delivery_id} of this webhook endpoint.")
+    return delivery
+
+
+def delivery_list(*, endpoint: WebhookEndpoint, status: str | None, cursor: str | None, limit: int):
+    """A page of the endpoint's deliveries, newest first, optionally of one status; 400 for an unknown status."""
+    queryset = WebhookDelivery.objects.filter(endpoint=endpoint).defer("body")
+    if status is not None:
+        if status not in DeliveryStatus.values:
+            raise InvalidRequest(
+                "Unknown delivery status.", fields={"status": [f"Must be one of: {', '.join(DeliveryStatus.values)}."]}
+            )
+        queryset = queryset.filter(status=status)
+    return keyset_page(queryset, cursor=cursor, limit=limit, descending=True)

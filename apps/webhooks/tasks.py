@@ -1,0 +1,23 @@
+"""Celery task of webhooks: the sweep that posts due deliveries (SPEC §10). No rules here."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from .services import webhook_deliveries_post_due
+
+
+@shared_task(
+    name="webhooks.deliver_due",
+    ignore_result=True,
+    # A sweep stops claiming after WEBHOOK_SWEEP_MAX_SECONDS; the posts in flight then end within the timeout.
+    soft_time_limit=settings.WEBHOOK_SWEEP_MAX_SECONDS + 3 * settings.WEBHOOK_TIMEOUT_SECONDS,
+    time_limit=settings.WEBHOOK_SWEEP_MAX_SECONDS + 4 * settings.WEBHOOK_TIMEOUT_SECONDS,
+)
+def deliver_due() -> int:
+    """Post every due delivery (beat sends this every WEBHOOK_SWEEP_SECONDS); idempotent, safe to overlap.
+
+    Nothing is lost if this message is: the rows wait in the database for the next sweep.
+    """
+    return webhook_deliveries_post_due()
