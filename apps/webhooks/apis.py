@@ -9,8 +9,7 @@ from apps.common.exceptions import InvalidRequest
 from apps.common.fields import StrictBooleanField, StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
-from apps.tenancy.auth import StaffApi
-from apps.tenancy.auth import IsOperator, IsStaffMember
+from apps.tenancy.auth import IsOperator, IsStaffMember, StaffApi
 from apps.tenancy.selectors import app_get
 
 from . import services
