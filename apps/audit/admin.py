@@ -2,23 +2,16 @@
 
 from django.contrib import admin
 
+from apps.common.admin import ViewOnlyAdmin
+
 from .models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ViewOnlyAdmin):
     list_display = ["at", "app", "actor_username", "field", "old_value", "new_value", "reason"]
     list_filter = ["field"]
     search_fields = ["app__org_name", "app__app_name", "actor_username", "field"]
     list_select_related = ["app"]
     date_hierarchy = "at"
     ordering = ["-id"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -9,33 +9,13 @@
 
 from django.contrib import admin
 
+from apps.common.admin import RevocableAdmin, ViewOnlyAdmin
+
 from .models import AccessToken, ChatUser, Conversation, DeviceSession, Group, Membership, Message
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    actions = None  # no "delete selected": the only built-in action
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class RevocableAdmin(ReadOnlyAdmin):
-    """Read-only, but a row may be deleted: that revokes its tokens (cache dropped by the post_delete receiver)."""
-
-    actions = ["delete_selected"]
-
-    def has_delete_permission(self, request, obj=None):
-        return super(ReadOnlyAdmin, self).has_delete_permission(request, obj)
-
-
 @admin.register(ChatUser)
-class ChatUserAdmin(ReadOnlyAdmin):
+class ChatUserAdmin(ViewOnlyAdmin):
     list_display = ["username", "app", "created_at"]
     search_fields = ["username", "app__org_name", "app__app_name"]
     list_select_related = ["app"]
@@ -77,7 +57,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Group)
-class GroupAdmin(ReadOnlyAdmin):
+class GroupAdmin(ViewOnlyAdmin):
     list_display = ["group_id", "name", "app", "owner", "member_count", "created_at"]
     search_fields = ["group_id", "name", "app__org_name", "app__app_name"]
     list_select_related = ["app", "owner"]
@@ -87,7 +67,7 @@ class GroupAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyAdmin):
+class MembershipAdmin(ViewOnlyAdmin):
     list_display = ["group", "user", "role", "joined_at"]
     list_filter = ["role"]
     search_fields = ["group__group_id", "user__username"]
@@ -97,7 +77,7 @@ class MembershipAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ViewOnlyAdmin):
     list_display = [
         "message_id", "app", "chat_type", "sender", "recipient", "group", "timestamp",
         "need_group_ack", "delivered_at", "read_at", "group_ack_count",
@@ -110,7 +90,7 @@ class MessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(ViewOnlyAdmin):
     list_display = ["owner", "peer", "unread_count", "last_timestamp"]
     search_fields = ["owner__username", "peer__username"]
     list_select_related = ["owner", "peer"]

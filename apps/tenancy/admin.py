@@ -11,30 +11,19 @@
 
 from django.contrib import admin
 
+from apps.common.admin import RevocableAdmin, ViewOnlyAdmin
+
 from .models import App, PlanTier, StaffToken
 
 
-class ReadOnlyAdminMixin:
-    """Rows are created by services (which write audit entries and side rows), not by admin forms."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(PlanTier)
-class PlanTierAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PlanTierAdmin(ViewOnlyAdmin):  # seeded by migration; apps reference them with PROTECT
     list_display = ["code", "name", "rank", "group_read_ack_allowed", "message_retention_days"]
     ordering = ["rank"]
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # seeded by migration; apps reference them with PROTECT
-
 
 @admin.register(App)
-class AppAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AppAdmin(ViewOnlyAdmin):
     list_display = ["org_name", "app_name", "plan", "client_id", "created_at", "updated_at"]
     list_filter = ["plan"]
     search_fields = ["org_name", "app_name", "client_id"]
@@ -42,14 +31,10 @@ class AppAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     exclude = ["client_secret_hash"]
     readonly_fields = ["org_name", "app_name", "plan", "client_id", "created_at", "updated_at"]
     ordering = ["org_name", "app_name"]
-    actions = None  # no "delete selected"
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(StaffToken)
-class StaffTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StaffTokenAdmin(RevocableAdmin):
     # Deleting a row here revokes the token: the one useful admin action on tokens.
     list_display = ["id", "user", "created_at", "expires_at"]
     search_fields = ["user__username"]

@@ -3,24 +3,13 @@ checked); secrets are never shown; deleting here would bypass the audit trail, s
 
 from django.contrib import admin
 
+from apps.common.admin import ViewOnlyAdmin
+
 from .models import WebhookDelivery, WebhookEndpoint
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    actions = None
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ReadOnlyAdmin):
+class WebhookEndpointAdmin(ViewOnlyAdmin):
     list_display = ["id", "app", "url", "enabled", "disabled_reason", "created_at"]
     list_filter = ["enabled", "disabled_reason"]
     search_fields = ["url", "app__org_name", "app__app_name"]
@@ -31,7 +20,7 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
+class WebhookDeliveryAdmin(ViewOnlyAdmin):
     list_display = [
         "id",
         "endpoint",
