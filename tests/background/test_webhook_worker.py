@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from apps.tenancy.services import app_create
+from apps.policy.services import app_create
 from apps.webhooks.models import WebhookDelivery
 from apps.webhooks.services import WebhookEvent, endpoint_create, webhook_deliveries_enqueue
 from tests.webhooks.receiver import Answer, Receiver
