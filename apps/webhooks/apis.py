@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from apps.common.exceptions import InvalidRequest
 from apps.common.fields import StrictBooleanField, StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
+from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
 from apps.tenancy.auth import IsOperator, IsStaffMember, StaffApi
 from apps.tenancy.selectors import app_get
@@ -121,7 +122,7 @@ class WebhookListCreateApi(StaffApi):
     @extend_schema(
         operation_id="admin_webhooks_list",
         parameters=[CURSOR_PARAMETER, LIMIT_PARAMETER],
-        responses={200: EndpointPage, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={200: EndpointPage, **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND))},
     )
     def get(self, request, org_name, app_name):
         app = app_get(org_name=org_name, app_name=app_name)
@@ -134,7 +135,9 @@ class WebhookListCreateApi(StaffApi):
         request=EndpointCreateInputSerializer,
         responses={
             201: EndpointCreatedSerializer,
-            **error_responses((403, "forbidden"), (404, "not_found"), (409, "limit_reached")),
+            **error_responses(
+                (403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND), (409, ReasonCode.LIMIT_REACHED)
+            ),
         },
     )
     def post(self, request, org_name, app_name):
@@ -161,7 +164,10 @@ class WebhookDetailApi(StaffApi):
 
     @extend_schema(
         operation_id="admin_webhooks_retrieve",
-        responses={200: EndpointOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={
+            200: EndpointOutputSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
     )
     def get(self, request, org_name, app_name, webhook_id):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)
@@ -170,7 +176,10 @@ class WebhookDetailApi(StaffApi):
     @extend_schema(
         operation_id="admin_webhooks_update",
         request=EndpointPatchInputSerializer,
-        responses={200: EndpointOutputSerializer, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={
+            200: EndpointOutputSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
     )
     def patch(self, request, org_name, app_name, webhook_id):
         if not isinstance(request.data, dict):
@@ -187,7 +196,7 @@ class WebhookDetailApi(StaffApi):
 
     @extend_schema(
         operation_id="admin_webhooks_destroy",
-        responses={204: None, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={204: None, **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND))},
     )
     def delete(self, request, org_name, app_name, webhook_id):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)
@@ -211,7 +220,7 @@ class WebhookSecretRotateApi(StaffApi):
                     )
                 },
             ),
-            **error_responses((403, "forbidden"), (404, "not_found")),
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
         },
     )
     def post(self, request, org_name, app_name, webhook_id):
@@ -229,7 +238,7 @@ class WebhookTestApi(StaffApi):
         operation_id="admin_webhooks_test",
         request=None,
         description="A `webhook.test` delivery, posted within seconds while the endpoint is enabled.",
-        responses={202: DeliveryAccepted, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={202: DeliveryAccepted, **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND))},
     )
     def post(self, request, org_name, app_name, webhook_id):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)
@@ -271,7 +280,7 @@ class WebhookDeliveryListApi(StaffApi):
     @extend_schema(
         operation_id="admin_webhooks_deliveries_list",
         parameters=[STATUS_PARAMETER, CURSOR_PARAMETER, LIMIT_PARAMETER],
-        responses={200: DeliveryPage, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={200: DeliveryPage, **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND))},
     )
     def get(self, request, org_name, app_name, webhook_id):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)
@@ -292,7 +301,7 @@ class WebhookRedeliverApi(StaffApi):
         operation_id="admin_webhooks_redeliver",
         request=None,
         description="A new attempt now, with the same webhook-id and body, whatever the delivery's status.",
-        responses={202: DeliveryAccepted, **error_responses((403, "forbidden"), (404, "not_found"))},
+        responses={202: DeliveryAccepted, **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND))},
     )
     def post(self, request, org_name, app_name, webhook_id, delivery_id):
         endpoint = endpoint_get(app=app_get(org_name=org_name, app_name=app_name), endpoint_id=webhook_id)

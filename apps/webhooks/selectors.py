@@ -10,15 +10,11 @@ from .models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 _MAX_ID = 2**63 - 1  # a larger path id matches no row (and PostgreSQL would refuse it as a bigint)
 
 
-class WebhookNotFound(NotFound):
-    code = "not_found"
-
-
 def endpoint_get(*, app, endpoint_id: int) -> WebhookEndpoint:
     """The app's endpoint `endpoint_id`, or 404 not_found."""
     endpoint = WebhookEndpoint.objects.filter(app=app, pk=endpoint_id).first() if endpoint_id <= _MAX_ID else None
     if endpoint is None:
-        raise WebhookNotFound(f"No webhook endpoint {endpoint_id} in this app.")
+        raise NotFound(f"No webhook endpoint {endpoint_id} in this app.")
     endpoint.app = app  # the caller's row: no second query for it
     return endpoint
 
@@ -34,7 +30,7 @@ def delivery_get(*, endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDeliv
         WebhookDelivery.objects.filter(endpoint=endpoint, pk=delivery_id).first() if delivery_id <= _MAX_ID else None
     )
     if delivery is None:
-        raise WebhookNotFound(f"No delivery {delivery_id} of this webhook endpoint.")
+        raise NotFound(f"No delivery {delivery_id} of this webhook endpoint.")
     return delivery
 
 

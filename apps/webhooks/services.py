@@ -27,7 +27,8 @@ from django.db.models import F
 
 from apps.audit.services import audit_record_many
 from apps.common import metrics
-from apps.common.exceptions import ApplicationError, InvalidRequest
+from apps.common.exceptions import ApplicationError, InvalidRequest, NotFound
+from apps.common.reason_codes import ReasonCode
 from apps.common.timeutils import now, to_ms
 from apps.tenancy.models import App
 
@@ -45,7 +46,6 @@ from .models import (
     webhook_id_of,
 )
 from .network import AddressRefused, target_of, url_form_problem
-from .selectors import WebhookNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ SECRET_OVERLAP = timedelta(hours=24)
 
 
 class LimitReached(ApplicationError):
-    code, status = "limit_reached", 409
+    code, status = ReasonCode.LIMIT_REACHED, 409
 
 
 # --------------------------------------------------------------------------- endpoints (admin API)
@@ -117,7 +117,7 @@ def _endpoint_locked(endpoint: WebhookEndpoint, *, no_key: bool = False) -> Webh
         .first()
     )
     if locked is None:
-        raise WebhookNotFound(f"No webhook endpoint {endpoint.pk} in this app.")
+        raise NotFound(f"No webhook endpoint {endpoint.pk} in this app.")
     return locked
 
 
@@ -262,7 +262,7 @@ def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """
     moment = now()
     if not WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PENDING, next_attempt_at=moment):
-        raise WebhookNotFound(f"No delivery {delivery.pk} of this webhook endpoint.")  # deleted with its endpoint
+        raise NotFound(f"No delivery {delivery.pk} of this webhook endpoint.")  # deleted with its endpoint
     delivery.status, delivery.next_attempt_at = DeliveryStatus.PENDING, moment
     return delivery
 
