@@ -547,3 +547,26 @@ def test_endpoint_deleted_while_a_change_was_on_its_way__404_not_a_500(operator_
             change()
     assert not AuditEntry.objects.filter(field__startswith=f"webhook:{stale.pk}.").exists()
     assert not WebhookDelivery.objects.exists()
+
+
+# --------------------------------------------------------------------------- fixed query counts
+
+
+@pytest.mark.parametrize("endpoints", [1, 6])
+def test_list__query_count_does_not_grow_with_the_endpoints(operator_client, app, endpoints, django_assert_num_queries):
+    for _ in range(endpoints):
+        assert create(operator_client).status_code == 201
+    operator_client.get(url())  # the staff token's lookups are the same on every request
+    with django_assert_num_queries(4):  # staff token, its user's roles, the app, one page of endpoints
+        assert len(operator_client.get(url()).json()["results"]) == endpoints
+
+
+@pytest.mark.parametrize("deliveries", [1, 6])
+def test_deliveries__query_count_does_not_grow_with_the_deliveries(
+    operator_client, endpoint, app, deliveries, django_assert_num_queries
+):
+    enqueue(app, *[f"evt_{i}" for i in range(deliveries)])
+    path = url(endpoint["id"], "deliveries")
+    operator_client.get(path)
+    with django_assert_num_queries(5):  # staff token, its user's roles, the app, the endpoint, one page of deliveries
+        assert len(operator_client.get(path).json()["results"]) == deliveries
