@@ -82,11 +82,13 @@ def test_unknown_grant__400(chat_app, grant):
     response = token(chat_app, **credentials(chat_app, grant_type=grant))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+    assert list(response.json()["fields"]) == ["grant_type"]  # the discriminator, validated before any branch
 
 
 def test_missing_grant__400(chat_app):
     response = token(chat_app, client_id=chat_app.client_id, client_secret=chat_app.client_secret)
     assert response.status_code == 400
+    assert response.json()["fields"]["grant_type"] == ["This field is required."]
 
 
 def test_token_endpoint__unknown_app__401(chat_app, api_client):
@@ -265,3 +267,10 @@ def test_auth__one_query_for_the_token(chat_app, alice, django_assert_num_querie
     client = bearer(_user_token(chat_app))
     with django_assert_num_queries(1):  # the token with its app, plan, user and device; then a 403 for the role
         assert client.post(f"{base(chat_app)}/users", {}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("body", [[], "grant", 5])
+def test_body_not_an_object__400_invalid_request(chat_app, body):
+    response = APIClient().post(f"{base(chat_app)}/token", json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
