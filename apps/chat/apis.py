@@ -19,7 +19,7 @@ from apps.lockout.services import secret_attempt
 
 from . import services
 from .api_base import AppTokenApi, UserTokenApi
-from .models import USERNAME_PATTERN
+from .models import GROUP_NAME_PATTERN, USERNAME_PATTERN
 from .selectors import app_for_path
 
 _USERNAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.' and '-'."
@@ -138,8 +138,7 @@ GroupOutput = inline_serializer("Group", {
 
 class GroupCreateApi(AppTokenApi):
     class GroupCreateInputSerializer(serializers.Serializer):
-        # Not only whitespace (str.isspace, as the service checks), no NUL.
-        name = StrictCharField(max_length=128, trim_whitespace=False, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        name = StrictCharField(max_length=128, trim_whitespace=False, pattern=GROUP_NAME_PATTERN,
                                pattern_message="Not only spaces; no NUL character.")
         owner = _username_field()
         members = _usernames()

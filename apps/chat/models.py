@@ -3,6 +3,12 @@ from django.utils import timezone
 
 USERNAME_PATTERN = r"^[a-z0-9_.-]{1,64}$"
 
+# A group name is not only white space and holds no NUL. "White space" is spelled out as the union of what
+# Python's str.isspace and ECMAScript's \s call white space (they differ on U+001C-U+001F, U+0085 and U+FEFF),
+# so the schema's pattern, a client's validator and the server agree on every string.
+_WHITE_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+GROUP_NAME_PATTERN = rf"^[^\x00]*[^\x00{_WHITE_SPACE}][^\x00]*$"
+
 
 class ChatUser(models.Model):
     """An end user of a customer app; `username` is unique within the app."""

@@ -29,6 +29,7 @@ from .auth import token_cache_forget
 from .exceptions import DuplicateUsername, NotGroupMember, OwnerCannotLeave, UnknownUser, UserNotFound
 from .ids import snowflake_id
 from .models import (
+    GROUP_NAME_PATTERN,
     USERNAME_PATTERN,
     AccessToken,
     ChatType,
@@ -65,6 +66,7 @@ MAX_BODY_BYTES = 8192
 # the cap keeps every encoder on the way (Python's json, the database driver) far from its recursion limit.
 MAX_BODY_DEPTH = 64
 MAX_GROUP_NAME = 128
+_GROUP_NAME_RE = re.compile(GROUP_NAME_PATTERN)
 # A fresh snowflake id clashes only if two processes draw the same random bits in the same ms.
 _ID_ATTEMPTS = 3
 
@@ -204,7 +206,7 @@ def group_create(*, app: App, name: str, owner: str, members: list[str], admins:
     Fixed number of queries whatever the member count.
     """
     admins = list(admins or [])
-    if not storable_text(name) or not 1 <= len(name) <= MAX_GROUP_NAME or not name.strip():
+    if not storable_text(name) or not 1 <= len(name) <= MAX_GROUP_NAME or not _GROUP_NAME_RE.fullmatch(name):
         raise InvalidRequest(
             "Some fields are not valid.",
             fields={"name": [f"1-{MAX_GROUP_NAME} characters of valid Unicode, not only spaces, no NUL."]},

@@ -1,10 +1,11 @@
 """Groups, members and admins (SPEC §5 app-token endpoints)."""
 
 import json
+import re
 
 import pytest
 
-from apps.chat.models import Group, Membership
+from apps.chat.models import GROUP_NAME_PATTERN, Group, Membership
 
 from .conftest import base
 
@@ -89,6 +90,10 @@ def test_create_group__user_of_another_app__unknown_user(chat_app, app_client, p
         ({"owner": "alice", "members": []}, "name"),
         ({"name": "", "owner": "alice", "members": []}, "name"),
         ({"name": "   ", "owner": "alice", "members": []}, "name"),
+        # White space to Python but not to ECMAScript (U+001C-U+001F, U+0085), or the reverse (U+FEFF).
+        ({"name": "\u001e", "owner": "alice", "members": []}, "name"),
+        ({"name": "\u0085 \u001c", "owner": "alice", "members": []}, "name"),
+        ({"name": "\ufeff\u3000", "owner": "alice", "members": []}, "name"),
         ({"name": "x" * 129, "owner": "alice", "members": []}, "name"),
         ({"name": "a\u0000b", "owner": "alice", "members": []}, "name"),
         ({"name": "T", "members": []}, "owner"),
@@ -102,8 +107,18 @@ def test_create_group__user_of_another_app__unknown_user(chat_app, app_client, p
 def test_create_group__malformed__400(chat_app, app_client, people, data, field):
     response = create(app_client, chat_app, **data)
     assert response.status_code == 400
+    if field == "name" and "name" in data:  # the schema's pattern refuses the same names (SPEC §9)
+        assert not re.fullmatch(GROUP_NAME_PATTERN, data["name"]) or len(data["name"]) > 128
     assert response.json()["error"] == "invalid_request"
     assert any(name.startswith(field) for name in response.json()["fields"])
+
+
+@pytest.mark.parametrize("name", ["\u001eT\u001f", " \ufeffteam ", "\u3000\u0085x"])
+def test_create_group__white_space_around_a_visible_character__201_kept_as_sent(chat_app, app_client, people, name):
+    assert re.fullmatch(GROUP_NAME_PATTERN, name)
+    response = create(app_client, chat_app, name=name, owner="alice", members=[])
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == name
 
 
 def test_create_group__fixed_query_count(chat_app, app_client, make_user, django_assert_num_queries):
