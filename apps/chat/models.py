@@ -17,6 +17,8 @@ class ChatUser(models.Model):
     username = models.CharField(max_length=64)
     password = models.CharField(max_length=128)  # Django password hash
     created_at = models.DateTimeField(default=timezone.now)
+    # SPEC §11: false keeps the user's read acks private, unless the app's read_receipt_privacy is always_send.
+    send_read_receipts = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["app", "username"], name="uniq_chatuser_app_username")]

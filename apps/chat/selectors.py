@@ -76,7 +76,7 @@ def group_member_ids(*, group: Group, exclude_user_id: int | None = None) -> lis
 
 # In the models' field order: Model.from_db takes values in that order.
 _READ_MESSAGE_FIELDS = ("id", "message_id", "chat_type", "sender_id", "recipient_id", "timestamp", "require_read_ack")
-_SENDER_FIELDS = ("id", "username")
+_SENDER_FIELDS = ("id", "username", "send_read_receipts")  # the last: whether the sender is told (SPEC §11)
 
 
 def single_read_target_get(*, app: App, message_id: str) -> tuple[Message, PolicySnapshot]:
@@ -94,12 +94,14 @@ def single_read_target_get(*, app: App, message_id: str) -> tuple[Message, Polic
             row = cursor.fetchone()
     if row is None:
         raise MessageNotFound(f"No message {message_id!r} in this app.")
-    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username = row[:8]
+    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username, sender_sends = (
+        row[:9])
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
     message = Message.from_db(connection.alias, _READ_MESSAGE_FIELDS, (
         pk, public_id, chat_type, sender_id, recipient_id, timestamp, bool(require_read_ack)))
-    message.sender = ChatUser.from_db(connection.alias, _SENDER_FIELDS, (sender_id, sender_username))
-    return message, snapshot_from_row(row[8:], app_id=app.pk)
+    message.sender = ChatUser.from_db(connection.alias, _SENDER_FIELDS, (sender_id, sender_username,
+                                                                         bool(sender_sends)))
+    return message, snapshot_from_row(row[9:], app_id=app.pk)
 
 
 @functools.cache
@@ -110,7 +112,8 @@ def _single_read_target_sql() -> str:
     columns = ", ".join(f"m.{quote(name)}" for name in _READ_MESSAGE_FIELDS)
     policy_columns, policy_joins = snapshot_sql("m.app_id")
     return (
-        f"SELECT {columns}, u.{quote('username')}, {policy_columns} FROM {message_table} m "
+        f"SELECT {columns}, u.{quote('username')}, u.{quote('send_read_receipts')}, {policy_columns} "
+        f"FROM {message_table} m "
         f"JOIN {user_table} u ON u.id = m.sender_id {policy_joins} WHERE m.message_id = %s AND m.app_id = %s"
     )
 
@@ -133,6 +136,7 @@ def group_message_get(
     - the group carries `member_role` ("owner", "admin", "member" or None), like group_get(member=);
     - only the fields a group receipt reads are loaded (group_acks_closed included: a message the purge
       closed is refused by the same decision, no extra query); any other field loads on access (deferred);
+      the message's `sender` carries its id and send_read_receipts only;
     - with_policy: the app's policy snapshot too, joined to the same query (what policy_snapshot_get
       returns, read fresh, without a cache round trip), as a third element.
     """
@@ -151,8 +155,10 @@ def group_message_get(
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
     message = Message.from_db(connection.alias, _GROUP_MESSAGE_FIELDS, (
         pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count, bool(closed)))
+    # The sender as far as a receipt needs it: whether they are told of reads (SPEC §11).
+    message.sender = ChatUser.from_db(connection.alias, ("id", "send_read_receipts"), (sender_id, bool(row[12])))
     if with_policy:
-        return group, message, snapshot_from_row(row[12:], app_id=app.pk)
+        return group, message, snapshot_from_row(row[13:], app_id=app.pk)
     return group, message
 
 
@@ -161,12 +167,13 @@ def _group_message_sql(with_policy: bool) -> str:
     # Built once per process (and engine: tests switch none): the text is what gets prepared.
     quote = connection.ops.quote_name
     group_table, message_table = quote(Group._meta.db_table), quote(Message._meta.db_table)
-    membership_table = quote(Membership._meta.db_table)
+    membership_table, user_table = quote(Membership._meta.db_table), quote(ChatUser._meta.db_table)
     columns = ", ".join(f"m.{quote(name)}" for name in _GROUP_MESSAGE_FIELDS)
     policy_columns, policy_joins = snapshot_sql("g.app_id") if with_policy else ("", "")
     return (
         f"SELECT g.id, g.group_id, g.member_count, "
-        f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns}"
+        f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns}, "
+        f"(SELECT su.send_read_receipts FROM {user_table} su WHERE su.id = m.sender_id)"
         f"{', ' + policy_columns if policy_columns else ''} "
         f"FROM {group_table} g LEFT JOIN {message_table} m ON m.app_id = g.app_id AND m.message_id = %s "
         f"{policy_joins} WHERE g.app_id = %s AND g.group_id = %s"

@@ -152,7 +152,8 @@ def user_token_issue(
         raise InvalidRequest("device_id is not valid.", fields={"device_id": ["1-64 of A-Z a-z 0-9 _ . : -"]})
     user = (
         ChatUser.objects.filter(app=app, username=username).first()
-        if app is not None and storable_text(username) else None
+        if app is not None and storable_text(username)
+        else None
     )
     if user is None:
         check_password(password if _password_usable(password) else "", _DUMMY_PASSWORD_HASH)
@@ -177,6 +178,33 @@ def user_token_issue(
             )
         AccessToken.objects.create(key_hash=key_hash, app=app, user=user, device=device, expires_at=expires_at)
     return token, ttl, user, device
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    username: str
+    send_read_receipts: bool
+
+
+def user_settings_update(*, user: ChatUser, send_read_receipts: bool) -> UserSettings:
+    """Set the user's send_read_receipts (SPEC §11), effective for their next read ack on every device.
+
+    Every cached principal of the user carries the setting (apps/chat/auth.py): they are dropped with the
+    change. Setting the current value changes nothing and drops nothing. Three queries when it changes.
+    """
+    with transaction.atomic():
+        changed = (
+            ChatUser.objects.filter(pk=user.pk)
+            .exclude(send_read_receipts=send_read_receipts)
+            .update(send_read_receipts=send_read_receipts)
+        )
+        if changed:
+            token_cache_forget(
+                AccessToken.objects.filter(user_id=user.pk, expires_at__gt=timezone.now()).values_list(
+                    "key_hash", flat=True
+                )
+            )
+    return UserSettings(username=user.username, send_read_receipts=send_read_receipts)
 
 
 # --------------------------------------------------------------------------- groups and members
@@ -491,8 +519,9 @@ def message_send(
                 )
                 payload = _message_event_payload(message=message, sender=sender, to=to)
                 if recipient is not None:
-                    events = [NewEvent(user_id=recipient.pk, type="message", payload=payload,
-                                       delivery_message_pk=message.pk)]
+                    events = [
+                        NewEvent(user_id=recipient.pk, type="message", payload=payload, delivery_message_pk=message.pk)
+                    ]
                 else:
                     events = [NewEvent(user_id=user_id, type="message", payload=payload) for user_id in member_ids]
                 events.append(NewEvent(user_id=sender.pk, type="message", payload=payload, origin_device_id=device_id))

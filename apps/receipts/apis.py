@@ -33,19 +33,37 @@ _PAGE_PARAMETERS = [CURSOR_PARAMETER, LIMIT_PARAMETER]
 
 
 def _as_dict(result) -> dict:
-    """A flat dataclass result (plain values only) as the response's dict."""
-    return dict(vars(result))
+    """A flat dataclass result (plain values only) as the response's dict; `private` only when true (SPEC §11)."""
+    answer = dict(vars(result))
+    if not answer["private"]:
+        del answer["private"]
+    return answer
+
+
+def _private_field():
+    return serializers.BooleanField(
+        required=False,
+        help_text='Present (true) only when the ack was private (SPEC §11): it took effect for the caller and '
+        "their own devices, and told nobody else.",
+    )
 
 
 class MessageReadAckSerializer(serializers.Serializer):
     message_id = serializers.CharField()
     already_read = serializers.BooleanField()
+    private = _private_field()
 
 
 class ConversationReadAckSerializer(serializers.Serializer):
     peer = serializers.CharField()
     sent = serializers.BooleanField()
     unread_before = serializers.IntegerField(help_text="How many unread messages this ack cleared.")
+    private = _private_field()
+
+
+class MarkReadSerializer(serializers.Serializer):
+    peer = serializers.CharField()
+    unread_before = serializers.IntegerField(help_text="How many unread messages this call cleared.")
 
 
 class ConversationSerializer(serializers.Serializer):
@@ -66,8 +84,9 @@ class ConversationPageSerializer(serializers.Serializer):
 class GroupMessageReadAckSerializer(serializers.Serializer):
     message_id = serializers.CharField()
     group_id = serializers.CharField()
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="The message's public acks (a private ack is not counted).")
     already_acked = serializers.BooleanField()
+    private = _private_field()
 
 
 class GroupAckReaderSerializer(serializers.Serializer):
@@ -134,6 +153,26 @@ class ConversationReadAckApi(LeanPostUserTokenApi):
             app=principal.app, reader=principal.user, device=principal.device, peer=peer
         )
         return _as_dict(result)  # ConversationReadAckSerializer's shape
+
+
+class ConversationMarkReadApi(UserTokenApi):
+    @extend_schema(
+        operation_id="conversation_mark_read",
+        request=None,
+        responses={
+            200: MarkReadSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.USER_NOT_FOUND)),
+        },
+        description="Private mark-read (SPEC §11): clear the caller's unread messages from `peer` and tell only the "
+        "caller's other devices (conversation_read with private: true). Works whatever require_ack, "
+        "read_ack_enabled and the privacy settings are; not a receipt (the peer is told nothing, no webhook).",
+    )
+    def post(self, request, org_name, app_name, peer):
+        principal = request.user
+        result = services.conversation_mark_read_private(
+            app=principal.app, reader=principal.user, device=principal.device, peer=peer
+        )
+        return Response({"peer": result.peer, "unread_before": result.unread_before})
 
 
 class ConversationListApi(UserTokenApi):

@@ -90,7 +90,9 @@ def group_ack_list(
 
     Checks in the contract's order: group_not_found, message_not_found (also a message of another group),
     ack_count_not_visible, ack_not_required, ack_expired; then a malformed cursor is invalid_request.
-    Readers who have since left the group stay listed: their acks stay counted.
+    Readers who have since left the group stay listed: their acks stay counted. Private acks (SPEC §11) are
+    neither counted nor listed; under reciprocal privacy a caller whose own acks are private is refused
+    (ack_count_not_visible).
     """
     group, message, snapshot = group_message_get(
         app=app, group_id=group_id, message_id=message_id, member=caller, with_policy=True
@@ -100,13 +102,20 @@ def group_ack_list(
             snapshot=snapshot,
             is_sender=message.sender_id == caller.pk,
             is_member=group.member_role is not None,
+            caller_receives=evaluation.receives_read_receipts(
+                privacy=snapshot.read_receipt_privacy, send_read_receipts=caller.send_read_receipts
+            ),
             need_group_ack=message.need_group_ack,
             message_timestamp_ms=message.timestamp,
             now_ms=now_ms(),
             acks_purged=message.group_acks_closed,
         )
     )
-    acks = GroupAck.objects.filter(message=message).select_related("reader").only("id", "acked_at", "reader__username")
+    acks = (
+        GroupAck.objects.filter(message=message, private=False)
+        .select_related("reader")
+        .only("id", "acked_at", "reader__username")
+    )
     position = decode_pair_cursor(cursor)
     if position is not None:
         acked_us, row_id = position

@@ -4,6 +4,7 @@ from django.urls import path
 
 from .apis import (
     ConversationListApi,
+    ConversationMarkReadApi,
     ConversationReadAckApi,
     EventListApi,
     GroupAckListApi,
@@ -15,6 +16,7 @@ urlpatterns = [
     path("messages/<str:message_id>/read_ack", MessageReadAckApi.as_view(), name="message-read-ack"),
     path("conversations", ConversationListApi.as_view(), name="conversations"),
     path("conversations/<str:peer>/read_ack", ConversationReadAckApi.as_view(), name="conversation-read-ack"),
+    path("conversations/<str:peer>/mark_read", ConversationMarkReadApi.as_view(), name="conversation-mark-read"),
     path(
         "groups/<str:group_id>/messages/<str:message_id>/read_ack",
         GroupMessageReadAckApi.as_view(),

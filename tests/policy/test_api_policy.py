@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 DEFAULTS = {
     "delivery_ack_enabled": True,
     "read_ack_enabled": True,
+    "read_receipt_privacy": "user_choice",
     "group_read_ack_enabled": False,
     "group_ack_sender_scope": "all_members",
     "group_ack_member_limit": 200,
@@ -72,12 +73,13 @@ def test_policy_get__query_count(business_client, make_app, django_assert_num_qu
 def test_policy_patch__operator_sets_operator_fields__200_new_policy(operator_client, make_app):
     make_app(plan="pro")
     response = patch(operator_client, {"delivery_ack_enabled": False, "read_ack_enabled": False,
-                                       "group_read_ack_enabled": True})
+                                       "group_read_ack_enabled": True, "read_receipt_privacy": "reciprocal"})
     assert response.status_code == 200
     assert response.json() == DEFAULTS | {
         "delivery_ack_enabled": False, "read_ack_enabled": False, "group_read_ack_enabled": True,
-        "plan": "pro", "effective": {"group_read_ack": True},
+        "read_receipt_privacy": "reciprocal", "plan": "pro", "effective": {"group_read_ack": True},
     }
+    assert stored_policy()["read_receipt_privacy"] == "reciprocal"
     assert stored_policy()["group_read_ack_enabled"] is True
 
 

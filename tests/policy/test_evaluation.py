@@ -27,7 +27,7 @@ DAY = 86_400_000
 
 def snapshot(**overrides) -> PolicySnapshot:
     values = dict(
-        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, group_read_ack_enabled=True,
+        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, read_receipt_privacy="user_choice", group_read_ack_enabled=True,
         group_ack_sender_scope="all_members", group_ack_member_limit=200, group_ack_count_visibility="sender",
         group_ack_ttl_days=3, plan="pro", plan_group_read_ack_allowed=True, plan_message_retention_days=7,
     )
@@ -37,8 +37,9 @@ def snapshot(**overrides) -> PolicySnapshot:
 # --- role split (SPEC §2 table)
 
 
-def test_fields__operator_owns_the_three_switches_business_the_rest():
-    assert OPERATOR_FIELDS == {"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled"}
+def test_fields__operator_owns_the_three_switches_and_privacy_business_the_rest():
+    assert OPERATOR_FIELDS == {"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled",
+                               "read_receipt_privacy"}
     assert BUSINESS_FIELDS == {"group_ack_sender_scope", "group_ack_member_limit", "group_ack_count_visibility",
                                "group_ack_ttl_days", "plan"}
 
