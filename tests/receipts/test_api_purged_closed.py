@@ -49,7 +49,8 @@ def stored(message: Message) -> tuple[int, int, bool]:
 
 def test_rule__purged_is_closed_whatever_the_ttl():
     snapshot = evaluation.PolicySnapshot(
-        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, read_receipt_privacy="user_choice", group_read_ack_enabled=True,
+        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, read_receipt_privacy="user_choice",
+        group_read_ack_enabled=True,
         group_ack_sender_scope="all_members", group_ack_member_limit=200, group_ack_count_visibility="sender",
         group_ack_ttl_days=30, plan="pro", plan_group_read_ack_allowed=True, plan_message_retention_days=7,
     )
