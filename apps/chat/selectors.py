@@ -94,13 +94,18 @@ def single_read_target_get(*, app: App, message_id: str) -> tuple[Message, Polic
             row = cursor.fetchone()
     if row is None:
         raise MessageNotFound(f"No message {message_id!r} in this app.")
-    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username, sender_sends = (
-        row[:9])
+    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username, sender_sends = row[
+        :9
+    ]
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
-    message = Message.from_db(connection.alias, _READ_MESSAGE_FIELDS, (
-        pk, public_id, chat_type, sender_id, recipient_id, timestamp, bool(require_read_ack)))
-    message.sender = ChatUser.from_db(connection.alias, _SENDER_FIELDS, (sender_id, sender_username,
-                                                                         bool(sender_sends)))
+    message = Message.from_db(
+        connection.alias,
+        _READ_MESSAGE_FIELDS,
+        (pk, public_id, chat_type, sender_id, recipient_id, timestamp, bool(require_read_ack)),
+    )
+    message.sender = ChatUser.from_db(
+        connection.alias, _SENDER_FIELDS, (sender_id, sender_username, bool(sender_sends))
+    )
     return message, snapshot_from_row(row[9:], app_id=app.pk)
 
 
@@ -121,7 +126,14 @@ def _single_read_target_sql() -> str:
 _GROUP_FIELDS = ("id", "group_id", "member_count")
 # In the models' field order: Model.from_db takes values in that order.
 _GROUP_MESSAGE_FIELDS = (
-    "id", "message_id", "sender_id", "group_id", "timestamp", "need_group_ack", "group_ack_count", "group_acks_closed",
+    "id",
+    "message_id",
+    "sender_id",
+    "group_id",
+    "timestamp",
+    "need_group_ack",
+    "group_ack_count",
+    "group_acks_closed",
 )
 
 
@@ -136,7 +148,7 @@ def group_message_get(
     - the group carries `member_role` ("owner", "admin", "member" or None), like group_get(member=);
     - only the fields a group receipt reads are loaded (group_acks_closed included: a message the purge
       closed is refused by the same decision, no extra query); any other field loads on access (deferred);
-      the message's `sender` carries its id and send_read_receipts only;
+      the message carries `sender_send_read_receipts` (the sender's setting);
     - with_policy: the app's policy snapshot too, joined to the same query (what policy_snapshot_get
       returns, read fresh, without a cache round trip), as a third element.
     """
@@ -153,10 +165,13 @@ def group_message_get(
     if pk is None or message_group_pk != group.pk:
         raise MessageNotFound(f"No message {message_id!r} in this group.")
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
-    message = Message.from_db(connection.alias, _GROUP_MESSAGE_FIELDS, (
-        pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count, bool(closed)))
-    # The sender as far as a receipt needs it: whether they are told of reads (SPEC §11).
-    message.sender = ChatUser.from_db(connection.alias, ("id", "send_read_receipts"), (sender_id, bool(row[12])))
+    message = Message.from_db(
+        connection.alias,
+        _GROUP_MESSAGE_FIELDS,
+        (pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count, bool(closed)),
+    )
+    # Whether the sender is told of reads (SPEC §11): a plain attribute, no ChatUser built (the hottest path).
+    message.sender_send_read_receipts = bool(row[12])
     if with_policy:
         return group, message, snapshot_from_row(row[13:], app_id=app.pk)
     return group, message

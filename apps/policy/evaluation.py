@@ -8,6 +8,7 @@ The policy fields themselves (names, ranges, roles) are described in apps.policy
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from apps.common.reason_codes import ReasonCode
 from apps.common.text import has_visible_characters
@@ -422,10 +423,9 @@ def conversation_read_audience(*, reader_private: bool, peer_receives: bool) -> 
     return ConversationReadAudience(peer=not reader_private and peer_receives, reader_other_devices=True)
 
 
-@dataclass(frozen=True)
-class GroupReadEffect:
+class GroupReadEffect(NamedTuple):
     """What a new group ack does besides being stored: counted in `count` (and on the daily chart), listed among
-    the readers, and told to the sender (event and webhook)."""
+    the readers, and told to the sender (event and webhook). A NamedTuple: built on every group ack."""
 
     counted: bool
     sender_told: bool

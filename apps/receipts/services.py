@@ -206,9 +206,9 @@ def _reader_private(snapshot, reader: ChatUser) -> bool:
     )
 
 
-def _receives(snapshot, user: ChatUser) -> bool:
+def _receives(snapshot, send_read_receipts: bool) -> bool:
     return evaluation.receives_read_receipts(
-        privacy=snapshot.read_receipt_privacy, send_read_receipts=user.send_read_receipts
+        privacy=snapshot.read_receipt_privacy, send_read_receipts=send_read_receipts
     )
 
 
@@ -284,7 +284,7 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         audience = evaluation.message_read_audience(
             require_read_ack=message.require_read_ack,
             reader_private=private,
-            sender_receives=_receives(snapshot, message.sender),
+            sender_receives=_receives(snapshot, message.sender.send_read_receipts),
         )
         events = []
         if audience.sender:
@@ -383,7 +383,7 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
     )
     private = _reader_private(snapshot, reader)
     audience = evaluation.conversation_read_audience(
-        reader_private=private, peer_receives=_receives(snapshot, peer_user)
+        reader_private=private, peer_receives=_receives(snapshot, peer_user.send_read_receipts)
     )
     return _conversation_clear(
         app=app, reader=reader, device=device, peer_user=peer_user, tell_peer=audience.peer, private=private
@@ -626,7 +626,9 @@ def group_ack_record(
         )
     )
     private = _reader_private(snapshot, reader)
-    effect = evaluation.group_read_effect(reader_private=private, sender_receives=_receives(snapshot, message.sender))
+    effect = evaluation.group_read_effect(
+        reader_private=private, sender_receives=_receives(snapshot, message.sender_send_read_receipts)
+    )
     try:
         if not effect.counted:
             new = _group_ack_write_private(app=app, message=message, reader=reader, moment=moment)
