@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 
 from apps.common.db import prepared_cursor
 from apps.policy.evaluation import PolicySnapshot
@@ -14,7 +14,7 @@ from apps.policy.selectors import snapshot_from_row, snapshot_sql
 from apps.tenancy.models import App
 
 from .exceptions import GroupNotFound, MessageNotFound, UserNotFound
-from .models import ChatUser, Group, Membership, Message
+from .models import ChatUser, Group, GroupReceiptOverride, Membership, Message
 
 
 def storable_text(value) -> bool:
@@ -54,12 +54,18 @@ def group_get(*, app: App, group_id: str, member: ChatUser | None = None) -> Gro
     """The group `group_id` of `app`, in one query. Raises group_not_found.
 
     With `member`, the group also carries `member_role`: that user's role ("owner", "admin",
-    "member"), or None when the user is not a member.
+    "member"), or None when the user is not a member; and its receipt override's `override_read_ack` and
+    `override_member_limit` (None without an override).
     """
     groups = Group.objects.filter(app=app, group_id=group_id) if storable_text(group_id) else Group.objects.none()
     if member is not None:
         role = Membership.objects.filter(group=OuterRef("pk"), user=member).values("role")[:1]
-        groups = groups.annotate(member_role=Subquery(role))
+        # The group's receipt override (SPEC §12), for the send's decision: a LEFT JOIN, None without one.
+        groups = groups.annotate(
+            member_role=Subquery(role),
+            override_read_ack=F("receipt_override__group_read_ack"),
+            override_member_limit=F("receipt_override__group_ack_member_limit"),
+        )
     group = groups.first()
     if group is None:
         raise GroupNotFound(f"No group {group_id!r} in this app.")
@@ -138,7 +144,7 @@ _GROUP_MESSAGE_FIELDS = (
 
 
 def group_message_get(
-    *, app: App, group_id: str, message_id: str, member: ChatUser, with_policy: bool = False
+    *, app: App, group_id: str, message_id: str, member: ChatUser | None, with_policy: bool = False
 ) -> tuple[Group, Message] | tuple[Group, Message, PolicySnapshot]:
     """A group message of `app` and its group, with `member`'s role in the group, in one query.
 
@@ -155,7 +161,10 @@ def group_message_get(
     row = None
     if storable_text(group_id) and storable_text(message_id):
         with prepared_cursor() as cursor:
-            cursor.execute(_group_message_sql(with_policy), [member.pk, message_id, app.pk, group_id])
+            cursor.execute(
+                _group_message_sql(with_policy),
+                [member.pk if member is not None else None, message_id, app.pk, group_id],
+            )
             row = cursor.fetchone()
     if row is None:
         raise GroupNotFound(f"No group {group_id!r} in this app.")
@@ -172,8 +181,9 @@ def group_message_get(
     )
     # Whether the sender is told of reads (SPEC §11): a plain attribute, no ChatUser built (the hottest path).
     message.sender_send_read_receipts = bool(row[12])
+    group.override_read_ack = row[13]  # the group's receipt override (SPEC §12), None without one
     if with_policy:
-        return group, message, snapshot_from_row(row[13:], app_id=app.pk)
+        return group, message, snapshot_from_row(row[14:], app_id=app.pk)
     return group, message
 
 
@@ -183,12 +193,14 @@ def _group_message_sql(with_policy: bool) -> str:
     quote = connection.ops.quote_name
     group_table, message_table = quote(Group._meta.db_table), quote(Message._meta.db_table)
     membership_table, user_table = quote(Membership._meta.db_table), quote(ChatUser._meta.db_table)
+    override_table = quote(GroupReceiptOverride._meta.db_table)
     columns = ", ".join(f"m.{quote(name)}" for name in _GROUP_MESSAGE_FIELDS)
     policy_columns, policy_joins = snapshot_sql("g.app_id") if with_policy else ("", "")
     return (
         f"SELECT g.id, g.group_id, g.member_count, "
         f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns}, "
-        f"(SELECT su.send_read_receipts FROM {user_table} su WHERE su.id = m.sender_id)"
+        f"(SELECT su.send_read_receipts FROM {user_table} su WHERE su.id = m.sender_id), "
+        f"(SELECT go.group_read_ack FROM {override_table} go WHERE go.group_id = g.id)"
         f"{', ' + policy_columns if policy_columns else ''} "
         f"FROM {group_table} g LEFT JOIN {message_table} m ON m.app_id = g.app_id AND m.message_id = %s "
         f"{policy_joins} WHERE g.app_id = %s AND g.group_id = %s"

@@ -120,20 +120,45 @@ def member_limit_change_decision(*, old_limit: int, new_limit: int, reason: str 
     return ALLOWED
 
 
-def group_ack_decision(*, snapshot: PolicySnapshot, group_size: int, sender_role: str) -> Decision:
+GROUP_READ_ACK_INHERIT = "inherit"
+GROUP_READ_ACK_OFF = "off"
+
+
+def group_member_limit(*, snapshot: PolicySnapshot, group_limit: int | None) -> int:
+    """The member limit in force for a group: its own (SPEC §12 override) or the app's."""
+    return snapshot.group_ack_member_limit if group_limit is None else group_limit
+
+
+def group_ack_decision(
+    *,
+    snapshot: PolicySnapshot,
+    group_size: int,
+    sender_role: str,
+    group_off: bool = False,
+    group_limit: int | None = None,
+) -> Decision:
     """Whether a group message asking for read acks gets them; the first failing rule is the reason.
 
-    - feature_disabled: the switch is off or the plan does not include the feature;
+    - feature_disabled: the switch is off or the plan does not include the feature, or the group's own
+      override turned it off (`group_off`);
     - not_permitted: only owners/admins may ask and the sender is a plain member;
-    - group_too_large: the group has more members than the app's limit.
+    - group_too_large: the group has more members than its limit (its override's, else the app's).
     The message itself is always sent (a receipt flag never loses a message).
     """
-    if not snapshot.effective_group_read_ack:
+    if not snapshot.effective_group_read_ack or group_off:
         return Decision(False, ReasonCode.FEATURE_DISABLED)
     if snapshot.group_ack_sender_scope == "owners_and_admins" and sender_role not in ("owner", "admin"):
         return Decision(False, ReasonCode.NOT_PERMITTED)
-    if group_size > snapshot.group_ack_member_limit:
+    if group_size > group_member_limit(snapshot=snapshot, group_limit=group_limit):
         return Decision(False, ReasonCode.GROUP_TOO_LARGE)
+    return ALLOWED
+
+
+def group_override_decision(*, app_limit: int, new_limit: int | None, reason: str | None) -> Decision:
+    """A group's own member limit above the app's needs a written reason (as raising the app's does); at or
+    below it, or none (inherit), does not."""
+    if new_limit is not None and new_limit > app_limit and not has_visible_characters(reason):
+        return Decision(False, ReasonCode.REASON_REQUIRED)
     return ALLOWED
 
 
@@ -280,11 +305,12 @@ def group_read_ack_decision(
     message_timestamp_ms: int,
     now_ms: int,
     acks_purged: bool = False,
+    group_off: bool = False,
 ) -> Decision:
     """Whether a group message read ack is recorded; membership and policy are those at ack time.
 
     - not_group_member: only current members ack (one who joined after the send may);
-    - feature_disabled: the effective switch (switch AND plan) is off now;
+    - feature_disabled: the effective switch (switch AND plan) is off now, or the group's override is off;
     - own_message: the sender does not ack its own message;
     - ack_not_required: the message was sent without effective `need_group_ack`;
     - require_ack_off: the calling device turned read receipts off;
@@ -293,7 +319,7 @@ def group_read_ack_decision(
     """
     if not is_member:
         return Decision(False, ReasonCode.NOT_GROUP_MEMBER)
-    if not snapshot.effective_group_read_ack:
+    if not snapshot.effective_group_read_ack or group_off:
         return Decision(False, ReasonCode.FEATURE_DISABLED)
     if is_sender:
         return Decision(False, ReasonCode.OWN_MESSAGE)

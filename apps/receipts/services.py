@@ -37,6 +37,7 @@ Events are stored in the same transaction as the change, so a rolled-back ack em
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -44,11 +45,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
 from django.db.models.functions import Coalesce, Greatest
 
+from apps.chat.counters import ACK, refusals_count_add
 from apps.chat.exceptions import MessageNotFound
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
-from apps.chat.selectors import chat_user_get, group_message_get, single_read_target_get
+from apps.chat.selectors import chat_user_get, group_get, group_message_get, single_read_target_get
 from apps.common import metrics
 from apps.common.db import prepared_cursor
+from apps.common.exceptions import ApplicationError
 from apps.common.timeutils import now, to_ms
 from apps.events import wakeup
 from apps.events.models import Event
@@ -74,6 +77,21 @@ class _Delivered(NamedTuple):
     message_id: str
     sender_id: int
     require_delivery_ack: bool
+
+
+def _refusals_counted(service):
+    """A read-ack service's refusal (an ApplicationError: its contract code) is added to the app's daily refusal
+    counters (SPEC §12 demand signal), one statement on its own, then re-raised. Successes cost nothing."""
+
+    @functools.wraps(service)
+    def wrapper(*, app: App, **kwargs):
+        try:
+            return service(app=app, **kwargs)
+        except ApplicationError as exc:
+            refusals_count_add(app_id=app.pk, kind=ACK, counts={str(exc.code): 1})
+            raise
+
+    return wrapper
 
 
 def _webhooks_enqueue(*, app: App, told: list[Event]) -> None:
@@ -241,6 +259,7 @@ def _message_read(*, message: Message, reader: ChatUser, moment) -> bool:
 
 
 @metrics.counts_refusals("read")
+@_refusals_counted
 def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, message_id: str) -> MessageReadResult:
     """Record that `reader` read a single-chat message; the effect and its events happen once.
 
@@ -369,6 +388,7 @@ def _conversation_clear(
 
 
 @metrics.counts_refusals("conversation_read")
+@_refusals_counted
 def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, peer: str) -> ConversationReadResult:
     """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt
     (_conversation_clear).
@@ -587,6 +607,7 @@ def _group_read_tell_sender(*, app: App, group, message: Message, reader: ChatUs
 
 
 @metrics.counts_refusals("group_read")
+@_refusals_counted
 def group_ack_record(
     *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_id: str
 ) -> GroupAckResult:
@@ -623,6 +644,7 @@ def group_ack_record(
             message_timestamp_ms=message.timestamp,
             now_ms=to_ms(moment),
             acks_purged=message.group_acks_closed,
+            group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
         )
     )
     private = _reader_private(snapshot, reader)
@@ -659,3 +681,181 @@ def group_ack_record(
 def _group_ack_count(message: Message) -> int:
     # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
     return Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
+
+
+# --------------------------------------------------------------------------- several group acks at once (SPEC §12)
+
+MAX_BATCH_ACKS = 100
+
+
+@dataclass(frozen=True)
+class BatchAckItem:
+    """One id's outcome: as the single ack's answer, or its refusal (`error`, `detail`)."""
+
+    message_id: str
+    count: int | None = None
+    already_acked: bool | None = None
+    private: bool = False
+    error: str | None = None
+    detail: str | None = None
+
+
+def _batch_messages(*, app: App, message_ids: list[str]) -> dict[str, Message]:
+    """The app's messages among `message_ids` with what a group ack decides on, the sender's setting included;
+    one query whatever the number of ids."""
+    return {
+        m.message_id: m
+        for m in Message.objects.filter(app=app, message_id__in=set(message_ids))
+        .annotate(sender_send_read_receipts=F("sender__send_read_receipts"))
+        .only(
+            "id",
+            "message_id",
+            "chat_type",
+            "sender_id",
+            "group_id",
+            "timestamp",
+            "need_group_ack",
+            "group_ack_count",
+            "group_acks_closed",
+        )
+    }
+
+
+def _batch_ack_insert(*, app: App, reader: ChatUser, messages: list[Message], moment, private: bool) -> set[int]:
+    """The acks of `messages` (in pk order), unless they exist: the pks whose ack this request inserted."""
+    quote = connection.ops.quote_name
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(messages))
+    stamp = connection.ops.adapt_datetimefield_value(moment)
+    params = [v for m in messages for v in (app.pk, m.pk, reader.pk, stamp, m.timestamp, private)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(GroupAck._meta.db_table)} "
+            "(app_id, message_id, reader_id, acked_at, message_timestamp, private) "
+            f"VALUES {rows} ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING message_id",
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _batch_counts_increment(*, pks: list[int]) -> dict[int, int]:
+    """group_ack_count + 1 on each message of `pks`, RETURNING the new counts. On PostgreSQL the rows are locked
+    in pk order first (as one row at a time elsewhere), so two batches over the same messages cannot deadlock."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(pks))
+    if connection.features.has_select_for_update:
+        target = f"SELECT id FROM {table} WHERE id IN ({placeholders}) ORDER BY id FOR UPDATE"
+    else:
+        target = placeholders
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET group_ack_count = group_ack_count + 1 WHERE id IN ({target}) "
+            "RETURNING id, group_ack_count",
+            pks,
+        )
+        return dict(cursor.fetchall())
+
+
+def group_acks_record_many(
+    *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_ids: list[str]
+) -> list[BatchAckItem]:
+    """POST /groups/{group_id}/read_ack: each id checked and recorded exactly as group_ack_record would (its
+    error code in place of a status), results in the request's order; an id given twice: the second is
+    already_acked. Raises group_not_found for the whole request.
+
+    A fixed number of queries whatever the number of ids: the group (role and override), the messages, then one
+    transaction: the acks (one INSERT ... ON CONFLICT DO NOTHING), the counts of the new public ones (one
+    UPDATE, rows locked in pk order), the senders' events (events_publish, senders locked in id order), their
+    webhook deliveries, the daily counter (last); then one read of the current counts for the repeats, and one
+    upsert of the refusals' daily counters. The lock order is the single ack's (acks, messages, users,
+    counter), so batches and single acks cannot deadlock; counts stay exact under concurrency.
+    """
+    group = group_get(app=app, group_id=group_id, member=reader)
+    snapshot = policy_snapshot_get(app_id=app.pk)
+    messages = _batch_messages(app=app, message_ids=message_ids)
+    moment = now()
+    private = _reader_private(snapshot, reader)
+    refused: dict[int, ApplicationError] = {}
+    wanted: dict[int, Message] = {}  # message pk -> message, the first time an allowed id appears
+    outcome_of: list[tuple[str, Message | None]] = []
+    for index, message_id in enumerate(message_ids):
+        message = messages.get(message_id)
+        if message is None or message.chat_type != ChatType.GROUP or message.group_id != group.pk:
+            refused[index] = MessageNotFound(f"No message {message_id!r} in this group.")
+            outcome_of.append((message_id, None))
+            continue
+        decision = evaluation.group_read_ack_decision(
+            snapshot=snapshot,
+            is_member=group.member_role is not None,
+            is_sender=message.sender_id == reader.pk,
+            need_group_ack=message.need_group_ack,
+            device_require_ack=device.require_ack,
+            message_timestamp_ms=message.timestamp,
+            now_ms=to_ms(moment),
+            acks_purged=message.group_acks_closed,
+            group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
+        )
+        if not decision.allowed:
+            refused[index] = _refusal_of(decision.reason, message_id)
+            outcome_of.append((message_id, None))
+            continue
+        wanted.setdefault(message.pk, message)
+        outcome_of.append((message_id, message))
+
+    inserted: set[int] = set()
+    new_counts: dict[int, int] = {}
+    if wanted:
+        ordered = [wanted[pk] for pk in sorted(wanted)]
+        with transaction.atomic():
+            inserted = _batch_ack_insert(app=app, reader=reader, messages=ordered, moment=moment, private=private)
+            if inserted and not private:
+                new_counts = _batch_counts_increment(pks=sorted(inserted))
+                told = [
+                    NewEvent(
+                        user_id=m.sender_id,
+                        type="group_message_read",
+                        payload={
+                            "message_id": m.message_id,
+                            "group_id": group.group_id,
+                            "from": reader.username,
+                            "count": new_counts[m.pk],
+                            "timestamp": to_ms(moment),
+                        },
+                    )
+                    for m in ordered
+                    if m.pk in inserted and _receives(snapshot, m.sender_send_read_receipts)
+                ]
+                if told:
+                    _webhooks_enqueue(app=app, told=events_publish(events=told))
+                receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ, n=len(inserted), day=moment.date())
+        if not private:
+            metrics.RECORDED["group_read"].inc(len(inserted))
+    # The repeats (acked before, an id given twice, or every id of a private reader) answer the current count:
+    # one fresh read after the commit, a concurrent ack that committed meanwhile included.
+    times_given = Counter(m.pk for _, m in outcome_of if m is not None)
+    repeats = {pk for pk in wanted if private or pk not in inserted or times_given[pk] > 1}
+    current = dict(Message.objects.filter(pk__in=repeats).values_list("pk", "group_ack_count")) if repeats else {}
+    results, answered = [], set()
+    for index, (message_id, message) in enumerate(outcome_of):
+        if message is None:
+            exc = refused[index]
+            results.append(BatchAckItem(message_id=message_id, error=str(exc.code), detail=str(exc.detail)))
+            continue
+        first_time = message.pk not in answered
+        answered.add(message.pk)
+        new = first_time and message.pk in inserted
+        count = new_counts[message.pk] if new and not private else current[message.pk]
+        results.append(BatchAckItem(message_id=message_id, count=count, already_acked=not new, private=private))
+    refusal_counts: dict[str, int] = {}
+    for exc in refused.values():
+        refusal_counts[str(exc.code)] = refusal_counts.get(str(exc.code), 0) + 1
+    refusals_count_add(app_id=app.pk, kind=ACK, counts=refusal_counts)
+    return results
+
+
+def _refusal_of(reason, message_id: str) -> ApplicationError:
+    """The exception the single ack raises for `reason` (its code and detail), built without raising."""
+    try:
+        raise_unless_allowed(evaluation.Decision(False, reason))
+    except ApplicationError as exc:
+        return exc
+    raise AssertionError(reason)
