@@ -11,13 +11,15 @@ from .services import webhook_deliveries_post_due
 @shared_task(
     name="webhooks.deliver_due",
     ignore_result=True,
-    # A sweep stops claiming after WEBHOOK_SWEEP_MAX_SECONDS; the posts in flight then end within the timeout.
+    # A sweep stops claiming after WEBHOOK_SWEEP_MAX_SECONDS (its watch included); the posts in flight then end
+    # within the timeout.
     soft_time_limit=settings.WEBHOOK_SWEEP_MAX_SECONDS + 3 * settings.WEBHOOK_TIMEOUT_SECONDS,
     time_limit=settings.WEBHOOK_SWEEP_MAX_SECONDS + 4 * settings.WEBHOOK_TIMEOUT_SECONDS,
 )
 def deliver_due() -> int:
-    """Post every due delivery (beat sends this every WEBHOOK_SWEEP_SECONDS); idempotent, safe to overlap.
+    """Post every due delivery (beat sends this every WEBHOOK_SWEEP_SECONDS), then watch for new ones for
+    WEBHOOK_WATCH_SECONDS, posting each within about WEBHOOK_POLL_SECONDS; idempotent, safe to overlap.
 
     Nothing is lost if this message is: the rows wait in the database for the next sweep.
     """
-    return webhook_deliveries_post_due()
+    return webhook_deliveries_post_due(watch_seconds=settings.WEBHOOK_WATCH_SECONDS)

@@ -3,9 +3,13 @@ with the standardwebhooks library. The sweep runs in the test's process (the Cel
 tests/background/test_webhook_worker.py runs it in a real worker)."""
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import WebhookVerificationError
 
@@ -377,3 +381,90 @@ def test_body_posted_is_the_stored_body_byte_for_byte(app, hook, receiver):
     (request,) = receiver.wait_for(1)
     assert request.body == delivery.body.encode()
     assert json.loads(request.body)["type"] == "message.read"
+
+
+# --------------------------------------------------------------------------- the watch: posting soon after the commit
+
+
+def _sweep_in_a_thread(*, watch_seconds: float) -> tuple[threading.Thread, dict]:
+    """A watching sweep (what the Celery task runs) on a thread of its own, with its own database connection."""
+    outcome: dict = {}
+
+    def sweep():
+        try:
+            outcome["attempts"] = webhook_deliveries_post_due(watch_seconds=watch_seconds)
+        except Exception as exc:  # reported by the test
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_watching_sweep__posts_a_receipt_committed_after_it_found_nothing_due(app, hook, receiver, settings):
+    endpoint, secret = hook
+    settings.WEBHOOK_POLL_SECONDS = 0.02
+    first = read_receipt(app, "evt_1")
+    thread, outcome = _sweep_in_a_thread(watch_seconds=3)
+    try:
+        # When the sweep posted what was due and went on watching (several empty probes meanwhile)
+        receiver.wait_for(1)
+        wait_until(lambda: WebhookDelivery.objects.filter(pk=first.pk, status="delivered").exists())
+        threading.Event().wait(5 * settings.WEBHOOK_POLL_SECONDS)
+        # and a receipt commits
+        second = read_receipt(app, "evt_2")
+        # Then that same sweep posts it: no other sweep runs here
+        posted = receiver.wait_for(2)[1]
+    finally:
+        thread.join(30)
+    assert outcome == {"attempts": 2}
+    assert posted.headers["webhook-id"] == f"msg_{second.pk}"
+    assert posted.verified_by(secret)["type"] == "message.read"
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == ("delivered", 1)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_watching_sweeps__receipts_committed_meanwhile__each_posted_once(app, hook, receiver, settings):
+    settings.WEBHOOK_POLL_SECONDS = 0.02
+    sweeps = [_sweep_in_a_thread(watch_seconds=3) for _ in range(2)]
+    try:
+        for n in range(20):
+            read_receipt(app, f"evt_{n}")
+        requests = receiver.wait_for(20)
+    finally:
+        for thread, _ in sweeps:
+            thread.join(30)
+    outcomes = [outcome for _, outcome in sweeps]
+    assert all("error" not in outcome for outcome in outcomes), outcomes
+    assert sum(outcome["attempts"] for outcome in outcomes) == 20
+    assert len(requests) == 20 and len({r.headers["webhook-id"] for r in requests}) == 20
+    assert list(WebhookDelivery.objects.values_list("status", "attempts").distinct()) == [("delivered", 1)]
+
+
+def test_idle_watch__asks_again_and_again__with_the_probe_only(app, hook, settings):
+    # Watching costs one indexed read per WEBHOOK_POLL_SECONDS: no transaction, no write, nothing else.
+    settings.WEBHOOK_POLL_SECONDS = 0.01
+    with CaptureQueriesContext(connection) as queries:
+        assert webhook_deliveries_post_due(watch_seconds=0.2) == 0
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) > 1
+    assert all(s.startswith("SELECT 1 FROM") and s.endswith("LIMIT 1") for s in statements), set(statements)
+
+
+def test_without_a_watch__the_sweep_returns_once_nothing_is_due(app, hook, receiver):
+    read_receipt(app)
+    with CaptureQueriesContext(connection) as queries:
+        assert webhook_deliveries_post_due() == 1
+    # The last statement is the probe that found nothing more due; then the sweep returned
+    assert queries.captured_queries[-1]["sql"].startswith("SELECT 1 FROM")
+
+
+def wait_until(predicate, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, f"not within {timeout}s"
+        threading.Event().wait(0.02)
