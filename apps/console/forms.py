@@ -7,8 +7,10 @@ from django import forms
 from apps.policy.evaluation import BUSINESS_FIELDS
 from apps.policy.fields import BY_NAME, PolicyField
 from apps.policy.services import REASON_MAX_LENGTH
+from apps.webhooks.models import EVENT_TYPES
+from apps.webhooks.network import URL_MAX_LENGTH
 
-from .presenters import LIMIT_ORDER, SWITCH_ORDER
+from .presenters import EVENT_TYPE_HELP, LIMIT_ORDER, SWITCH_ORDER
 
 
 class LoginForm(forms.Form):
@@ -79,6 +81,31 @@ class PolicyLimitsForm(forms.Form):
     def changes(self) -> dict:
         """Every business field as sent: the service audits only the ones that really change."""
         return {name: self.cleaned_data[name] for name in self.fields if name in BUSINESS_FIELDS}
+
+
+class WebhookEndpointForm(forms.Form):
+    """A new endpoint: url, event types, description. apps.webhooks.services.endpoint_create decides what is
+    accepted (https only, a public address, at least one event type, at most 10 endpoints); the lengths are the
+    columns' (the admin API's serializer checks the same)."""
+
+    url = forms.CharField(label="URL", max_length=URL_MAX_LENGTH, widget=forms.TextInput(attrs={
+        "placeholder": "https://crm.example.com/receipts", "inputmode": "url", "autocomplete": "off",
+        "spellcheck": "false"}))
+    event_types = forms.MultipleChoiceField(
+        label="Events", required=False, widget=forms.CheckboxSelectMultiple,
+        choices=[(event_type, f"{event_type} — {EVENT_TYPE_HELP[event_type]}") for event_type in EVENT_TYPES],
+        initial=list(EVENT_TYPES))
+    description = forms.CharField(required=False, max_length=500, widget=forms.TextInput(attrs={
+        "placeholder": "CRM", "autocomplete": "off"}))
+
+
+class WebhookEnabledForm(forms.Form):
+    """Enable or disable one endpoint (its own button)."""
+
+    value = forms.ChoiceField(choices=[("on", "on"), ("off", "off")])
+
+    def enabled(self) -> bool:
+        return self.cleaned_data["value"] == "on"
 
 
 def apply_field_errors(form: forms.Form, fields: dict | None) -> None:

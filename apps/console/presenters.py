@@ -6,11 +6,15 @@ The rules themselves (who may change what, what is effective) come from apps.pol
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from apps.common.reason_codes import ReasonCode
 from apps.policy.evaluation import BUSINESS_FIELDS, OPERATOR_FIELDS, PolicySnapshot, refused_fields
 from apps.policy.fields import BY_NAME, POLICY_FIELDS
+from apps.tenancy.roles import OPERATOR
+from apps.webhooks.models import TEST_EVENT_TYPE, DeliveryStatus, DisabledReason
+from apps.webhooks.services import FAILING_DISABLE_AFTER, SECRET_OVERLAP
 
 # Names, labels, help and units of the policy fields are apps.policy.fields'; only their order is the console's.
 FIELD_LABELS = {field.name: field.label for field in POLICY_FIELDS}
@@ -28,14 +32,41 @@ KIND_LABELS = {
 }
 
 
+# The audit fields of apps/webhooks: "webhook:<id>" (created or deleted), "webhook:<id>.<field>" (changed).
+_WEBHOOK_FIELD = re.compile(r"webhook:([0-9]+)(?:\.([a-z_]+))?")
+_WEBHOOK_PART_LABELS = {"url": "URL", "event_types": "events", "description": "description", "enabled": "state",
+                        "secret": "secret"}
+
+
 def field_label(field: str) -> str:
+    webhook = _WEBHOOK_FIELD.fullmatch(field)
+    if webhook is not None:
+        endpoint_id, part = webhook.groups()
+        label = f"Webhook endpoint {endpoint_id}"
+        return f"{label}: {_WEBHOOK_PART_LABELS.get(part, part)}" if part else label
     return FIELD_LABELS.get(field, field)
 
 
+def _webhook_value_label(part: str | None, value) -> str:
+    if part == "enabled" and isinstance(value, bool):
+        return "enabled" if value else "disabled"
+    if part == "secret" and isinstance(value, dict):
+        return "rotated (never shown here)"
+    if part is None and isinstance(value, dict):  # the endpoint as created or deleted (apps/webhooks audits it)
+        state = "" if value.get("enabled", True) else ", disabled"
+        return f"{value.get('url', '')} ({', '.join(value.get('event_types') or [])}{state})"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    return str(value) if value != "" else "—"
+
+
 def value_label(field: str, value, *, plan_names: dict[str, str] | None = None) -> str:
-    """A stored or audited value as a person reads it: on/off, plan names, choice labels."""
+    """A stored or audited value as a person reads it: on/off, plan names, choice labels, webhook endpoints."""
     if value is None:
         return "—"
+    webhook = _WEBHOOK_FIELD.fullmatch(field)
+    if webhook is not None:
+        return _webhook_value_label(webhook.group(2), value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if field == "plan":  # the plans' names are data (PlanTier.name)
@@ -145,7 +176,14 @@ def role_permissions(*, roles: frozenset[str]) -> dict[str, bool]:
     return {
         "can_switch": not refused_fields(roles=roles, fields=OPERATOR_FIELDS),
         "can_change_limits": not refused_fields(roles=roles, fields=BUSINESS_FIELDS),
+        "can_manage_webhooks": webhooks_change_allowed(roles=roles),
     }
+
+
+def webhooks_change_allowed(*, roles: frozenset[str]) -> bool:
+    """Operators (superusers hold every role) change webhook endpoints; every staff member sees them: the rule of
+    the admin API's webhook writes (IsOperator, SPEC §10)."""
+    return OPERATOR in roles
 
 
 def changes_summary(*, changes: list[tuple[str, object, object]], plan_names: dict[str, str]) -> str:
@@ -168,3 +206,85 @@ def audit_row(entry, *, plan_names: dict[str, str]) -> dict:
         "new": value_label(entry.field, entry.new_value, plan_names=plan_names),
         "reason": entry.reason,
     }
+
+
+# --------------------------------------------------------------------------- webhooks (SPEC §10)
+
+EVENT_TYPE_HELP = {
+    "message.delivered": "a recipient's device got a single-chat message sent with require_delivery_ack",
+    "message.read": "the recipient read a single-chat message sent with require_read_ack",
+    "conversation.read": "a user cleared their unread messages from a peer",
+    "group_message.read": "a member read a group message sent with need_group_ack",
+    TEST_EVENT_TYPE: "a test sent from this console or the admin API",
+}
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    tone: str  # "on", "off" or "err": how the badge is coloured
+    badge: str
+    sentence: str
+
+
+def endpoint_state(*, enabled: bool, disabled_reason: str | None) -> EndpointState:
+    """An endpoint's state in words; one the server disabled says why, and that enabling it again posts what
+    waits."""
+    if enabled:
+        return EndpointState("on", "Enabled", "Receives the events it subscribes to.")
+    again = "Enable it again to post its pending deliveries; until then it gets no new ones."
+    if disabled_reason == DisabledReason.FAILING:
+        return EndpointState("err", "Disabled — failing",
+                             f"Disabled by the server: every attempt failed for {FAILING_DISABLE_AFTER.days} days. "
+                             f"{again}")
+    if disabled_reason == DisabledReason.GONE:
+        return EndpointState("err", "Disabled — gone", f"Disabled by the server: the receiver answered 410 Gone. "
+                                                        f"{again}")
+    return EndpointState("off", "Disabled", f"Disabled by hand. {again}")
+
+
+DELIVERY_TONES = {DeliveryStatus.DELIVERED: "on", DeliveryStatus.PENDING: "warn", DeliveryStatus.FAILED: "err"}
+
+
+def delivery_row(delivery) -> dict:
+    """One delivery for the table: its event, its state and the outcome of its last attempt."""
+    if delivery.status == DeliveryStatus.DELIVERED:
+        outcome = "Delivered"
+    elif delivery.status == DeliveryStatus.FAILED:
+        outcome = f"Failed after {delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}: no retry left"
+    elif delivery.attempts:
+        outcome = "Pending: posted again at its next attempt"
+    else:
+        outcome = "Pending: waiting for its first attempt"
+    return {
+        "id": delivery.pk,
+        "webhook_id": delivery.webhook_id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status,
+        "tone": DELIVERY_TONES.get(delivery.status, "off"),
+        "outcome": outcome,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "next_attempt_at": delivery.next_attempt_at,
+        "created_at": delivery.created_at,
+        "delivered_at": delivery.delivered_at,
+    }
+
+
+def endpoint_row(endpoint, deliveries) -> dict:
+    """One endpoint for the Webhooks tab (never its secret) with its newest deliveries."""
+    return {
+        "id": endpoint.pk,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": endpoint.event_types,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "state": endpoint_state(enabled=endpoint.enabled, disabled_reason=endpoint.disabled_reason),
+        "created_at": endpoint.created_at,
+        "deliveries": [delivery_row(delivery) for delivery in deliveries],
+    }
+
+
+SECRET_OVERLAP_HOURS = int(SECRET_OVERLAP.total_seconds() // 3600)

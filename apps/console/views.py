@@ -28,10 +28,23 @@ from apps.policy.services import app_create, policy_update
 from apps.receipts.counters import receipt_counts_by_day
 from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get, app_list
+from apps.webhooks import services as webhooks
+from apps.webhooks.models import ENDPOINTS_PER_APP
+from apps.webhooks.selectors import deliveries_newest_per_endpoint, delivery_get, endpoint_get, endpoint_list
 
 from . import presenters
 from .charts import stacked_bars
-from .forms import AppCreateForm, AuditPageForm, LoginForm, PolicyLimitsForm, SearchForm, SwitchForm, apply_field_errors
+from .forms import (
+    AppCreateForm,
+    AuditPageForm,
+    LoginForm,
+    PolicyLimitsForm,
+    SearchForm,
+    SwitchForm,
+    WebhookEnabledForm,
+    WebhookEndpointForm,
+    apply_field_errors,
+)
 from .selectors import plan_list
 from .services import LoginLocked, console_login_check
 
@@ -39,6 +52,7 @@ APP_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
 RECENT_CHANGES = 5
 DASHBOARD_DAYS = 14
+WEBHOOK_DELIVERIES_SHOWN = 20  # per endpoint, newest first; the admin API pages through all of them
 
 # Only this origin's own stylesheet and script; inline SVG needs neither.
 CONTENT_SECURITY_POLICY = (
@@ -362,3 +376,184 @@ class DashboardView(ConsoleView):
             "table": [{"day": column.day, "values": [series[kind][i] for kind, _ in kinds], "total": column.total}
                       for i, column in enumerate(chart.columns)],
         })
+
+
+# --------------------------------------------------------------------------- the Webhooks tab (SPEC §10)
+#
+# Every staff member sees the tab; operators and superusers change endpoints (the admin API's IsOperator rule),
+# each change through apps.webhooks.services, which audits it. A button's POST redirects back to the tab
+# (post/redirect/get); the new-endpoint form and the confirmations have GET pages of their own, and a refused form
+# is shown again on its own URL. A secret is shown once, in the response of the POST that made it: never stored
+# in the session nor put in a URL.
+
+
+def _webhooks_tab(app, *, endpoint_id: int | None = None):
+    url = reverse("console:app-webhooks", kwargs={"org_name": app.org_name, "app_name": app.app_name})
+    return redirect(f"{url}#endpoint-{endpoint_id}" if endpoint_id is not None else url)
+
+
+class WebhooksView(ConsoleView):
+    """The tab: the app's endpoints (at most ENDPOINTS_PER_APP) and each one's newest deliveries, in a fixed
+    number of queries (one for the endpoints, one for the deliveries of them all)."""
+
+    def get(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        endpoints, _ = endpoint_list(app=app, cursor=None, limit=ENDPOINTS_PER_APP)
+        newest = deliveries_newest_per_endpoint(endpoints=endpoints, limit=WEBHOOK_DELIVERIES_SHOWN)
+        return self.render("console/webhooks.html", {
+            "app": app, "tab": "webhooks",
+            "endpoints": [presenters.endpoint_row(endpoint, newest[endpoint.pk]) for endpoint in endpoints],
+            "endpoint_limit": ENDPOINTS_PER_APP, "at_limit": len(endpoints) >= ENDPOINTS_PER_APP,
+            "deliveries_shown": WEBHOOK_DELIVERIES_SHOWN,
+            **presenters.role_permissions(roles=self.roles),
+        })
+
+
+class WebhookChangeView(ConsoleView):
+    """A page or button that changes an endpoint: operators and superusers only, for GET and POST alike."""
+
+    def refusal(self):
+        if presenters.webhooks_change_allowed(roles=self.roles):
+            return None
+        return self.render("console/forbidden.html", {
+            "reason": "Only operators change webhook endpoints. Every staff member sees them on an app's "
+                      "Webhooks tab."
+        }, status=403)
+
+    def get_endpoint(self, app, endpoint_id: int):
+        try:
+            return endpoint_get(app=app, endpoint_id=endpoint_id)
+        except NotFound:
+            raise Http404(f"No webhook endpoint {endpoint_id} in {app.app_key}.") from None
+
+    def refused(self, app, exc: ApplicationError, *, endpoint_id: int | None = None):
+        """A service's refusal of a button (an endpoint deleted meanwhile): said on the tab, nothing changed."""
+        messages.error(self.request, f"{exc.detail} Nothing was changed.")
+        return _webhooks_tab(app, endpoint_id=endpoint_id)
+
+
+class WebhookCreateView(WebhookChangeView):
+    template = "console/webhook_new.html"
+
+    def get(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        return self.render(self.template, {"app": app, "tab": "webhooks", "form": WebhookEndpointForm()})
+
+    def post(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        form = WebhookEndpointForm(request.POST)
+        context = {"app": app, "tab": "webhooks", "form": form}
+        if not form.is_valid():
+            return self.render(self.template, context, status=400)
+        try:
+            endpoint, secret = webhooks.endpoint_create(actor=request.user, app=app, **form.cleaned_data)
+        except ApplicationError as exc:
+            apply_field_errors(form, exc.fields)
+            if not exc.fields:
+                form.add_error(None, exc.detail)
+            return self.render(self.template, context, status=exc.status)
+        messages.success(request, f"Webhook endpoint {endpoint.url} added to {app.app_key}. The change is in the "
+                                  "audit trail.")
+        # Rendered, not redirected: the secret exists only in this response.
+        return self.render("console/webhook_secret.html", {
+            "app": app, "tab": "webhooks", "endpoint": endpoint, "secret": secret, "created": True,
+        }, status=201)
+
+
+class WebhookEnabledView(WebhookChangeView):
+    def post(self, request, org_name, app_name, endpoint_id):
+        app = self.get_app(org_name, app_name)
+        endpoint = self.get_endpoint(app, endpoint_id)
+        form = WebhookEnabledForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Enable or disable: nothing else. Nothing was changed.")
+            return _webhooks_tab(app, endpoint_id=endpoint.pk)
+        was_enabled = endpoint.enabled
+        try:
+            endpoint = webhooks.endpoint_update(actor=request.user, endpoint=endpoint,
+                                                changes={"enabled": form.enabled()})
+        except ApplicationError as exc:
+            return self.refused(app, exc)
+        if endpoint.enabled == was_enabled:
+            messages.info(request, f"{endpoint.url} was already {'enabled' if was_enabled else 'disabled'}.")
+        elif endpoint.enabled:
+            messages.success(request, f"{endpoint.url} enabled: its pending deliveries are posted again.")
+        else:
+            messages.success(request, f"{endpoint.url} disabled: it receives nothing until it is enabled again; "
+                                      "its pending deliveries wait.")
+        return _webhooks_tab(app, endpoint_id=endpoint.pk)
+
+
+class WebhookTestView(WebhookChangeView):
+    def post(self, request, org_name, app_name, endpoint_id):
+        app = self.get_app(org_name, app_name)
+        endpoint = self.get_endpoint(app, endpoint_id)
+        try:
+            delivery = webhooks.endpoint_test_send(endpoint=endpoint)
+        except ApplicationError as exc:
+            return self.refused(app, exc)
+        when = ("it is posted within seconds" if endpoint.enabled
+                else "the endpoint is disabled, so it waits until the endpoint is enabled again")
+        messages.success(request, f"Test delivery {delivery.webhook_id} queued for {endpoint.url}: {when}.")
+        return _webhooks_tab(app, endpoint_id=endpoint.pk)
+
+
+class WebhookRedeliverView(WebhookChangeView):
+    def post(self, request, org_name, app_name, endpoint_id, delivery_id):
+        app = self.get_app(org_name, app_name)
+        endpoint = self.get_endpoint(app, endpoint_id)
+        try:
+            delivery = webhooks.delivery_redeliver(delivery=delivery_get(endpoint=endpoint, delivery_id=delivery_id))
+        except NotFound:
+            raise Http404(f"No delivery {delivery_id} of webhook endpoint {endpoint.pk}.") from None
+        except ApplicationError as exc:
+            return self.refused(app, exc, endpoint_id=endpoint.pk)
+        when = "" if endpoint.enabled else " once the endpoint is enabled again"
+        messages.success(request, f"Delivery {delivery.webhook_id} ({delivery.event_type}) is posted again now{when}, "
+                                  "with the same webhook-id.")
+        return _webhooks_tab(app, endpoint_id=endpoint.pk)
+
+
+class WebhookRotateView(WebhookChangeView):
+    """GET: what rotating does, and the button; POST: the new secret, shown once."""
+
+    def get(self, request, org_name, app_name, endpoint_id):
+        app = self.get_app(org_name, app_name)
+        return self.render("console/webhook_confirm.html", {
+            "app": app, "tab": "webhooks", "endpoint": self.get_endpoint(app, endpoint_id), "action": "rotate",
+            "overlap_hours": presenters.SECRET_OVERLAP_HOURS,
+        })
+
+    def post(self, request, org_name, app_name, endpoint_id):
+        app = self.get_app(org_name, app_name)
+        endpoint = self.get_endpoint(app, endpoint_id)
+        try:
+            secret = webhooks.endpoint_secret_rotate(actor=request.user, endpoint=endpoint)
+        except ApplicationError as exc:
+            return self.refused(app, exc)
+        messages.success(request, f"The secret of {endpoint.url} was rotated. The change is in the audit trail.")
+        return self.render("console/webhook_secret.html", {
+            "app": app, "tab": "webhooks", "endpoint": endpoint, "secret": secret, "created": False,
+            "overlap_hours": presenters.SECRET_OVERLAP_HOURS,
+        })
+
+
+class WebhookDeleteView(WebhookChangeView):
+    """GET: the confirmation; POST: the endpoint and all its deliveries removed."""
+
+    def get(self, request, org_name, app_name, endpoint_id):
+        app = self.get_app(org_name, app_name)
+        return self.render("console/webhook_confirm.html", {
+            "app": app, "tab": "webhooks", "endpoint": self.get_endpoint(app, endpoint_id), "action": "delete",
+        })
+
+    def post(self, request, org_name, app_name, endpoint_id):
+        app = self.get_app(org_name, app_name)
+        endpoint = self.get_endpoint(app, endpoint_id)
+        try:
+            webhooks.endpoint_delete(actor=request.user, endpoint=endpoint)
+        except ApplicationError as exc:
+            return self.refused(app, exc)
+        messages.success(request, f"Webhook endpoint {endpoint.url} deleted; its pending deliveries were dropped. "
+                                  "The change is in the audit trail.")
+        return _webhooks_tab(app)

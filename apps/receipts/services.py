@@ -17,10 +17,13 @@ Every write is decided in the database, never by "check, then write" in Python:
 - a group ack is `INSERT ... ON CONFLICT DO NOTHING` on the unique (message, reader): only the insert that
   returned a row increments the message's counter and emits `group_message_read`.
 Each table's SQL is its owner's, written once: the events table's append (the receiving users' row locks, then
-the INSERT) is apps.events.services.event_append_sql (run by events_publish), the daily counter's upsert is
-apps.receipts.counters.receipt_count_add_sql (run by receipt_count_add); the ack, read and delivery columns
-are this module's. On PostgreSQL the group ack's whole write (ack, count, sender lock, event, counter, wake-up
-NOTIFY) is ONE statement in autocommit, composed of those same texts (_group_ack_one_statement_sql); the
+the INSERT) is apps.events.services.event_append_sql (run by events_publish), the webhook outbox's rows are
+apps.webhooks.services.webhook_deliveries_insert_sql (run by webhook_deliveries_enqueue), the daily counter's
+upsert is apps.receipts.counters.receipt_count_add_sql (run by receipt_count_add); the ack, read and delivery
+columns are this module's. Each receipt told to someone else (the sender's or the peer's copy, never the
+reader's own devices) writes its webhook deliveries in its own transaction (SPEC §10). On PostgreSQL the group
+ack's whole write (ack, count, sender lock, event, webhook deliveries, counter, wake-up NOTIFY) is ONE
+statement in autocommit, composed of those same texts (_group_ack_one_statement_sql); the
 stepwise path (SQLite; a test runs it on PostgreSQL too and compares) runs them one by one in a transaction.
 Lock order, the same as `message_send`, so concurrent writers cannot deadlock (a mixed race test pins it):
 the conversation row, then message rows, then the receiving users' rows (the event append: it locks them in
@@ -53,6 +56,13 @@ from apps.events.services import FeedResult, NewEvent, event_append_sql, events_
 from apps.policy import evaluation
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
+from apps.webhooks.models import FEED_EVENT_TYPES
+from apps.webhooks.services import (
+    WebhookEvent,
+    webhook_deliveries_enqueue,
+    webhook_deliveries_insert_params,
+    webhook_deliveries_insert_sql,
+)
 
 from .counters import random_counter_shard, receipt_count_add, receipt_count_add_sql
 from .exceptions import raise_unless_allowed
@@ -64,6 +74,18 @@ class _Delivered(NamedTuple):
     message_id: str
     sender_id: int
     require_delivery_ack: bool
+
+
+def _webhooks_enqueue(*, app: App, told: list[Event]) -> None:
+    """The told copies of one receipt kind (the events to its sender or peer, never the reader's own devices) as
+    webhook deliveries, inside the receipt's transaction: one statement, with or without endpoints (SPEC §10).
+    The webhook's event id is the told event's: unique, and the same for every endpoint."""
+    webhook_deliveries_enqueue(
+        app_id=app.pk,
+        app_key=app.app_key,
+        event_type=FEED_EVENT_TYPES[told[0].type],
+        events=[WebhookEvent(event_id=f"evt_{e.id}", timestamp=e.payload["timestamp"], data=e.payload) for e in told],
+    )
 
 
 def _mark_delivered(*, message_pks: list[int], recipient_id: int, moment) -> list[_Delivered]:
@@ -88,16 +110,17 @@ def _mark_delivered(*, message_pks: list[int], recipient_id: int, moment) -> lis
     return sorted(_Delivered(pk, message_id, sender_id, bool(flag)) for pk, message_id, sender_id, flag in rows)
 
 
-def feed_hand_out(*, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int,
-                  timeout: float) -> FeedResult:
+def feed_hand_out(
+    *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int, timeout: float
+) -> FeedResult:
     """GET /events: the device's next page (events_poll), then the deliveries of the single-chat messages it hands
     out (deliveries_record), after the read and outside any transaction of it."""
     result = events_poll(app=app, user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
-    deliveries_record(app_id=app.id, recipient=user, handed=result.events)
+    deliveries_record(app=app, recipient=user, handed=result.events)
     return result
 
 
-def deliveries_record(*, app_id: int, recipient: ChatUser, handed: list[Event]) -> int:
+def deliveries_record(*, app: App, recipient: ChatUser, handed: list[Event]) -> int:
     """Record the delivery of the single-chat messages among `handed` (events just given to a device of
     `recipient`) and emit their `messages_delivered` receipts. Returns the number of receipts emitted.
 
@@ -105,8 +128,8 @@ def deliveries_record(*, app_id: int, recipient: ChatUser, handed: list[Event]) 
     - First hand-out wins, whichever device: each message is delivered once, decided by the
       database (see _mark_delivered), so two devices fetching at the same moment emit one receipt.
     - Who is told, and when: evaluation.delivery_receipt_due; the delivery is recorded in every case.
-    - The receipt goes to every device of the sender (origin "": no device caused it) and is
-      counted on the app's daily chart in the same transaction.
+    - The receipt goes to every device of the sender (origin "": no device caused it), to the app's webhooks, and
+      is counted on the app's daily chart, all in the same transaction.
     - A fixed number of queries whatever the number of messages.
     """
     by_pk = {e.delivery_message_pk: e for e in handed if e.delivery_message_pk is not None}
@@ -119,7 +142,7 @@ def deliveries_record(*, app_id: int, recipient: ChatUser, handed: list[Event]) 
         # one did, so most hand-outs cost no cache read.
         if not any(row.require_delivery_ack for row in won):
             return 0
-        enabled = policy_snapshot_get(app_id=app_id).delivery_ack_enabled
+        enabled = policy_snapshot_get(app_id=app.pk).delivery_ack_enabled
         due = [
             row
             for row in won
@@ -130,7 +153,7 @@ def deliveries_record(*, app_id: int, recipient: ChatUser, handed: list[Event]) 
         if not due:
             return 0
         timestamp = to_ms(moment)
-        events_publish(
+        told = events_publish(
             events=[
                 NewEvent(
                     user_id=row.sender_id,
@@ -145,7 +168,8 @@ def deliveries_record(*, app_id: int, recipient: ChatUser, handed: list[Event]) 
                 for row in due
             ]
         )
-        receipt_count_add(app_id=app_id, kind=ReceiptKind.DELIVERY, n=len(due))  # last, see the module docstring
+        _webhooks_enqueue(app=app, told=told)
+        receipt_count_add(app_id=app.pk, kind=ReceiptKind.DELIVERY, n=len(due))  # last, see the module docstring
     metrics.RECORDED["delivery"].inc(len(due))  # committed
     return len(due)
 
@@ -234,18 +258,21 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         }
         audience = evaluation.message_read_audience(require_read_ack=message.require_read_ack)
         events = []
-        if audience.reader_other_devices:
-            events.append(
-                NewEvent(user_id=reader.pk, type="messages_read", payload=payload, origin_device_id=device.device_id)
-            )
         if audience.sender:
             # No origin device on the sender's copy: device ids are per user, so the reader's device id
             # could equal one of the sender's and would hide the receipt from it.
             events.append(NewEvent(user_id=message.sender_id, type="messages_read", payload=payload))
+        told_count = len(events)  # the told copies come first
+        if audience.reader_other_devices:
+            events.append(
+                NewEvent(user_id=reader.pk, type="messages_read", payload=payload, origin_device_id=device.device_id)
+            )
         Conversation.objects.filter(owner=reader, peer_id=message.sender_id, unread_count__gt=0).update(
             unread_count=F("unread_count") - 1
         )
-        events_publish(events=events)
+        told = events_publish(events=events)[:told_count]
+        if told:  # the sender is told only when the message asked (require_read_ack): then its webhooks too
+            _webhooks_enqueue(app=app, told=told)
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)  # last: the hot row is held until COMMIT only
     metrics.RECORDED["read"].inc()  # committed
     return MessageReadResult(message_id=message.message_id, already_read=False)
@@ -292,7 +319,7 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
             unread_count=Greatest(F("unread_count") - cleared, 0),
         )
         payload = {"from": reader.username, "to": peer_user.username, "timestamp": to_ms(moment)}
-        events_publish(
+        peer_copy, _ = events_publish(
             events=[
                 NewEvent(user_id=peer_user.pk, type="conversation_read", payload=payload),
                 NewEvent(
@@ -300,6 +327,7 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
                 ),
             ]
         )
+        _webhooks_enqueue(app=app, told=[peer_copy])
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)  # last, see the module docstring
     metrics.RECORDED["conversation_read"].inc()  # committed
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
@@ -310,6 +338,7 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
 #   counted      the message's counter + 1, RETURNING the new value (`count`, exact);
 #   sender+event the event append (apps.events.services.event_append_sql): the sender's user row locked, so that
 #                user's event ids commit in order, then one group_message_read carrying its own running count;
+#   hooked       the event's webhook deliveries (apps.webhooks.services' enqueue text), none without an endpoint;
 #   tallied      one "group_read" on a random shard of today's counter (receipt_count_add_sql), last: the
 #                hottest row, held the least.
 # The one statement reads each step's input from the CTE before it; the stepwise path passes it as a parameter.
@@ -338,6 +367,10 @@ _GROUP_READ_PAYLOAD_SQL = (
     "jsonb_build_object('message_id', %(message_id)s::text, 'group_id', %(group_id)s::text, "
     "'from', %(reader_name)s::text, 'count', counted.group_ack_count, 'timestamp', %(timestamp)s::bigint)"
 )
+_GROUP_READ_WEBHOOK_BODY_SQL = (
+    "jsonb_build_object('type', 'group_message.read', 'timestamp', %(timestamp)s::bigint, "
+    f"'app_key', %(app_key)s::text, 'data', {_GROUP_READ_PAYLOAD_SQL})::text"
+)
 # A plain SELECT in WITH only runs if the main query reads it: hence the column.
 _GROUP_ACK_NOTIFY = (
     ", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM event)",
@@ -355,6 +388,7 @@ def _group_ack_one_statement_sql(notify: bool) -> str:
       one-time filter runs it to its end before the event takes its id;
     - the locks come in the module's order (message row, user row, counter row), so it cannot deadlock with
       the other writers;
+    - `hooked` writes the event's webhook deliveries (one per subscribed endpoint, none without one);
     - `tallied` reads `event`, so the counter row is taken after the event is in, and only for a new ack.
     No row back: a repeat (the caller reads the current count).
     """
@@ -365,13 +399,20 @@ def _group_ack_one_statement_sql(notify: bool) -> str:
         source="counted",
         lock_cte="sender",
     )
+    # The webhook deliveries of the sender's event (apps.webhooks' enqueue text): its id, the body built from the
+    # same payload expression. A data-modifying CTE always runs to its end; with no endpoint it inserts nothing.
+    hook = webhook_deliveries_insert_sql(
+        event_id="'evt_' || event.id",
+        body=_GROUP_READ_WEBHOOK_BODY_SQL,
+        source=", event, counted",
+    )
     tally = receipt_count_add_sql(
         values=("%(app)s", "%(day)s::date", "%(kind)s::text", "%(shard)s", "1"), once_per="event"
     )
     notify_cte, notify_column = _GROUP_ACK_NOTIFY if notify else ("", "")
     return (
         f"WITH acked AS ({ack_insert}), counted AS ({count_increment}), sender AS ({sender_lock}), "
-        f"event AS ({event_insert}), tallied AS ({tally} RETURNING 1){notify_cte} "
+        f"event AS ({event_insert}), hooked AS ({hook}), tallied AS ({tally} RETURNING 1){notify_cte} "
         f"SELECT counted.group_ack_count, (SELECT count(*) FROM tallied){notify_column} FROM counted"
     )
 
@@ -392,6 +433,8 @@ def _group_ack_write_one_statement(*, app: App, group, message: Message, reader:
         "day": moment.date(),
         "kind": ReceiptKind.GROUP_READ.value,
         "shard": random_counter_shard(),
+        "app_key": app.app_key,
+        **webhook_deliveries_insert_params(app_id=app.pk, event_type="group_message.read", moment=moment),
     }
     notify = wakeup.in_statement_notify([message.sender_id])
     if notify is not None:
@@ -428,7 +471,7 @@ def _group_ack_write_stepwise(*, app: App, group, message: Message, reader: Chat
                 return None
             cursor.execute(count_increment, params)
             count = cursor.fetchone()[0]
-        events_publish(
+        told = events_publish(
             events=[
                 NewEvent(
                     user_id=message.sender_id,
@@ -443,6 +486,7 @@ def _group_ack_write_stepwise(*, app: App, group, message: Message, reader: Chat
                 )
             ]
         )
+        _webhooks_enqueue(app=app, told=told)
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ, day=moment.date())  # last
     return count
 

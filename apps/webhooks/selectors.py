@@ -44,3 +44,32 @@ def delivery_list(*, endpoint: WebhookEndpoint, status: str | None, cursor: str 
             )
         queryset = queryset.filter(status=status)
     return keyset_page(queryset, cursor=cursor, limit=limit, descending=True)
+
+
+def deliveries_newest_per_endpoint(*, endpoints, limit: int) -> dict[int, list[WebhookDelivery]]:
+    """The `limit` newest deliveries of each of `endpoints` (one app's: at most ENDPOINTS_PER_APP), newest first,
+    by endpoint id, in ONE query whatever the number of endpoints and of their deliveries; none for no endpoint.
+
+    Each endpoint is one arm `... WHERE endpoint_id = x ORDER BY id DESC LIMIT n` (an index range of
+    webhook_delivery_newest that stops after n rows), the arms put together with UNION ALL: it reads at most
+    endpoints x n rows. A window function (ROW_NUMBER() OVER (PARTITION BY endpoint_id ...) <= n) would read every
+    delivery the endpoints ever had. The arms are compiled by the ORM (Django itself refuses a sliced arm in a
+    union on SQLite), each wrapped as `SELECT * FROM (...)`, which both engines accept.
+    """
+    endpoints = list(endpoints)
+    if not endpoints:
+        return {}
+    arms, params = [], []
+    for index, endpoint in enumerate(endpoints):
+        arm = WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).defer("body").order_by("-id")[:limit]
+        sql, arm_params = arm.query.get_compiler(using=arm.db).as_sql()
+        arms.append(f"SELECT * FROM ({sql}) AS newest_{index}")
+        params.extend(arm_params)
+    by_endpoint = {endpoint.pk: endpoint for endpoint in endpoints}
+    newest: dict[int, list[WebhookDelivery]] = {endpoint.pk: [] for endpoint in endpoints}
+    for delivery in WebhookDelivery.objects.raw(" UNION ALL ".join(arms), params):
+        delivery.endpoint = by_endpoint[delivery.endpoint_id]  # the caller's row: no query for it
+        newest[delivery.endpoint_id].append(delivery)
+    for rows in newest.values():
+        rows.sort(key=lambda delivery: delivery.pk, reverse=True)  # UNION ALL promises no order
+    return newest

@@ -6,7 +6,14 @@ from datetime import date, timedelta
 import pytest
 
 from apps.console.charts import nice_step, stacked_bars
-from apps.console.presenters import eligible_plans_phrase, role_permissions, switch_states, value_label
+from apps.console.presenters import (
+    eligible_plans_phrase,
+    endpoint_state,
+    field_label,
+    role_permissions,
+    switch_states,
+    value_label,
+)
 from apps.policy.evaluation import PolicySnapshot
 
 
@@ -73,10 +80,13 @@ def test_value_label(field, value, text):
 
 
 def test_role_permissions__follow_the_services_role_split():
-    assert role_permissions(roles=frozenset({"operator"})) == {"can_switch": True, "can_change_limits": False}
-    assert role_permissions(roles=frozenset({"business"})) == {"can_switch": False, "can_change_limits": True}
+    assert role_permissions(roles=frozenset({"operator"})) == {"can_switch": True, "can_change_limits": False,
+                                                               "can_manage_webhooks": True}
+    assert role_permissions(roles=frozenset({"business"})) == {"can_switch": False, "can_change_limits": True,
+                                                               "can_manage_webhooks": False}
     assert role_permissions(roles=frozenset({"operator", "business"})) == {"can_switch": True,
-                                                                           "can_change_limits": True}
+                                                                           "can_change_limits": True,
+                                                                           "can_manage_webhooks": True}
 
 
 @pytest.mark.parametrize("raw,step", [(0, 1), (0.75, 1), (1.5, 2), (3, 5), (7, 10), (12, 20), (4250, 5000)])
@@ -98,3 +108,35 @@ def test_stacked_bars__stacks_kinds_bottom_up_on_a_nice_axis():
     tallest = chart.columns[2]
     assert tallest.segments[-1].y == pytest.approx(chart.baseline - 7 * (chart.baseline - chart.ticks[-1].y) / 8)
     assert tallest.label == "Nov 3"
+
+
+# --- webhooks
+
+
+@pytest.mark.parametrize("enabled,reason,tone,badge,start", [
+    (True, None, "on", "Enabled", "Receives the events it subscribes to."),
+    (False, "manual", "off", "Disabled", "Disabled by hand."),
+    (False, "failing", "err", "Disabled — failing", "Disabled by the server: every attempt failed for 5 days."),
+    (False, "gone", "err", "Disabled — gone", "Disabled by the server: the receiver answered 410 Gone."),
+])
+def test_endpoint_state__the_reason_spelled_out(enabled, reason, tone, badge, start):
+    state = endpoint_state(enabled=enabled, disabled_reason=reason)
+    assert (state.tone, state.badge) == (tone, badge)
+    assert state.sentence.startswith(start)
+    if not enabled:
+        assert state.sentence.endswith("Enable it again to post its pending deliveries; until then it gets no new "
+                                       "ones.")
+
+
+def test_webhook_audit_fields__in_words_never_a_secret():
+    endpoint = {"url": "https://crm.example.com/r", "event_types": ["message.read", "conversation.read"],
+                "description": "", "enabled": True}
+    assert field_label("webhook:3") == "Webhook endpoint 3"
+    assert field_label("webhook:3.event_types") == "Webhook endpoint 3: events"
+    assert value_label("webhook:3", endpoint) == "https://crm.example.com/r (message.read, conversation.read)"
+    assert value_label("webhook:3", {**endpoint, "enabled": False}).endswith(", disabled)")
+    assert value_label("webhook:3.enabled", False) == "disabled"
+    assert value_label("webhook:3.event_types", ["message.read"]) == "message.read"
+    assert value_label("webhook:3.description", "") == "—"
+    assert value_label("webhook:3.secret", {"rotated_at": "2026-01-01T00:00:00+00:00"}) == "rotated (never shown here)"
+    assert field_label("plan") == "Plan"  # the policy fields are untouched

@@ -45,10 +45,13 @@ class World:
         user = ChatUser.objects.filter(app=self.app, username=username).first()
         return user or chat_user_create(app=self.app, username=username, password=PASSWORD)
 
-    def login(self, username: str, device_id: str = "phone", *, require_ack: bool = True) -> Device:
+    def login(
+        self, username: str, device_id: str = "phone", *, require_ack: bool = True, require_delivery_ack: bool = False
+    ) -> Device:
         self.user(username)
         token, _, user, session = user_token_issue(
-            app=self.app, username=username, password=PASSWORD, device_id=device_id, require_ack=require_ack
+            app=self.app, username=username, password=PASSWORD, device_id=device_id, require_ack=require_ack,
+            require_delivery_ack=require_delivery_ack,
         )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -106,6 +109,9 @@ class World:
 
     def group_ack(self, device: Device, group_id: str, message_id: str):
         return device.client.post(f"{self.base}/groups/{group_id}/messages/{message_id}/read_ack")
+
+    def poll(self, device: Device, **params):
+        return device.client.get(f"{self.base}/events", params)
 
     def ack_list(self, device: Device, group_id: str, message_id: str, **params):
         return device.client.get(f"{self.base}/groups/{group_id}/messages/{message_id}/acks", params)

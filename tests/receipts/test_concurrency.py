@@ -18,6 +18,7 @@ from apps.events.models import Event
 from apps.receipts.counters import receipt_count_total
 from apps.receipts.models import GroupAck
 from apps.receipts.selectors import message_is_read, messages_unread
+from apps.webhooks.models import WebhookDelivery, WebhookEndpoint, event_mask
 
 # serialized_rollback: the flush after a transactional test also removes the plans and roles that the data
 # migrations seeded; this restores them before each of these tests.
@@ -58,6 +59,8 @@ def test_group_ack__distinct_members_at_once__exact_count_one_event_each(group_w
     world = group_world
     n = THREADS
     names = [f"m{i:02d}" for i in range(n)]
+    hook = WebhookEndpoint.objects.create(app=world.app, url="https://93.184.216.34/hook", secret="whsec_dGVzdA==",
+                                          event_mask=event_mask(["group_message.read"]))
     alice = world.login("alice")
     group = world.group("alice", members=names)
     message = world.send_group(alice, group)
@@ -77,6 +80,9 @@ def test_group_ack__distinct_members_at_once__exact_count_one_event_each(group_w
     assert sorted(e.payload["count"] for e in events) == list(range(1, n + 1))
     assert sorted(e.payload["from"] for e in events) == names
     assert receipt_count_total(app_id=world.app.pk, kind="group_read") == n
+    # one webhook delivery per new ack, each of its own event
+    posted = WebhookDelivery.objects.filter(endpoint=hook)
+    assert sorted(posted.values_list("event_id", flat=True)) == sorted(f"evt_{e.pk}" for e in events)
 
 
 def test_group_ack__one_member_many_calls_at_once__counted_once(group_world):
@@ -86,6 +92,8 @@ def test_group_ack__one_member_many_calls_at_once__counted_once(group_world):
     group = world.group("alice", members=["bob"])
     message = world.send_group(alice, group)
     bob_devices = [world.login("bob", f"dev{i}") for i in range(n)]
+    hook = WebhookEndpoint.objects.create(app=world.app, url="https://93.184.216.34/hook", secret="whsec_dGVzdA==",
+                                          event_mask=event_mask(["group_message.read"]))
 
     responses = run_together([
         (lambda d=d: world.group_ack(d, group.group_id, message.message_id)) for d in bob_devices
@@ -98,6 +106,7 @@ def test_group_ack__one_member_many_calls_at_once__counted_once(group_world):
     assert GroupAck.objects.filter(message=message).count() == 1
     assert Event.objects.filter(user=alice.user, type="group_message_read").count() == 1
     assert receipt_count_total(app_id=world.app.pk, kind="group_read") == 1
+    assert WebhookDelivery.objects.filter(endpoint=hook).count() == 1
 
 
 def test_message_read_ack__many_devices_at_once__read_once_one_pair_of_events(world):
@@ -123,6 +132,8 @@ def test_sends_message_acks_and_conversation_acks_at_once__no_error_and_unread_c
     alice = world.login("alice")
     bob_devices = [world.login("bob", f"dev{i}") for i in range(n)]
     earlier = [world.send(alice, "bob") for _ in range(n)]
+    hook = WebhookEndpoint.objects.create(app=world.app, url="https://93.184.216.34/hook", secret="whsec_dGVzdA==",
+                                          event_mask=event_mask(["message.read", "conversation.read"]))
 
     calls = []
     for i in range(n):
@@ -139,6 +150,10 @@ def test_sends_message_acks_and_conversation_acks_at_once__no_error_and_unread_c
     assert set(statuses(responses)) <= {200, 201}, statuses(responses)
     really_unread = messages_unread(reader=bob_devices[0].user).count()
     assert Conversation.objects.get(owner=bob_devices[0].user, peer=alice.user).unread_count == really_unread
+    # every receipt told to alice, and only those, is in the outbox: once each
+    told = Event.objects.filter(user=alice.user, type__in=["messages_read", "conversation_read"])
+    posted = WebhookDelivery.objects.filter(endpoint=hook).values_list("event_id", flat=True)
+    assert sorted(posted) == sorted(f"evt_{e.pk}" for e in told) and told.exists()
     # every message marked read was announced exactly once: by its own ack or by a conversation ack
     read_events = Event.objects.filter(user=alice.user, type="messages_read").count()
     conversation_events = Event.objects.filter(user=alice.user, type="conversation_read").count()

@@ -8,6 +8,7 @@ name for the one-statement writer is pointed at the stepwise one), so both are d
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -21,6 +22,7 @@ from apps.events.models import Event
 from apps.events.services import NewEvent, events_publish
 from apps.receipts import services
 from apps.receipts.models import GroupAck, ReceiptDailyCount
+from apps.webhooks.models import WebhookDelivery, WebhookEndpoint, event_mask
 
 from .conftest import World
 from .test_concurrency import run_together
@@ -46,6 +48,12 @@ def run_path(monkeypatch):
 def _world(make_app, org_name: str) -> World:
     world = World(make_app(org_name=org_name, app_name="chat", plan="pro"))
     world.policy(group_read_ack_enabled=True)
+    WebhookEndpoint.objects.create(
+        app=world.app,
+        url="https://93.184.216.34/hook",
+        secret="whsec_dGVzdA==",
+        event_mask=event_mask(["group_message.read"]),
+    )
     return world
 
 
@@ -125,6 +133,17 @@ def _stored(labels: dict) -> dict:
         feeds.setdefault((app_labels[e.user.app_id], e.user.username), []).append(
             (e.type, payload, e.origin_device_id, e.delivery_message_pk is not None)
         )
+    # The webhook deliveries: one per event told to the sender, its id and fields (the one statement builds the
+    # body in SQL, the stepwise path in Python: the same JSON).
+    told = {f"evt_{e.pk}": e for e in events if e.type == "group_message_read"}
+    posts = []
+    for d in WebhookDelivery.objects.filter(endpoint__app_id__in=apps).select_related("endpoint"):
+        body = json.loads(d.body)
+        event = told[d.event_id]
+        assert body["data"] == event.payload and body["timestamp"] == event.payload["timestamp"]
+        assert body["app_key"] == Message.objects.filter(app_id=d.endpoint.app_id).first().app.app_key
+        data = {k: v for k, v in _relabel(body["data"], labels).items() if k != "timestamp"}
+        posts.append((app_labels[d.endpoint.app_id], d.event_type, body["type"], d.status, tuple(sorted(data.items()))))
     ack_days = {a.acked_at.date() for a in acks}
     totals: dict = {}
     for c in counters:
@@ -144,6 +163,7 @@ def _stored(labels: dict) -> dict:
         "counts": sorted((_relabel(m.message_id, labels), m.group_ack_count) for m in messages),
         "feeds": feeds,
         "counters": totals,
+        "webhooks": sorted(posts),
     }
 
 
@@ -177,6 +197,12 @@ def test_group_ack__one_statement_and_stepwise__same_answers_rows_events_and_cou
     assert stored["counts"] == [("<first>", 2), ("<old>", 0), ("<other>", 1), ("<twin>", 1)]
     assert [e[0] for e in stored["feeds"][("main", "alice")]].count("group_message_read") == 3
     assert stored["counters"] == {("main", "group_read"): 3, ("other", "group_read"): 1}
+    assert sorted((app, dict(data)["count"]) for app, *_, data in stored["webhooks"]) == [
+        ("main", 1),
+        ("main", 1),
+        ("main", 2),
+        ("other", 1),
+    ]
     # And the other path did exactly the same.
     assert step_answers == answers
     assert step_stored == stored
