@@ -241,10 +241,17 @@ def cpu_meter(state: dict) -> SampledCpu:
     return meter
 
 
-def transactions(database_url: str) -> int:
-    """Transactions committed in the bench database so far (every autocommit query is one)."""
+def database_counters(database_url: str) -> tuple[int, int]:
+    """(transactions committed in the bench database so far, index scans of the sweep's due index so far).
+
+    Every autocommit query is a transaction, autovacuum's included; the due index (webhook_delivery_due) is read
+    by the sweep's probe and claims only, so while nothing is due its scans are the probes asked. PostgreSQL
+    publishes a session's counts within about a second.
+    """
     with pg_connect(database_url, autocommit=True) as conn:
-        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+        return conn.execute(
+            "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), "
+            "(SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'webhook_delivery_due')").fetchone()
 
 
 # --------------------------------------------------------------------------- data
@@ -363,17 +370,18 @@ def scenario_idle(state: dict, args) -> list[dict]:
         with Worker(state["env"], poll_seconds=poll, label=f"idle-{poll:g}") as worker:
             state["worker"] = worker
             time.sleep(3.0)  # beat's first sweeps, the pool process's connection opened
-            before = transactions(state["database_url"])
+            before = database_counters(state["database_url"])
             with cpu_meter(state) as cpu:
                 time.sleep(args.idle_seconds)
-            after = transactions(state["database_url"])
+            after = database_counters(state["database_url"])
             state["worker"] = None
         seconds = cpu.wall
         results.append({
             "poll_seconds": poll, "watch": "off (a sweep every 2 s only)" if poll <= 0 else "on",
             "seconds": round(seconds, 1),
-            # Less the two transactions of these readings.
-            "transactions_per_s": round(max(0, after - before - 1) / seconds, 1),
+            "probes_per_s": round((after[1] - before[1]) / seconds, 1),
+            # Less the transaction of the first reading.
+            "transactions_per_s": round(max(0, after[0] - before[0] - 1) / seconds, 1),
             "worker_cpu_percent_of_a_core": round(cpu.used["celery worker"] / seconds * 100, 2),
             "postgresql_cpu_percent_of_a_core": round(cpu.used["postgresql"] / seconds * 100, 2),
             "gunicorn_cpu_percent_of_a_core": round(cpu.used["server"] / seconds * 100, 2),
@@ -593,7 +601,8 @@ def median_of(values: list[float]) -> float:
 def table(results: dict) -> str:
     rows = [("scenario", "figure", "p50", "p99", "note")]
     for idle in results["scenarios"].get("idle", []):
-        rows.append((f"idle, WEBHOOK_POLL_SECONDS={idle['poll_seconds']:g}", f"{idle['transactions_per_s']:.1f} tx/s",
+        rows.append((f"idle, WEBHOOK_POLL_SECONDS={idle['poll_seconds']:g}",
+                     f"{idle['probes_per_s']:.1f} probes/s, {idle['transactions_per_s']:.1f} tx/s",
                      "", "", f"worker {idle['worker_cpu_percent_of_a_core']:.2f} % of a core, PostgreSQL "
                      f"{idle['postgresql_cpu_percent_of_a_core']:.2f} %"))
     a = results["scenarios"].get("a")
@@ -691,6 +700,8 @@ def main() -> int:
                 state = {"env": env, "server": server, "receiver": receiver, "database_url": database_url,
                          "database_name": name, "redis": args.redis}
                 state["data"] = asyncio.run(build(state, sizes))
+                with pg_connect(database_url, autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE")  # the build's autovacuum now, not during a measurement
                 state["wired"] = receipts_enqueue(state["data"])
                 results["receipts_enqueue_webhooks"] = state["wired"]
                 say(f"  receipts enqueue webhooks: {state['wired']}")

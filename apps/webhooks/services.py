@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from apps.audit.services import audit_record_many
 from apps.common import metrics
@@ -382,41 +382,71 @@ _DUE_PROBE = (
 )
 
 
-def _any_due(moment) -> bool:
+def _tables() -> dict[str, str]:
     quote = connection.ops.quote_name
-    sql = _DUE_PROBE.format(
-        delivery_table=quote(WebhookDelivery._meta.db_table), endpoint_table=quote(WebhookEndpoint._meta.db_table)
-    )
+    return {
+        "delivery_table": quote(WebhookDelivery._meta.db_table),
+        "endpoint_table": quote(WebhookEndpoint._meta.db_table),
+    }
+
+
+def _any_due(moment) -> bool:
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(moment)])
+        cursor.execute(_DUE_PROBE.format(**_tables()), [connection.ops.adapt_datetimefield_value(moment)])
         return cursor.fetchone() is not None
 
 
-def _deliveries_claim(*, limit: int) -> list[_Claim]:
-    """Take up to `limit` due deliveries of enabled endpoints for one attempt each (see the module docstring).
+# The claim, ONE statement (atomic in autocommit, no BEGIN/COMMIT round trips): the due rows of enabled endpoints,
+# oldest due first, each counted as an attempt and leased. On PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED
+# in the CTE (materialised: it locks), so concurrent sweeps take different rows; SQLite runs one writer at a time.
+_CLAIM = (
+    "WITH due AS (SELECT webhook_delivery.id FROM {delivery_table} webhook_delivery JOIN {endpoint_table} "
+    "webhook_endpoint ON webhook_endpoint.id = webhook_delivery.endpoint_id "
+    "WHERE webhook_delivery.status = 'pending' AND webhook_delivery.next_attempt_at <= %s AND webhook_endpoint.enabled "
+    "ORDER BY webhook_delivery.next_attempt_at LIMIT %s{lock}) "
+    "UPDATE {delivery_table} SET attempts = attempts + 1, next_attempt_at = %s WHERE id IN (SELECT id FROM due) "
+    "RETURNING id, endpoint_id, event_id, event_type, body, attempts"
+)
 
-    PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent sweeps take different rows; SQLite serialises writers.
+
+def _deliveries_claim(*, limit: int) -> list[_Claim]:
+    """Take up to `limit` due deliveries of enabled endpoints for one attempt each (see the module docstring): the
+    probe, then (something due) the claim and the claimed rows' endpoints, three statements whatever `limit`.
+
+    Each claimed delivery carries the columns a post needs (not created_at, delivered_at, last_*) and its endpoint
+    with the endpoint's app, read after the claim: a secret rotated or a URL changed until then is used.
     """
     moment = now()
     # Nothing due (the common case): one read, no transaction, and on SQLite no write lock taken from the web's
     # writers.
     if not _any_due(moment):
         return []
-    due_rows = WebhookDelivery.objects.filter(
-        status=DeliveryStatus.PENDING, next_attempt_at__lte=moment, endpoint__enabled=True
-    )
-    with transaction.atomic():
-        due = list(
-            due_rows.order_by("next_attempt_at")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:limit]
+    adapt = connection.ops.adapt_datetimefield_value
+    lease_until = moment + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    lock = " FOR UPDATE OF webhook_delivery SKIP LOCKED" if skip_locked else ""
+    with prepared_cursor() as cursor:
+        cursor.execute(_CLAIM.format(lock=lock, **_tables()), [adapt(moment), limit, adapt(lease_until)])
+        rows = sorted(cursor.fetchall())
+    if not rows:
+        return []  # another sweep took them
+    endpoints = WebhookEndpoint.objects.select_related("app").in_bulk({row[1] for row in rows})
+    claims = []
+    for pk, endpoint_id, event_id, event_type, body, attempts in rows:
+        if endpoint_id not in endpoints:
+            continue  # deleted since (its rows with it): nothing to post, nothing to record
+        delivery = WebhookDelivery(
+            pk=pk,
+            endpoint=endpoints[endpoint_id],
+            event_id=event_id,
+            event_type=event_type,
+            body=body,
+            status=DeliveryStatus.PENDING,
+            attempts=attempts,
+            next_attempt_at=lease_until,
         )
-        if not due:
-            return []
-        lease_until = moment + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-        WebhookDelivery.objects.filter(pk__in=due).update(attempts=F("attempts") + 1, next_attempt_at=lease_until)
-        claimed = list(WebhookDelivery.objects.filter(pk__in=due).select_related("endpoint__app").order_by("pk"))
-    return [_Claim(delivery=d, attempt=d.attempts) for d in claimed]
+        claims.append(_Claim(delivery=delivery, attempt=attempts))
+    return claims
 
 
 def webhook_headers(*, delivery: WebhookDelivery, moment) -> dict[str, str]:

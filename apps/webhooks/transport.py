@@ -56,7 +56,9 @@ def _client(target: Target, timeout: float) -> httpx.Client:
                 timeout=httpx.Timeout(timeout),
                 follow_redirects=False,
                 trust_env=False,
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=4),
+                # As many kept alive as may be open: a sweep posts up to WEBHOOK_CONCURRENCY (8) at once, and a
+                # connection closed after each batch would be a new TLS handshake per post to a busy endpoint.
+                limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
             )
             while len(_clients) > _CLIENTS_KEPT:
                 _clients.popitem(last=False)[1].close()
