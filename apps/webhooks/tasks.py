@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from .services import webhook_deliveries_post_due
+from .services import webhook_deliveries_sweep
 
 
 @shared_task(
@@ -20,6 +20,8 @@ def deliver_due() -> int:
     """Post every due delivery (beat sends this every WEBHOOK_SWEEP_SECONDS), then watch for new ones for
     WEBHOOK_WATCH_SECONDS, posting each within about WEBHOOK_POLL_SECONDS; idempotent, safe to overlap.
 
-    Nothing is lost if this message is: the rows wait in the database for the next sweep.
+    Nothing is lost if this message is: the rows wait in the database for the next sweep. The sweep runs on a
+    thread of the worker process that keeps its database connection from one sweep to the next
+    (services.webhook_deliveries_sweep).
     """
-    return webhook_deliveries_post_due(watch_seconds=settings.WEBHOOK_WATCH_SECONDS)
+    return webhook_deliveries_sweep(watch_seconds=settings.WEBHOOK_WATCH_SECONDS)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,10 @@ from .network import Target
 
 RESPONSE_KEPT_BYTES = 1024
 _CLIENTS_KEPT = 32
+
+# httpx logs every request at INFO ("HTTP Request: POST ..."); the sweep already logs each attempt with its outcome
+# (apps/webhooks/services.py), so at the worker's INFO level httpx's line would double the log, one line a delivery.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import WebhookVerificationError
@@ -468,3 +468,39 @@ def wait_until(predicate, timeout: float = 30) -> None:
     while not predicate():
         assert time.monotonic() < end, f"not within {timeout}s"
         threading.Event().wait(0.02)
+
+
+def _sweeper_sessions() -> set[int]:
+    """The PostgreSQL sessions whose last statement was the sweep's probe (the sweeper thread's, here)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query LIKE %s",
+            ['SELECT 1 FROM "webhooks_webhookdelivery"%'],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="cuts a session with pg_terminate_backend")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_task_sweep__keeps_its_session_from_sweep_to_sweep__a_fresh_one_once_it_was_cut(app, hook, receiver, sweeper):
+    # What the Celery task runs (services.webhook_deliveries_sweep): the sweep on a thread of its own whose database
+    # session outlives each task (Celery closes the task's connections before and after every task)
+    read_receipt(app, "evt_1")
+    assert sweeper(watch_seconds=0) == 1
+    (session,) = _sweeper_sessions()
+    read_receipt(app, "evt_2")
+    assert sweeper(watch_seconds=0) == 1
+    assert _sweeper_sessions() == {session}
+    # When that session is cut (PostgreSQL restarted, say), the next sweep fails and lets its connection go
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [session])
+    read_receipt(app, "evt_3")
+    with pytest.raises(OperationalError):
+        sweeper(watch_seconds=0)
+    # Then the one after posts on a fresh session
+    assert sweeper(watch_seconds=0) == 1
+    assert _sweeper_sessions() - {session}
+    assert [r.headers["webhook-id"] for r in receiver.wait_for(3)] == [
+        f"msg_{WebhookDelivery.objects.get(event_id=e).pk}" for e in ("evt_1", "evt_2", "evt_3")
+    ]
