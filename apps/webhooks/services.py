@@ -5,9 +5,11 @@ The outbox:
   inside the receipt's transaction: a rolled-back receipt leaves no row, and the receipt's query count is the
   same with or without endpoints.
 - webhook_deliveries_post_due (the Celery sweep beat sends every WEBHOOK_SWEEP_SECONDS) claims due rows, posts
-  them and records each outcome. A claim adds one to `attempts` and moves `next_attempt_at` a lease ahead, in
-  the claiming transaction: a worker killed mid-post leaves the row pending, due again when the lease ends (at
-  least once), and the outcome is written only if the row is still in the attempt this post claimed.
+  them and records each outcome; run by the task, it then watches for new ones every WEBHOOK_POLL_SECONDS for a
+  little longer than beat's interval, so a receipt is posted within about that long of its commit. A claim adds
+  one to `attempts` and moves `next_attempt_at` a lease ahead, in the claiming statement: a worker killed
+  mid-post leaves the row pending, due again when the lease ends (at least once), and the outcome is written only
+  if the row is still in the attempt this post claimed.
 """
 
 from __future__ import annotations
@@ -551,9 +553,13 @@ def _posts(claims: list[_Claim]) -> list[transport.PostOutcome]:
     return list(_pool.map(_attempt, claims))
 
 
-# While a sweep watches, the probe takes at most 1/PROBE_DUTY of its time: a probe slower than WEBHOOK_POLL_SECONDS /
-# PROBE_DUTY (a database under load, or many due rows of disabled endpoints to step over) spaces the next one out.
-PROBE_DUTY = 20
+# While a sweep watches, the probe takes about 1/PROBE_DUTY of its time at most: probes slower than
+# WEBHOOK_POLL_SECONDS / PROBE_DUTY (a database under load, or many due rows of disabled endpoints to step over)
+# space the next ones out. What counts is a moving average of the probes' times (each new one weighs PROBE_WEIGHT):
+# one probe slowed by a passing stall must not put the next one off (measured: a 20x back-off on the last probe
+# alone gave 0.6 s stalls on a busy machine).
+PROBE_DUTY = 10
+PROBE_WEIGHT = 0.2
 
 
 def _delivered_record(delivered: list[tuple[_Claim, transport.PostOutcome]]) -> None:
@@ -610,7 +616,7 @@ def webhook_deliveries_post_due(*, max_seconds: float | None = None, watch_secon
     deadline = started + (settings.WEBHOOK_SWEEP_MAX_SECONDS if max_seconds is None else max_seconds)
     watch_until = min(deadline, started + watch_seconds)
     poll = settings.WEBHOOK_POLL_SECONDS
-    attempts = 0
+    attempts, probe_seconds = 0, 0.0
     while True:
         asked = time.monotonic()
         if asked >= deadline:
@@ -623,7 +629,8 @@ def webhook_deliveries_post_due(*, max_seconds: float | None = None, watch_secon
         answered = time.monotonic()
         if poll <= 0 or answered >= watch_until:
             break
-        time.sleep(min(watch_until - answered, max(poll, PROBE_DUTY * (answered - asked))))
+        probe_seconds += PROBE_WEIGHT * (answered - asked - probe_seconds)
+        time.sleep(min(watch_until - answered, max(poll, PROBE_DUTY * probe_seconds)))
     return attempts
 
 

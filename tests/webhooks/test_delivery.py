@@ -504,3 +504,17 @@ def test_task_sweep__keeps_its_session_from_sweep_to_sweep__a_fresh_one_once_it_
     assert [r.headers["webhook-id"] for r in receiver.wait_for(3)] == [
         f"msg_{WebhookDelivery.objects.get(event_id=e).pk}" for e in ("evt_1", "evt_2", "evt_3")
     ]
+
+
+def test_batch_of_deliveries_recorded_at_once__a_row_claimed_again_meanwhile_is_left_alone(app, hook, receiver):
+    # The delivered attempts of one batch are written by one UPDATE, each row fenced by the attempt it claimed
+    first, second = read_receipt(app, "evt_1"), read_receipt(app, "evt_2")
+    claims = services._deliveries_claim(limit=10)
+    assert [c.delivery.pk for c in claims] == [first.pk, second.pk]
+    # The second one's lease ran out and another sweep claimed it again (its attempt 2 is in flight)
+    WebhookDelivery.objects.filter(pk=second.pk).update(attempts=2)
+    services._delivered_record([(claim, services.transport.PostOutcome(204)) for claim in claims])
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.attempts, first.last_status_code, first.next_attempt_at) == ("delivered", 1, 204, None)
+    assert (second.status, second.attempts, second.last_status_code) == ("pending", 2, None)
