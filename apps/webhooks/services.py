@@ -14,10 +14,8 @@ The outbox:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import operator
 import os
 import random
 import secrets
@@ -29,7 +27,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 
 from apps.audit.services import audit_record_many
 from apps.common import metrics
@@ -417,8 +414,8 @@ def _deliveries_claim(*, limit: int) -> list[_Claim]:
     """Take up to `limit` due deliveries of enabled endpoints for one attempt each (see the module docstring): the
     probe, then (something due) the claim and the claimed rows' endpoints, three statements whatever `limit`.
 
-    Each claimed delivery carries the columns a post needs (not created_at, delivered_at, last_*) and its endpoint
-    with the endpoint's app, read after the claim: a secret rotated or a URL changed until then is used.
+    Each claimed delivery carries the columns a post needs (not created_at, delivered_at, last_*) and its endpoint,
+    read after the claim: a secret rotated or a URL changed until then is used.
     """
     moment = now()
     # Nothing due (the common case): one read, no transaction, and on SQLite no write lock taken from the web's
@@ -434,7 +431,8 @@ def _deliveries_claim(*, limit: int) -> list[_Claim]:
         rows = sorted(cursor.fetchall())
     if not rows:
         return []  # another sweep took them
-    endpoints = WebhookEndpoint.objects.select_related("app").in_bulk({row[1] for row in rows})
+    # Without their app: only disabling an endpoint needs it (read then).
+    endpoints = WebhookEndpoint.objects.in_bulk({row[1] for row in rows})
     claims = []
     for pk, endpoint_id, event_id, event_type, body, attempts in rows:
         if endpoint_id not in endpoints:
@@ -562,23 +560,28 @@ PROBE_DUTY = 10
 PROBE_WEIGHT = 0.2
 
 
+# The delivered attempts of one batch, each row fenced by the attempt its post claimed (a row that moved on, claimed
+# again after its lease, is left alone). {fences} is one "(CAST(%s AS BIGINT), CAST(%s AS INTEGER))" per row.
+_DELIVERED = (
+    "UPDATE {delivery_table} SET status = 'delivered', delivered_at = %s, next_attempt_at = NULL, "
+    "last_status_code = %s, last_error = '' WHERE status = 'pending' AND (id, attempts) IN (VALUES {fences})"
+)
+_FENCE = "(CAST(%s AS BIGINT), CAST(%s AS INTEGER))"
+
+
 def _delivered_record(delivered: list[tuple[_Claim, transport.PostOutcome]]) -> None:
     """The delivered attempts of one batch: one UPDATE per status code (one, as a rule) instead of a transaction
-    each, every row fenced by the attempt it claimed as in _outcome_record (a row that moved on is left alone);
-    then the failing clock of their endpoints stopped, asked only of endpoints whose clock ran when claimed."""
-    moment = now()
+    each, fenced per row as _outcome_record is; then the failing clock of their endpoints stopped, asked only of
+    endpoints whose clock ran when claimed."""
+    moment = connection.ops.adapt_datetimefield_value(now())
     by_status: dict[int, list[_Claim]] = {}
     for claim, outcome in delivered:
         by_status.setdefault(outcome.status_code, []).append(claim)
-    for status_code, claims in by_status.items():
-        fence = functools.reduce(operator.or_, (Q(pk=c.delivery.pk, attempts=c.attempt) for c in claims))
-        WebhookDelivery.objects.filter(fence, status=DeliveryStatus.PENDING).update(
-            status=DeliveryStatus.DELIVERED,
-            delivered_at=moment,
-            next_attempt_at=None,
-            last_status_code=status_code,
-            last_error="",
-        )
+    with prepared_cursor() as cursor:
+        for status_code, claims in by_status.items():
+            sql = _DELIVERED.format(fences=", ".join([_FENCE] * len(claims)), **_tables())
+            fences = [value for claim in claims for value in (claim.delivery.pk, claim.attempt)]
+            cursor.execute(sql, [moment, status_code, *fences])
     failing = {claim.delivery.endpoint_id for claim, _ in delivered if claim.delivery.endpoint.failing_since}
     if failing:
         WebhookEndpoint.objects.filter(pk__in=failing, failing_since__isnull=False).update(failing_since=None)
