@@ -651,6 +651,8 @@ def webhook_deliveries_sweep(*, watch_seconds: float) -> int:
     each time, every WEBHOOK_SWEEP_SECONDS, and every delivery committed meanwhile would wait for them (measured in
     bench/webhooks_bench.py: p99 from commit to post ~380 ms instead of ~75 ms, and a third more idle CPU). After a
     failure the thread's connection is closed, so the next sweep opens a fresh one (PostgreSQL restarted, say).
+    A task stopped by its soft time limit leaves its sweep to end on the thread (within WEBHOOK_SWEEP_MAX_SECONDS
+    and a post's timeout); the next task's sweep waits for it.
     """
     global _sweeper, _sweeper_pid
     with _sweeper_lock:
