@@ -220,7 +220,7 @@ SPECTACULAR_SETTINGS = {
         "apps.common.schema.add_request_line_limit_response",
         # Every operation can meet a database outage: 503 unavailable (SPEC §9, "PostgreSQL failures" below).
         "apps.common.schema.add_unavailable_response",
-        "apps.common.schema.forbid_unknown_fields_in_patch_bodies",
+        "apps.common.schema.forbid_unknown_fields_in_patch_and_put_bodies",
         "apps.common.schema.drop_redundant_blank_alternatives",
         # Last: every response documented above carries X-Request-ID.
         "apps.common.schema.add_request_id_header",

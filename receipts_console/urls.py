@@ -12,6 +12,7 @@ admin_api = [
     path("", include("apps.policy.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.webhooks.urls")),
+    path("", include("apps.chat.admin_urls")),
 ]
 # Read receipts first: the hottest routes, and Django tries the patterns in order. No route of one list can match
 # another's paths, so the order changes nothing else.

@@ -58,8 +58,14 @@ HOOKS = Path(__file__).resolve().parent / "schemathesis_hooks.py"
 EXCLUDED_CHECKS = ["positive_data_acceptance"]
 
 # Endpoints of the app API and the token each needs (SPEC §5); the admin API takes the staff token.
-APP_TOKEN_PATHS = r"^/api/v1/\{org_name\}/\{app_name\}/(users|groups)($|/\{group_id\}/(members|admins))"
-USER_TOKEN_PATHS = r"^/api/v1/\{org_name\}/\{app_name\}/(messages|events|conversations|groups/\{group_id\}/messages)"
+APP_TOKEN_PATHS = (
+    r"^/api/v1/\{org_name\}/\{app_name\}/(users($|/\{username\})|groups($|/\{group_id\}/(members|admins))"
+    r"|messages/receipts$)"
+)
+USER_TOKEN_PATHS = (
+    r"^/api/v1/\{org_name\}/\{app_name\}/"
+    r"(messages|events|conversations|me/|groups/\{group_id\}/(messages|read_ack))"
+)
 # The app whose policy the fuzzer may change; the app API runs on DEMO_APP.
 ADMIN_TARGET_APP = "enterprise"
 # The app whose webhook deliveries are listed and redelivered (its endpoint is out of the fuzzer's reach).
@@ -135,7 +141,16 @@ def demo_state(base: str) -> dict:
     listed_hook = call(base, "POST", hooks, {"url": "http://127.0.0.1:9/receipts", "event_types": ["message.read"]},
                        token=staff["access_token"])
     test_delivery = call(base, "POST", f"{hooks}/{listed_hook['id']}/test", token=staff["access_token"])
+    # A group of the admin-fuzzed app, for its per-group receipt settings (SPEC §12).
+    target = call(base, "POST", f"/api/v1/{DEMO_ORG}/{ADMIN_TARGET_APP}/token", {
+        "grant_type": "client_credentials", "client_id": f"demo-{ADMIN_TARGET_APP}",
+        "client_secret": f"demo-secret-{ADMIN_TARGET_APP}"})["access_token"]
+    call(base, "POST", f"/api/v1/{DEMO_ORG}/{ADMIN_TARGET_APP}/users", {"username": "fuzz-owner", "password": "x"},
+         token=target)
+    target_group = call(base, "POST", f"/api/v1/{DEMO_ORG}/{ADMIN_TARGET_APP}/groups",
+                        {"name": "fuzz settings", "owner": "fuzz-owner", "members": []}, token=target)
     return {
+        "target_group_id": target_group["group_id"],
         "listed_webhook_id": listed_hook["id"],
         "delivery_id": test_delivery["delivery_id"],
         "staff_token": staff["access_token"],
@@ -191,6 +206,11 @@ def write_config(path: Path, state: dict) -> None:
         *_operation(app_base + r"/messages/\{message_id\}/read_ack$", token=state["alice_token"],
                     message_id=state["single_message_id"]),
         *_operation(app_base + r"/conversations/\{peer\}/read_ack$", token=state["alice_token"], peer="bob"),
+        *_operation(app_base + r"/groups/\{group_id\}/read_ack$", token=state["alice_token"],
+                    group_id=state["acks_group_id"]),
+        # The server's reads and a user's settings (SPEC §11, §12): the app token; carol is in no fuzzed receipt.
+        *_operation(app_base + r"/messages/receipts$", token=state["app_token"]),
+        *_operation(app_base + r"/users/\{username\}$", token=state["app_token"], username="carol"),
         # The long-poll waits up to `timeout` seconds when no event comes: pinned to 0 so the
         # run stays bounded (the timeout rules are covered by tests/events).
         *_operation(app_base + r"/events$", token=state["alice_token"], timeout=0),
@@ -204,6 +224,9 @@ def write_config(path: Path, state: dict) -> None:
         *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}/webhooks/\{webhook_id\}/deliveries",
                     token=state["staff_token"], org_name=DEMO_ORG, app_name=WEBHOOKS_APP,
                     webhook_id=state["listed_webhook_id"], delivery_id=state["delivery_id"]),
+        *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}/groups/\{group_id\}/receipt_policy$",
+                    token=state["staff_token"], org_name=DEMO_ORG, app_name=ADMIN_TARGET_APP,
+                    group_id=state["target_group_id"]),
         *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}", token=state["staff_token"],
                     org_name=DEMO_ORG, app_name=ADMIN_TARGET_APP),
         *_operation(r"^/api/v1/admin/", token=state["staff_token"]),

@@ -11,7 +11,17 @@ from django.contrib import admin
 
 from apps.common.admin import RevocableAdmin, ViewOnlyAdmin
 
-from .models import AccessToken, ChatUser, Conversation, DeviceSession, Group, Membership, Message
+from .models import (
+    AccessToken,
+    ChatUser,
+    Conversation,
+    DeviceSession,
+    Group,
+    GroupReceiptOverride,
+    Membership,
+    Message,
+    RefusalDailyCount,
+)
 
 
 @admin.register(ChatUser)
@@ -96,3 +106,19 @@ class ConversationAdmin(ViewOnlyAdmin):
     list_select_related = ["owner", "peer"]
     raw_id_fields = ["owner", "peer", "last_message"]
     ordering = ["-id"]
+
+
+@admin.register(GroupReceiptOverride)
+class GroupReceiptOverrideAdmin(ViewOnlyAdmin):
+    # Changed through the admin API (audited); shown here for support.
+    list_display = ["group", "group_read_ack", "group_ack_member_limit", "updated_at"]
+    list_select_related = ["group"]
+    ordering = ["-updated_at"]
+
+
+@admin.register(RefusalDailyCount)
+class RefusalDailyCountAdmin(ViewOnlyAdmin):
+    list_display = ["app", "day", "kind", "reason", "shard", "count"]
+    list_filter = ["kind", "reason"]
+    list_select_related = ["app"]
+    ordering = ["-day", "kind", "reason"]

@@ -55,6 +55,13 @@ class IsUserToken(BasePermission):
         return self.allows(request.user)
 
 
+class IsAnyToken(BasePermission):
+    message = "This endpoint needs an app token or a user token."
+
+    def has_permission(self, request, view):
+        return isinstance(request.user, Principal)
+
+
 class AppTokenApi(APIView):
     """Base of endpoints that need an app token (the customer's server)."""
 
@@ -67,6 +74,14 @@ class UserTokenApi(APIView):
 
     authentication_classes = [AppTokenAuthentication]
     permission_classes = [IsUserToken]
+
+
+class AnyTokenApi(APIView):
+    """Base of endpoints both token kinds call: a user token reads as that user, an app token as the customer's
+    server (request.user.user is None)."""
+
+    authentication_classes = [AppTokenAuthentication]
+    permission_classes = [IsAnyToken]
 
 
 class LeanPostUserTokenApi(UserTokenApi):

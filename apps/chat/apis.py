@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.exceptions import InvalidRequest
 from apps.common.fields import (
     JSONObjectField,
     OneOfSerializer,
@@ -20,7 +21,7 @@ from apps.lockout.services import secret_attempt
 from . import services
 from .api_base import AppTokenApi, UserTokenApi
 from .models import GROUP_NAME_PATTERN, USERNAME_PATTERN
-from .selectors import app_for_path
+from .selectors import app_for_path, chat_user_get
 
 _USERNAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.' and '-'."
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -119,6 +120,69 @@ class UserCreateApi(AppTokenApi):
         data.is_valid(raise_exception=True)
         user = services.chat_user_create(app=request.user.app, **data.validated_data)
         return Response({"username": user.username}, status=status.HTTP_201_CREATED)
+
+
+class UserSettingsSerializer(serializers.Serializer):
+    send_read_receipts = StrictBooleanField(
+        help_text="false: the user's read acks are private (SPEC §11): they take effect for the user and their own "
+        "devices but tell nobody else and post no webhook, unless the app's read_receipt_privacy is always_send."
+    )
+
+
+def _settings_changes(data) -> dict:
+    """The settings a PATCH body asks for: 400 invalid_request for a body that is not an object, an unknown field
+    or a value that is not true/false; an empty object changes nothing."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    unknown = sorted(set(data) - {"send_read_receipts"})
+    if unknown:
+        raise InvalidRequest("Unknown fields.", fields={name: ["Unknown field."] for name in unknown})
+    checked = UserSettingsSerializer(data=data, partial=True)
+    checked.is_valid(raise_exception=True)
+    return dict(checked.validated_data)
+
+
+def _settings_response(user, changes: dict) -> dict:
+    send = changes.get("send_read_receipts", user.send_read_receipts)
+    if "send_read_receipts" in changes:
+        services.user_settings_update(user=user, send_read_receipts=send)
+    return {"send_read_receipts": send}
+
+
+class MySettingsApi(UserTokenApi):
+    @extend_schema(
+        operation_id="me_settings_retrieve",
+        responses={200: UserSettingsSerializer, **error_responses((403, ReasonCode.FORBIDDEN))},
+        description="The calling user's settings.",
+    )
+    def get(self, request, org_name, app_name):
+        return Response({"send_read_receipts": request.user.user.send_read_receipts})
+
+    @extend_schema(
+        operation_id="me_settings_partial_update",
+        request=UserSettingsSerializer,
+        responses={200: UserSettingsSerializer, **error_responses((403, ReasonCode.FORBIDDEN))},
+        description="Change the calling user's settings; effective on every device of the user at once.",
+    )
+    def patch(self, request, org_name, app_name):
+        return Response(_settings_response(request.user.user, _settings_changes(request.data)))
+
+
+class UserUpdateApi(AppTokenApi):
+    @extend_schema(
+        operation_id="app_users_partial_update",
+        request=UserSettingsSerializer,
+        responses={
+            200: inline_serializer("UserUpdated", {
+                "username": serializers.CharField(), "send_read_receipts": serializers.BooleanField()}),
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.USER_NOT_FOUND)),
+        },
+        description="The customer's server changes a user's settings (the same field as PATCH /me/settings).",
+    )
+    def patch(self, request, org_name, app_name, username):
+        changes = _settings_changes(request.data)
+        user = chat_user_get(app=request.user.app, username=username)
+        return Response({"username": user.username, **_settings_response(user, changes)})
 
 
 def _usernames(**kwargs):

@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 
 # In the models' field order: Model.from_db takes values in that order.
 _APP_FIELDS = ("id", "org_name", "app_name")
-_USER_FIELDS = ("id", "app_id", "username")
+# send_read_receipts: every read ack decides its privacy from it (SPEC §11); user_settings_update forgets the
+# user's cached principals when it changes.
+_USER_FIELDS = ("id", "app_id", "username", "send_read_receipts")
 _DEVICE_FIELDS = ("id", "user_id", "device_id", "require_ack", "require_delivery_ack")
 
 
@@ -69,8 +71,8 @@ class Principal:
 
 def token_cache_key(key_hash: str) -> str:
     if _cache_is_process_local():
-        return f"app-token:v1:{_revocation_stamp()}:{key_hash}"
-    return f"app-token:v1:{key_hash}"
+        return f"app-token:v2:{_revocation_stamp()}:{key_hash}"
+    return f"app-token:v2:{key_hash}"  # v2: the user's send_read_receipts is cached too
 
 
 def _cache_is_process_local() -> bool:

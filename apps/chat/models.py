@@ -17,6 +17,8 @@ class ChatUser(models.Model):
     username = models.CharField(max_length=64)
     password = models.CharField(max_length=128)  # Django password hash
     created_at = models.DateTimeField(default=timezone.now)
+    # SPEC §11: false keeps the user's read acks private, unless the app's read_receipt_privacy is always_send.
+    send_read_receipts = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["app", "username"], name="uniq_chatuser_app_username")]
@@ -68,6 +70,18 @@ class Group(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["app", "group_id"], name="uniq_group_app_group_id")]
+
+
+class GroupReceiptOverride(models.Model):
+    """Business staff's receipt settings for one group (SPEC §12), over the app's policy; no row: inherit."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, primary_key=True, related_name="receipt_override")
+    # "off": group read receipts off for this group only; "inherit": the app's (a group cannot switch on what
+    # the app's effective switch or plan does not allow).
+    group_read_ack = models.CharField(max_length=16, default="inherit",
+                                      choices=[("inherit", "Inherit"), ("off", "Off")])
+    group_ack_member_limit = models.PositiveIntegerField(null=True)  # None: the app's limit
+    updated_at = models.DateTimeField(default=timezone.now)
 
 
 class MemberRole(models.TextChoices):
@@ -153,4 +167,23 @@ class Conversation(models.Model):
         indexes = [
             # GET /conversations: one owner's rows, most recent first, keyset on (last_timestamp, id).
             models.Index(fields=["owner", "-last_timestamp", "-id"], name="conversation_owner_recent"),
+        ]
+
+
+class RefusalDailyCount(models.Model):
+    """The demand signal (SPEC §12): per app, day and reason, how many group acks a send was refused
+    (`kind` "send": feature_disabled, not_permitted, group_too_large) and how many read acks were refused
+    (`kind` "ack": by error code). Owned here, below receipts, so that the send (chat) and the acks (receipts)
+    both add to it; sharded like the receipt counters, as a big group refuses every one of its sends."""
+
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=8)
+    reason = models.CharField(max_length=32)
+    shard = models.PositiveSmallIntegerField(default=0)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["app", "day", "kind", "reason", "shard"], name="uniq_refusal_day_reason")
         ]

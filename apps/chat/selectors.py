@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 
 from apps.common.db import prepared_cursor
 from apps.policy.evaluation import PolicySnapshot
@@ -14,7 +14,7 @@ from apps.policy.selectors import snapshot_from_row, snapshot_sql
 from apps.tenancy.models import App
 
 from .exceptions import GroupNotFound, MessageNotFound, UserNotFound
-from .models import ChatUser, Group, Membership, Message
+from .models import ChatUser, Group, GroupReceiptOverride, Membership, Message
 
 
 def storable_text(value) -> bool:
@@ -54,12 +54,18 @@ def group_get(*, app: App, group_id: str, member: ChatUser | None = None) -> Gro
     """The group `group_id` of `app`, in one query. Raises group_not_found.
 
     With `member`, the group also carries `member_role`: that user's role ("owner", "admin",
-    "member"), or None when the user is not a member.
+    "member"), or None when the user is not a member; and its receipt override's `override_read_ack` and
+    `override_member_limit` (None without an override).
     """
     groups = Group.objects.filter(app=app, group_id=group_id) if storable_text(group_id) else Group.objects.none()
     if member is not None:
         role = Membership.objects.filter(group=OuterRef("pk"), user=member).values("role")[:1]
-        groups = groups.annotate(member_role=Subquery(role))
+        # The group's receipt override (SPEC §12), for the send's decision: a LEFT JOIN, None without one.
+        groups = groups.annotate(
+            member_role=Subquery(role),
+            override_read_ack=F("receipt_override__group_read_ack"),
+            override_member_limit=F("receipt_override__group_ack_member_limit"),
+        )
     group = groups.first()
     if group is None:
         raise GroupNotFound(f"No group {group_id!r} in this app.")
@@ -76,7 +82,7 @@ def group_member_ids(*, group: Group, exclude_user_id: int | None = None) -> lis
 
 # In the models' field order: Model.from_db takes values in that order.
 _READ_MESSAGE_FIELDS = ("id", "message_id", "chat_type", "sender_id", "recipient_id", "timestamp", "require_read_ack")
-_SENDER_FIELDS = ("id", "username")
+_SENDER_FIELDS = ("id", "username", "send_read_receipts")  # the last: whether the sender is told (SPEC §11)
 
 
 def single_read_target_get(*, app: App, message_id: str) -> tuple[Message, PolicySnapshot]:
@@ -94,12 +100,19 @@ def single_read_target_get(*, app: App, message_id: str) -> tuple[Message, Polic
             row = cursor.fetchone()
     if row is None:
         raise MessageNotFound(f"No message {message_id!r} in this app.")
-    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username = row[:8]
+    pk, public_id, chat_type, sender_id, recipient_id, timestamp, require_read_ack, sender_username, sender_sends = row[
+        :9
+    ]
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
-    message = Message.from_db(connection.alias, _READ_MESSAGE_FIELDS, (
-        pk, public_id, chat_type, sender_id, recipient_id, timestamp, bool(require_read_ack)))
-    message.sender = ChatUser.from_db(connection.alias, _SENDER_FIELDS, (sender_id, sender_username))
-    return message, snapshot_from_row(row[8:], app_id=app.pk)
+    message = Message.from_db(
+        connection.alias,
+        _READ_MESSAGE_FIELDS,
+        (pk, public_id, chat_type, sender_id, recipient_id, timestamp, bool(require_read_ack)),
+    )
+    message.sender = ChatUser.from_db(
+        connection.alias, _SENDER_FIELDS, (sender_id, sender_username, bool(sender_sends))
+    )
+    return message, snapshot_from_row(row[9:], app_id=app.pk)
 
 
 @functools.cache
@@ -110,7 +123,8 @@ def _single_read_target_sql() -> str:
     columns = ", ".join(f"m.{quote(name)}" for name in _READ_MESSAGE_FIELDS)
     policy_columns, policy_joins = snapshot_sql("m.app_id")
     return (
-        f"SELECT {columns}, u.{quote('username')}, {policy_columns} FROM {message_table} m "
+        f"SELECT {columns}, u.{quote('username')}, u.{quote('send_read_receipts')}, {policy_columns} "
+        f"FROM {message_table} m "
         f"JOIN {user_table} u ON u.id = m.sender_id {policy_joins} WHERE m.message_id = %s AND m.app_id = %s"
     )
 
@@ -118,12 +132,19 @@ def _single_read_target_sql() -> str:
 _GROUP_FIELDS = ("id", "group_id", "member_count")
 # In the models' field order: Model.from_db takes values in that order.
 _GROUP_MESSAGE_FIELDS = (
-    "id", "message_id", "sender_id", "group_id", "timestamp", "need_group_ack", "group_ack_count", "group_acks_closed",
+    "id",
+    "message_id",
+    "sender_id",
+    "group_id",
+    "timestamp",
+    "need_group_ack",
+    "group_ack_count",
+    "group_acks_closed",
 )
 
 
 def group_message_get(
-    *, app: App, group_id: str, message_id: str, member: ChatUser, with_policy: bool = False
+    *, app: App, group_id: str, message_id: str, member: ChatUser | None, with_policy: bool = False
 ) -> tuple[Group, Message] | tuple[Group, Message, PolicySnapshot]:
     """A group message of `app` and its group, with `member`'s role in the group, in one query.
 
@@ -133,13 +154,17 @@ def group_message_get(
     - the group carries `member_role` ("owner", "admin", "member" or None), like group_get(member=);
     - only the fields a group receipt reads are loaded (group_acks_closed included: a message the purge
       closed is refused by the same decision, no extra query); any other field loads on access (deferred);
+      the message carries `sender_send_read_receipts` (the sender's setting);
     - with_policy: the app's policy snapshot too, joined to the same query (what policy_snapshot_get
       returns, read fresh, without a cache round trip), as a third element.
     """
     row = None
     if storable_text(group_id) and storable_text(message_id):
         with prepared_cursor() as cursor:
-            cursor.execute(_group_message_sql(with_policy), [member.pk, message_id, app.pk, group_id])
+            cursor.execute(
+                _group_message_sql(with_policy),
+                [member.pk if member is not None else None, message_id, app.pk, group_id],
+            )
             row = cursor.fetchone()
     if row is None:
         raise GroupNotFound(f"No group {group_id!r} in this app.")
@@ -149,10 +174,16 @@ def group_message_get(
     if pk is None or message_group_pk != group.pk:
         raise MessageNotFound(f"No message {message_id!r} in this group.")
     # bool(): SQLite hands booleans back as 0/1 through a raw cursor.
-    message = Message.from_db(connection.alias, _GROUP_MESSAGE_FIELDS, (
-        pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count, bool(closed)))
+    message = Message.from_db(
+        connection.alias,
+        _GROUP_MESSAGE_FIELDS,
+        (pk, public_id, sender_id, message_group_pk, timestamp, bool(need_group_ack), group_ack_count, bool(closed)),
+    )
+    # Whether the sender is told of reads (SPEC §11): a plain attribute, no ChatUser built (the hottest path).
+    message.sender_send_read_receipts = bool(row[12])
+    group.override_read_ack = row[13]  # the group's receipt override (SPEC §12), None without one
     if with_policy:
-        return group, message, snapshot_from_row(row[12:], app_id=app.pk)
+        return group, message, snapshot_from_row(row[14:], app_id=app.pk)
     return group, message
 
 
@@ -161,12 +192,15 @@ def _group_message_sql(with_policy: bool) -> str:
     # Built once per process (and engine: tests switch none): the text is what gets prepared.
     quote = connection.ops.quote_name
     group_table, message_table = quote(Group._meta.db_table), quote(Message._meta.db_table)
-    membership_table = quote(Membership._meta.db_table)
+    membership_table, user_table = quote(Membership._meta.db_table), quote(ChatUser._meta.db_table)
+    override_table = quote(GroupReceiptOverride._meta.db_table)
     columns = ", ".join(f"m.{quote(name)}" for name in _GROUP_MESSAGE_FIELDS)
     policy_columns, policy_joins = snapshot_sql("g.app_id") if with_policy else ("", "")
     return (
         f"SELECT g.id, g.group_id, g.member_count, "
-        f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns}"
+        f"(SELECT ms.role FROM {membership_table} ms WHERE ms.group_id = g.id AND ms.user_id = %s), {columns}, "
+        f"(SELECT su.send_read_receipts FROM {user_table} su WHERE su.id = m.sender_id), "
+        f"(SELECT go.group_read_ack FROM {override_table} go WHERE go.group_id = g.id)"
         f"{', ' + policy_columns if policy_columns else ''} "
         f"FROM {group_table} g LEFT JOIN {message_table} m ON m.app_id = g.app_id AND m.message_id = %s "
         f"{policy_joins} WHERE g.app_id = %s AND g.group_id = %s"

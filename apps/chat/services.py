@@ -15,17 +15,29 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.audit.services import audit_record_many
 from apps.common.exceptions import InvalidRequest, Unauthenticated
 from apps.common.reason_codes import ReasonCode
 from apps.common.timeutils import now_ms
 from apps.common.tokens import hash_token, new_token
 from apps.events.services import NewEvent, events_publish
 from apps.lockout.services import chat_user_name, client_id_name
-from apps.policy.evaluation import group_ack_decision, group_send_decision, message_receipt_flags, single_send_decision
+from apps.policy.evaluation import (
+    GROUP_READ_ACK_INHERIT,
+    GROUP_READ_ACK_OFF,
+    group_ack_decision,
+    group_override_decision,
+    group_send_decision,
+    message_receipt_flags,
+    single_send_decision,
+)
+from apps.policy.fields import BY_NAME
 from apps.policy.selectors import policy_snapshot_get
+from apps.policy.services import ReasonRequired
 from apps.tenancy.models import App
 
 from .auth import token_cache_forget
+from .counters import SEND, refusals_count_add
 from .exceptions import DuplicateUsername, NotGroupMember, OwnerCannotLeave, UnknownUser, UserNotFound
 from .ids import snowflake_id
 from .models import (
@@ -37,6 +49,7 @@ from .models import (
     Conversation,
     DeviceSession,
     Group,
+    GroupReceiptOverride,
     MemberRole,
     Membership,
     Message,
@@ -152,7 +165,8 @@ def user_token_issue(
         raise InvalidRequest("device_id is not valid.", fields={"device_id": ["1-64 of A-Z a-z 0-9 _ . : -"]})
     user = (
         ChatUser.objects.filter(app=app, username=username).first()
-        if app is not None and storable_text(username) else None
+        if app is not None and storable_text(username)
+        else None
     )
     if user is None:
         check_password(password if _password_usable(password) else "", _DUMMY_PASSWORD_HASH)
@@ -177,6 +191,116 @@ def user_token_issue(
             )
         AccessToken.objects.create(key_hash=key_hash, app=app, user=user, device=device, expires_at=expires_at)
     return token, ttl, user, device
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    username: str
+    send_read_receipts: bool
+
+
+def user_settings_update(*, user: ChatUser, send_read_receipts: bool) -> UserSettings:
+    """Set the user's send_read_receipts (SPEC §11), effective for their next read ack on every device.
+
+    Every cached principal of the user carries the setting (apps/chat/auth.py): they are dropped with the
+    change. Setting the current value changes nothing and drops nothing. Three queries when it changes.
+    """
+    with transaction.atomic():
+        changed = (
+            ChatUser.objects.filter(pk=user.pk)
+            .exclude(send_read_receipts=send_read_receipts)
+            .update(send_read_receipts=send_read_receipts)
+        )
+        if changed:
+            token_cache_forget(
+                AccessToken.objects.filter(user_id=user.pk, expires_at__gt=timezone.now()).values_list(
+                    "key_hash", flat=True
+                )
+            )
+    return UserSettings(username=user.username, send_read_receipts=send_read_receipts)
+
+
+# --------------------------------------------------------------------------- per-group receipt settings (SPEC §12)
+
+
+@dataclass(frozen=True)
+class GroupReceiptPolicy:
+    group_read_ack: str  # "inherit" or "off"
+    group_ack_member_limit: int | None  # None: the app's limit
+
+
+_INHERITED = GroupReceiptPolicy(group_read_ack=GROUP_READ_ACK_INHERIT, group_ack_member_limit=None)
+
+
+def _override_of(group: Group) -> GroupReceiptPolicy:
+    row = GroupReceiptOverride.objects.filter(group=group).values("group_read_ack", "group_ack_member_limit").first()
+    return GroupReceiptPolicy(**row) if row else _INHERITED
+
+
+def group_receipt_policy_get(*, app: App, group_id: str) -> GroupReceiptPolicy:
+    """The group's own receipt settings, `inherit` / None without an override. Raises group_not_found."""
+    return _override_of(group_get(app=app, group_id=group_id))
+
+
+def _override_changes(group: Group, old: GroupReceiptPolicy, new: GroupReceiptPolicy) -> list[tuple]:
+    return [
+        (f"group:{group.group_id}.{name}", getattr(old, name), getattr(new, name))
+        for name in ("group_read_ack", "group_ack_member_limit")
+        if getattr(old, name) != getattr(new, name)
+    ]
+
+
+def group_receipt_policy_set(
+    *, actor, app: App, group_id: str, group_read_ack: str, group_ack_member_limit: int | None, reason: str = ""
+) -> GroupReceiptPolicy:
+    """Replace the group's receipt settings (PUT); audited per changed field as `group:<group_id>.<name>`.
+
+    - group_read_ack: "inherit" or "off" (a group cannot switch on what the app's switch or plan does not allow);
+    - group_ack_member_limit: None (the app's) or within the app limit's range; above the app's current limit
+      it needs a `reason` (reason_required), as raising the app's limit does.
+    Raises group_not_found, invalid_request, reason_required. The next send in the group decides with it.
+    """
+    group = group_get(app=app, group_id=group_id)
+    limit_field = BY_NAME["group_ack_member_limit"]
+    problems = {}
+    if group_read_ack not in (GROUP_READ_ACK_INHERIT, GROUP_READ_ACK_OFF):
+        problems["group_read_ack"] = ["inherit or off."]
+    if group_ack_member_limit is not None and not (
+        limit_field.minimum <= group_ack_member_limit <= limit_field.maximum
+    ):
+        problems["group_ack_member_limit"] = [f"null or an integer {limit_field.minimum}..{limit_field.maximum}."]
+    if problems:
+        raise InvalidRequest("Some fields are not valid.", fields=problems)
+    app_limit = policy_snapshot_get(app_id=app.pk).group_ack_member_limit
+    if not group_override_decision(app_limit=app_limit, new_limit=group_ack_member_limit, reason=reason).allowed:
+        raise ReasonRequired(
+            f"A member limit above the app's ({app_limit}) needs a reason.",
+            fields={"reason": ["This field is required."]},
+        )
+    new = GroupReceiptPolicy(group_read_ack=group_read_ack, group_ack_member_limit=group_ack_member_limit)
+    with transaction.atomic():
+        Group.objects.select_for_update().filter(pk=group.pk).values_list("pk").get()  # concurrent PUTs: in turn
+        old = _override_of(group)
+        if new == _INHERITED:
+            GroupReceiptOverride.objects.filter(group=group).delete()
+        else:
+            GroupReceiptOverride.objects.update_or_create(
+                group=group,
+                defaults={"group_read_ack": group_read_ack, "group_ack_member_limit": group_ack_member_limit,
+                          "updated_at": timezone.now()},
+            )
+        audit_record_many(actor=actor, app=app, changes=_override_changes(group, old, new), reason=reason)
+    return new
+
+
+def group_receipt_policy_delete(*, actor, app: App, group_id: str) -> None:
+    """Drop the group's override (it inherits the app's settings again); audited. Raises group_not_found."""
+    group = group_get(app=app, group_id=group_id)
+    with transaction.atomic():
+        Group.objects.select_for_update().filter(pk=group.pk).values_list("pk").get()
+        old = _override_of(group)
+        GroupReceiptOverride.objects.filter(group=group).delete()
+        audit_record_many(actor=actor, app=app, changes=_override_changes(group, old, _INHERITED))
 
 
 # --------------------------------------------------------------------------- groups and members
@@ -458,6 +582,8 @@ def message_send(
                 snapshot=policy_snapshot_get(app_id=app.pk),
                 group_size=group.member_count,
                 sender_role=group.member_role,
+                group_off=group.override_read_ack == GROUP_READ_ACK_OFF,
+                group_limit=group.override_member_limit,
             )
             effective_ack, reason = decision.allowed, decision.reason
         member_ids = group_member_ids(group=group, exclude_user_id=sender.pk)
@@ -491,15 +617,19 @@ def message_send(
                 )
                 payload = _message_event_payload(message=message, sender=sender, to=to)
                 if recipient is not None:
-                    events = [NewEvent(user_id=recipient.pk, type="message", payload=payload,
-                                       delivery_message_pk=message.pk)]
+                    events = [
+                        NewEvent(user_id=recipient.pk, type="message", payload=payload, delivery_message_pk=message.pk)
+                    ]
                 else:
                     events = [NewEvent(user_id=user_id, type="message", payload=payload) for user_id in member_ids]
                 events.append(NewEvent(user_id=sender.pk, type="message", payload=payload, origin_device_id=device_id))
                 if recipient is not None:
                     _conversations_last_message(message=message)
-                # Last write of the transaction, as events_publish asks (its user-row locks come last).
+                # Last writes of the transaction, as events_publish asks (its user-row locks come last), then the
+                # demand signal's counter row (SPEC §12), never held while a user row is locked.
                 events_publish(events=events)
+                if reason is not None:
+                    refusals_count_add(app_id=app.pk, kind=SEND, counts={reason: 1})
             return SendResult(message=message, group_ack_reason=reason)
         except IntegrityError:
             # Only a message_id clash is worth another try; anything else fails again and is raised.

@@ -66,6 +66,30 @@ def decode_pair_cursor(raw: str | None) -> tuple[int, int] | None:
     return _decode(raw, _PAIR_TAG, 2)
 
 
+_NAME_TAG = "n"
+_NAME = re.compile(r"[a-z0-9_.-]{1,64}")  # a chat username (apps/chat/models.py USERNAME_PATTERN)
+
+
+def encode_name_cursor(name: str) -> str:
+    """A keyset on a username (the unread-member list is ordered by username)."""
+    return base64.urlsafe_b64encode((_NAME_TAG + name).encode()).decode().rstrip("=")
+
+
+def decode_name_cursor(raw: str | None) -> str | None:
+    """The username `encode_name_cursor` wrote; None for none or empty; invalid_request for anything else."""
+    if raw is None or raw == "":
+        return None
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        name = text[1:]
+        if not text.startswith(_NAME_TAG) or not _NAME.fullmatch(name) or raw.rstrip("=") != encode_name_cursor(name):
+            raise ValueError(raw)
+        return name
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]}) from None
+
+
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     """Missing -> default; above the maximum -> clamped; not an integer (an empty `limit=` included) or < 1 -> 400."""
     if raw is None:

@@ -153,22 +153,23 @@ CURSOR_PARAMETER = OpenApiParameter(
 )
 
 
-def forbid_unknown_fields_in_patch_bodies(result, generator, request, public):
-    """drf-spectacular postprocessing hook: every PATCH body is `additionalProperties: false`.
+def forbid_unknown_fields_in_patch_and_put_bodies(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every PATCH and PUT body is `additionalProperties: false`.
 
-    The server refuses an unknown field in a PATCH with 400 invalid_request (tests/common/test_schema.py sends
-    one to every PATCH operation), so the schema says so.
+    The server refuses an unknown field in a PATCH or a PUT with 400 invalid_request (tests/common/test_schema.py
+    sends one to every such operation), so the schema says so.
     """
     schemas = result.get("components", {}).get("schemas", {})
     for path_item in result.get("paths", {}).values():
-        operation = path_item.get("patch")
-        if not isinstance(operation, dict):
-            continue
-        for media in operation.get("requestBody", {}).get("content", {}).values():
-            ref = media.get("schema", {}).get("$ref", "")
-            target = schemas.get(ref.rsplit("/", 1)[-1]) if ref else media.get("schema")
-            if isinstance(target, dict):
-                target["additionalProperties"] = False
+        for method in ("patch", "put"):
+            operation = path_item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                target = schemas.get(ref.rsplit("/", 1)[-1]) if ref else media.get("schema")
+                if isinstance(target, dict):
+                    target["additionalProperties"] = False
     return result
 
 

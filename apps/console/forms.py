@@ -10,7 +10,7 @@ from apps.policy.services import REASON_MAX_LENGTH
 from apps.webhooks.models import EVENT_TYPES
 from apps.webhooks.network import URL_MAX_LENGTH
 
-from .presenters import EVENT_TYPE_HELP, LIMIT_ORDER, SWITCH_ORDER
+from .presenters import EVENT_TYPE_HELP, LIMIT_ORDER, PRIVACY_FIELD, SWITCH_ORDER
 
 
 class LoginForm(forms.Form):
@@ -41,6 +41,15 @@ class AppCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["plan"].choices = [(plan.code, plan.name) for plan in plans]
         self.fields["plan"].initial = "free"
+
+
+class PrivacyForm(forms.Form):
+    """The read-receipt privacy policy (SPEC §11), one of its choices."""
+
+    value = forms.ChoiceField(choices=list(BY_NAME[PRIVACY_FIELD].choices))
+
+    def changes(self) -> dict:
+        return {PRIVACY_FIELD: self.cleaned_data["value"]}
 
 
 class SwitchForm(forms.Form):

@@ -19,7 +19,14 @@ from apps.webhooks.services import FAILING_DISABLE_AFTER, SECRET_OVERLAP
 # Names, labels, help and units of the policy fields are apps.policy.fields'; only their order is the console's.
 FIELD_LABELS = {field.name: field.label for field in POLICY_FIELDS}
 # The order the console shows the operator switches in.
-SWITCH_ORDER = tuple(field.name for field in POLICY_FIELDS if field.name in OPERATOR_FIELDS)
+SWITCH_ORDER = tuple(field.name for field in POLICY_FIELDS if field.name in OPERATOR_FIELDS and field.type is bool)
+# The operator's one choice field (SPEC §11), offered as a select beside the switches.
+PRIVACY_FIELD = "read_receipt_privacy"
+_PRIVACY_SENTENCES = {
+    "user_choice": "Users who turn off send_read_receipts read privately: nobody else is told.",
+    "always_send": "Every read ack is sent: the users' send_read_receipts setting is ignored.",
+    "reciprocal": "Users who turn off send_read_receipts read privately and see nobody else's read receipts.",
+}
 # The business fields as the console lists them: the plan first (it decides what the others can do), then the
 # description's order.
 LIMIT_ORDER = ("plan", *(field.name for field in POLICY_FIELDS if field.name in BUSINESS_FIELDS - {"plan"}))
@@ -99,6 +106,25 @@ class SwitchState:
     sentence: str  # the effective state spelled out
     tone: str  # "on", "off" or "warn": how the badge is coloured
     badge: str
+
+
+@dataclass(frozen=True)
+class PrivacyState:
+    field: str
+    label: str
+    help: str
+    value: str
+    value_label: str
+    sentence: str
+    choices: tuple[tuple[str, str], ...]
+
+
+def privacy_state(*, snapshot: PolicySnapshot) -> PrivacyState:
+    """The read-receipt privacy policy as the console shows it: its value in words and what it means."""
+    field = BY_NAME[PRIVACY_FIELD]
+    value = snapshot.read_receipt_privacy
+    return PrivacyState(PRIVACY_FIELD, FIELD_LABELS[PRIVACY_FIELD], field.help, value, field.choice_label(value),
+                        _PRIVACY_SENTENCES[value], field.choices)
 
 
 def switch_states(*, snapshot: PolicySnapshot, plan_name: str, eligible_phrase: str) -> list[SwitchState]:

@@ -19,6 +19,7 @@ urlpatterns = [
     path("apps/<str:org_name>/<str:app_name>/", page(views.AppDetailView), name="app-detail"),
     path("apps/<str:org_name>/<str:app_name>/switches/", page(views.SwitchUpdateView), name="app-switch"),
     path("apps/<str:org_name>/<str:app_name>/limits/", page(views.PolicyUpdateView), name="app-limits"),
+    path("apps/<str:org_name>/<str:app_name>/privacy/", page(views.PrivacyUpdateView), name="app-privacy"),
     path("apps/<str:org_name>/<str:app_name>/audit/", page(views.AuditListView), name="app-audit"),
     path("apps/<str:org_name>/<str:app_name>/dashboard/", page(views.DashboardView), name="app-dashboard"),
     path("apps/<str:org_name>/<str:app_name>/webhooks/", page(views.WebhooksView), name="app-webhooks"),

@@ -39,6 +39,7 @@ from .forms import (
     AuditPageForm,
     LoginForm,
     PolicyLimitsForm,
+    PrivacyForm,
     SearchForm,
     SwitchForm,
     WebhookEnabledForm,
@@ -245,6 +246,7 @@ def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
     return {
         "app": app,
         "tab": "settings",
+        "privacy": presenters.privacy_state(snapshot=snapshot),
         "switches": presenters.switch_states(snapshot=snapshot, plan_name=app.plan.name,
                                              eligible_phrase=presenters.eligible_plans_phrase(plans)),
         "limits": limits,
@@ -301,6 +303,32 @@ class SwitchUpdateView(ConsoleView):
 
     def _page(self, app, plans, *, status):
         return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans), status=status)
+
+
+class PrivacyUpdateView(ConsoleView):
+    """POST the read-receipt privacy policy (operators; the service refuses other roles)."""
+
+    def post(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        plans = plan_list()
+        form = PrivacyForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "That is not a read receipt privacy setting. Nothing was changed.")
+            return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans),
+                               status=400)
+        changes = form.changes()
+        try:
+            update = policy_update(actor=request.user, app=app, changes=changes, reason="")
+        except ApplicationError as exc:
+            messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
+            return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans),
+                               status=exc.status)
+        choice = presenters.value_label(presenters.PRIVACY_FIELD, changes[presenters.PRIVACY_FIELD])
+        if not update.changes:
+            messages.info(request, f"Read receipt privacy was already \u201c{choice}\u201d for {app.app_key}.")
+        else:
+            messages.success(request, f"Read receipt privacy set to \u201c{choice}\u201d for {app.app_key}.")
+        return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
 
 
 class PolicyUpdateView(ConsoleView):

@@ -8,6 +8,7 @@ The policy fields themselves (names, ranges, roles) are described in apps.policy
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from apps.common.reason_codes import ReasonCode
 from apps.common.text import has_visible_characters
@@ -29,6 +30,7 @@ class PolicySnapshot:
     app_id: int
     delivery_ack_enabled: bool
     read_ack_enabled: bool
+    read_receipt_privacy: str
     group_read_ack_enabled: bool
     group_ack_sender_scope: str
     group_ack_member_limit: int
@@ -118,20 +120,45 @@ def member_limit_change_decision(*, old_limit: int, new_limit: int, reason: str 
     return ALLOWED
 
 
-def group_ack_decision(*, snapshot: PolicySnapshot, group_size: int, sender_role: str) -> Decision:
+GROUP_READ_ACK_INHERIT = "inherit"
+GROUP_READ_ACK_OFF = "off"
+
+
+def group_member_limit(*, snapshot: PolicySnapshot, group_limit: int | None) -> int:
+    """The member limit in force for a group: its own (SPEC §12 override) or the app's."""
+    return snapshot.group_ack_member_limit if group_limit is None else group_limit
+
+
+def group_ack_decision(
+    *,
+    snapshot: PolicySnapshot,
+    group_size: int,
+    sender_role: str,
+    group_off: bool = False,
+    group_limit: int | None = None,
+) -> Decision:
     """Whether a group message asking for read acks gets them; the first failing rule is the reason.
 
-    - feature_disabled: the switch is off or the plan does not include the feature;
+    - feature_disabled: the switch is off or the plan does not include the feature, or the group's own
+      override turned it off (`group_off`);
     - not_permitted: only owners/admins may ask and the sender is a plain member;
-    - group_too_large: the group has more members than the app's limit.
+    - group_too_large: the group has more members than its limit (its override's, else the app's).
     The message itself is always sent (a receipt flag never loses a message).
     """
-    if not snapshot.effective_group_read_ack:
+    if not snapshot.effective_group_read_ack or group_off:
         return Decision(False, ReasonCode.FEATURE_DISABLED)
     if snapshot.group_ack_sender_scope == "owners_and_admins" and sender_role not in ("owner", "admin"):
         return Decision(False, ReasonCode.NOT_PERMITTED)
-    if group_size > snapshot.group_ack_member_limit:
+    if group_size > group_member_limit(snapshot=snapshot, group_limit=group_limit):
         return Decision(False, ReasonCode.GROUP_TOO_LARGE)
+    return ALLOWED
+
+
+def group_override_decision(*, app_limit: int, new_limit: int | None, reason: str | None) -> Decision:
+    """A group's own member limit above the app's needs a written reason (as raising the app's does); at or
+    below it, or none (inherit), does not."""
+    if new_limit is not None and new_limit > app_limit and not has_visible_characters(reason):
+        return Decision(False, ReasonCode.REASON_REQUIRED)
     return ALLOWED
 
 
@@ -278,11 +305,12 @@ def group_read_ack_decision(
     message_timestamp_ms: int,
     now_ms: int,
     acks_purged: bool = False,
+    group_off: bool = False,
 ) -> Decision:
     """Whether a group message read ack is recorded; membership and policy are those at ack time.
 
     - not_group_member: only current members ack (one who joined after the send may);
-    - feature_disabled: the effective switch (switch AND plan) is off now;
+    - feature_disabled: the effective switch (switch AND plan) is off now, or the group's override is off;
     - own_message: the sender does not ack its own message;
     - ack_not_required: the message was sent without effective `need_group_ack`;
     - require_ack_off: the calling device turned read receipts off;
@@ -291,7 +319,7 @@ def group_read_ack_decision(
     """
     if not is_member:
         return Decision(False, ReasonCode.NOT_GROUP_MEMBER)
-    if not snapshot.effective_group_read_ack:
+    if not snapshot.effective_group_read_ack or group_off:
         return Decision(False, ReasonCode.FEATURE_DISABLED)
     if is_sender:
         return Decision(False, ReasonCode.OWN_MESSAGE)
@@ -321,6 +349,7 @@ def group_ack_list_decision(
     snapshot: PolicySnapshot,
     is_sender: bool,
     is_member: bool,
+    caller_receives: bool = True,
     need_group_ack: bool,
     message_timestamp_ms: int,
     now_ms: int,
@@ -328,13 +357,14 @@ def group_ack_list_decision(
 ) -> Decision:
     """Whether the caller may read a group message's ack count and readers.
 
-    - ack_count_not_visible: see `group_ack_count_visible`;
+    - ack_count_not_visible: see `group_ack_count_visible`; also whenever the caller does not receive other
+      people's read receipts (`receives_read_receipts`: reciprocal privacy, the caller's own acks private);
     - ack_not_required: the message was sent without effective `need_group_ack`;
     - ack_expired: past the validity window (the records are purged then), or already purged
       (`group_ack_closed`: the count is never shown again as if its readers were still stored).
     The feature switch is not checked: acks recorded while it was on stay readable within the TTL.
     """
-    if not group_ack_count_visible(snapshot=snapshot, is_sender=is_sender, is_member=is_member):
+    if not caller_receives or not group_ack_count_visible(snapshot=snapshot, is_sender=is_sender, is_member=is_member):
         return Decision(False, ReasonCode.ACK_COUNT_NOT_VISIBLE)
     if not need_group_ack:
         return Decision(False, ReasonCode.ACK_NOT_REQUIRED)
@@ -369,11 +399,67 @@ class MessageReadAudience:
     reader_other_devices: bool
 
 
-def message_read_audience(*, require_read_ack: bool) -> MessageReadAudience:
+def message_read_audience(
+    *, require_read_ack: bool, reader_private: bool = False, sender_receives: bool = True
+) -> MessageReadAudience:
     """Who is told that a single-chat message was read, once the read ack is accepted.
 
     - the sender only if the message asked for read receipts (`require_read_ack`: the sending device's
-      `require_ack`, captured at send);
+      `require_ack`, captured at send), the ack is not private (`read_ack_is_private`) and the sender receives
+      other people's read receipts (`receives_read_receipts`);
     - the reader's other devices in every case (multi-device sync), never the calling device.
     """
-    return MessageReadAudience(sender=require_read_ack, reader_other_devices=True)
+    return MessageReadAudience(
+        sender=require_read_ack and not reader_private and sender_receives, reader_other_devices=True
+    )
+
+
+# --------------------------------------------------------------------------- read-receipt privacy (SPEC §11)
+
+PRIVACY_USER_CHOICE = "user_choice"
+PRIVACY_ALWAYS_SEND = "always_send"
+PRIVACY_RECIPROCAL = "reciprocal"
+
+
+def read_ack_is_private(*, privacy: str, send_read_receipts: bool) -> bool:
+    """A user's read acks are private when they turned send_read_receipts off and the app's policy is not
+    always_send (the administrator's override: every ack is public whatever the user chose)."""
+    return not send_read_receipts and privacy != PRIVACY_ALWAYS_SEND
+
+
+def receives_read_receipts(*, privacy: str, send_read_receipts: bool) -> bool:
+    """Whether a user is told of other people's reads (messages_read, conversation_read, group_message_read to
+    them, and the group ack lists): always, except under `reciprocal` for a user whose own acks are private."""
+    return not (
+        privacy == PRIVACY_RECIPROCAL and read_ack_is_private(privacy=privacy, send_read_receipts=send_read_receipts)
+    )
+
+
+@dataclass(frozen=True)
+class ConversationReadAudience:
+    """Who gets a `conversation_read`: the peer's devices, the reader's other devices."""
+
+    peer: bool
+    reader_other_devices: bool
+
+
+def conversation_read_audience(*, reader_private: bool, peer_receives: bool) -> ConversationReadAudience:
+    """The peer is told unless the ack is private or the peer does not receive read receipts (reciprocal); the
+    reader's other devices are told in every case."""
+    return ConversationReadAudience(peer=not reader_private and peer_receives, reader_other_devices=True)
+
+
+class GroupReadEffect(NamedTuple):
+    """What a new group ack does besides being stored: counted in `count` (and on the daily chart), listed among
+    the readers, and told to the sender (event and webhook). A NamedTuple: built on every group ack."""
+
+    counted: bool
+    sender_told: bool
+
+
+def group_read_effect(*, reader_private: bool, sender_receives: bool) -> GroupReadEffect:
+    """A private group ack is stored only: not counted, not listed, not told. A public one is counted and listed,
+    and told to the sender unless the sender does not receive read receipts (reciprocal)."""
+    if reader_private:
+        return GroupReadEffect(counted=False, sender_told=False)
+    return GroupReadEffect(counted=True, sender_told=sender_receives)

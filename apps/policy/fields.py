@@ -62,6 +62,20 @@ POLICY_FIELDS: tuple[PolicyField, ...] = (
         "Message and conversation read acks in single chats.",
     ),
     PolicyField(
+        "read_receipt_privacy",
+        str,
+        "user_choice",
+        OPERATOR,
+        "Read receipt privacy",
+        "Whether users may keep their reading private (send_read_receipts false): each user chooses; never, "
+        "every read ack is sent; or each user chooses, and whoever keeps theirs private sees nobody else's.",
+        choices=(
+            ("user_choice", "Each user chooses"),
+            ("always_send", "Always sent (users cannot opt out)"),
+            ("reciprocal", "Each user chooses; private readers see no one's receipts"),
+        ),
+    ),
+    PolicyField(
         "group_read_ack_enabled",
         bool,
         False,

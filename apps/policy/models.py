@@ -29,6 +29,7 @@ class ReceiptPolicy(models.Model):
     app = models.OneToOneField("tenancy.App", on_delete=models.CASCADE, primary_key=True, related_name="policy")
     delivery_ack_enabled = models.BooleanField(default=BY_NAME["delivery_ack_enabled"].default)
     read_ack_enabled = models.BooleanField(default=BY_NAME["read_ack_enabled"].default)
+    read_receipt_privacy = models.CharField(max_length=32, **_choice("read_receipt_privacy"))
     group_read_ack_enabled = models.BooleanField(default=BY_NAME["group_read_ack_enabled"].default)
     group_ack_sender_scope = models.CharField(max_length=32, **_choice("group_ack_sender_scope"))
     group_ack_member_limit = models.PositiveIntegerField(**_ranged("group_ack_member_limit"))

@@ -17,11 +17,13 @@ two (tests/receipts/test_api_response_shapes.py).
 import re
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.chat.api_base import LeanPostUserTokenApi, UserTokenApi
+from apps.chat.api_base import AnyTokenApi, AppTokenApi, LeanPostUserTokenApi, UserTokenApi
+from apps.common.exceptions import InvalidRequest
+from apps.common.fields import StrictCharField
 from apps.common.pagination import parse_limit
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
@@ -33,19 +35,37 @@ _PAGE_PARAMETERS = [CURSOR_PARAMETER, LIMIT_PARAMETER]
 
 
 def _as_dict(result) -> dict:
-    """A flat dataclass result (plain values only) as the response's dict."""
-    return dict(vars(result))
+    """A flat dataclass result (plain values only) as the response's dict; `private` only when true (SPEC §11)."""
+    answer = dict(vars(result))
+    if not answer["private"]:
+        del answer["private"]
+    return answer
+
+
+def _private_field():
+    return serializers.BooleanField(
+        required=False,
+        help_text='Present (true) only when the ack was private (SPEC §11): it took effect for the caller and '
+        "their own devices, and told nobody else.",
+    )
 
 
 class MessageReadAckSerializer(serializers.Serializer):
     message_id = serializers.CharField()
     already_read = serializers.BooleanField()
+    private = _private_field()
 
 
 class ConversationReadAckSerializer(serializers.Serializer):
     peer = serializers.CharField()
     sent = serializers.BooleanField()
     unread_before = serializers.IntegerField(help_text="How many unread messages this ack cleared.")
+    private = _private_field()
+
+
+class MarkReadSerializer(serializers.Serializer):
+    peer = serializers.CharField()
+    unread_before = serializers.IntegerField(help_text="How many unread messages this call cleared.")
 
 
 class ConversationSerializer(serializers.Serializer):
@@ -66,8 +86,9 @@ class ConversationPageSerializer(serializers.Serializer):
 class GroupMessageReadAckSerializer(serializers.Serializer):
     message_id = serializers.CharField()
     group_id = serializers.CharField()
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="The message's public acks (a private ack is not counted).")
     already_acked = serializers.BooleanField()
+    private = _private_field()
 
 
 class GroupAckReaderSerializer(serializers.Serializer):
@@ -136,6 +157,26 @@ class ConversationReadAckApi(LeanPostUserTokenApi):
         return _as_dict(result)  # ConversationReadAckSerializer's shape
 
 
+class ConversationMarkReadApi(UserTokenApi):
+    @extend_schema(
+        operation_id="conversation_mark_read",
+        request=None,
+        responses={
+            200: MarkReadSerializer,
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.USER_NOT_FOUND)),
+        },
+        description="Private mark-read (SPEC §11): clear the caller's unread messages from `peer` and tell only the "
+        "caller's other devices (conversation_read with private: true). Works whatever require_ack, "
+        "read_ack_enabled and the privacy settings are; not a receipt (the peer is told nothing, no webhook).",
+    )
+    def post(self, request, org_name, app_name, peer):
+        principal = request.user
+        result = services.conversation_mark_read_private(
+            app=principal.app, reader=principal.user, device=principal.device, peer=peer
+        )
+        return Response({"peer": result.peer, "unread_before": result.unread_before})
+
+
 class ConversationListApi(UserTokenApi):
     @extend_schema(
         operation_id="conversations_list",
@@ -182,29 +223,143 @@ class GroupMessageReadAckApi(LeanPostUserTokenApi):
         return _as_dict(result)  # GroupMessageReadAckSerializer's shape
 
 
-class GroupAckListApi(UserTokenApi):
+class GroupUnreadPageSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    group_id = serializers.CharField()
+    count = serializers.IntegerField(help_text="The message's public acks.")
+    member_count = serializers.IntegerField(help_text="The group's members, the sender included.")
+    unread_count = serializers.IntegerField(help_text="How many members the list pages through.")
+    members = inline_serializer("UnreadMember", {"username": serializers.CharField()}, many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+_STATE_PARAMETER = OpenApiParameter(
+    "state", str, enum=["read", "unread"], required=False,
+    description="read (default): who acked, oldest first (GroupAckPage). unread: the current members other than "
+    "the sender with no public ack, by username (GroupUnreadPage, SPEC §12).",
+)
+
+
+class GroupAckListApi(AnyTokenApi):
     @extend_schema(
         operation_id="group_message_acks_list",
-        parameters=_PAGE_PARAMETERS,
+        parameters=[*_PAGE_PARAMETERS, _STATE_PARAMETER],
         responses={
-            200: GroupAckPageSerializer,
+            200: PolymorphicProxySerializer(
+                component_name="GroupAckListOrUnread",
+                serializers=[GroupAckPageSerializer, GroupUnreadPageSerializer],
+                resource_type_field_name=None,
+            ),
             **error_responses(
                 (403, ReasonCode.FORBIDDEN), (404, ReasonCode.GROUP_NOT_FOUND), (404, ReasonCode.MESSAGE_NOT_FOUND),
                 (403, ReasonCode.ACK_COUNT_NOT_VISIBLE), (409, ReasonCode.ACK_NOT_REQUIRED),
                 (410, ReasonCode.ACK_EXPIRED),
             ),
         },
-        description="Who read a group message, oldest first, and the exact count. Checks in this order: "
-        "group_not_found / message_not_found, ack_count_not_visible, ack_not_required, ack_expired.",
+        description="Who read a group message, oldest first, and the exact count (state=read, the default), or who "
+        "has not (state=unread). Checks in this order: group_not_found / message_not_found, "
+        "ack_count_not_visible, ack_not_required, ack_expired. An app token (the customer's server) reads any "
+        "message of the app, whatever the visibility.",
     )
     def get(self, request, org_name, app_name, group_id, message_id):
         limit = parse_limit(request.query_params.get("limit"))
+        state = request.query_params.get("state", "read")
+        if state not in ("read", "unread"):
+            raise InvalidRequest("state is read or unread.", fields={"state": ["read or unread."]})
         principal = request.user
-        page = selectors.group_ack_list(
+        lister = selectors.group_unread_list if state == "unread" else selectors.group_ack_list
+        page = lister(
             app=principal.app, caller=principal.user, group_id=group_id, message_id=message_id,
             cursor=request.query_params.get("cursor"), limit=limit,
         )
+        if state == "unread":
+            return Response({**vars(page), "members": [{"username": name} for name in page.members]})
         return Response(GroupAckPageSerializer(page).data)
+
+
+def _message_ids_field():
+    return serializers.ListField(
+        child=StrictCharField(max_length=64, trim_whitespace=False), min_length=1,
+        max_length=services.MAX_BATCH_ACKS, help_text="1-100 message ids, answered in this order.",
+    )
+
+
+def _message_ids(data) -> list[str]:
+    if not isinstance(data, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    checked = MessageIdsSerializer(data=data)
+    checked.is_valid(raise_exception=True)
+    return checked.validated_data["message_ids"]
+
+
+class MessageIdsSerializer(serializers.Serializer):
+    message_ids = _message_ids_field()
+
+
+def _without_nones(item) -> dict:
+    answer = {k: v for k, v in vars(item).items() if v is not None}
+    if answer.get("private") is False:
+        del answer["private"]
+    return answer
+
+
+_BATCH_ACK_RESULT_FIELDS = {
+    "message_id": serializers.CharField(),
+    "count": serializers.IntegerField(required=False),
+    "already_acked": serializers.BooleanField(required=False),
+    "private": serializers.BooleanField(required=False, help_text="Present (true) only for a private ack."),
+    "error": serializers.CharField(required=False, help_text="The single ack's error code, when refused."),
+    "detail": serializers.CharField(required=False),
+}
+
+
+class GroupBatchReadAckApi(UserTokenApi):
+    @extend_schema(
+        operation_id="group_read_ack_batch",
+        request=MessageIdsSerializer,
+        responses={
+            200: inline_serializer("GroupBatchAck", {"group_id": serializers.CharField(),
+                                                     "results": inline_serializer(
+                "GroupBatchAckResult", _BATCH_ACK_RESULT_FIELDS, many=True)}),
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.GROUP_NOT_FOUND)),
+        },
+        description="Ack 1-100 messages of one group (SPEC §12): each id is checked and recorded exactly as the "
+        "single group ack (its error code in place of a status), results in the request's order; an id given "
+        "twice gets two results, the second already_acked. A fixed number of queries whatever the number of ids.",
+    )
+    def post(self, request, org_name, app_name, group_id):
+        message_ids = _message_ids(request.data)
+        principal = request.user
+        results = services.group_acks_record_many(
+            app=principal.app, reader=principal.user, device=principal.device, group_id=group_id,
+            message_ids=message_ids,
+        )
+        return Response({"group_id": group_id, "results": [_without_nones(item) for item in results]})
+
+
+class MessageReceiptsApi(AppTokenApi):
+    @extend_schema(
+        operation_id="message_receipts",
+        request=MessageIdsSerializer,
+        responses={
+            200: inline_serializer("MessageReceipts", {"results": inline_serializer("MessageReceipt", {
+                "message_id": serializers.CharField(),
+                "chat_type": serializers.CharField(required=False),
+                "delivered": serializers.BooleanField(required=False, help_text="Single chats."),
+                "read": serializers.BooleanField(required=False, help_text="Single chats."),
+                "count": serializers.IntegerField(required=False, help_text="Group messages: the public acks."),
+                "error": serializers.CharField(required=False, help_text="message_not_found"),
+                "detail": serializers.CharField(required=False),
+            }, many=True)}),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
+        },
+        description="The customer's server reads the receipt state of 1-100 messages of the app (SPEC §12), in the "
+        "request's order, in one query.",
+    )
+    def post(self, request, org_name, app_name):
+        message_ids = _message_ids(request.data)
+        results = selectors.message_receipts(app=request.user.app, message_ids=message_ids)
+        return Response({"results": [_without_nones(item) for item in results]})
 
 
 # --- GET /events: the per-device event feed with long-poll (SPEC §5 "Events (callbacks)")

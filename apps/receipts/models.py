@@ -11,6 +11,9 @@ class GroupAck(models.Model):
     acked_at = models.DateTimeField(default=timezone.now)
     # Copied from the message so the purge finds expired rows per app on an index.
     message_timestamp = models.BigIntegerField()
+    # SPEC §11: a private ack is the reader's own (the message is read for them) but is neither counted in the
+    # message's group_ack_count nor listed among its readers.
+    private = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "reader"], name="uniq_groupack_message_reader")]

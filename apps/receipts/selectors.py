@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from apps.chat.models import ChatUser, Conversation, Message
+from apps.chat.models import ChatUser, Conversation, Membership, Message
 from apps.chat.selectors import group_message_get
 from apps.common.exceptions import InvalidRequest
-from apps.common.pagination import decode_pair_cursor, encode_pair_cursor
+from apps.common.pagination import decode_name_cursor, decode_pair_cursor, encode_name_cursor, encode_pair_cursor
 from apps.common.timeutils import now_ms
 from apps.policy import evaluation
 from apps.tenancy.models import App
@@ -83,30 +83,82 @@ class GroupAckPage:
     next_cursor: str | None
 
 
-def group_ack_list(
-    *, app: App, caller: ChatUser, group_id: str, message_id: str, cursor: str | None, limit: int
-) -> GroupAckPage:
-    """Who read a group message, oldest ack first, with the exact count; two queries whatever the page size.
-
-    Checks in the contract's order: group_not_found, message_not_found (also a message of another group),
-    ack_count_not_visible, ack_not_required, ack_expired; then a malformed cursor is invalid_request.
-    Readers who have since left the group stay listed: their acks stay counted.
-    """
+def _group_list_target(*, app: App, caller: ChatUser | None, group_id: str, message_id: str):
+    """The group and message of an ack or unread list, checked: for a user, exactly as the ack list (visibility
+    included); for the app's own server (`caller` None, an app token), whatever the visibility (SPEC §12)."""
     group, message, snapshot = group_message_get(
         app=app, group_id=group_id, message_id=message_id, member=caller, with_policy=True
     )
     raise_unless_allowed(
         evaluation.group_ack_list_decision(
             snapshot=snapshot,
-            is_sender=message.sender_id == caller.pk,
+            is_sender=caller is None or message.sender_id == caller.pk,
             is_member=group.member_role is not None,
+            caller_receives=caller is None
+            or evaluation.receives_read_receipts(
+                privacy=snapshot.read_receipt_privacy, send_read_receipts=caller.send_read_receipts
+            ),
             need_group_ack=message.need_group_ack,
             message_timestamp_ms=message.timestamp,
             now_ms=now_ms(),
             acks_purged=message.group_acks_closed,
         )
     )
-    acks = GroupAck.objects.filter(message=message).select_related("reader").only("id", "acked_at", "reader__username")
+    return group, message
+
+
+@dataclass
+class GroupUnreadPage:
+    message_id: str
+    group_id: str
+    count: int
+    member_count: int
+    unread_count: int
+    members: list[str]
+    next_cursor: str | None
+
+
+def group_unread_list(
+    *, app: App, caller: ChatUser | None, group_id: str, message_id: str, cursor: str | None, limit: int
+) -> GroupUnreadPage:
+    """The group's current members, other than the sender, with no public ack of the message (a private reader
+    stays listed), by username; keyset-paged on the username. Three queries whatever the group size: the
+    lookup, the page, the count. Same checks and visibility as group_ack_list."""
+    group, message = _group_list_target(app=app, caller=caller, group_id=group_id, message_id=message_id)
+    after = decode_name_cursor(cursor)
+    public_ack = GroupAck.objects.filter(message_id=message.pk, reader_id=OuterRef("user_id"), private=False)
+    unread = Membership.objects.filter(group_id=group.pk).exclude(user_id=message.sender_id).exclude(Exists(public_ack))
+    page_rows = unread.filter(user__username__gt=after) if after is not None else unread
+    names = list(page_rows.order_by("user__username").values_list("user__username", flat=True)[: limit + 1])
+    next_cursor = encode_name_cursor(names[limit - 1]) if len(names) > limit else None
+    return GroupUnreadPage(
+        message_id=message.message_id,
+        group_id=group.group_id,
+        count=message.group_ack_count,
+        member_count=group.member_count,
+        unread_count=unread.count(),
+        members=names[:limit],
+        next_cursor=next_cursor,
+    )
+
+
+def group_ack_list(
+    *, app: App, caller: ChatUser | None, group_id: str, message_id: str, cursor: str | None, limit: int
+) -> GroupAckPage:
+    """Who read a group message, oldest ack first, with the exact count; two queries whatever the page size.
+
+    Checks in the contract's order: group_not_found, message_not_found (also a message of another group),
+    ack_count_not_visible, ack_not_required, ack_expired; then a malformed cursor is invalid_request.
+    Readers who have since left the group stay listed: their acks stay counted. Private acks (SPEC §11) are
+    neither counted nor listed; under reciprocal privacy a caller whose own acks are private is refused
+    (ack_count_not_visible).
+    """
+    group, message = _group_list_target(app=app, caller=caller, group_id=group_id, message_id=message_id)
+    acks = (
+        GroupAck.objects.filter(message=message, private=False)
+        .select_related("reader")
+        .only("id", "acked_at", "reader__username")
+    )
     position = decode_pair_cursor(cursor)
     if position is not None:
         acked_us, row_id = position
@@ -127,3 +179,49 @@ def group_ack_list(
         readers=page[:limit],
         next_cursor=next_cursor,
     )
+
+
+@dataclass(frozen=True)
+class MessageReceipt:
+    message_id: str
+    chat_type: str | None = None
+    delivered: bool | None = None  # single chats
+    read: bool | None = None  # single chats
+    count: int | None = None  # group messages: the public acks
+    error: str | None = None
+    detail: str | None = None
+
+
+def message_receipts(*, app: App, message_ids: list[str]) -> list[MessageReceipt]:
+    """POST /messages/receipts (app token, SPEC §12): each message's receipt state, in the request's order, in one
+    query whatever the number of ids. Single chats: delivered, and read (its read ack, or a conversation read
+    ack's position covering it: the recipient's read state, private reads included, as the app's own server sees
+    its users); group messages: count (public acks). An unknown id answers message_not_found."""
+    read_up_to = Conversation.objects.filter(owner_id=OuterRef("recipient_id"), peer_id=OuterRef("sender_id")).values(
+        "read_up_to_pk"
+    )[:1]
+    rows = {
+        m["message_id"]: m
+        for m in Message.objects.filter(app=app, message_id__in=set(message_ids))
+        .annotate(read_up_to=Subquery(read_up_to))
+        .values("id", "message_id", "chat_type", "delivered_at", "read_at", "group_ack_count", "read_up_to")
+    }
+    results = []
+    for message_id in message_ids:
+        row = rows.get(message_id)
+        if row is None:
+            results.append(
+                MessageReceipt(
+                    message_id=message_id, error="message_not_found", detail=f"No message {message_id!r} in this app."
+                )
+            )
+        elif row["chat_type"] == "group":
+            results.append(MessageReceipt(message_id=message_id, chat_type="group", count=row["group_ack_count"]))
+        else:
+            read = row["read_at"] is not None or row["id"] <= (row["read_up_to"] or 0)
+            results.append(
+                MessageReceipt(
+                    message_id=message_id, chat_type="single", delivered=row["delivered_at"] is not None, read=read
+                )
+            )
+    return results

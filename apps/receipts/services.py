@@ -37,6 +37,7 @@ Events are stored in the same transaction as the change, so a rolled-back ack em
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -44,11 +45,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
 from django.db.models.functions import Coalesce, Greatest
 
+from apps.chat.counters import ACK, refusals_count_add
 from apps.chat.exceptions import MessageNotFound
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
-from apps.chat.selectors import chat_user_get, group_message_get, single_read_target_get
+from apps.chat.selectors import chat_user_get, group_get, group_message_get, single_read_target_get
 from apps.common import metrics
 from apps.common.db import prepared_cursor
+from apps.common.exceptions import ApplicationError
 from apps.common.timeutils import now, to_ms
 from apps.events import wakeup
 from apps.events.models import Event
@@ -74,6 +77,21 @@ class _Delivered(NamedTuple):
     message_id: str
     sender_id: int
     require_delivery_ack: bool
+
+
+def _refusals_counted(service):
+    """A read-ack service's refusal (an ApplicationError: its contract code) is added to the app's daily refusal
+    counters (SPEC §12 demand signal), one statement on its own, then re-raised. Successes cost nothing."""
+
+    @functools.wraps(service)
+    def wrapper(*, app: App, **kwargs):
+        try:
+            return service(app=app, **kwargs)
+        except ApplicationError as exc:
+            refusals_count_add(app_id=app.pk, kind=ACK, counts={str(exc.code): 1})
+            raise
+
+    return wrapper
 
 
 def _webhooks_enqueue(*, app: App, told: list[Event]) -> None:
@@ -174,10 +192,13 @@ def deliveries_record(*, app: App, recipient: ChatUser, handed: list[Event]) -> 
     return len(due)
 
 
+# `private` (SPEC §11): true when the ack told nobody but the reader's own devices; the response shows it only
+# then (apis._as_dict).
 @dataclass(frozen=True)
 class MessageReadResult:
     message_id: str
     already_read: bool
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,6 +206,7 @@ class ConversationReadResult:
     peer: str
     sent: bool
     unread_before: int
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,6 +215,25 @@ class GroupAckResult:
     group_id: str
     count: int
     already_acked: bool
+    private: bool = False
+
+
+def _reader_private(snapshot, reader: ChatUser) -> bool:
+    return evaluation.read_ack_is_private(
+        privacy=snapshot.read_receipt_privacy, send_read_receipts=reader.send_read_receipts
+    )
+
+
+def _receives(snapshot, send_read_receipts: bool) -> bool:
+    return evaluation.receives_read_receipts(
+        privacy=snapshot.read_receipt_privacy, send_read_receipts=send_read_receipts
+    )
+
+
+def _own_copy(payload: dict, private: bool) -> dict:
+    """The payload of the reader's own devices' copy: marked when the ack was private, so they know nobody was
+    told."""
+    return {**payload, "private": True} if private else payload
 
 
 # The position is read (and on PostgreSQL locked) in the same statement as the write: a conversation ack holding
@@ -218,6 +259,7 @@ def _message_read(*, message: Message, reader: ChatUser, moment) -> bool:
 
 
 @metrics.counts_refusals("read")
+@_refusals_counted
 def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, message_id: str) -> MessageReadResult:
     """Record that `reader` read a single-chat message; the effect and its events happen once.
 
@@ -227,10 +269,11 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
     - read_at is set (unless a conversation ack already covered it: already_read); the reader's unread count
       with the sender drops by one, never below 0;
     - `messages_read` to whom evaluation.message_read_audience names: the sender's user when the message asked
-      for read receipts (require_read_ack), the reader's user except the calling device in every case;
-    - one "read" receipt on the app's daily counter.
-    Fixed queries: one lookup (message, sender and policy), then (when new) 4 writes; a repeat costs the lookup
-    and one UPDATE.
+      for read receipts (require_read_ack), the ack is not private and the sender receives read receipts (SPEC
+      §11), with its webhook deliveries; the reader's user except the calling device in every case;
+    - one "read" receipt on the app's daily counter, unless private (it told nobody).
+    Fixed queries: one lookup (message, sender and policy), then (when new) 4 writes, 5 when the sender is told
+    (the webhook deliveries); a repeat costs the lookup and one UPDATE.
     """
     message, snapshot = single_read_target_get(app=app, message_id=message_id)
     moment = now()
@@ -244,19 +287,24 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
             now_ms=to_ms(moment),
         )
     )
+    private = _reader_private(snapshot, reader)
     with transaction.atomic():
         # The conditional UPDATE decides who wins: concurrent acks of one message emit once, and a message a
         # conversation ack covered (now or concurrently: its lock is waited for) is already read.
         won = _message_read(message=message, reader=reader, moment=moment)
         if not won:
-            return MessageReadResult(message_id=message.message_id, already_read=True)
+            return MessageReadResult(message_id=message.message_id, already_read=True, private=private)
         payload = {
             "message_id": message.message_id,
             "from": reader.username,
             "to": message.sender.username,
             "timestamp": to_ms(moment),
         }
-        audience = evaluation.message_read_audience(require_read_ack=message.require_read_ack)
+        audience = evaluation.message_read_audience(
+            require_read_ack=message.require_read_ack,
+            reader_private=private,
+            sender_receives=_receives(snapshot, message.sender.send_read_receipts),
+        )
         events = []
         if audience.sender:
             # No origin device on the sender's copy: device ids are per user, so the reader's device id
@@ -265,39 +313,39 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         told_count = len(events)  # the told copies come first
         if audience.reader_other_devices:
             events.append(
-                NewEvent(user_id=reader.pk, type="messages_read", payload=payload, origin_device_id=device.device_id)
+                NewEvent(
+                    user_id=reader.pk,
+                    type="messages_read",
+                    payload=_own_copy(payload, private),
+                    origin_device_id=device.device_id,
+                )
             )
         Conversation.objects.filter(owner=reader, peer_id=message.sender_id, unread_count__gt=0).update(
             unread_count=F("unread_count") - 1
         )
         told = events_publish(events=events)[:told_count]
-        if told:  # the sender is told only when the message asked (require_read_ack): then its webhooks too
+        if told:
             _webhooks_enqueue(app=app, told=told)
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)  # last: the hot row is held until COMMIT only
-    metrics.RECORDED["read"].inc()  # committed
-    return MessageReadResult(message_id=message.message_id, already_read=False)
+        if not private:
+            receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)  # last: the hot row is held until COMMIT only
+    if not private:
+        metrics.RECORDED["read"].inc()  # committed
+    return MessageReadResult(message_id=message.message_id, already_read=False, private=private)
 
 
-@metrics.counts_refusals("conversation_read")
-def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, peer: str) -> ConversationReadResult:
-    """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt.
-
-    Checks: user_not_found, feature_disabled, require_ack_off. No unread message -> sent false, nothing happens.
-    Otherwise, in one transaction and a fixed number of queries, and one row written, whatever the number of
-    messages:
-    - the conversation row is locked (sends and message acks of this conversation wait for it, see the module
-      docstring); `unread_before` is its unread count, which under the lock is exactly the unread messages;
+def _conversation_clear(
+    *, app: App, reader: ChatUser, device: DeviceSession, peer_user: ChatUser, tell_peer: bool, private: bool
+) -> ConversationReadResult:
+    """Clear `reader`'s unread messages from `peer_user` under the conversation's lock, in one transaction and a
+    fixed number of queries, one row written, whatever the number of messages:
+    - `unread_before` is the locked row's unread count, which under the lock is exactly the unread messages;
     - read_up_to_pk moves to the newest message from the peer (every message up to it is read) and the unread
       count drops by what was cleared (0: a message arriving meanwhile waits for the lock, then counts +1);
-    - one `conversation_read` to the peer's user and to the reader's user, except the calling device;
-    - one "conversation_read" receipt on the daily counter (it counts receipts sent, not messages).
+    - one `conversation_read` to the reader's user except the calling device ("private": true when `private`),
+      and, when `tell_peer`, to the peer's user with its webhook deliveries and one "conversation_read" receipt
+      on the daily counter (it counts receipts sent, not messages).
+    Nothing unread: sent false, nothing happens.
     """
-    peer_user = chat_user_get(app=app, username=peer)
-    raise_unless_allowed(
-        evaluation.conversation_read_ack_decision(
-            snapshot=policy_snapshot_get(app_id=app.pk), device_require_ack=device.require_ack
-        )
-    )
     moment = now()
     with transaction.atomic():
         conversation = (
@@ -308,7 +356,7 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
         )
         cleared = conversation["unread_count"] if conversation else 0
         if not cleared:
-            return ConversationReadResult(peer=peer_user.username, sent=False, unread_before=0)
+            return ConversationReadResult(peer=peer_user.username, sent=False, unread_before=0, private=private)
         # The newest message from the peer: under the lock every message of this conversation up to it has
         # committed (message_send takes its pk under this lock), and none above it exists yet.
         newest = Message.objects.filter(recipient=reader, sender=peer_user).order_by("-id").values("id")[:1]
@@ -319,18 +367,60 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
             unread_count=Greatest(F("unread_count") - cleared, 0),
         )
         payload = {"from": reader.username, "to": peer_user.username, "timestamp": to_ms(moment)}
-        peer_copy, _ = events_publish(
-            events=[
-                NewEvent(user_id=peer_user.pk, type="conversation_read", payload=payload),
-                NewEvent(
-                    user_id=reader.pk, type="conversation_read", payload=payload, origin_device_id=device.device_id
-                ),
-            ]
+        own = NewEvent(
+            user_id=reader.pk,
+            type="conversation_read",
+            payload=_own_copy(payload, private),
+            origin_device_id=device.device_id,
         )
-        _webhooks_enqueue(app=app, told=[peer_copy])
-        receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)  # last, see the module docstring
-    metrics.RECORDED["conversation_read"].inc()  # committed
-    return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared)
+        if tell_peer:
+            peer_copy, _ = events_publish(
+                events=[NewEvent(user_id=peer_user.pk, type="conversation_read", payload=payload), own]
+            )
+            _webhooks_enqueue(app=app, told=[peer_copy])
+        else:
+            events_publish(events=[own])
+        if not private:
+            receipt_count_add(app_id=app.pk, kind=ReceiptKind.CONVERSATION_READ)  # last, see the module docstring
+    if not private:
+        metrics.RECORDED["conversation_read"].inc()  # committed
+    return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared, private=private)
+
+
+@metrics.counts_refusals("conversation_read")
+@_refusals_counted
+def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, peer: str) -> ConversationReadResult:
+    """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt
+    (_conversation_clear).
+
+    Checks: user_not_found, feature_disabled, require_ack_off. The peer is told unless the ack is private or the
+    peer does not receive read receipts (evaluation.conversation_read_audience, SPEC §11).
+    """
+    peer_user = chat_user_get(app=app, username=peer)
+    snapshot = policy_snapshot_get(app_id=app.pk)
+    raise_unless_allowed(
+        evaluation.conversation_read_ack_decision(snapshot=snapshot, device_require_ack=device.require_ack)
+    )
+    private = _reader_private(snapshot, reader)
+    audience = evaluation.conversation_read_audience(
+        reader_private=private, peer_receives=_receives(snapshot, peer_user.send_read_receipts)
+    )
+    return _conversation_clear(
+        app=app, reader=reader, device=device, peer_user=peer_user, tell_peer=audience.peer, private=private
+    )
+
+
+def conversation_mark_read_private(
+    *, app: App, reader: ChatUser, device: DeviceSession, peer: str
+) -> ConversationReadResult:
+    """POST /conversations/{peer}/mark_read (SPEC §11): clear the caller's unread messages from `peer` and tell
+    only the caller's other devices ("private": true). No policy check (it works whatever require_ack,
+    read_ack_enabled and privacy are); not a receipt: no event to the peer, no webhook, not counted.
+    Raises user_not_found."""
+    peer_user = chat_user_get(app=app, username=peer)
+    return _conversation_clear(
+        app=app, reader=reader, device=device, peer_user=peer_user, tell_peer=False, private=True
+    )
 
 
 # Group ack: the texts of its steps, each written once and run by both paths, in this order:
@@ -343,8 +433,8 @@ def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession,
 #                hottest row, held the least.
 # The one statement reads each step's input from the CTE before it; the stepwise path passes it as a parameter.
 _GROUP_ACK_INSERT = (
-    "INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp) "
-    "VALUES (%(app)s, %(message)s, %(reader)s, %(moment)s, %(message_timestamp)s) "
+    "INSERT INTO {ack_table} (app_id, message_id, reader_id, acked_at, message_timestamp, private) "
+    "VALUES (%(app)s, %(message)s, %(reader)s, %(moment)s, %(message_timestamp)s, %(private)s) "
     "ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING message_id"
 )
 _GROUP_ACK_COUNT_INCREMENT = (
@@ -425,6 +515,7 @@ def _group_ack_write_one_statement(*, app: App, group, message: Message, reader:
         "reader": reader.pk,
         "moment": moment,
         "message_timestamp": message.timestamp,
+        "private": False,
         "sender": message.sender_id,
         "message_id": message.message_id,
         "group_id": group.group_id,
@@ -453,17 +544,26 @@ def _group_ack_write_one_statement(*, app: App, group, message: Message, reader:
     return row[0]
 
 
-def _group_ack_write_stepwise(*, app: App, group, message: Message, reader: ChatUser, moment) -> int | None:
-    """The same steps as separate statements in one transaction (SQLite has no INSERT/UPDATE inside WITH): the
-    ack and the count by the texts above, then the owners' own writers, events_publish and receipt_count_add."""
-    ack_insert, count_increment = _group_ack_texts(message="%(message)s")
-    params = {
+def _group_ack_params(*, app: App, message: Message, reader: ChatUser, moment, private: bool) -> dict:
+    return {
         "app": app.pk,
         "message": message.pk,
         "reader": reader.pk,
         "moment": connection.ops.adapt_datetimefield_value(moment),
         "message_timestamp": message.timestamp,
+        "private": private,
     }
+
+
+def _group_ack_write_stepwise(
+    *, app: App, group, message: Message, reader: ChatUser, moment, tell_sender: bool = True
+) -> int | None:
+    """The same steps as separate statements in one transaction (SQLite has no INSERT/UPDATE inside WITH): the
+    ack and the count by the texts above, then the owners' own writers, events_publish and receipt_count_add.
+    Without `tell_sender` (the sender does not receive read receipts, SPEC §11 reciprocal): no event, no
+    webhook; the ack is counted all the same."""
+    ack_insert, count_increment = _group_ack_texts(message="%(message)s")
+    params = _group_ack_params(app=app, message=message, reader=reader, moment=moment, private=False)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(ack_insert, params)
@@ -471,27 +571,43 @@ def _group_ack_write_stepwise(*, app: App, group, message: Message, reader: Chat
                 return None
             cursor.execute(count_increment, params)
             count = cursor.fetchone()[0]
-        told = events_publish(
-            events=[
-                NewEvent(
-                    user_id=message.sender_id,
-                    type="group_message_read",
-                    payload={
-                        "message_id": message.message_id,
-                        "group_id": group.group_id,
-                        "from": reader.username,
-                        "count": count,
-                        "timestamp": to_ms(moment),
-                    },
-                )
-            ]
-        )
-        _webhooks_enqueue(app=app, told=told)
+        if tell_sender:
+            _group_read_tell_sender(app=app, group=group, message=message, reader=reader, moment=moment, count=count)
         receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ, day=moment.date())  # last
     return count
 
 
+def _group_ack_write_private(*, app: App, message: Message, reader: ChatUser, moment) -> bool:
+    """A private ack (SPEC §11): the row only (private), neither counted nor told; one statement. True if new."""
+    ack_insert, _ = _group_ack_texts(message="%(message)s")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ack_insert, _group_ack_params(app=app, message=message, reader=reader, moment=moment, private=True)
+        )
+        return cursor.fetchone() is not None
+
+
+def _group_read_tell_sender(*, app: App, group, message: Message, reader: ChatUser, moment, count: int) -> None:
+    told = events_publish(
+        events=[
+            NewEvent(
+                user_id=message.sender_id,
+                type="group_message_read",
+                payload={
+                    "message_id": message.message_id,
+                    "group_id": group.group_id,
+                    "from": reader.username,
+                    "count": count,
+                    "timestamp": to_ms(moment),
+                },
+            )
+        ]
+    )
+    _webhooks_enqueue(app=app, told=told)
+
+
 @metrics.counts_refusals("group_read")
+@_refusals_counted
 def group_ack_record(
     *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_id: str
 ) -> GroupAckResult:
@@ -505,10 +621,14 @@ def group_ack_record(
     - only the winning insert increments group_ack_count (in the database, RETURNING the new value, so
       `count` is exact and each new ack's event carries its own running count) and emits one
       `group_message_read` to the sender's user, plus one "group_read" receipt on the daily counter;
-    - a repeat gets already_acked and the current count, and emits nothing.
-    Round trips on PostgreSQL: two for a new ack, whatever the data: the lookup (group, membership, message
-    and the policy snapshot, joined) and the write (one statement, its own transaction). A repeat reads the
-    count once more. SQLite: the same steps as separate statements (_group_ack_write_stepwise).
+    - a repeat gets already_acked and the current count, and emits nothing;
+    - SPEC §11 (evaluation.group_read_effect): a private ack is stored only (private, one statement) and answers
+      the public count; a public ack whose sender does not receive read receipts (reciprocal) is counted but
+      tells nobody (the stepwise path without its event, on either engine).
+    Round trips on PostgreSQL: two for a new ack, whatever the data: the lookup (group, membership, message,
+    the sender's setting and the policy snapshot, joined) and the write (one statement, its own transaction).
+    A repeat or a private ack reads the count once more. SQLite: the same steps as separate statements
+    (_group_ack_write_stepwise).
     """
     group, message, snapshot = group_message_get(
         app=app, group_id=group_id, message_id=message_id, member=reader, with_policy=True
@@ -524,11 +644,26 @@ def group_ack_record(
             message_timestamp_ms=message.timestamp,
             now_ms=to_ms(moment),
             acks_purged=message.group_acks_closed,
+            group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
         )
     )
-    write = _group_ack_write_one_statement if connection.vendor == "postgresql" else _group_ack_write_stepwise
+    private = _reader_private(snapshot, reader)
+    effect = evaluation.group_read_effect(
+        reader_private=private, sender_receives=_receives(snapshot, message.sender_send_read_receipts)
+    )
     try:
-        count = write(app=app, group=group, message=message, reader=reader, moment=moment)
+        if not effect.counted:
+            new = _group_ack_write_private(app=app, message=message, reader=reader, moment=moment)
+            count = _group_ack_count(message)
+            return GroupAckResult(
+                message_id=message.message_id, group_id=group.group_id, count=count, already_acked=not new, private=True
+            )
+        if connection.vendor == "postgresql" and effect.sender_told:
+            count = _group_ack_write_one_statement(app=app, group=group, message=message, reader=reader, moment=moment)
+        else:
+            count = _group_ack_write_stepwise(
+                app=app, group=group, message=message, reader=reader, moment=moment, tell_sender=effect.sender_told
+            )
     except IntegrityError:
         # The message retention purge deleted the message between the lookup and the write: the new ack's
         # foreign key fails at COMMIT, so nothing was stored. The ack is refused as the lookup would now.
@@ -536,8 +671,191 @@ def group_ack_record(
             raise MessageNotFound(f"No message {message_id!r} in this group.") from None
         raise
     if count is None:
-        # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
-        count = Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
-        return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=True)
+        return GroupAckResult(
+            message_id=message.message_id, group_id=group.group_id, count=_group_ack_count(message), already_acked=True
+        )
     metrics.RECORDED["group_read"].inc()  # committed (PostgreSQL: its own statement; SQLite: its transaction)
     return GroupAckResult(message_id=message.message_id, group_id=group.group_id, count=count, already_acked=False)
+
+
+def _group_ack_count(message: Message) -> int:
+    # A fresh read (not the lookup's): a concurrent ack that committed meanwhile is included.
+    return Message.objects.filter(pk=message.pk).values_list("group_ack_count", flat=True).get()
+
+
+# --------------------------------------------------------------------------- several group acks at once (SPEC §12)
+
+MAX_BATCH_ACKS = 100
+
+
+@dataclass(frozen=True)
+class BatchAckItem:
+    """One id's outcome: as the single ack's answer, or its refusal (`error`, `detail`)."""
+
+    message_id: str
+    count: int | None = None
+    already_acked: bool | None = None
+    private: bool = False
+    error: str | None = None
+    detail: str | None = None
+
+
+def _batch_messages(*, app: App, message_ids: list[str]) -> dict[str, Message]:
+    """The app's messages among `message_ids` with what a group ack decides on, the sender's setting included;
+    one query whatever the number of ids."""
+    return {
+        m.message_id: m
+        for m in Message.objects.filter(app=app, message_id__in=set(message_ids))
+        .annotate(sender_send_read_receipts=F("sender__send_read_receipts"))
+        .only(
+            "id",
+            "message_id",
+            "chat_type",
+            "sender_id",
+            "group_id",
+            "timestamp",
+            "need_group_ack",
+            "group_ack_count",
+            "group_acks_closed",
+        )
+    }
+
+
+def _batch_ack_insert(*, app: App, reader: ChatUser, messages: list[Message], moment, private: bool) -> set[int]:
+    """The acks of `messages` (in pk order), unless they exist: the pks whose ack this request inserted."""
+    quote = connection.ops.quote_name
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(messages))
+    stamp = connection.ops.adapt_datetimefield_value(moment)
+    params = [v for m in messages for v in (app.pk, m.pk, reader.pk, stamp, m.timestamp, private)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(GroupAck._meta.db_table)} "
+            "(app_id, message_id, reader_id, acked_at, message_timestamp, private) "
+            f"VALUES {rows} ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING message_id",
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _batch_counts_increment(*, pks: list[int]) -> dict[int, int]:
+    """group_ack_count + 1 on each message of `pks`, RETURNING the new counts. On PostgreSQL the rows are locked
+    in pk order first (as one row at a time elsewhere), so two batches over the same messages cannot deadlock."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(pks))
+    if connection.features.has_select_for_update:
+        target = f"SELECT id FROM {table} WHERE id IN ({placeholders}) ORDER BY id FOR UPDATE"
+    else:
+        target = placeholders
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET group_ack_count = group_ack_count + 1 WHERE id IN ({target}) "
+            "RETURNING id, group_ack_count",
+            pks,
+        )
+        return dict(cursor.fetchall())
+
+
+def group_acks_record_many(
+    *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_ids: list[str]
+) -> list[BatchAckItem]:
+    """POST /groups/{group_id}/read_ack: each id checked and recorded exactly as group_ack_record would (its
+    error code in place of a status), results in the request's order; an id given twice: the second is
+    already_acked. Raises group_not_found for the whole request.
+
+    A fixed number of queries whatever the number of ids: the group (role and override), the messages, then one
+    transaction: the acks (one INSERT ... ON CONFLICT DO NOTHING), the counts of the new public ones (one
+    UPDATE, rows locked in pk order), the senders' events (events_publish, senders locked in id order), their
+    webhook deliveries, the daily counter (last); then one read of the current counts for the repeats, and one
+    upsert of the refusals' daily counters. The lock order is the single ack's (acks, messages, users,
+    counter), so batches and single acks cannot deadlock; counts stay exact under concurrency.
+    """
+    group = group_get(app=app, group_id=group_id, member=reader)
+    snapshot = policy_snapshot_get(app_id=app.pk)
+    messages = _batch_messages(app=app, message_ids=message_ids)
+    moment = now()
+    private = _reader_private(snapshot, reader)
+    refused: dict[int, ApplicationError] = {}
+    wanted: dict[int, Message] = {}  # message pk -> message, the first time an allowed id appears
+    outcome_of: list[tuple[str, Message | None]] = []
+    for index, message_id in enumerate(message_ids):
+        message = messages.get(message_id)
+        if message is None or message.chat_type != ChatType.GROUP or message.group_id != group.pk:
+            refused[index] = MessageNotFound(f"No message {message_id!r} in this group.")
+            outcome_of.append((message_id, None))
+            continue
+        decision = evaluation.group_read_ack_decision(
+            snapshot=snapshot,
+            is_member=group.member_role is not None,
+            is_sender=message.sender_id == reader.pk,
+            need_group_ack=message.need_group_ack,
+            device_require_ack=device.require_ack,
+            message_timestamp_ms=message.timestamp,
+            now_ms=to_ms(moment),
+            acks_purged=message.group_acks_closed,
+            group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
+        )
+        if not decision.allowed:
+            refused[index] = _refusal_of(decision.reason, message_id)
+            outcome_of.append((message_id, None))
+            continue
+        wanted.setdefault(message.pk, message)
+        outcome_of.append((message_id, message))
+
+    inserted: set[int] = set()
+    new_counts: dict[int, int] = {}
+    if wanted:
+        ordered = [wanted[pk] for pk in sorted(wanted)]
+        with transaction.atomic():
+            inserted = _batch_ack_insert(app=app, reader=reader, messages=ordered, moment=moment, private=private)
+            if inserted and not private:
+                new_counts = _batch_counts_increment(pks=sorted(inserted))
+                told = [
+                    NewEvent(
+                        user_id=m.sender_id,
+                        type="group_message_read",
+                        payload={
+                            "message_id": m.message_id,
+                            "group_id": group.group_id,
+                            "from": reader.username,
+                            "count": new_counts[m.pk],
+                            "timestamp": to_ms(moment),
+                        },
+                    )
+                    for m in ordered
+                    if m.pk in inserted and _receives(snapshot, m.sender_send_read_receipts)
+                ]
+                if told:
+                    _webhooks_enqueue(app=app, told=events_publish(events=told))
+                receipt_count_add(app_id=app.pk, kind=ReceiptKind.GROUP_READ, n=len(inserted), day=moment.date())
+        if not private:
+            metrics.RECORDED["group_read"].inc(len(inserted))
+    # The repeats (acked before, an id given twice, or every id of a private reader) answer the current count:
+    # one fresh read after the commit, a concurrent ack that committed meanwhile included.
+    times_given = Counter(m.pk for _, m in outcome_of if m is not None)
+    repeats = {pk for pk in wanted if private or pk not in inserted or times_given[pk] > 1}
+    current = dict(Message.objects.filter(pk__in=repeats).values_list("pk", "group_ack_count")) if repeats else {}
+    results, answered = [], set()
+    for index, (message_id, message) in enumerate(outcome_of):
+        if message is None:
+            exc = refused[index]
+            results.append(BatchAckItem(message_id=message_id, error=str(exc.code), detail=str(exc.detail)))
+            continue
+        first_time = message.pk not in answered
+        answered.add(message.pk)
+        new = first_time and message.pk in inserted
+        count = new_counts[message.pk] if new and not private else current[message.pk]
+        results.append(BatchAckItem(message_id=message_id, count=count, already_acked=not new, private=private))
+    refusal_counts: dict[str, int] = {}
+    for exc in refused.values():
+        refusal_counts[str(exc.code)] = refusal_counts.get(str(exc.code), 0) + 1
+    refusals_count_add(app_id=app.pk, kind=ACK, counts=refusal_counts)
+    return results
+
+
+def _refusal_of(reason, message_id: str) -> ApplicationError:
+    """The exception the single ack raises for `reason` (its code and detail), built without raising."""
+    try:
+        raise_unless_allowed(evaluation.Decision(False, reason))
+    except ApplicationError as exc:
+        return exc
+    raise AssertionError(reason)

@@ -1,5 +1,7 @@
 """The app page: role-specific controls, the effective state in words, and every change through policy_update."""
 
+import html
+
 import pytest
 
 from apps.audit.models import AuditEntry
@@ -265,3 +267,41 @@ def test_limits__reason_too_long__400(business_console, make_app):
                                                              "reason": "x" * 1001})
     assert response.status_code == 400
     assert response.context["limits_form"].errors["reason"] == ["At most 1000 characters."]
+
+
+# --- read receipt privacy (SPEC §11): an operator's select beside the switches
+
+
+def test_privacy__operator_sets_reciprocal__saved_audited_and_explained(operator_console, operator_user, make_app):
+    app = make_app(plan="pro")
+    body = operator_console.get(_url(app)).content.decode()
+    assert 'action="/console/apps/acme/chat/privacy/"' in body and "Each user chooses" in body
+    response = operator_console.post(_url(app, "privacy/"), {"value": "reciprocal"}, follow=True)
+    assert response.redirect_chain == [(_url(app), 302)]
+    page = html.unescape(response.content.decode())
+    assert "Read receipt privacy set to \u201cEach user chooses; private readers see no one's receipts\u201d" in page
+    assert "read privately and see nobody else's read receipts" in page
+    assert _policy(app).read_receipt_privacy == "reciprocal"
+    entry = AuditEntry.objects.get(app=app)
+    assert (entry.actor, entry.field, entry.old_value, entry.new_value) == (
+        operator_user, "read_receipt_privacy", "user_choice", "reciprocal")
+    again = operator_console.post(_url(app, "privacy/"), {"value": "reciprocal"}, follow=True)
+    assert "was already" in again.content.decode() and AuditEntry.objects.count() == 1
+
+
+def test_privacy__unknown_value__400_nothing_changes(operator_console, make_app):
+    app = make_app(plan="pro")
+    response = operator_console.post(_url(app, "privacy/"), {"value": "never"})
+    assert response.status_code == 400
+    assert "That is not a read receipt privacy setting." in response.content.decode()
+    assert _policy(app).read_receipt_privacy == "user_choice" and not AuditEntry.objects.exists()
+
+
+def test_privacy__business__no_select__forged_post_refused(business_console, make_app):
+    app = make_app(plan="pro")
+    body = business_console.get(_url(app)).content.decode()
+    assert "/privacy/" not in body and 'data-testid="privacy-value"' in body  # shown, not offered
+    response = business_console.post(_url(app, "privacy/"), {"value": "always_send"})
+    assert response.status_code == 403
+    assert "your role may not change Read receipt privacy" in response.content.decode()
+    assert _policy(app).read_receipt_privacy == "user_choice" and not AuditEntry.objects.exists()

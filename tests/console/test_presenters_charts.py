@@ -29,7 +29,8 @@ PLANS = [Plan("free", "Free", 1, False), Plan("pro", "Pro", 2, True), Plan("ulti
 
 
 def _snapshot(**overrides):
-    values = dict(app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, group_read_ack_enabled=False,
+    values = dict(app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, read_receipt_privacy="user_choice",
+        group_read_ack_enabled=False,
                   group_ack_sender_scope="all_members", group_ack_member_limit=200,
                   group_ack_count_visibility="sender", group_ack_ttl_days=3, plan="free",
                   plan_group_read_ack_allowed=False, plan_message_retention_days=3)

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 DEFAULTS = {
     "delivery_ack_enabled": True,
     "read_ack_enabled": True,
+    "read_receipt_privacy": "user_choice",
     "group_read_ack_enabled": False,
     "group_ack_sender_scope": "all_members",
     "group_ack_member_limit": 200,
@@ -72,12 +73,13 @@ def test_policy_get__query_count(business_client, make_app, django_assert_num_qu
 def test_policy_patch__operator_sets_operator_fields__200_new_policy(operator_client, make_app):
     make_app(plan="pro")
     response = patch(operator_client, {"delivery_ack_enabled": False, "read_ack_enabled": False,
-                                       "group_read_ack_enabled": True})
+                                       "group_read_ack_enabled": True, "read_receipt_privacy": "reciprocal"})
     assert response.status_code == 200
     assert response.json() == DEFAULTS | {
         "delivery_ack_enabled": False, "read_ack_enabled": False, "group_read_ack_enabled": True,
-        "plan": "pro", "effective": {"group_read_ack": True},
+        "read_receipt_privacy": "reciprocal", "plan": "pro", "effective": {"group_read_ack": True},
     }
+    assert stored_policy()["read_receipt_privacy"] == "reciprocal"
     assert stored_policy()["group_read_ack_enabled"] is True
 
 
@@ -511,3 +513,30 @@ def test_policy_patch__refused__no_query_past_the_role_check(business_client, ma
     make_app()
     with django_assert_num_queries(3):  # token+user, roles, app
         assert patch(business_client, {"read_ack_enabled": False}).status_code == 403
+
+
+# --- read_receipt_privacy (SPEC §11): an operator field, audited, one of three values
+
+
+@pytest.mark.parametrize("value", ["user_choice", "always_send", "reciprocal"])
+def test_policy_patch__operator_sets_read_receipt_privacy__200_audited(operator_client, make_app, value):
+    make_app()
+    response = patch(operator_client, {"read_receipt_privacy": value})
+    assert response.status_code == 200 and response.json()["read_receipt_privacy"] == value
+    changed = AuditEntry.objects.filter(field="read_receipt_privacy")
+    assert [(e.old_value, e.new_value) for e in changed] == ([] if value == "user_choice" else [("user_choice", value)])
+
+
+def test_policy_patch__business_sets_read_receipt_privacy__403_forbidden_field(business_client, make_app):
+    make_app()
+    response = patch(business_client, {"read_receipt_privacy": "always_send"})
+    assert response.status_code == 403 and response.json()["error"] == "forbidden_field"
+    assert stored_policy()["read_receipt_privacy"] == "user_choice"
+
+
+@pytest.mark.parametrize("value", ["never", "", None, True, ["reciprocal"]])
+def test_policy_patch__read_receipt_privacy_not_a_choice__400(operator_client, make_app, value):
+    make_app()
+    response = patch(operator_client, {"read_receipt_privacy": value})
+    assert response.status_code == 400 and "read_receipt_privacy" in response.json()["fields"]
+    assert stored_policy()["read_receipt_privacy"] == "user_choice"

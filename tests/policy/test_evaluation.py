@@ -7,16 +7,23 @@ from apps.policy.evaluation import (
     BUSINESS_FIELDS,
     OPERATOR_FIELDS,
     Decision,
+    GroupReadEffect,
     PolicySnapshot,
     app_create_allowed,
+    conversation_read_audience,
     effective_group_read_ack,
     group_ack_decision,
+    group_ack_list_decision,
     group_read_ack_enable_decision,
+    group_read_effect,
     group_send_decision,
     is_older_than_days,
     member_limit_change_decision,
+    message_read_audience,
     message_receipt_flags,
     policy_value_errors,
+    read_ack_is_private,
+    receives_read_receipts,
     refused_fields,
     retention_cutoff_ms,
     single_send_decision,
@@ -27,7 +34,8 @@ DAY = 86_400_000
 
 def snapshot(**overrides) -> PolicySnapshot:
     values = dict(
-        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, group_read_ack_enabled=True,
+        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, read_receipt_privacy="user_choice",
+        group_read_ack_enabled=True,
         group_ack_sender_scope="all_members", group_ack_member_limit=200, group_ack_count_visibility="sender",
         group_ack_ttl_days=3, plan="pro", plan_group_read_ack_allowed=True, plan_message_retention_days=7,
     )
@@ -37,8 +45,9 @@ def snapshot(**overrides) -> PolicySnapshot:
 # --- role split (SPEC §2 table)
 
 
-def test_fields__operator_owns_the_three_switches_business_the_rest():
-    assert OPERATOR_FIELDS == {"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled"}
+def test_fields__operator_owns_the_three_switches_and_privacy_business_the_rest():
+    assert OPERATOR_FIELDS == {"delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled",
+                               "read_receipt_privacy"}
     assert BUSINESS_FIELDS == {"group_ack_sender_scope", "group_ack_member_limit", "group_ack_count_visibility",
                                "group_ack_ttl_days", "plan"}
 
@@ -245,3 +254,58 @@ def test_retention_cutoff__the_first_instant_still_valid(days):
     assert cutoff == now - days * DAY
     assert not is_older_than_days(timestamp_ms=cutoff, now_ms=now, days=days)
     assert is_older_than_days(timestamp_ms=cutoff - 1, now_ms=now, days=days)
+
+
+# --- read-receipt privacy (SPEC §11)
+
+
+@pytest.mark.parametrize("privacy, send, private", [
+    ("user_choice", True, False), ("user_choice", False, True),
+    ("always_send", True, False), ("always_send", False, False),  # the administrator's override
+    ("reciprocal", True, False), ("reciprocal", False, True),
+])
+def test_read_ack_is_private__user_setting_unless_always_send(privacy, send, private):
+    assert read_ack_is_private(privacy=privacy, send_read_receipts=send) is private
+
+
+@pytest.mark.parametrize("privacy, send, receives", [
+    ("user_choice", True, True), ("user_choice", False, True),
+    ("always_send", True, True), ("always_send", False, True),
+    ("reciprocal", True, True), ("reciprocal", False, False),  # whoever hides theirs sees nobody's
+])
+def test_receives_read_receipts__withheld_only_from_a_private_user_under_reciprocal(privacy, send, receives):
+    assert receives_read_receipts(privacy=privacy, send_read_receipts=send) is receives
+
+
+@pytest.mark.parametrize("require_read_ack, private, sender_receives, sender", [
+    (True, False, True, True), (False, False, True, False), (True, True, True, False), (True, False, False, False),
+])
+def test_message_read_audience__sender_told_only_if_asked_public_and_receiving(
+        require_read_ack, private, sender_receives, sender):
+    audience = message_read_audience(require_read_ack=require_read_ack, reader_private=private,
+                                     sender_receives=sender_receives)
+    assert audience.sender is sender and audience.reader_other_devices is True
+
+
+@pytest.mark.parametrize("private, peer_receives, peer", [(False, True, True), (True, True, False),
+                                                          (False, False, False), (True, False, False)])
+def test_conversation_read_audience__peer_told_only_if_public_and_receiving(private, peer_receives, peer):
+    audience = conversation_read_audience(reader_private=private, peer_receives=peer_receives)
+    assert audience.peer is peer and audience.reader_other_devices is True
+
+
+@pytest.mark.parametrize("private, sender_receives, counted, told", [
+    (False, True, True, True), (False, False, True, False), (True, True, False, False), (True, False, False, False),
+])
+def test_group_read_effect__private_is_stored_only__public_is_counted_and_told_if_receiving(
+        private, sender_receives, counted, told):
+    assert group_read_effect(reader_private=private, sender_receives=sender_receives) == GroupReadEffect(
+        counted=counted, sender_told=told)
+
+
+def test_group_ack_list__caller_not_receiving__ack_count_not_visible_even_as_sender():
+    decision = group_ack_list_decision(snapshot=snapshot(), is_sender=True, is_member=True, caller_receives=False,
+                                       need_group_ack=True, message_timestamp_ms=0, now_ms=1)
+    assert decision == Decision(False, "ack_count_not_visible")
+    assert group_ack_list_decision(snapshot=snapshot(), is_sender=True, is_member=True, caller_receives=True,
+                                   need_group_ack=True, message_timestamp_ms=0, now_ms=1).allowed

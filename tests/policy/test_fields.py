@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from drf_spectacular.generators import SchemaGenerator
 
 from apps.console.forms import PolicyLimitsForm
-from apps.console.presenters import FIELD_LABELS, LIMIT_ORDER, SWITCH_ORDER
+from apps.console.presenters import FIELD_LABELS, LIMIT_ORDER, PRIVACY_FIELD, SWITCH_ORDER
 from apps.policy.evaluation import BUSINESS_FIELDS, FIELD_ROLE, OPERATOR_FIELDS, PolicySnapshot
 from apps.policy.fields import BY_NAME, POLICY_FIELDS, RECEIPT_POLICY_FIELDS, docs_table
 from apps.policy.models import ReceiptPolicy
@@ -24,6 +24,7 @@ POLICY_PATH = "/api/v1/admin/apps/{org_name}/{app_name}/policy"
 SPEC_TABLE = {
     "delivery_ack_enabled": (bool, True, "operator"),
     "read_ack_enabled": (bool, True, "operator"),
+    "read_receipt_privacy": (("user_choice", "always_send", "reciprocal"), "user_choice", "operator"),  # SPEC §11
     "group_read_ack_enabled": (bool, False, "operator"),
     "group_ack_sender_scope": (("all_members", "owners_and_admins"), "all_members", "business"),
     "group_ack_member_limit": ((2, 100_000), 200, "business"),
@@ -131,7 +132,8 @@ def test_schema__patch_requires_nothing_and_output_everything(schema):
 
 def test_console__labels_and_order_cover_every_field():
     assert FIELD_LABELS == {field.name: field.label for field in POLICY_FIELDS}
-    assert set(SWITCH_ORDER) == OPERATOR_FIELDS and len(SWITCH_ORDER) == len(OPERATOR_FIELDS)
+    # Every operator field is on the console: the switches, and the privacy policy's select (SPEC §11).
+    assert {*SWITCH_ORDER, PRIVACY_FIELD} == OPERATOR_FIELDS and len(SWITCH_ORDER) + 1 == len(OPERATOR_FIELDS)
     assert set(LIMIT_ORDER) == BUSINESS_FIELDS and len(LIMIT_ORDER) == len(BUSINESS_FIELDS)
 
 

@@ -298,5 +298,6 @@ def test_group_ack__queries__repeat(team, django_assert_num_queries):
 def test_group_ack__queries__refused(team, django_assert_num_queries):
     world, group, message, alice, *_ = team
     world.warm_cache()
-    with django_assert_num_queries(2):  # token (first use), group + membership + message + policy
+    # token (first use), group + membership + message + policy, the refusal's daily counter (SPEC §12)
+    with django_assert_num_queries(3):
         assert world.group_ack(alice, group.group_id, message.message_id).status_code == 400

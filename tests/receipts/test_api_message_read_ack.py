@@ -278,5 +278,5 @@ def test_read_ack__queries__refused(chat, django_assert_num_queries):
     world, _, _, _, message = chat
     bob_off = world.login("bob", "tablet", require_ack=False)
     world.warm_cache()
-    with django_assert_num_queries(2):  # token, message
+    with django_assert_num_queries(3):  # token, message, the refusal's daily counter (SPEC §12)
         assert world.message_ack(bob_off, message.message_id).status_code == 409

@@ -49,7 +49,8 @@ def stored(message: Message) -> tuple[int, int, bool]:
 
 def test_rule__purged_is_closed_whatever_the_ttl():
     snapshot = evaluation.PolicySnapshot(
-        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, group_read_ack_enabled=True,
+        app_id=1, delivery_ack_enabled=True, read_ack_enabled=True, read_receipt_privacy="user_choice",
+        group_read_ack_enabled=True,
         group_ack_sender_scope="all_members", group_ack_member_limit=200, group_ack_count_visibility="sender",
         group_ack_ttl_days=30, plan="pro", plan_group_read_ack_allowed=True, plan_message_retention_days=7,
     )
@@ -99,7 +100,8 @@ def test_closed__refused_with_the_same_fixed_queries_as_an_expired_ack(acked, dj
     world.policy(group_ack_ttl_days=30)
     world.warm_cache()
     world.ack_list(readers[3], group.group_id, message.message_id)  # the token is cached, as on every later call
-    with django_assert_num_queries(1):  # group + membership + message (closed flag included) + policy
+    # group + membership + message (closed flag included) + policy, the refusal's daily counter (SPEC §12)
+    with django_assert_num_queries(2):
         assert error(world.group_ack(readers[3], group.group_id, message.message_id)) == (410, "ack_expired")
     with django_assert_num_queries(2):  # token (first use), the same one lookup
         assert error(world.ack_list(alice, group.group_id, message.message_id)) == (410, "ack_expired")

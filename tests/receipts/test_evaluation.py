@@ -24,6 +24,7 @@ DEFAULTS = PolicySnapshot(
     app_id=1,
     delivery_ack_enabled=True,
     read_ack_enabled=True,
+    read_receipt_privacy="user_choice",
     group_read_ack_enabled=False,
     group_ack_sender_scope="all_members",
     group_ack_member_limit=200,
