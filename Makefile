@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench install migrate demo schema clean chromium
+.PHONY: run test lint bench bench-webhooks install migrate demo schema clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ lint: install
 bench: install
 	$(PIP) install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Webhooks under load (docs/PERFORMANCE.md, "Webhooks (issue 13)"): gunicorn, a real Celery worker, a receiver.
+bench-webhooks: install
+	$(PY) bench/webhooks_bench.py $(BENCH_ARGS)
 
 schema: install
 	$(PY) manage.py spectacular --file openapi.yml

@@ -289,6 +289,14 @@ WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=60.0)
 WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=8)
 # One sweep stops claiming after this long and the next one goes on (the task's time limits follow).
 WEBHOOK_SWEEP_MAX_SECONDS = env.float("WEBHOOK_SWEEP_MAX_SECONDS", default=50.0)
+# Latency from a receipt's commit to its post: a sweep does not stop when nothing is due but watches for
+# WEBHOOK_WATCH_SECONDS (a quarter longer than beat's interval: the next sweep starts before it ends, so one is
+# always watching), asking every WEBHOOK_POLL_SECONDS whether anything is due (one indexed read) and posting what
+# is. 0 turns the watch off: deliveries then wait for the next beat tick (up to WEBHOOK_SWEEP_SECONDS).
+WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=0.05)
+WEBHOOK_WATCH_SECONDS = (
+    min(1.25 * WEBHOOK_SWEEP_SECONDS, WEBHOOK_SWEEP_MAX_SECONDS) if WEBHOOK_POLL_SECONDS > 0 else 0.0
+)
 CELERY_BEAT_SCHEDULE["webhook-deliveries"] = {
     "task": "webhooks.deliver_due", "schedule": WEBHOOK_SWEEP_SECONDS, "options": {"expires": WEBHOOK_SWEEP_SECONDS},
 }

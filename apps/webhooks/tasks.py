@@ -5,19 +5,23 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from .services import webhook_deliveries_post_due
+from .services import webhook_deliveries_sweep
 
 
 @shared_task(
     name="webhooks.deliver_due",
     ignore_result=True,
-    # A sweep stops claiming after WEBHOOK_SWEEP_MAX_SECONDS; the posts in flight then end within the timeout.
+    # A sweep stops claiming after WEBHOOK_SWEEP_MAX_SECONDS (its watch included); the posts in flight then end
+    # within the timeout.
     soft_time_limit=settings.WEBHOOK_SWEEP_MAX_SECONDS + 3 * settings.WEBHOOK_TIMEOUT_SECONDS,
     time_limit=settings.WEBHOOK_SWEEP_MAX_SECONDS + 4 * settings.WEBHOOK_TIMEOUT_SECONDS,
 )
 def deliver_due() -> int:
-    """Post every due delivery (beat sends this every WEBHOOK_SWEEP_SECONDS); idempotent, safe to overlap.
+    """Post every due delivery (beat sends this every WEBHOOK_SWEEP_SECONDS), then watch for new ones for
+    WEBHOOK_WATCH_SECONDS, posting each within about WEBHOOK_POLL_SECONDS; idempotent, safe to overlap.
 
-    Nothing is lost if this message is: the rows wait in the database for the next sweep.
+    Nothing is lost if this message is: the rows wait in the database for the next sweep. The sweep runs on a
+    thread of the worker process that keeps its database connection from one sweep to the next
+    (services.webhook_deliveries_sweep).
     """
-    return webhook_deliveries_post_due()
+    return webhook_deliveries_sweep(watch_seconds=settings.WEBHOOK_WATCH_SECONDS)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,10 @@ from .network import Target
 
 RESPONSE_KEPT_BYTES = 1024
 _CLIENTS_KEPT = 32
+
+# httpx logs every request at INFO ("HTTP Request: POST ..."); the sweep already logs each attempt with its outcome
+# (apps/webhooks/services.py), so at the worker's INFO level httpx's line would double the log, one line a delivery.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ def _client(target: Target, timeout: float) -> httpx.Client:
                 timeout=httpx.Timeout(timeout),
                 follow_redirects=False,
                 trust_env=False,
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=4),
+                # As many kept alive as may be open: a sweep posts up to WEBHOOK_CONCURRENCY (8) at once, and a
+                # connection closed after each batch would be a new TLS handshake per post to a busy endpoint.
+                limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
             )
             while len(_clients) > _CLIENTS_KEPT:
                 _clients.popitem(last=False)[1].close()

@@ -45,6 +45,13 @@ def test_defaults__embedded_broker__purge_every_10_minutes():
     assert _settings_in_fresh_process({}, "settings.PURGE_INTERVAL_SECONDS") == "600"
 
 
+def test_webhook_sweep_watches_a_quarter_longer_than_beats_interval__off_with_poll_0():
+    # Consecutive sweeps overlap, so one is always watching for new deliveries (SPEC §10 latency, docs/WEBHOOKS.md)
+    assert _settings_in_fresh_process({}, "settings.WEBHOOK_POLL_SECONDS, settings.WEBHOOK_WATCH_SECONDS") == "0.05 2.5"
+    assert _settings_in_fresh_process({"WEBHOOK_SWEEP_SECONDS": "4"}, "settings.WEBHOOK_WATCH_SECONDS") == "5.0"
+    assert _settings_in_fresh_process({"WEBHOOK_POLL_SECONDS": "0"}, "settings.WEBHOOK_WATCH_SECONDS") == "0.0"
+
+
 def test_interval_and_broker_configurable_from_the_environment():
     env = {"PURGE_INTERVAL_SECONDS": "60", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/6"}
     assert _settings_in_fresh_process(env, "settings.CELERY_BEAT_SCHEDULE['purge-expired-events']['schedule']") == "60"

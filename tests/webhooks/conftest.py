@@ -3,7 +3,7 @@ test post to it."""
 
 import pytest
 
-from apps.webhooks import transport
+from apps.webhooks import services, transport
 
 from .receiver import Receiver
 
@@ -21,3 +21,10 @@ def receiver(local_network):
     yield server
     transport.clients_close()
     server.close()
+
+
+@pytest.fixture
+def sweeper():
+    """The Celery task's sweeper thread (services.webhook_deliveries_sweep), its connection closed afterwards."""
+    yield services.webhook_deliveries_sweep
+    services.webhook_sweeper_shutdown()

@@ -3,9 +3,13 @@ with the standardwebhooks library. The sweep runs in the test's process (the Cel
 tests/background/test_webhook_worker.py runs it in a real worker)."""
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import WebhookVerificationError
 
@@ -377,3 +381,140 @@ def test_body_posted_is_the_stored_body_byte_for_byte(app, hook, receiver):
     (request,) = receiver.wait_for(1)
     assert request.body == delivery.body.encode()
     assert json.loads(request.body)["type"] == "message.read"
+
+
+# --------------------------------------------------------------------------- the watch: posting soon after the commit
+
+
+def _sweep_in_a_thread(*, watch_seconds: float) -> tuple[threading.Thread, dict]:
+    """A watching sweep (what the Celery task runs) on a thread of its own, with its own database connection."""
+    outcome: dict = {}
+
+    def sweep():
+        try:
+            outcome["attempts"] = webhook_deliveries_post_due(watch_seconds=watch_seconds)
+        except Exception as exc:  # reported by the test
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_watching_sweep__posts_a_receipt_committed_after_it_found_nothing_due(app, hook, receiver, settings):
+    endpoint, secret = hook
+    settings.WEBHOOK_POLL_SECONDS = 0.02
+    first = read_receipt(app, "evt_1")
+    thread, outcome = _sweep_in_a_thread(watch_seconds=3)
+    try:
+        # When the sweep posted what was due and went on watching (several empty probes meanwhile)
+        receiver.wait_for(1)
+        wait_until(lambda: WebhookDelivery.objects.filter(pk=first.pk, status="delivered").exists())
+        threading.Event().wait(5 * settings.WEBHOOK_POLL_SECONDS)
+        # and a receipt commits
+        second = read_receipt(app, "evt_2")
+        # Then that same sweep posts it: no other sweep runs here
+        posted = receiver.wait_for(2)[1]
+    finally:
+        thread.join(30)
+    assert outcome == {"attempts": 2}
+    assert posted.headers["webhook-id"] == f"msg_{second.pk}"
+    assert posted.verified_by(secret)["type"] == "message.read"
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == ("delivered", 1)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_watching_sweeps__receipts_committed_meanwhile__each_posted_once(app, hook, receiver, settings):
+    settings.WEBHOOK_POLL_SECONDS = 0.02
+    sweeps = [_sweep_in_a_thread(watch_seconds=3) for _ in range(2)]
+    try:
+        for n in range(20):
+            read_receipt(app, f"evt_{n}")
+        requests = receiver.wait_for(20)
+    finally:
+        for thread, _ in sweeps:
+            thread.join(30)
+    outcomes = [outcome for _, outcome in sweeps]
+    assert all("error" not in outcome for outcome in outcomes), outcomes
+    assert sum(outcome["attempts"] for outcome in outcomes) == 20
+    assert len(requests) == 20 and len({r.headers["webhook-id"] for r in requests}) == 20
+    assert list(WebhookDelivery.objects.values_list("status", "attempts").distinct()) == [("delivered", 1)]
+
+
+def test_idle_watch__asks_again_and_again__with_the_probe_only(app, hook, settings):
+    # Watching costs one indexed read per WEBHOOK_POLL_SECONDS: no transaction, no write, nothing else.
+    settings.WEBHOOK_POLL_SECONDS = 0.01
+    with CaptureQueriesContext(connection) as queries:
+        assert webhook_deliveries_post_due(watch_seconds=0.2) == 0
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) > 1
+    assert all(s.startswith("SELECT 1 FROM") and s.endswith("LIMIT 1") for s in statements), set(statements)
+
+
+def test_without_a_watch__the_sweep_returns_once_nothing_is_due(app, hook, receiver):
+    read_receipt(app)
+    with CaptureQueriesContext(connection) as queries:
+        assert webhook_deliveries_post_due() == 1
+    # The last statement is the probe that found nothing more due; then the sweep returned
+    assert queries.captured_queries[-1]["sql"].startswith("SELECT 1 FROM")
+
+
+def wait_until(predicate, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, f"not within {timeout}s"
+        threading.Event().wait(0.02)
+
+
+def _sweeper_sessions() -> set[int]:
+    """The PostgreSQL sessions whose last statement was the sweep's probe (the sweeper thread's, here)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query LIKE %s",
+            ['SELECT 1 FROM "webhooks_webhookdelivery"%'],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="cuts a session with pg_terminate_backend")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_task_sweep__keeps_its_session_from_sweep_to_sweep__a_fresh_one_once_it_was_cut(app, hook, receiver, sweeper):
+    # What the Celery task runs (services.webhook_deliveries_sweep): the sweep on a thread of its own whose database
+    # session outlives each task (Celery closes the task's connections before and after every task)
+    read_receipt(app, "evt_1")
+    assert sweeper(watch_seconds=0) == 1
+    (session,) = _sweeper_sessions()
+    read_receipt(app, "evt_2")
+    assert sweeper(watch_seconds=0) == 1
+    assert _sweeper_sessions() == {session}
+    # When that session is cut (PostgreSQL restarted, say), the next sweep fails and lets its connection go
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [session])
+    read_receipt(app, "evt_3")
+    with pytest.raises(OperationalError):
+        sweeper(watch_seconds=0)
+    # Then the one after posts on a fresh session
+    assert sweeper(watch_seconds=0) == 1
+    assert _sweeper_sessions() - {session}
+    assert [r.headers["webhook-id"] for r in receiver.wait_for(3)] == [
+        f"msg_{WebhookDelivery.objects.get(event_id=e).pk}" for e in ("evt_1", "evt_2", "evt_3")
+    ]
+
+
+def test_batch_of_deliveries_recorded_at_once__a_row_claimed_again_meanwhile_is_left_alone(app, hook, receiver):
+    # The delivered attempts of one batch are written by one UPDATE, each row fenced by the attempt it claimed
+    first, second = read_receipt(app, "evt_1"), read_receipt(app, "evt_2")
+    claims = services._deliveries_claim(limit=10)
+    assert [c.delivery.pk for c in claims] == [first.pk, second.pk]
+    # The second one's lease ran out and another sweep claimed it again (its attempt 2 is in flight)
+    WebhookDelivery.objects.filter(pk=second.pk).update(attempts=2)
+    services._delivered_record([(claim, services.transport.PostOutcome(204)) for claim in claims])
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.attempts, first.last_status_code, first.next_attempt_at) == ("delivered", 1, 204, None)
+    assert (second.status, second.attempts, second.last_status_code) == ("pending", 2, None)
