@@ -271,8 +271,11 @@ CELERY_BEAT_SCHEDULE = {
         # Retention (SPEC §9): messages past their plan's message_retention_days, expired tokens.
         ("purge-expired-messages", "chat.purge_expired_messages"),
         ("purge-expired-tokens", "chat.purge_expired_tokens"),
+        # The webhook outbox's history (SPEC §10): deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS.
+        ("purge-expired-webhook-deliveries", "webhooks.purge_expired_deliveries"),
     ]
 }
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=7)
 
 # --- Webhooks (SPEC §10, apps/webhooks, docs/WEBHOOKS.md). Deliveries are rows written with the receipt; beat sends
 # the sweep every WEBHOOK_SWEEP_SECONDS and it posts whatever is due, so no delivery depends on a task message.

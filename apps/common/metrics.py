@@ -111,7 +111,7 @@ ACKS_REFUSED = Counter(
 )
 
 # --- background work
-PURGE_KINDS = ("group_acks", "events", "messages", "tokens")
+PURGE_KINDS = ("group_acks", "events", "messages", "tokens", "webhook_deliveries")
 PURGED_ROWS = Counter("receipts_purged_rows", "Rows deleted by the purges, by purge.", ["purge"])
 # Webhook attempts (SPEC §10, apps/webhooks/services.py), counted by the worker that made them.
 WEBHOOK_OUTCOMES = ("delivered", "failed", "gave_up")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
+from apps.common.batching import purge_until_time_limit
+
+from .purge import webhook_deliveries_purge_expired
 from .services import webhook_deliveries_sweep
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -25,3 +32,14 @@ def deliver_due() -> int:
     (services.webhook_deliveries_sweep).
     """
     return webhook_deliveries_sweep(watch_seconds=settings.WEBHOOK_WATCH_SECONDS)
+
+
+@shared_task(
+    name="webhooks.purge_expired_deliveries",
+    soft_time_limit=settings.PURGE_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.PURGE_TIME_LIMIT_SECONDS,
+    ignore_result=True,
+)
+def purge_expired_deliveries() -> int:
+    """Delete webhook deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS; idempotent, safe to overlap."""
+    return purge_until_time_limit(webhook_deliveries_purge_expired, label="webhook delivery purge", logger=logger)

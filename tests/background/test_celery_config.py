@@ -22,6 +22,7 @@ def test_every_purge_registered_and_scheduled_by_beat(settings):
     assert set(schedule) == {
         "receipts.purge_expired_group_acks", "events.purge_expired_events",
         "chat.purge_expired_messages", "chat.purge_expired_tokens",  # retention, SPEC §9
+        "webhooks.purge_expired_deliveries",  # the outbox's history, SPEC §10
     }
     # The webhook sweep (SPEC §10) posts whatever is due every WEBHOOK_SWEEP_SECONDS; a late one is dropped too.
     assert "webhooks.deliver_due" in celery_app.tasks
