@@ -413,9 +413,9 @@ def group_state(*, snapshot: PolicySnapshot, plan_name: str, member_count: int, 
                               f"have.{also}")
     in_force = group_member_limit(snapshot=snapshot, group_limit=member_limit)
     if member_limit is None:
-        limit_sentence = f"{in_force:,} members: the app's limit."
+        limit_sentence = "The app's limit."
     else:
-        limit_sentence = f"{in_force:,} members: this group's own limit (the app's is {app_limit:,})."
+        limit_sentence = f"This group's own limit (the app's is {value_label('group_ack_member_limit', app_limit)})."
     members = f"{member_count:,} member{'' if member_count == 1 else 's'}"
     if member_count > in_force:
         size = ("warn", f"This group has {members}, more than its limit: its messages get no read receipts "

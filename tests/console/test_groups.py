@@ -121,7 +121,7 @@ def test_group_page__every_role_sees_the_group_and_what_is_in_force(request, wor
     assert "Support team" in body and world.group_row.group_id in body
     assert 'data-testid="group-owner">alice<' in body and 'data-testid="group-members">3<' in body
     assert "On, as for the whole app" in body
-    assert "200 members: the app's limit." in body and "This group has 3 members: within its limit." in body
+    assert "The app's limit." in body and "This group has 3 members: within its limit." in body
     assert "Messages sent here with need_group_ack get read receipts." in body
     assert "The app's settings" in body
 
@@ -159,7 +159,7 @@ def test_group_page__its_own_settings_in_words(operator_console, world, business
                              group_read_ack="off", group_ack_member_limit=2)
     body = _body(operator_console.get(_group_url(world)))
     assert "Off for this group only (its own setting)" in body
-    assert "2 members: this group's own limit (the app's is 200)." in body
+    assert "This group's own limit (the app's is 200 members)." in body
     assert "This group has 3 members, more than its limit" in body
     assert "get no read receipts: group read receipts are off for it (feature_disabled)." in body
     assert "Its own settings" in body and "Off for this group" in body
@@ -218,7 +218,8 @@ def test_set__limit_above_the_apps_with_a_reason__saved(business_console, world)
     assert _group_audit(world) == [("bianca", f"group:{world.group_row.group_id}.group_ack_member_limit", None, 500,
                                     "Big customer group")]
     body = _body(response)
-    assert "member limit the app's → 500 members" in body and "500 members: this group's own limit" in body
+    assert "member limit the app's → 500 members" in body
+    assert "This group's own limit (the app's is 200 members)." in body
 
 
 def test_set__limit_below_the_apps__needs_no_reason(business_console, world):

@@ -183,7 +183,7 @@ def test_group_state__inherits__on_within_the_apps_limit():
 
 def test_group_state__own_limit_above_the_apps__in_force():
     state = group_state(snapshot=_pro(), plan_name="Pro", member_count=350, read_ack="inherit", member_limit=500)
-    assert state.limit_sentence == "500 members: this group's own limit (the app's is 200)."
+    assert state.limit_sentence == "This group's own limit (the app's is 200 members)."
     assert state.outcome_badge == "Read receipts work" and state.has_override
 
 
