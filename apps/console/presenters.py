@@ -514,8 +514,12 @@ def refusal_rows(*, series: dict[tuple[str, str], list[int]], member_limit: int)
             continue
         today = counts[-1]
         if kind == "send":
-            phrase, hint = SEND_REFUSALS.get(reason, (f"refused read receipts ({reason})", ""))
-            sentence = f"{_counted(today, 'message')} today {phrase.format(limit=member_limit)}"
+            if reason in SEND_REFUSALS:
+                template, hint = SEND_REFUSALS[reason]
+                phrase = template.format(limit=member_limit)
+            else:  # a reason this console does not know yet: named as it is
+                phrase, hint = f"refused with {reason}", ""
+            sentence = f"{_counted(today, 'message')} today {phrase}"
         elif kind == "ack":
             phrase, hint = ACK_REFUSALS.get(reason, f"refused with {reason}"), ""
             sentence = f"{_counted(today, 'ack')} today {phrase}"

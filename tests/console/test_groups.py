@@ -58,9 +58,22 @@ def test_app_page__every_role_gets_the_group_look_up(request, world, role):
     assert 'data-testid="group-lookup-form"' in body and f'action="{_url(world, "groups/")}"' in body
 
 
-def test_look_up__exact_group_id__straight_to_the_group_page(operator_console, world):
-    response = operator_console.get(_url(world, "groups/"), {"q": f" {world.group_row.group_id} "})
+@pytest.mark.parametrize("role", ["operator", "business", "superuser"])
+def test_look_up__exact_group_id__straight_to_the_group_page_for_every_role(request, world, role):
+    client = request.getfixturevalue(f"{role}_console")
+    response = client.get(_url(world, "groups/"), {"q": f" {world.group_row.group_id} "})
     assert response.status_code == 302 and response["Location"] == _group_url(world)
+
+
+def test_group_pages__signed_out__to_the_login_page_no_role__403(client, world, django_user_model):
+    for url in (_url(world, "groups/?q=team"), _group_url(world), _group_url(world, "delete/")):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/console/login/?next=")
+    assert client.post(_group_url(world), {**SETTINGS, "group_read_ack": "off"}).status_code == 302
+    client.force_login(django_user_model.objects.create_user(username="nobody", password="x"))
+    assert client.get(_group_url(world)).status_code == 403
+    assert client.post(_group_url(world), {**SETTINGS, "group_read_ack": "off"}).status_code == 403
+    assert _override(world) is None
 
 
 def test_look_up__part_of_the_name__listed_case_insensitively(operator_console, world):
@@ -297,6 +310,15 @@ def test_delete__confirmation_then_the_group_inherits_again(business_console, wo
     # Again: nothing to drop, nothing audited.
     again = business_console.post(_group_url(world, "delete/"), follow=True)
     assert "already uses the app's settings" in _body(again) and len(_group_audit(world)) == 4
+
+
+def test_delete__superuser__allowed(superuser_console, world, business_user):
+    group_receipt_policy_set(actor=business_user, app=world.app, group_id=world.group_row.group_id,
+                             group_read_ack="off", group_ack_member_limit=None)
+    assert superuser_console.get(_group_url(world, "delete/")).status_code == 200
+    assert superuser_console.post(_group_url(world, "delete/")).status_code == 302
+    assert _override(world) is None and _group_audit(world)[-1][:4] == (
+        "sam", f"group:{world.group_row.group_id}.group_read_ack", "off", "inherit")
 
 
 def test_delete__no_override__no_button_and_the_confirmation_says_so(business_console, world):

@@ -225,12 +225,14 @@ def test_refusal_rows__sentences_a_business_user_reads():
         ("ack", "ack_expired"): [3] * 14,
         ("ack", "own_message"): [0] * 14,  # nothing in the window: not shown
         ("ack", "brand_new_code"): [0] * 13 + [2],
+        ("send", "{odd}"): [0] * 13 + [1],  # a reason this console does not know yet: named as it is
     }
     rows = refusal_rows(series=series, member_limit=1200)
     assert [(row["reason"], row["today"], row["period"], row["sentence"]) for row in rows["send"]] == [
         ("group_too_large", 37, 37, "37 messages today in groups above the 1,200-member limit"),
         ("feature_disabled", 12, 17, "12 messages today in groups where group read receipts are off"),
         ("not_permitted", 1, 1, "1 message today from members not allowed to ask for read receipts"),
+        ("{odd}", 1, 1, "1 message today refused with {odd}"),
     ]
     assert [(row["reason"], row["sentence"]) for row in rows["ack"]] == [
         ("ack_expired", "3 acks today that came after the validity window"),
