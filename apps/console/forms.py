@@ -10,7 +10,8 @@ from apps.policy.services import REASON_MAX_LENGTH
 from apps.webhooks.models import EVENT_TYPES
 from apps.webhooks.network import URL_MAX_LENGTH
 
-from .presenters import EVENT_TYPE_HELP, LIMIT_ORDER, PRIVACY_FIELD, SWITCH_ORDER
+from .presenters import EVENT_TYPE_HELP, GROUP_READ_ACK_LABELS, LIMIT_ORDER, PRIVACY_FIELD, SWITCH_ORDER
+from .selectors import GROUP_SEARCH_MAX_LENGTH
 
 
 class LoginForm(forms.Form):
@@ -115,6 +116,39 @@ class WebhookEnabledForm(forms.Form):
 
     def enabled(self) -> bool:
         return self.cleaned_data["value"] == "on"
+
+
+class GroupLookupForm(forms.Form):
+    """The group look-up of the app page: a group_id (exact) or part of a group's name."""
+
+    q = forms.CharField(required=False, max_length=GROUP_SEARCH_MAX_LENGTH)
+
+
+class GroupOverrideForm(forms.Form):
+    """A group's own receipt settings (SPEC §12): the switch (inherit or off), the member limit (blank: the app's)
+    and a reason. apps.chat.services.group_receipt_policy_set decides: the limit's range, and the reason a limit
+    above the app's needs."""
+
+    group_read_ack = forms.ChoiceField(label="Group read receipts", choices=())
+    group_ack_member_limit = forms.IntegerField(label="Member limit (members)", required=False)
+    reason = forms.CharField(required=False, max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={
+        "rows": 2, "maxlength": REASON_MAX_LENGTH,
+        "placeholder": "Why? Required when the limit goes above the app's."}))
+
+    def __init__(self, *args, app_limit: int, app_has_them: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        now = "on" if app_has_them else "off"
+        self.fields["group_read_ack"].choices = [
+            ("inherit", f"{GROUP_READ_ACK_LABELS['inherit'].capitalize()} (now {now})"),
+            ("off", GROUP_READ_ACK_LABELS["off"].capitalize()),
+        ]
+        limit = BY_NAME["group_ack_member_limit"]
+        self.fields["group_ack_member_limit"].widget.attrs.update({
+            "min": limit.minimum, "max": limit.maximum, "placeholder": f"The app's: {app_limit:,}"})
+
+    def settings(self) -> dict:
+        return {"group_read_ack": self.cleaned_data["group_read_ack"],
+                "group_ack_member_limit": self.cleaned_data["group_ack_member_limit"]}
 
 
 def apply_field_errors(form: forms.Form, fields: dict | None) -> None:

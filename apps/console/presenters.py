@@ -10,9 +10,17 @@ import re
 from dataclasses import dataclass
 
 from apps.common.reason_codes import ReasonCode
-from apps.policy.evaluation import BUSINESS_FIELDS, OPERATOR_FIELDS, PolicySnapshot, refused_fields
+from apps.policy.evaluation import (
+    BUSINESS_FIELDS,
+    GROUP_READ_ACK_OFF,
+    OPERATOR_FIELDS,
+    PolicySnapshot,
+    group_ack_decision,
+    group_member_limit,
+    refused_fields,
+)
 from apps.policy.fields import BY_NAME, POLICY_FIELDS
-from apps.tenancy.roles import OPERATOR
+from apps.tenancy.roles import BUSINESS, OPERATOR
 from apps.webhooks.models import TEST_EVENT_TYPE, DeliveryStatus, DisabledReason
 from apps.webhooks.services import FAILING_DISABLE_AFTER, SECRET_OVERLAP
 
@@ -45,7 +53,23 @@ _WEBHOOK_PART_LABELS = {"url": "URL", "event_types": "events", "description": "d
                         "secret": "secret"}
 
 
+# The audit fields of a group's receipt override (SPEC §12, apps/chat): "group:<group_id>.<name>".
+_GROUP_FIELD = re.compile(r"group:([^/]+)\.(group_read_ack|group_ack_member_limit)")
+_GROUP_PART_LABELS = {"group_read_ack": "group read receipts", "group_ack_member_limit": "member limit"}
+GROUP_READ_ACK_LABELS = {"inherit": "as the app", "off": "off for this group"}
+
+
+def group_of_field(field: str) -> str | None:
+    """The group_id an audit field of a group's override is about ("group:<group_id>.<name>"), else None."""
+    group = _GROUP_FIELD.fullmatch(field)
+    return group.group(1) if group is not None else None
+
+
 def field_label(field: str) -> str:
+    group = _GROUP_FIELD.fullmatch(field)
+    if group is not None:
+        group_id, part = group.groups()
+        return f"Group {group_id}: {_GROUP_PART_LABELS[part]}"
     webhook = _WEBHOOK_FIELD.fullmatch(field)
     if webhook is not None:
         endpoint_id, part = webhook.groups()
@@ -67,8 +91,20 @@ def _webhook_value_label(part: str | None, value) -> str:
     return str(value) if value != "" else "—"
 
 
+def _group_value_label(part: str, value) -> str:
+    if part == "group_read_ack":
+        return GROUP_READ_ACK_LABELS.get(value, str(value))
+    if value is None:
+        return "the app's"
+    return value_label("group_ack_member_limit", value)
+
+
 def value_label(field: str, value, *, plan_names: dict[str, str] | None = None) -> str:
-    """A stored or audited value as a person reads it: on/off, plan names, choice labels, webhook endpoints."""
+    """A stored or audited value as a person reads it: on/off, plan names, choice labels, webhook endpoints,
+    a group's own settings."""
+    group = _GROUP_FIELD.fullmatch(field)
+    if group is not None:
+        return _group_value_label(group.group(2), value)
     if value is None:
         return "—"
     webhook = _WEBHOOK_FIELD.fullmatch(field)
@@ -203,7 +239,14 @@ def role_permissions(*, roles: frozenset[str]) -> dict[str, bool]:
         "can_switch": not refused_fields(roles=roles, fields=OPERATOR_FIELDS),
         "can_change_limits": not refused_fields(roles=roles, fields=BUSINESS_FIELDS),
         "can_manage_webhooks": webhooks_change_allowed(roles=roles),
+        "can_override_groups": group_overrides_change_allowed(roles=roles),
     }
+
+
+def group_overrides_change_allowed(*, roles: frozenset[str]) -> bool:
+    """Business staff (superusers hold every role) give a group its own receipt settings; every staff member sees
+    them: the rule of the admin API's PUT/DELETE .../groups/{group_id}/receipt_policy (IsBusiness, SPEC §12)."""
+    return BUSINESS in roles
 
 
 def webhooks_change_allowed(*, roles: frozenset[str]) -> bool:
@@ -222,8 +265,10 @@ def changes_summary(*, changes: list[tuple[str, object, object]], plan_names: di
 
 
 def audit_row(entry, *, plan_names: dict[str, str]) -> dict:
-    """One audit entry for a table: who, when, which field, old → new in words, why."""
+    """One audit entry for a table: who, when, which field, old → new in words, why (and the group it is about,
+    for a link to it)."""
     return {
+        "group_id": group_of_field(entry.field),
         "at": entry.at,
         "actor": entry.actor_username,
         "field": entry.field,
@@ -314,3 +359,175 @@ def endpoint_row(endpoint, deliveries) -> dict:
 
 
 SECRET_OVERLAP_HOURS = int(SECRET_OVERLAP.total_seconds() // 3600)
+
+
+# --------------------------------------------------------------------------- a group's own settings (SPEC §12)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What is in force for one group, in words: the app's policy with the group's override over it."""
+
+    has_override: bool
+    read_ack: str  # the group's own setting: "inherit" or "off"
+    member_limit: int | None  # the group's own limit, None: the app's
+    read_tone: str
+    read_badge: str
+    read_sentence: str
+    limit_in_force: int
+    limit_label: str  # "1,000 members"
+    own_limit_label: str  # the group's own limit in words, "the app's" without one
+    limit_sentence: str
+    size_tone: str
+    size_sentence: str
+    scope_sentence: str
+    outcome_tone: str
+    outcome_badge: str
+    outcome_sentence: str
+
+
+_OUTCOME_REASONS = {
+    ReasonCode.FEATURE_DISABLED: "group read receipts are off for it",
+    ReasonCode.GROUP_TOO_LARGE: "it has more members than its limit",
+}
+
+
+def group_state(*, snapshot: PolicySnapshot, plan_name: str, member_count: int, read_ack: str | None,
+                member_limit: int | None) -> GroupState:
+    """A group's receipts in words, from the app's snapshot and the group's override (`read_ack` None: no
+    override). The rules are apps.policy.evaluation's: a group can only turn off what the app has."""
+    own_read_ack = read_ack or "inherit"
+    off = own_read_ack == GROUP_READ_ACK_OFF
+    app_limit = snapshot.group_ack_member_limit
+    if snapshot.effective_group_read_ack and not off:
+        read = ("on", "On", "On, as for the whole app: members can ack messages sent with need_group_ack.")
+    elif snapshot.effective_group_read_ack:
+        read = ("off", "Off for this group",
+                "Off for this group only (its own setting): its messages are sent without read receipts and acks "
+                f"of them are refused ({ReasonCode.FEATURE_DISABLED}). The rest of the app has them.")
+    else:
+        why = ("an operator has switched them off" if snapshot.plan_group_read_ack_allowed
+               else f"the {plan_name} plan does not include them")
+        also = " This group is also set to off, so it stays off when the app turns them on." if off else ""
+        read = ("off", "Off", f"Off for the whole app: {why}. A group cannot turn on what the app does not "
+                              f"have.{also}")
+    in_force = group_member_limit(snapshot=snapshot, group_limit=member_limit)
+    if member_limit is None:
+        limit_sentence = "The app's limit."
+    else:
+        limit_sentence = f"This group's own limit (the app's is {value_label('group_ack_member_limit', app_limit)})."
+    members = f"{member_count:,} member{'' if member_count == 1 else 's'}"
+    if member_count > in_force:
+        size = ("warn", f"This group has {members}, more than its limit: its messages get no read receipts "
+                        f"({ReasonCode.GROUP_TOO_LARGE}).")
+    else:
+        size = ("on", f"This group has {members}: within its limit.")
+    owners_only = snapshot.group_ack_sender_scope == "owners_and_admins"
+    scope = ("Only the group's owner and admins may ask for read receipts (the app's setting)." if owners_only
+             else "Any member may ask for read receipts (the app's setting).")
+    # The owner may always ask: the outcome of the group's own settings, whoever the sender.
+    decision = group_ack_decision(snapshot=snapshot, group_size=member_count, sender_role="owner", group_off=off,
+                                  group_limit=member_limit)
+    if decision.allowed:
+        who = "from its owner and admins " if owners_only else ""
+        outcome = ("on", "Read receipts work", f"Messages {who}sent here with need_group_ack get read receipts.")
+    else:
+        outcome = ("off", "No read receipts", "Messages sent here with need_group_ack get no read receipts: "
+                                              f"{_OUTCOME_REASONS[decision.reason]} ({decision.reason}).")
+    return GroupState(
+        has_override=read_ack is not None, read_ack=own_read_ack, member_limit=member_limit,
+        read_tone=read[0], read_badge=read[1], read_sentence=read[2],
+        limit_in_force=in_force, limit_label=value_label("group_ack_member_limit", in_force),
+        own_limit_label=_group_value_label("group_ack_member_limit", member_limit), limit_sentence=limit_sentence,
+        size_tone=size[0], size_sentence=size[1],
+        scope_sentence=scope, outcome_tone=outcome[0], outcome_badge=outcome[1], outcome_sentence=outcome[2],
+    )
+
+
+def group_override_changes(*, group_id: str, old: tuple[str, int | None], new: tuple[str, int | None]) -> list[tuple]:
+    """(audit field, old, new) of each part of a group's override that differs, as the service audits them."""
+    names = ("group_read_ack", "group_ack_member_limit")
+    return [(f"group:{group_id}.{name}", before, after) for name, before, after in zip(names, old, new, strict=True)
+            if before != after]
+
+
+def group_changes_summary(changes: list[tuple[str, object, object]]) -> str:
+    """'group read receipts as the app → off for this group; member limit the app's → 500 members' (the group is
+    named beside it)."""
+    parts = []
+    for field, old, new in changes:
+        part = _GROUP_FIELD.fullmatch(field).group(2)
+        parts.append(f"{_GROUP_PART_LABELS[part]} {_group_value_label(part, old)} → {_group_value_label(part, new)}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- the demand signal (SPEC §12)
+
+# Why a group message asking for read receipts got none (a send's group_ack_reason), as a business user reads it,
+# in the console's order (the most common reason to act on first); {limit} is the app's member limit.
+SEND_REFUSALS = {
+    ReasonCode.GROUP_TOO_LARGE: (
+        "in groups above the {limit:,}-member limit",
+        "A group with its own member limit counts against that one. Raise the app's group size limit on the "
+        "Settings tab, or one group's own limit with the group look-up.",
+    ),
+    ReasonCode.FEATURE_DISABLED: (
+        "in groups where group read receipts are off",
+        "Off for the whole app (by an operator or by its plan) or for those groups only.",
+    ),
+    ReasonCode.NOT_PERMITTED: (
+        "from members not allowed to ask for read receipts",
+        "Only a group's owner and admins may ask: see “Who may request group acks” on the Settings tab.",
+    ),
+}
+# A refused read ack by its error code, as "<n> ack(s) today <phrase>".
+ACK_REFUSALS = {
+    ReasonCode.ACK_EXPIRED: "that came after the validity window",
+    ReasonCode.FEATURE_DISABLED: "while read receipts were switched off",
+    ReasonCode.ACK_NOT_REQUIRED: "of messages sent without asking for read receipts",
+    ReasonCode.REQUIRE_ACK_OFF: "from devices set to send no read acks",
+    ReasonCode.OWN_MESSAGE: "by senders of their own messages",
+    ReasonCode.NOT_RECIPIENT: "by someone other than the message's recipient",
+    ReasonCode.NOT_SINGLE_CHAT: "of group messages sent as single-chat acks",
+    ReasonCode.NOT_GROUP_MEMBER: "by people who are not in the group",
+    ReasonCode.MESSAGE_NOT_FOUND: "of messages that do not exist (or were purged)",
+    ReasonCode.GROUP_NOT_FOUND: "in groups that do not exist",
+    ReasonCode.USER_NOT_FOUND: "of conversations with a user who does not exist",
+}
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def refusal_rows(*, series: dict[tuple[str, str], list[int]], member_limit: int) -> dict[str, list[dict]]:
+    """The demand signal in words: {"send": rows, "ack": rows}, only the reasons with refusals in the window.
+
+    `series` is apps.chat.counters.refusals_by_day's ({(kind, reason): counts per day, today last}). A row: its
+    reason, today's count and the window's, the sentence ("37 messages today in groups above the 200-member
+    limit"), a hint (send refusals) and the per-day counts. Send rows in SEND_REFUSALS' order; ack rows by their
+    window's count, most first.
+    """
+    rows: dict[str, list[dict]] = {"send": [], "ack": []}
+    for (kind, reason), counts in series.items():
+        if not sum(counts):
+            continue
+        today = counts[-1]
+        if kind == "send":
+            if reason in SEND_REFUSALS:
+                template, hint = SEND_REFUSALS[reason]
+                phrase = template.format(limit=member_limit)
+            else:  # a reason this console does not know yet: named as it is
+                phrase, hint = f"refused with {reason}", ""
+            sentence = f"{_counted(today, 'message')} today {phrase}"
+        elif kind == "ack":
+            phrase, hint = ACK_REFUSALS.get(reason, f"refused with {reason}"), ""
+            sentence = f"{_counted(today, 'ack')} today {phrase}"
+        else:
+            continue
+        rows[kind].append({"reason": reason, "today": today, "period": sum(counts), "sentence": sentence,
+                           "hint": hint, "counts": counts})
+    send_order = {reason: i for i, reason in enumerate(SEND_REFUSALS)}
+    rows["send"].sort(key=lambda row: (send_order.get(row["reason"], len(send_order)), row["reason"]))
+    rows["ack"].sort(key=lambda row: (-row["period"], row["reason"]))
+    return rows

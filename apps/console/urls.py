@@ -34,5 +34,10 @@ urlpatterns = [
          name="webhook-delete"),
     path("apps/<str:org_name>/<str:app_name>/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver/",
          page(views.WebhookRedeliverView), name="webhook-redeliver"),
+    path("apps/<str:org_name>/<str:app_name>/groups/", page(views.GroupLookupView), name="group-lookup"),
+    path("apps/<str:org_name>/<str:app_name>/groups/<str:group_id>/", page(views.GroupDetailView),
+         name="group-detail"),
+    path("apps/<str:org_name>/<str:app_name>/groups/<str:group_id>/delete/", page(views.GroupOverrideDeleteView),
+         name="group-override-delete"),
     path("assets/<str:name>", views.asset, name="asset"),
 ]

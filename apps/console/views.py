@@ -20,6 +20,8 @@ from django.views import View
 from django.views.static import serve
 
 from apps.audit.selectors import audit_list
+from apps.chat.counters import refusals_by_day
+from apps.chat.services import group_receipt_policy_delete, group_receipt_policy_set
 from apps.common.exceptions import ApplicationError, NotFound
 from apps.common.reason_codes import ReasonCode
 from apps.policy.evaluation import app_create_allowed, effective_group_read_ack, refused_fields
@@ -37,6 +39,8 @@ from .charts import stacked_bars
 from .forms import (
     AppCreateForm,
     AuditPageForm,
+    GroupLookupForm,
+    GroupOverrideForm,
     LoginForm,
     PolicyLimitsForm,
     PrivacyForm,
@@ -46,7 +50,7 @@ from .forms import (
     WebhookEndpointForm,
     apply_field_errors,
 )
-from .selectors import plan_list
+from .selectors import GROUP_SEARCH_MAX_LENGTH, group_for_console, groups_search, plan_list
 from .services import LoginLocked, console_login_check
 
 APP_PAGE_SIZE = 25
@@ -54,6 +58,7 @@ AUDIT_PAGE_SIZE = 50
 RECENT_CHANGES = 5
 DASHBOARD_DAYS = 14
 WEBHOOK_DELIVERIES_SHOWN = 20  # per endpoint, newest first; the admin API pages through all of them
+GROUPS_SHOWN = 20  # the look-up's matches by name; a longer text narrows them
 
 # Only this origin's own stylesheet and script; inline SVG needs neither.
 CONTENT_SECURITY_POLICY = (
@@ -252,6 +257,7 @@ def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
         "limits": limits,
         "limits_form": limits_form,
         "recent": [presenters.audit_row(entry, plan_names=plan_names) for entry in recent],
+        "group_search_max_length": GROUP_SEARCH_MAX_LENGTH,
         **permissions,
     }
 
@@ -397,8 +403,16 @@ class DashboardView(ConsoleView):
             {"kind": kind, "label": label, "today": series[kind][-1], "period": sum(series[kind])}
             for kind, label in kinds
         ]
+        # The demand signal (SPEC §12): what was refused, in words; one more query (the counters of 14 days).
+        refusals = presenters.refusal_rows(
+            series=refusals_by_day(app_id=app.pk, days=DASHBOARD_DAYS, today=today),
+            member_limit=app.policy.group_ack_member_limit,
+        )
         return self.render("console/dashboard.html", {
             "app": app, "tab": "dashboard", "chart": chart, "totals": totals, "days": DASHBOARD_DAYS,
+            "refusals": refusals, "has_refusals": bool(refusals["send"] or refusals["ack"]),
+            "refusal_days": [{"day": day, "send": [row["counts"][i] for row in refusals["send"]],
+                              "ack": [row["counts"][i] for row in refusals["ack"]]} for i, day in enumerate(days)],
             "has_data": chart.max_total > 0, "today": today, "first_day": days[0],
             "today_total": sum(row["today"] for row in totals),
             "table": [{"day": column.day, "values": [series[kind][i] for kind, _ in kinds], "total": column.total}
@@ -585,3 +599,155 @@ class WebhookDeleteView(WebhookChangeView):
         messages.success(request, f"Webhook endpoint {endpoint.url} deleted; its pending deliveries were dropped. "
                                   "The change is in the audit trail.")
         return _webhooks_tab(app)
+
+
+# --------------------------------------------------------------------------- a group's own settings (SPEC §12)
+#
+# The look-up on the app page finds a group by its group_id (exact) or by its name; the group's page shows what is
+# in force for it and, for business staff and superusers (the admin API's IsBusiness rule), the form of its
+# override: every change through apps.chat.services (group_receipt_policy_set / _delete), which validates and
+# audits it. A refused form is shown again on the group's own URL (reloading sends it again, or opens the page
+# afresh); a saved one redirects there (post/redirect/get).
+
+
+def _group_page(app, group_id: str):
+    return redirect("console:group-detail", org_name=app.org_name, app_name=app.app_name, group_id=group_id)
+
+
+class GroupLookupView(ConsoleView):
+    """GET ?q=: the group whose group_id is q (straight to its page), else the groups whose name contains q."""
+
+    def get(self, request, org_name, app_name):
+        app = self.get_app(org_name, app_name)
+        form = GroupLookupForm(request.GET)
+        form.is_valid()  # a too-long text is simply dropped
+        text = (form.cleaned_data.get("q") or "").strip()
+        groups = groups_search(app=app, text=text, limit=GROUPS_SHOWN + 1) if text else []
+        if groups and groups[0].group_id == text:
+            return _group_page(app, text)
+        return self.render("console/group_lookup.html", {
+            "app": app, "tab": "settings", "query": text, "group_search_max_length": GROUP_SEARCH_MAX_LENGTH,
+            "groups": groups[:GROUPS_SHOWN], "more": len(groups) > GROUPS_SHOWN, "groups_shown": GROUPS_SHOWN,
+        })
+
+
+class GroupView(ConsoleView):
+    """A page about one group of an app: found with its override in one query, or 404."""
+
+    refused_reason = ("Only business staff change a group's receipt settings. Every staff member sees them with "
+                      "the group look-up on an app's page.")
+
+    def change_refused(self):
+        if presenters.group_overrides_change_allowed(roles=self.roles):
+            return None
+        return self.render("console/forbidden.html", {"reason": self.refused_reason}, status=403)
+
+    def get_group(self, app, group_id: str):
+        group = group_for_console(app=app, group_id=group_id)
+        if group is None:
+            raise Http404(f"No group {group_id} in {app.app_key}.")
+        return group
+
+
+def _group_context(app, group, roles, *, form=None) -> dict:
+    snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+    state = presenters.group_state(snapshot=snapshot, plan_name=app.plan.name, member_count=group.member_count,
+                                   read_ack=group.override_read_ack, member_limit=group.override_member_limit)
+    permissions = presenters.role_permissions(roles=roles)
+    if form is None and permissions["can_override_groups"]:
+        form = _override_form(snapshot, initial={"group_read_ack": state.read_ack,
+                                                 "group_ack_member_limit": state.member_limit})
+    return {"app": app, "tab": "settings", "group": group, "state": state, "form": form,
+            "app_limit_label": presenters.value_label("group_ack_member_limit", snapshot.group_ack_member_limit),
+            **permissions}
+
+
+def _override_form(snapshot, data=None, *, initial=None) -> GroupOverrideForm:
+    return GroupOverrideForm(data, initial=initial, app_limit=snapshot.group_ack_member_limit,
+                             app_has_them=snapshot.effective_group_read_ack)
+
+
+class GroupDetailView(GroupView):
+    """GET: the group and what is in force for it; POST (business staff): its override, through the service."""
+
+    template = "console/group_detail.html"
+
+    def refusal(self):
+        return self.change_refused() if self.request.method == "POST" else None
+
+    def get(self, request, org_name, app_name, group_id):
+        app = self.get_app(org_name, app_name)
+        return self.render(self.template, _group_context(app, self.get_group(app, group_id), self.roles))
+
+    def post(self, request, org_name, app_name, group_id):
+        app = self.get_app(org_name, app_name)
+        group = self.get_group(app, group_id)
+        snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+        form = _override_form(snapshot, request.POST)
+        if not form.is_valid():
+            messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
+            return self._refused(app, group, form, status=400)
+        old = (group.override_read_ack or "inherit", group.override_member_limit)
+        try:
+            saved = group_receipt_policy_set(actor=request.user, app=app, group_id=group.group_id,
+                                             reason=form.cleaned_data["reason"], **form.settings())
+        except ApplicationError as exc:
+            apply_field_errors(form, exc.fields)
+            if exc.code == ReasonCode.REASON_REQUIRED:
+                limit = presenters.value_label("group_ack_member_limit", snapshot.group_ack_member_limit)
+                messages.error(request, f"Please give a reason: a member limit above the app's ({limit}) needs one. "
+                                        "Nothing was changed.")
+            elif exc.code == ReasonCode.INVALID_REQUEST:
+                messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was "
+                                        "changed.")
+            else:
+                messages.error(request, f"{exc.detail} Nothing was changed.")
+            return self._refused(app, group, form, status=exc.status)
+        changes = presenters.group_override_changes(
+            group_id=group.group_id, old=old, new=(saved.group_read_ack, saved.group_ack_member_limit))
+        if not changes:
+            messages.info(request, "Nothing to save: these are the group's settings already.")
+        else:
+            summary = presenters.group_changes_summary(changes)
+            messages.success(request, f"Saved for group \u201c{group.name}\u201d: {summary}. The change is in the "
+                                      "audit trail.")
+        return _group_page(app, group.group_id)
+
+    def _refused(self, app, group, form, *, status):
+        return self.render(self.template, _group_context(app, group, self.roles, form=form), status=status)
+
+
+class GroupOverrideDeleteView(GroupView):
+    """GET: the confirmation; POST: the group's override dropped (it uses the app's settings again). Business
+    staff and superusers only, for GET and POST alike."""
+
+    def refusal(self):
+        return self.change_refused()
+
+    def get(self, request, org_name, app_name, group_id):
+        app = self.get_app(org_name, app_name)
+        group = self.get_group(app, group_id)
+        snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+        now, after = (
+            presenters.group_state(snapshot=snapshot, plan_name=app.plan.name, member_count=group.member_count,
+                                   read_ack=read_ack, member_limit=member_limit)
+            for read_ack, member_limit in ((group.override_read_ack, group.override_member_limit), (None, None))
+        )
+        return self.render("console/group_confirm.html", {
+            "app": app, "tab": "settings", "group": group, "now": now, "after": after,
+        })
+
+    def post(self, request, org_name, app_name, group_id):
+        app = self.get_app(org_name, app_name)
+        group = self.get_group(app, group_id)
+        try:
+            group_receipt_policy_delete(actor=request.user, app=app, group_id=group.group_id)
+        except ApplicationError as exc:
+            messages.error(request, f"{exc.detail} Nothing was changed.")
+            return _group_page(app, group.group_id)
+        if group.override_read_ack is None:
+            messages.info(request, f"Group \u201c{group.name}\u201d already uses the app's settings.")
+        else:
+            messages.success(request, f"Group \u201c{group.name}\u201d uses the app's settings again. The change is "
+                                      "in the audit trail.")
+        return _group_page(app, group.group_id)

@@ -4,6 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from apps.chat.counters import refusals_count_add
+from apps.common.reason_codes import GROUP_ACK_REASONS
 from apps.policy.services import policy_update
 from apps.receipts.counters import receipt_count_add
 
@@ -103,10 +105,15 @@ def test_dashboard__query_count_is_fixed(business_console, make_app, django_asse
         for kind in ("delivery", "read", "conversation_read", "group_read"):
             receipt_count_add(app_id=app.pk, kind=kind, n=days_ago + 1,
                               day=timezone.now().date() - timedelta(days=days_ago))
-    # session, user, groups, app, the counters of 14 days
-    with django_assert_num_queries(5):
+    for days_ago in range(14):
+        for kind, reasons in (("send", GROUP_ACK_REASONS), ("ack", ("ack_expired", "own_message", "not_recipient"))):
+            refusals_count_add(app_id=app.pk, kind=kind, counts=dict.fromkeys(reasons, days_ago + 1),
+                               day=timezone.now().date() - timedelta(days=days_ago))
+    # session, user, groups, app, the receipt counters of 14 days, the refusal counters of 14 days
+    with django_assert_num_queries(6):
         response = business_console.get("/console/apps/acme/chat/dashboard/")
     assert response.context["today_total"] == 4
+    assert len(response.context["refusals"]["send"]) == 3 and len(response.context["refusals"]["ack"]) == 3
 
 
 def test_dashboard__unknown_app__404(business_console, db):

@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from apps.audit.models import AuditEntry
-from apps.chat.models import ChatUser, Group, Membership
+from apps.chat.counters import refusals_by_day
+from apps.chat.models import ChatUser, Group, GroupReceiptOverride, Membership, Message, RefusalDailyCount
 from apps.tenancy.models import App
 from apps.tenancy.roles import staff_roles
 
@@ -21,7 +22,9 @@ def run() -> str:
 
 
 def counts():
-    return [model.objects.count() for model in (get_user_model(), App, ChatUser, Group, Membership, AuditEntry)]
+    models = (get_user_model(), App, ChatUser, Group, Membership, AuditEntry, Message, GroupReceiptOverride)
+    return [model.objects.count() for model in models] + [sum(RefusalDailyCount.objects.values_list("count",
+                                                                                                   flat=True))]
 
 
 def test_load_demo__twice__same_data_no_duplicates_no_failure():
@@ -58,7 +61,7 @@ def test_load_demo__chat_users_and_a_group_per_app(api_client):
     run()
     app = App.objects.get(org_name="demo", app_name="pro")
     assert set(ChatUser.objects.filter(app=app).values_list("username", flat=True)) == {"alice", "bob", "carol"}
-    group = Group.objects.get(app=app)
+    group = Group.objects.get(app=app, name="Demo team")
     assert group.member_count == 3
     roles = dict(Membership.objects.filter(group=group).values_list("user__username", "role"))
     assert roles == {"alice": "owner", "bob": "admin", "carol": "member"}
@@ -80,3 +83,21 @@ def test_load_demo__prints_every_login():
         assert f"client_id=demo-{plan} client_secret=demo-secret-{plan}" in output
     for name in ("admin", "operator", "business", "alice", "bob", "carol"):
         assert name in output
+
+
+def test_load_demo__ultimate_shows_group_overrides_and_each_refusal_a_send_reports(business_client):
+    run()
+    app = App.objects.get(org_name="demo", app_name="ultimate")
+    overrides = dict(GroupReceiptOverride.objects.filter(group__app=app).values_list("group__name", "group_read_ack"))
+    assert overrides == {"Demo announcements": "inherit", "Demo quiet room": "off"}
+    totals = {key: sum(counts) for key, counts in refusals_by_day(app_id=app.pk).items()}
+    assert totals == {("send", "group_too_large"): 2, ("send", "feature_disabled"): 1, ("send", "not_permitted"): 1,
+                      ("ack", "ack_not_required"): 1}
+    # Made through the services: audited, and the admin API reads the same override.
+    assert AuditEntry.objects.filter(app=app, field__startswith="group:").count() == 2
+    limited = Group.objects.get(app=app, name="Demo announcements")
+    response = business_client.get(f"/api/v1/admin/apps/demo/ultimate/groups/{limited.group_id}/receipt_policy")
+    assert response.json() == {"group_read_ack": "inherit", "group_ack_member_limit": 2}
+    # The other demo apps are as before: no overrides, nothing refused.
+    assert not GroupReceiptOverride.objects.exclude(group__app=app).exists()
+    assert not RefusalDailyCount.objects.exclude(app=app).exists()

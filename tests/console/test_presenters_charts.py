@@ -10,6 +10,10 @@ from apps.console.presenters import (
     eligible_plans_phrase,
     endpoint_state,
     field_label,
+    group_changes_summary,
+    group_override_changes,
+    group_state,
+    refusal_rows,
     role_permissions,
     switch_states,
     value_label,
@@ -82,12 +86,15 @@ def test_value_label(field, value, text):
 
 def test_role_permissions__follow_the_services_role_split():
     assert role_permissions(roles=frozenset({"operator"})) == {"can_switch": True, "can_change_limits": False,
-                                                               "can_manage_webhooks": True}
+                                                               "can_manage_webhooks": True,
+                                                               "can_override_groups": False}
     assert role_permissions(roles=frozenset({"business"})) == {"can_switch": False, "can_change_limits": True,
-                                                               "can_manage_webhooks": False}
+                                                               "can_manage_webhooks": False,
+                                                               "can_override_groups": True}
     assert role_permissions(roles=frozenset({"operator", "business"})) == {"can_switch": True,
                                                                            "can_change_limits": True,
-                                                                           "can_manage_webhooks": True}
+                                                                           "can_manage_webhooks": True,
+                                                                           "can_override_groups": True}
 
 
 @pytest.mark.parametrize("raw,step", [(0, 1), (0.75, 1), (1.5, 2), (3, 5), (7, 10), (12, 20), (4250, 5000)])
@@ -141,3 +148,107 @@ def test_webhook_audit_fields__in_words_never_a_secret():
     assert value_label("webhook:3.description", "") == "—"
     assert value_label("webhook:3.secret", {"rotated_at": "2026-01-01T00:00:00+00:00"}) == "rotated (never shown here)"
     assert field_label("plan") == "Plan"  # the policy fields are untouched
+
+
+# --- a group's own settings and the demand signal (SPEC §12)
+
+
+@pytest.mark.parametrize("field,value,text", [
+    ("group:123.group_read_ack", "inherit", "as the app"),
+    ("group:123.group_read_ack", "off", "off for this group"),
+    ("group:123.group_ack_member_limit", None, "the app's"),
+    ("group:123.group_ack_member_limit", 1500, "1,500 members"),
+])
+def test_value_label__group_override(field, value, text):
+    assert value_label(field, value) == text
+
+
+def test_field_label__group_override():
+    assert field_label("group:123.group_read_ack") == "Group 123: group read receipts"
+    assert field_label("group:123.group_ack_member_limit") == "Group 123: member limit"
+    assert field_label("group:123.colour") == "group:123.colour"
+
+
+def _pro(**overrides):
+    return _snapshot(group_read_ack_enabled=True, plan="pro", plan_group_read_ack_allowed=True, **overrides)
+
+
+def test_group_state__inherits__on_within_the_apps_limit():
+    state = group_state(snapshot=_pro(), plan_name="Pro", member_count=3, read_ack=None, member_limit=None)
+    assert (state.has_override, state.read_badge, state.limit_in_force, state.limit_label) == (
+        False, "On", 200, "200 members")
+    assert (state.outcome_tone, state.size_tone) == ("on", "on")
+    assert state.own_limit_label == "the app's"
+
+
+def test_group_state__own_limit_above_the_apps__in_force():
+    state = group_state(snapshot=_pro(), plan_name="Pro", member_count=350, read_ack="inherit", member_limit=500)
+    assert state.limit_sentence == "This group's own limit (the app's is 200 members)."
+    assert state.outcome_badge == "Read receipts work" and state.has_override
+
+
+def test_group_state__above_its_limit__no_read_receipts_group_too_large():
+    state = group_state(snapshot=_pro(), plan_name="Pro", member_count=201, read_ack=None, member_limit=None)
+    assert state.size_tone == "warn" and "(group_too_large)" in state.size_sentence
+    assert state.outcome_sentence.endswith("it has more members than its limit (group_too_large).")
+
+
+def test_group_state__off_for_the_group_only():
+    state = group_state(snapshot=_pro(), plan_name="Pro", member_count=3, read_ack="off", member_limit=None)
+    assert state.read_badge == "Off for this group" and "The rest of the app has them." in state.read_sentence
+    assert state.outcome_sentence.endswith("group read receipts are off for it (feature_disabled).")
+
+
+@pytest.mark.parametrize("snapshot, plan_name, why", [
+    (_snapshot(plan="pro", plan_group_read_ack_allowed=True), "Pro", "an operator has switched them off"),
+    (_snapshot(group_read_ack_enabled=True), "Free", "the Free plan does not include them"),
+])
+def test_group_state__off_for_the_whole_app__a_group_cannot_turn_it_on(snapshot, plan_name, why):
+    state = group_state(snapshot=snapshot, plan_name=plan_name, member_count=3, read_ack="off", member_limit=None)
+    assert state.read_sentence.startswith(f"Off for the whole app: {why}.")
+    assert "stays off when the app turns them on" in state.read_sentence
+
+
+def test_group_changes_summary():
+    changes = group_override_changes(group_id="9", old=("inherit", None), new=("off", 500))
+    assert changes == [("group:9.group_read_ack", "inherit", "off"), ("group:9.group_ack_member_limit", None, 500)]
+    assert group_changes_summary(changes) == (
+        "group read receipts as the app → off for this group; member limit the app's → 500 members")
+    assert group_override_changes(group_id="9", old=("off", 2), new=("off", 2)) == []
+
+
+def test_refusal_rows__sentences_a_business_user_reads():
+    series = {
+        ("send", "group_too_large"): [0] * 13 + [37],
+        ("send", "feature_disabled"): [5] + [0] * 12 + [12],
+        ("send", "not_permitted"): [0] * 13 + [1],
+        ("ack", "ack_expired"): [3] * 14,
+        ("ack", "own_message"): [0] * 14,  # nothing in the window: not shown
+        ("ack", "brand_new_code"): [0] * 13 + [2],
+        ("send", "{odd}"): [0] * 13 + [1],  # a reason this console does not know yet: named as it is
+    }
+    rows = refusal_rows(series=series, member_limit=1200)
+    assert [(row["reason"], row["today"], row["period"], row["sentence"]) for row in rows["send"]] == [
+        ("group_too_large", 37, 37, "37 messages today in groups above the 1,200-member limit"),
+        ("feature_disabled", 12, 17, "12 messages today in groups where group read receipts are off"),
+        ("not_permitted", 1, 1, "1 message today from members not allowed to ask for read receipts"),
+        ("{odd}", 1, 1, "1 message today refused with {odd}"),
+    ]
+    assert [(row["reason"], row["sentence"]) for row in rows["ack"]] == [
+        ("ack_expired", "3 acks today that came after the validity window"),
+        ("brand_new_code", "2 acks today refused with brand_new_code"),
+    ]
+    assert rows["ack"][0]["counts"] == [3] * 14
+
+
+def test_refusal_rows__every_ack_refusal_code_has_plain_words():
+    # Every code a read ack (message, conversation, group, batch) can be refused with (SPEC §5, §12).
+    codes = ["message_not_found", "not_single_chat", "not_recipient", "feature_disabled", "require_ack_off",
+             "ack_expired", "user_not_found", "group_not_found", "not_group_member", "own_message",
+             "ack_not_required"]
+    rows = refusal_rows(series={("ack", code): [1] for code in codes}, member_limit=200)["ack"]
+    assert all("refused with" not in row["sentence"] for row in rows) and len(rows) == len(codes)
+
+
+def test_refusal_rows__nothing__empty():
+    assert refusal_rows(series={}, member_limit=200) == {"send": [], "ack": []}

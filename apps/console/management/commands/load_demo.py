@@ -1,6 +1,8 @@
-"""Idempotent demo data for `make run`: one app per plan, staff accounts, chat users, a group.
+"""Idempotent demo data for `make run`: one app per plan, staff accounts, chat users, a group; and on demo#ultimate
+two groups with their own receipt settings and a few refused read receipts, for the console's group look-up and
+the dashboard's demand signal (SPEC §12).
 
-In the console, the app on top: demo data uses tenancy, policy and chat, which must not import each other.
+In the console, the app on top: demo data uses tenancy, policy, chat and receipts, which must not import each other.
 """
 
 from django.contrib.auth import get_user_model
@@ -8,9 +10,17 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.chat.models import ChatUser, Group
-from apps.chat.services import chat_user_create, group_create
+from apps.chat.services import (
+    chat_user_create,
+    group_create,
+    group_receipt_policy_set,
+    message_send,
+    user_token_issue,
+)
+from apps.common.exceptions import ApplicationError
 from apps.common.tokens import hash_token
 from apps.policy.services import app_create, policy_update
+from apps.receipts.services import group_ack_record
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.services import staff_create
 
@@ -18,6 +28,11 @@ DEMO_PASSWORD = "demo-password"
 STAFF = [("operator", "operator"), ("business", "business")]
 CHAT_USERS = ("alice", "bob", "carol")
 DEMO_GROUP = "Demo team"
+# demo#ultimate shows the demand signal: only owners and admins may ask for group read receipts there, and two groups
+# have their own settings. Each refusal is a real send (or ack) through the services, made once, when its group is.
+SIGNAL_APP = "ultimate"
+TOO_LARGE_GROUP = "Demo announcements"  # its own member limit of 2 for its 3 members: group_too_large
+QUIET_GROUP = "Demo quiet room"  # group read receipts off for it: feature_disabled
 
 
 class Command(BaseCommand):
@@ -45,12 +60,16 @@ class Command(BaseCommand):
                         policy_update(actor=User.objects.get(username="admin"), app=app,
                                       changes={"group_read_ack_enabled": True}, reason="demo data")
                 group = self._load_chat(app)
+                if plan.code == SIGNAL_APP:
+                    self._load_demand_signal(app, group, admin=User.objects.get(username="admin"))
                 lines.append(f"  app demo#{plan.code}: client_id=demo-{plan.code} "
                              f"client_secret=demo-secret-{plan.code} group_id={group.group_id}")
         self.stdout.write(f"Demo data ready. Logins (password for all: {DEMO_PASSWORD}):")
         self.stdout.write("  staff (API and /console/): admin (superuser), operator, business")
         self.stdout.write(f"  chat users of every demo app: {', '.join(CHAT_USERS)} "
                           f"(group '{DEMO_GROUP}': alice owner, bob admin, carol member)")
+        self.stdout.write(f"  demo#{SIGNAL_APP}: groups '{TOO_LARGE_GROUP}' (its own member limit: 2) and "
+                          f"'{QUIET_GROUP}' (group read receipts off), and refused read receipts on the dashboard")
         for line in lines:
             self.stdout.write(line)
 
@@ -64,3 +83,35 @@ class Command(BaseCommand):
         if group is None:
             group = group_create(app=app, name=DEMO_GROUP, owner="alice", members=["bob", "carol"], admins=["bob"])
         return group
+
+    def _load_demand_signal(self, app, demo_group, *, admin):
+        """Once per app (with the groups): a refusal of each kind a send reports, and one refused ack."""
+        if Group.objects.filter(app=app, name__in=(TOO_LARGE_GROUP, QUIET_GROUP)).exists():
+            return
+        users = {user.username: user for user in ChatUser.objects.filter(app=app, username__in=CHAT_USERS)}
+        too_large = group_create(app=app, name=TOO_LARGE_GROUP, owner="alice", members=["bob", "carol"],
+                                 admins=["bob"])
+        group_receipt_policy_set(actor=admin, app=app, group_id=too_large.group_id, group_read_ack="inherit",
+                                 group_ack_member_limit=2, reason="demo data: announcements need no receipts")
+        quiet = group_create(app=app, name=QUIET_GROUP, owner="alice", members=["bob", "carol"])
+        group_receipt_policy_set(actor=admin, app=app, group_id=quiet.group_id, group_read_ack="off",
+                                 group_ack_member_limit=None, reason="demo data: a quiet room")
+        policy_update(actor=admin, app=app, changes={"group_ack_sender_scope": "owners_and_admins"},
+                      reason="demo data: only owners and admins ask for group read receipts")
+
+        def send(sender, group):
+            return message_send(app=app, sender=users[sender], device=None, chat_type="group", to=group.group_id,
+                                body={"text": f"Hello {group.name}"}, need_group_ack=True).message
+
+        send("alice", too_large)  # group_too_large
+        announced = send("bob", too_large)  # group_too_large
+        send("alice", quiet)  # feature_disabled
+        send("carol", demo_group)  # not_permitted: carol is a plain member
+        send("alice", demo_group)  # granted
+        # carol, signed in on a phone, acks a message sent without read receipts: refused (ack_not_required).
+        _, _, carol, phone = user_token_issue(app=app, username="carol", password=DEMO_PASSWORD, device_id="demo-phone")
+        try:
+            group_ack_record(app=app, reader=carol, device=phone, group_id=too_large.group_id,
+                             message_id=announced.message_id)
+        except ApplicationError:
+            pass
