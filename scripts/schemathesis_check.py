@@ -168,8 +168,11 @@ def toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string literal is a valid TOML basic string
 
 
-def _operation(include: str, *, exclude: str | None = None, token: str | None = None, **parameters) -> list[str]:
+def _operation(include: str, *, exclude: str | None = None, token: str | None = None, checks_off: tuple = (),
+               **parameters) -> list[str]:
     lines = ["[[operations]]", f"include-path-regex = {toml_string(include)}"]
+    if checks_off:
+        lines.append("checks = { " + ", ".join(f"{name} = {{ enabled = false }}" for name in checks_off) + " }")
     if exclude:
         lines.append(f"exclude-path-regex = {toml_string(exclude)}")
     if token:
@@ -224,9 +227,12 @@ def write_config(path: Path, state: dict) -> None:
         *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}/webhooks/\{webhook_id\}/deliveries",
                     token=state["staff_token"], org_name=DEMO_ORG, app_name=WEBHOOKS_APP,
                     webhook_id=state["listed_webhook_id"], delivery_id=state["delivery_id"]),
+        # A group's receipt settings are a facet of the group, not a resource of their own: after DELETE the
+        # group inherits and GET answers 200 {inherit, null} by contract (SPEC §12), which use_after_free reads
+        # as a deleted resource still there.
         *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}/groups/\{group_id\}/receipt_policy$",
                     token=state["staff_token"], org_name=DEMO_ORG, app_name=ADMIN_TARGET_APP,
-                    group_id=state["target_group_id"]),
+                    group_id=state["target_group_id"], checks_off=("use_after_free",)),
         *_operation(r"^/api/v1/admin/apps/\{org_name\}/\{app_name\}", token=state["staff_token"],
                     org_name=DEMO_ORG, app_name=ADMIN_TARGET_APP),
         *_operation(r"^/api/v1/admin/", token=state["staff_token"]),
