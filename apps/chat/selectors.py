@@ -187,6 +187,19 @@ def group_message_get(
     return group, message
 
 
+def group_messages_by_id(*, app: App, message_ids) -> dict[str, Message]:
+    """The app's messages among `message_ids`, keyed by message_id (unknown ids absent), with the fields a group
+    receipt decides on (as group_message_get loads them, chat_type too) and `sender_send_read_receipts`; one
+    query whatever the number of ids (a batch of group acks)."""
+    ids = {message_id for message_id in message_ids if storable_text(message_id)}
+    messages = (
+        Message.objects.filter(app=app, message_id__in=ids)
+        .annotate(sender_send_read_receipts=F("sender__send_read_receipts"))
+        .only("chat_type", *_GROUP_MESSAGE_FIELDS)
+    )
+    return {message.message_id: message for message in messages}
+
+
 @functools.cache
 def _group_message_sql(with_policy: bool) -> str:
     # Built once per process (and engine: tests switch none): the text is what gets prepared.

@@ -143,29 +143,6 @@ def request_observe(route: str, method: str, status: int, seconds: float) -> Non
     children[1].observe(seconds)
 
 
-def ack_refused(kind: str, reason: str) -> None:
-    ACKS_REFUSED.labels(kind, reason).inc()
-
-
-def counts_refusals(kind: str):
-    """Decorator of a read-ack service: an ApplicationError it raises is counted under its code, then re-raised.
-
-    Costs nothing measurable on success (a try block and one call); no query.
-    """
-    import functools
-
-    def decorate(service):
-        @functools.wraps(service)
-        def wrapper(*args, **kwargs):
-            try:
-                return service(*args, **kwargs)
-            except Exception as exc:
-                from apps.common.exceptions import ApplicationError  # Django's: not at import (see the docstring)
-
-                if isinstance(exc, ApplicationError):  # a contract code; anything else is a 500
-                    ack_refused(kind, exc.code)
-                raise
-
-        return wrapper
-
-    return decorate
+def ack_refused(kind: str, reason: str, n: int = 1) -> None:
+    """`n` read acks of `kind` refused with the contract code `reason` (apps/receipts/services.py records them)."""
+    ACKS_REFUSED.labels(kind, reason).inc(n)

@@ -50,7 +50,13 @@ _BY_REASON: dict[ReasonCode, type[ApplicationError]] = {
 }
 
 
+def refusal_for(reason: ReasonCode) -> ApplicationError:
+    """The contract error of a refused decision's reason, not raised (a batch answers it per id); an unknown
+    reason is a programming error (500)."""
+    return _BY_REASON[reason]()
+
+
 def raise_unless_allowed(decision: Decision) -> None:
-    """Turn a refused decision into its contract error; an unknown reason is a programming error (500)."""
+    """Turn a refused decision into its contract error."""
     if not decision.allowed:
-        raise _BY_REASON[decision.reason]()
+        raise refusal_for(decision.reason)

@@ -48,7 +48,13 @@ from django.db.models.functions import Coalesce, Greatest
 from apps.chat.counters import ACK, refusals_count_add
 from apps.chat.exceptions import MessageNotFound
 from apps.chat.models import ChatType, ChatUser, Conversation, DeviceSession, Message
-from apps.chat.selectors import chat_user_get, group_get, group_message_get, single_read_target_get
+from apps.chat.selectors import (
+    chat_user_get,
+    group_get,
+    group_message_get,
+    group_messages_by_id,
+    single_read_target_get,
+)
 from apps.common import metrics
 from apps.common.db import prepared_cursor
 from apps.common.exceptions import ApplicationError
@@ -68,7 +74,7 @@ from apps.webhooks.services import (
 )
 
 from .counters import random_counter_shard, receipt_count_add, receipt_count_add_sql
-from .exceptions import raise_unless_allowed
+from .exceptions import raise_unless_allowed, refusal_for
 from .models import GroupAck, ReceiptKind
 
 
@@ -79,19 +85,31 @@ class _Delivered(NamedTuple):
     require_delivery_ack: bool
 
 
-def _refusals_counted(service):
-    """A read-ack service's refusal (an ApplicationError: its contract code) is added to the app's daily refusal
-    counters (SPEC §12 demand signal), one statement on its own, then re-raised. Successes cost nothing."""
+def _refusals_record(*, app_id: int, kind: str, codes: list[str]) -> None:
+    """Refused read acks of `kind`, by contract code: the Prometheus counter and the app's daily refusal counters
+    (SPEC §12 demand signal), the latter in one statement on its own."""
+    counts = Counter(codes)
+    for code, n in counts.items():
+        metrics.ack_refused(kind, code, n)
+    refusals_count_add(app_id=app_id, kind=ACK, counts=dict(counts))
 
-    @functools.wraps(service)
-    def wrapper(*, app: App, **kwargs):
-        try:
-            return service(app=app, **kwargs)
-        except ApplicationError as exc:
-            refusals_count_add(app_id=app.pk, kind=ACK, counts={str(exc.code): 1})
-            raise
 
-    return wrapper
+def _refusals_counted(kind: str):
+    """Decorator of a read-ack service: the ApplicationError it raises (a refusal, its contract code) is
+    recorded (_refusals_record), then re-raised. Successes cost nothing; anything else is a 500, not counted."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def wrapper(*, app: App, **kwargs):
+            try:
+                return service(app=app, **kwargs)
+            except ApplicationError as exc:
+                _refusals_record(app_id=app.pk, kind=kind, codes=[str(exc.code)])
+                raise
+
+        return wrapper
+
+    return decorate
 
 
 def _webhooks_enqueue(*, app: App, told: list[Event]) -> None:
@@ -258,8 +276,7 @@ def _message_read(*, message: Message, reader: ChatUser, moment) -> bool:
         return cursor.rowcount == 1
 
 
-@metrics.counts_refusals("read")
-@_refusals_counted
+@_refusals_counted("read")
 def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, message_id: str) -> MessageReadResult:
     """Record that `reader` read a single-chat message; the effect and its events happen once.
 
@@ -387,8 +404,7 @@ def _conversation_clear(
     return ConversationReadResult(peer=peer_user.username, sent=True, unread_before=cleared, private=private)
 
 
-@metrics.counts_refusals("conversation_read")
-@_refusals_counted
+@_refusals_counted("conversation_read")
 def conversation_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, peer: str) -> ConversationReadResult:
     """Mark every unread message from `peer` to `reader` read, whatever its age, with one receipt
     (_conversation_clear).
@@ -587,27 +603,42 @@ def _group_ack_write_private(*, app: App, message: Message, reader: ChatUser, mo
         return cursor.fetchone() is not None
 
 
+def _group_read_event(*, group, message: Message, reader: ChatUser, moment, count: int) -> NewEvent:
+    """The group_message_read told to the sender, with the ack's own running count."""
+    payload = {
+        "message_id": message.message_id,
+        "group_id": group.group_id,
+        "from": reader.username,
+        "count": count,
+        "timestamp": to_ms(moment),
+    }
+    return NewEvent(user_id=message.sender_id, type="group_message_read", payload=payload)
+
+
 def _group_read_tell_sender(*, app: App, group, message: Message, reader: ChatUser, moment, count: int) -> None:
     told = events_publish(
-        events=[
-            NewEvent(
-                user_id=message.sender_id,
-                type="group_message_read",
-                payload={
-                    "message_id": message.message_id,
-                    "group_id": group.group_id,
-                    "from": reader.username,
-                    "count": count,
-                    "timestamp": to_ms(moment),
-                },
-            )
-        ]
+        events=[_group_read_event(group=group, message=message, reader=reader, moment=moment, count=count)]
     )
     _webhooks_enqueue(app=app, told=told)
 
 
-@metrics.counts_refusals("group_read")
-@_refusals_counted
+def _group_ack_decision(*, snapshot, group, message: Message, reader: ChatUser, device: DeviceSession, moment):
+    """evaluation.group_read_ack_decision with the facts of this group, message, reader and device: the single
+    ack and each id of a batch decide alike."""
+    return evaluation.group_read_ack_decision(
+        snapshot=snapshot,
+        is_member=group.member_role is not None,
+        is_sender=message.sender_id == reader.pk,
+        need_group_ack=message.need_group_ack,
+        device_require_ack=device.require_ack,
+        message_timestamp_ms=message.timestamp,
+        now_ms=to_ms(moment),
+        acks_purged=message.group_acks_closed,
+        group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
+    )
+
+
+@_refusals_counted("group_read")
 def group_ack_record(
     *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_id: str
 ) -> GroupAckResult:
@@ -635,16 +666,8 @@ def group_ack_record(
     )
     moment = now()
     raise_unless_allowed(
-        evaluation.group_read_ack_decision(
-            snapshot=snapshot,
-            is_member=group.member_role is not None,
-            is_sender=message.sender_id == reader.pk,
-            need_group_ack=message.need_group_ack,
-            device_require_ack=device.require_ack,
-            message_timestamp_ms=message.timestamp,
-            now_ms=to_ms(moment),
-            acks_purged=message.group_acks_closed,
-            group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
+        _group_ack_decision(
+            snapshot=snapshot, group=group, message=message, reader=reader, device=device, moment=moment
         )
     )
     private = _reader_private(snapshot, reader)
@@ -700,27 +723,6 @@ class BatchAckItem:
     detail: str | None = None
 
 
-def _batch_messages(*, app: App, message_ids: list[str]) -> dict[str, Message]:
-    """The app's messages among `message_ids` with what a group ack decides on, the sender's setting included;
-    one query whatever the number of ids."""
-    return {
-        m.message_id: m
-        for m in Message.objects.filter(app=app, message_id__in=set(message_ids))
-        .annotate(sender_send_read_receipts=F("sender__send_read_receipts"))
-        .only(
-            "id",
-            "message_id",
-            "chat_type",
-            "sender_id",
-            "group_id",
-            "timestamp",
-            "need_group_ack",
-            "group_ack_count",
-            "group_acks_closed",
-        )
-    }
-
-
 def _batch_ack_insert(*, app: App, reader: ChatUser, messages: list[Message], moment, private: bool) -> set[int]:
     """The acks of `messages` (in pk order), unless they exist: the pks whose ack this request inserted."""
     quote = connection.ops.quote_name
@@ -769,9 +771,25 @@ def group_acks_record_many(
     upsert of the refusals' daily counters. The lock order is the single ack's (acks, messages, users,
     counter), so batches and single acks cannot deadlock; counts stay exact under concurrency.
     """
+    try:
+        return _group_acks_record_once(
+            app=app, reader=reader, device=device, group_id=group_id, message_ids=message_ids
+        )
+    except IntegrityError:
+        # The message retention purge deleted one of the messages between the lookup and the COMMIT: its new
+        # ack's foreign key failed, so nothing of this batch was stored. Once more: the lookup now answers that id
+        # message_not_found, as the single ack does in the same race.
+        return _group_acks_record_once(
+            app=app, reader=reader, device=device, group_id=group_id, message_ids=message_ids
+        )
+
+
+def _group_acks_record_once(
+    *, app: App, reader: ChatUser, device: DeviceSession, group_id: str, message_ids: list[str]
+) -> list[BatchAckItem]:
     group = group_get(app=app, group_id=group_id, member=reader)
     snapshot = policy_snapshot_get(app_id=app.pk)
-    messages = _batch_messages(app=app, message_ids=message_ids)
+    messages = group_messages_by_id(app=app, message_ids=message_ids)
     moment = now()
     private = _reader_private(snapshot, reader)
     refused: dict[int, ApplicationError] = {}
@@ -783,19 +801,11 @@ def group_acks_record_many(
             refused[index] = MessageNotFound(f"No message {message_id!r} in this group.")
             outcome_of.append((message_id, None))
             continue
-        decision = evaluation.group_read_ack_decision(
-            snapshot=snapshot,
-            is_member=group.member_role is not None,
-            is_sender=message.sender_id == reader.pk,
-            need_group_ack=message.need_group_ack,
-            device_require_ack=device.require_ack,
-            message_timestamp_ms=message.timestamp,
-            now_ms=to_ms(moment),
-            acks_purged=message.group_acks_closed,
-            group_off=group.override_read_ack == evaluation.GROUP_READ_ACK_OFF,
+        decision = _group_ack_decision(
+            snapshot=snapshot, group=group, message=message, reader=reader, device=device, moment=moment
         )
         if not decision.allowed:
-            refused[index] = _refusal_of(decision.reason, message_id)
+            refused[index] = refusal_for(decision.reason)
             outcome_of.append((message_id, None))
             continue
         wanted.setdefault(message.pk, message)
@@ -809,18 +819,12 @@ def group_acks_record_many(
             inserted = _batch_ack_insert(app=app, reader=reader, messages=ordered, moment=moment, private=private)
             if inserted and not private:
                 new_counts = _batch_counts_increment(pks=sorted(inserted))
+                if new_counts.keys() != inserted:
+                    # A message's row was deleted (the retention purge) after the lookup: its ack's foreign key
+                    # would fail at COMMIT anyway. Roll back now; group_acks_record_many tries once more.
+                    raise IntegrityError("a message of the batch was deleted meanwhile")
                 told = [
-                    NewEvent(
-                        user_id=m.sender_id,
-                        type="group_message_read",
-                        payload={
-                            "message_id": m.message_id,
-                            "group_id": group.group_id,
-                            "from": reader.username,
-                            "count": new_counts[m.pk],
-                            "timestamp": to_ms(moment),
-                        },
-                    )
+                    _group_read_event(group=group, message=m, reader=reader, moment=moment, count=new_counts[m.pk])
                     for m in ordered
                     if m.pk in inserted and _receives(snapshot, m.sender_send_read_receipts)
                 ]
@@ -845,17 +849,6 @@ def group_acks_record_many(
         new = first_time and message.pk in inserted
         count = new_counts[message.pk] if new and not private else current[message.pk]
         results.append(BatchAckItem(message_id=message_id, count=count, already_acked=not new, private=private))
-    refusal_counts: dict[str, int] = {}
-    for exc in refused.values():
-        refusal_counts[str(exc.code)] = refusal_counts.get(str(exc.code), 0) + 1
-    refusals_count_add(app_id=app.pk, kind=ACK, counts=refusal_counts)
+    if refused:
+        _refusals_record(app_id=app.pk, kind="group_read", codes=[str(exc.code) for exc in refused.values()])
     return results
-
-
-def _refusal_of(reason, message_id: str) -> ApplicationError:
-    """The exception the single ack raises for `reason` (its code and detail), built without raising."""
-    try:
-        raise_unless_allowed(evaluation.Decision(False, reason))
-    except ApplicationError as exc:
-        return exc
-    raise AssertionError(reason)

@@ -173,12 +173,18 @@ def _hold_ack_row(message: Message, reader):
     return other
 
 
-def _ack_in_thread(world, reader, group, message):
+def _ack_in_thread(world, reader, group, message, *, also: list | None = None):
+    """The reader's group ack of `message` in a thread; with `also`, a batch ack of [message, *also] instead."""
     outcome = {}
 
     def run():
         try:
-            response = world.group_ack(reader, group.group_id, message.message_id)
+            if also is None:
+                response = world.group_ack(reader, group.group_id, message.message_id)
+            else:
+                ids = [message.message_id, *(m.message_id for m in also)]
+                response = reader.client.post(f"{world.base}/groups/{group.group_id}/read_ack",
+                                              {"message_ids": ids}, format="json")
             outcome["response"] = (response.status_code, response.json())
         finally:
             connections.close_all()
@@ -257,3 +263,30 @@ def test_ack_racing_the_message_purge__refused_404__nothing_left_behind(acked):
     assert not Message.objects.filter(pk=message.pk).exists()
     assert GroupAck.objects.count() == 0
     assert policy_snapshot_get(app_id=world.app.pk).group_ack_ttl_days == 30
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_batch_ack_racing_the_message_purge__that_id_404__the_others_acked(acked):
+    # Given a batch ack of a message past its plan's retention (TTL 30) and of a fresh one, looked up, its row
+    # inserts waiting on another connection
+    world, group, message, alice, readers = acked
+    world.policy(group_ack_ttl_days=30)
+    age(message, days=4)  # 8 days old: the message retention purge takes it
+    fresh = world.send_group(alice, group)
+    holder = _hold_ack_row(message, readers[3])
+    thread, outcome = _ack_in_thread(world, readers[3], group, message, also=[fresh])
+    try:
+        _wait_until_blocked()
+        assert messages_purge_expired() == 1
+    finally:
+        holder.rollback()
+        holder.close()
+        thread.join(timeout=30)
+
+    # Then the batch answers as if looked up after the purge: nothing of its first try was kept
+    status, body = outcome["response"]
+    assert status == 200
+    assert [r.get("error") for r in body["results"]] == ["message_not_found", None]
+    assert body["results"][1] == {"message_id": fresh.message_id, "count": 1, "already_acked": False}
+    assert GroupAck.objects.filter(reader=readers[3].user).count() == 1
