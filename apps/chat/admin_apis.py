@@ -3,14 +3,17 @@ superusers change them; every staff member reads them."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from apps.common.exceptions import InvalidRequest
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import error_responses
+from apps.policy.evaluation import group_overrides_change_allowed
 from apps.policy.fields import BY_NAME
-from apps.tenancy.auth import IsBusiness, IsStaffMember, StaffApi
+from apps.tenancy.auth import IsStaffMember, StaffApi
+from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get
 
 from . import services
@@ -48,9 +51,19 @@ def _as_dict(policy: services.GroupReceiptPolicy) -> dict:
     return {"group_read_ack": policy.group_read_ack, "group_ack_member_limit": policy.group_ack_member_limit}
 
 
+
+class MayChangeGroupOverrides(BasePermission):
+    """PUT/DELETE of a group's receipt settings: the rule the console asks too
+    (evaluation.group_overrides_change_allowed)."""
+
+    message = "Only business staff and superusers may do this."
+
+    def has_permission(self, request, view):
+        return bool(request.user) and group_overrides_change_allowed(roles=staff_roles(request.user))
+
 class GroupReceiptPolicyApi(StaffApi):
     def get_permissions(self):
-        return [IsStaffMember()] if self.request.method == "GET" else [IsBusiness()]
+        return [IsStaffMember()] if self.request.method == "GET" else [MayChangeGroupOverrides()]
 
     @extend_schema(
         operation_id="admin_group_receipt_policy_retrieve",
@@ -84,10 +97,10 @@ class GroupReceiptPolicyApi(StaffApi):
         data = GroupReceiptPolicyInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         app = app_get(org_name=org_name, app_name=app_name)
-        policy = services.group_receipt_policy_set(
+        update = services.group_receipt_policy_set(
             actor=request.user, app=app, group_id=group_id, **data.validated_data
         )
-        return Response(_as_dict(policy))
+        return Response(_as_dict(update.policy))
 
     @extend_schema(
         operation_id="admin_group_receipt_policy_destroy",

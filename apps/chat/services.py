@@ -232,6 +232,14 @@ class GroupReceiptPolicy:
 _INHERITED = GroupReceiptPolicy(group_read_ack=GROUP_READ_ACK_INHERIT, group_ack_member_limit=None)
 
 
+@dataclass(frozen=True)
+class GroupReceiptPolicyUpdate:
+    """What group_receipt_policy_set stored, and its audited (field, old, new) changes (none: it already was)."""
+
+    policy: GroupReceiptPolicy
+    changes: list[tuple[str, object, object]]
+
+
 def _override_of(group: Group) -> GroupReceiptPolicy:
     row = GroupReceiptOverride.objects.filter(group=group).values("group_read_ack", "group_ack_member_limit").first()
     return GroupReceiptPolicy(**row) if row else _INHERITED
@@ -252,7 +260,7 @@ def _override_changes(group: Group, old: GroupReceiptPolicy, new: GroupReceiptPo
 
 def group_receipt_policy_set(
     *, actor, app: App, group_id: str, group_read_ack: str, group_ack_member_limit: int | None, reason: str = ""
-) -> GroupReceiptPolicy:
+) -> GroupReceiptPolicyUpdate:
     """Replace the group's receipt settings (PUT); audited per changed field as `group:<group_id>.<name>`.
 
     - group_read_ack: "inherit" or "off" (a group cannot switch on what the app's switch or plan does not allow);
@@ -289,8 +297,9 @@ def group_receipt_policy_set(
                 defaults={"group_read_ack": group_read_ack, "group_ack_member_limit": group_ack_member_limit,
                           "updated_at": timezone.now()},
             )
-        audit_record_many(actor=actor, app=app, changes=_override_changes(group, old, new), reason=reason)
-    return new
+        changes = _override_changes(group, old, new)
+        audit_record_many(actor=actor, app=app, changes=changes, reason=reason)
+    return GroupReceiptPolicyUpdate(policy=new, changes=changes)
 
 
 def group_receipt_policy_delete(*, actor, app: App, group_id: str) -> None:

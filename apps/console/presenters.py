@@ -17,10 +17,11 @@ from apps.policy.evaluation import (
     PolicySnapshot,
     group_ack_decision,
     group_member_limit,
+    group_overrides_change_allowed,
     refused_fields,
+    webhooks_change_allowed,
 )
 from apps.policy.fields import BY_NAME, POLICY_FIELDS
-from apps.tenancy.roles import BUSINESS, OPERATOR
 from apps.webhooks.models import TEST_EVENT_TYPE, DeliveryStatus, DisabledReason
 from apps.webhooks.services import FAILING_DISABLE_AFTER, SECRET_OVERLAP
 
@@ -243,18 +244,6 @@ def role_permissions(*, roles: frozenset[str]) -> dict[str, bool]:
     }
 
 
-def group_overrides_change_allowed(*, roles: frozenset[str]) -> bool:
-    """Business staff (superusers hold every role) give a group its own receipt settings; every staff member sees
-    them: the rule of the admin API's PUT/DELETE .../groups/{group_id}/receipt_policy (IsBusiness, SPEC §12)."""
-    return BUSINESS in roles
-
-
-def webhooks_change_allowed(*, roles: frozenset[str]) -> bool:
-    """Operators (superusers hold every role) change webhook endpoints; every staff member sees them: the rule of
-    the admin API's webhook writes (IsOperator, SPEC §10)."""
-    return OPERATOR in roles
-
-
 def changes_summary(*, changes: list[tuple[str, object, object]], plan_names: dict[str, str]) -> str:
     """'Group size limit 200 members → 500 members; Plan Free → Pro' for the feedback message."""
     return "; ".join(
@@ -442,13 +431,6 @@ def group_state(*, snapshot: PolicySnapshot, plan_name: str, member_count: int, 
         size_tone=size[0], size_sentence=size[1],
         scope_sentence=scope, outcome_tone=outcome[0], outcome_badge=outcome[1], outcome_sentence=outcome[2],
     )
-
-
-def group_override_changes(*, group_id: str, old: tuple[str, int | None], new: tuple[str, int | None]) -> list[tuple]:
-    """(audit field, old, new) of each part of a group's override that differs, as the service audits them."""
-    names = ("group_read_ack", "group_ack_member_limit")
-    return [(f"group:{group_id}.{name}", before, after) for name, before, after in zip(names, old, new, strict=True)
-            if before != after]
 
 
 def group_changes_summary(changes: list[tuple[str, object, object]]) -> str:

@@ -24,7 +24,13 @@ from apps.chat.counters import refusals_by_day
 from apps.chat.services import group_receipt_policy_delete, group_receipt_policy_set
 from apps.common.exceptions import ApplicationError, NotFound
 from apps.common.reason_codes import ReasonCode
-from apps.policy.evaluation import app_create_allowed, effective_group_read_ack, refused_fields
+from apps.policy.evaluation import (
+    app_create_allowed,
+    effective_group_read_ack,
+    group_overrides_change_allowed,
+    refused_fields,
+    webhooks_change_allowed,
+)
 from apps.policy.selectors import policy_snapshot_build
 from apps.policy.services import app_create, policy_update
 from apps.receipts.counters import receipt_counts_by_day
@@ -455,7 +461,7 @@ class WebhookChangeView(ConsoleView):
     """A page or button that changes an endpoint: operators and superusers only, for GET and POST alike."""
 
     def refusal(self):
-        if presenters.webhooks_change_allowed(roles=self.roles):
+        if webhooks_change_allowed(roles=self.roles):
             return None
         return self.render("console/forbidden.html", {
             "reason": "Only operators change webhook endpoints. Every staff member sees them on an app's "
@@ -604,8 +610,8 @@ class WebhookDeleteView(WebhookChangeView):
 # --------------------------------------------------------------------------- a group's own settings (SPEC §12)
 #
 # The look-up on the app page finds a group by its group_id (exact) or by its name; the group's page shows what is
-# in force for it and, for business staff and superusers (the admin API's IsBusiness rule), the form of its
-# override: every change through apps.chat.services (group_receipt_policy_set / _delete), which validates and
+# in force for it and, for business staff and superusers (evaluation.group_overrides_change_allowed, as the admin
+# API), the form of its override: every change through apps.chat.services (group_receipt_policy_set / _delete), which validates and
 # audits it. A refused form is shown again on the group's own URL (reloading sends it again, or opens the page
 # afresh); a saved one redirects there (post/redirect/get).
 
@@ -638,7 +644,7 @@ class GroupView(ConsoleView):
                       "the group look-up on an app's page.")
 
     def change_refused(self):
-        if presenters.group_overrides_change_allowed(roles=self.roles):
+        if group_overrides_change_allowed(roles=self.roles):
             return None
         return self.render("console/forbidden.html", {"reason": self.refused_reason}, status=403)
 
@@ -687,9 +693,8 @@ class GroupDetailView(GroupView):
         if not form.is_valid():
             messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
             return self._refused(app, group, form, status=400)
-        old = (group.override_read_ack or "inherit", group.override_member_limit)
         try:
-            saved = group_receipt_policy_set(actor=request.user, app=app, group_id=group.group_id,
+            update = group_receipt_policy_set(actor=request.user, app=app, group_id=group.group_id,
                                              reason=form.cleaned_data["reason"], **form.settings())
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
@@ -703,8 +708,7 @@ class GroupDetailView(GroupView):
             else:
                 messages.error(request, f"{exc.detail} Nothing was changed.")
             return self._refused(app, group, form, status=exc.status)
-        changes = presenters.group_override_changes(
-            group_id=group.group_id, old=old, new=(saved.group_read_ack, saved.group_ack_member_limit))
+        changes = update.changes  # what the service stored and audited, read under the group's lock
         if not changes:
             messages.info(request, "Nothing to save: these are the group's settings already.")
         else:

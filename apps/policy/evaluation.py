@@ -105,6 +105,18 @@ def app_create_allowed(*, roles: frozenset[str]) -> bool:
     return OPERATOR in roles
 
 
+def webhooks_change_allowed(*, roles: frozenset[str]) -> bool:
+    """Operators (superusers hold every role) register, change, rotate, test and delete webhook endpoints and
+    redeliver; every staff member sees them (SPEC §10)."""
+    return OPERATOR in roles
+
+
+def group_overrides_change_allowed(*, roles: frozenset[str]) -> bool:
+    """Business staff (superusers hold every role) give a group its own receipt settings; every staff member
+    sees them (SPEC §12)."""
+    return BUSINESS in roles
+
+
 def group_read_ack_enable_decision(*, requested_on: bool, plan_allows: bool) -> Decision:
     """Turning the switch on is refused for a plan without the feature; turning it off never is."""
     if requested_on and not plan_allows:

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from apps.common.tokens import bearer_token, hash_token
 
 from .models import StaffToken
-from .roles import BUSINESS, OPERATOR, staff_roles
+from .roles import OPERATOR, staff_roles
 
 
 class StaffTokenAuthentication(BaseAuthentication):
@@ -46,13 +46,6 @@ class IsOperator(BasePermission):
 
     def has_permission(self, request, view):
         return bool(request.user) and OPERATOR in staff_roles(request.user)
-
-
-class IsBusiness(BasePermission):
-    message = "Only business staff and superusers may do this."
-
-    def has_permission(self, request, view):
-        return bool(request.user) and BUSINESS in staff_roles(request.user)
 
 
 class IsSuperuser(BasePermission):

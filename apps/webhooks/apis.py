@@ -3,6 +3,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from apps.common.exceptions import InvalidRequest
@@ -10,7 +11,9 @@ from apps.common.fields import StrictBooleanField, StrictCharField, StrictChoice
 from apps.common.pagination import parse_limit
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER, error_responses
-from apps.tenancy.auth import IsOperator, IsStaffMember, StaffApi
+from apps.policy.evaluation import webhooks_change_allowed
+from apps.tenancy.auth import IsStaffMember, StaffApi
+from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get
 
 from . import services
@@ -45,6 +48,15 @@ def delivery_as_dict(delivery) -> dict:
         "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
     }
 
+
+
+class MayChangeWebhooks(BasePermission):
+    """Every write of the webhook API: the rule the console asks too (evaluation.webhooks_change_allowed)."""
+
+    message = "Only operators and superusers may do this."
+
+    def has_permission(self, request, view):
+        return bool(request.user) and webhooks_change_allowed(roles=staff_roles(request.user))
 
 class EndpointOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
@@ -112,7 +124,7 @@ EndpointPage = inline_serializer(
 
 class WebhookListCreateApi(StaffApi):
     def get_permissions(self):
-        return [IsOperator()] if self.request.method == "POST" else [IsStaffMember()]
+        return [MayChangeWebhooks()] if self.request.method == "POST" else [IsStaffMember()]
 
     class EndpointCreateInputSerializer(serializers.Serializer):
         url = _url_field()
@@ -150,7 +162,7 @@ class WebhookListCreateApi(StaffApi):
 
 class WebhookDetailApi(StaffApi):
     def get_permissions(self):
-        return [IsStaffMember()] if self.request.method == "GET" else [IsOperator()]
+        return [IsStaffMember()] if self.request.method == "GET" else [MayChangeWebhooks()]
 
     class EndpointPatchInputSerializer(serializers.Serializer):
         url = _url_field(required=False)
@@ -205,7 +217,7 @@ class WebhookDetailApi(StaffApi):
 
 
 class WebhookSecretRotateApi(StaffApi):
-    permission_classes = [IsOperator]
+    permission_classes = [MayChangeWebhooks]
 
     @extend_schema(
         operation_id="admin_webhooks_rotate_secret",
@@ -232,7 +244,7 @@ DeliveryAccepted = inline_serializer("WebhookDeliveryAccepted", {"delivery_id": 
 
 
 class WebhookTestApi(StaffApi):
-    permission_classes = [IsOperator]
+    permission_classes = [MayChangeWebhooks]
 
     @extend_schema(
         operation_id="admin_webhooks_test",
@@ -295,7 +307,7 @@ class WebhookDeliveryListApi(StaffApi):
 
 
 class WebhookRedeliverApi(StaffApi):
-    permission_classes = [IsOperator]
+    permission_classes = [MayChangeWebhooks]
 
     @extend_schema(
         operation_id="admin_webhooks_redeliver",

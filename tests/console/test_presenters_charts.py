@@ -11,7 +11,6 @@ from apps.console.presenters import (
     endpoint_state,
     field_label,
     group_changes_summary,
-    group_override_changes,
     group_state,
     refusal_rows,
     role_permissions,
@@ -210,11 +209,10 @@ def test_group_state__off_for_the_whole_app__a_group_cannot_turn_it_on(snapshot,
 
 
 def test_group_changes_summary():
-    changes = group_override_changes(group_id="9", old=("inherit", None), new=("off", 500))
-    assert changes == [("group:9.group_read_ack", "inherit", "off"), ("group:9.group_ack_member_limit", None, 500)]
+    # the changes as apps.chat.services.group_receipt_policy_set returns (and audits) them
+    changes = [("group:9.group_read_ack", "inherit", "off"), ("group:9.group_ack_member_limit", None, 500)]
     assert group_changes_summary(changes) == (
         "group read receipts as the app → off for this group; member limit the app's → 500 members")
-    assert group_override_changes(group_id="9", old=("off", 2), new=("off", 2)) == []
 
 
 def test_refusal_rows__sentences_a_business_user_reads():

@@ -14,6 +14,7 @@ from apps.policy.evaluation import (
     effective_group_read_ack,
     group_ack_decision,
     group_ack_list_decision,
+    group_overrides_change_allowed,
     group_read_ack_enable_decision,
     group_read_effect,
     group_send_decision,
@@ -27,6 +28,7 @@ from apps.policy.evaluation import (
     refused_fields,
     retention_cutoff_ms,
     single_send_decision,
+    webhooks_change_allowed,
 )
 
 DAY = 86_400_000
@@ -309,3 +311,14 @@ def test_group_ack_list__caller_not_receiving__ack_count_not_visible_even_as_sen
     assert decision == Decision(False, "ack_count_not_visible")
     assert group_ack_list_decision(snapshot=snapshot(), is_sender=True, is_member=True, caller_receives=True,
                                    need_group_ack=True, message_timestamp_ms=0, now_ms=1).allowed
+
+
+@pytest.mark.parametrize("roles, webhooks, groups", [
+    (frozenset({"operator"}), True, False),
+    (frozenset({"business"}), False, True),
+    (frozenset({"operator", "business"}), True, True),  # a superuser holds every role
+    (frozenset(), False, False),
+])
+def test_who_changes_webhooks_and_group_overrides(roles, webhooks, groups):
+    assert webhooks_change_allowed(roles=roles) is webhooks
+    assert group_overrides_change_allowed(roles=roles) is groups
