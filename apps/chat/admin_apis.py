@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from apps.common.exceptions import InvalidRequest
+from apps.common.exceptions import only_known_fields
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import error_responses
@@ -89,11 +89,7 @@ class GroupReceiptPolicyApi(StaffApi):
         description="Replace the group's receipt settings (both fields); audited as group:<group_id>.<name>.",
     )
     def put(self, request, org_name, app_name, group_id):
-        if not isinstance(request.data, dict):
-            raise InvalidRequest("The body must be a JSON object.")
-        unknown = sorted(set(request.data) - {"group_read_ack", "group_ack_member_limit", "reason"})
-        if unknown:
-            raise InvalidRequest("Unknown fields.", fields={name: ["Unknown field."] for name in unknown})
+        only_known_fields(request.data, GroupReceiptPolicyInputSerializer().fields)
         data = GroupReceiptPolicyInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         app = app_get(org_name=org_name, app_name=app_name)

@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.exceptions import InvalidRequest
+from apps.common.exceptions import only_known_fields
 from apps.common.fields import (
     JSONObjectField,
     OneOfSerializer,
@@ -132,11 +132,7 @@ class UserSettingsSerializer(serializers.Serializer):
 def _settings_changes(data) -> dict:
     """The settings a PATCH body asks for: 400 invalid_request for a body that is not an object, an unknown field
     or a value that is not true/false; an empty object changes nothing."""
-    if not isinstance(data, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    unknown = sorted(set(data) - {"send_read_receipts"})
-    if unknown:
-        raise InvalidRequest("Unknown fields.", fields={name: ["Unknown field."] for name in unknown})
+    only_known_fields(data, UserSettingsSerializer().fields)
     checked = UserSettingsSerializer(data=data, partial=True)
     checked.is_valid(raise_exception=True)
     return dict(checked.validated_data)

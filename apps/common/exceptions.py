@@ -54,6 +54,19 @@ class InvalidRequest(ApplicationError):
     code, status = ReasonCode.INVALID_REQUEST, 400
 
 
+def only_known_fields(body, known, *, what: str = "") -> dict:
+    """`body` if it is a JSON object naming only `known` fields; else 400 invalid_request (every unknown field in
+    `fields`): a PATCH or PUT refuses what it does not understand rather than ignoring it (the schema says
+    additionalProperties: false)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise InvalidRequest(f"Unknown {what + ' ' if what else ''}fields.",
+                             fields={name: ["Unknown field."] for name in unknown})
+    return body
+
+
 class Unauthenticated(ApplicationError):
     code, status, default_detail = ReasonCode.UNAUTHENTICATED, 401, "Missing, expired or unknown credentials."
 

@@ -611,9 +611,9 @@ class WebhookDeleteView(WebhookChangeView):
 #
 # The look-up on the app page finds a group by its group_id (exact) or by its name; the group's page shows what is
 # in force for it and, for business staff and superusers (evaluation.group_overrides_change_allowed, as the admin
-# API), the form of its override: every change through apps.chat.services (group_receipt_policy_set / _delete), which validates and
-# audits it. A refused form is shown again on the group's own URL (reloading sends it again, or opens the page
-# afresh); a saved one redirects there (post/redirect/get).
+# API), the form of its override: every change through apps.chat.services (group_receipt_policy_set / _delete),
+# which validates and audits it. A refused form is shown again on the group's own URL (reloading sends it again,
+# or opens the page afresh); a saved one redirects there (post/redirect/get).
 
 
 def _group_page(app, group_id: str):

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record_many
-from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest
+from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest, only_known_fields
 from apps.common.reason_codes import ReasonCode
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.plans import DEFAULT_PLAN
@@ -85,11 +85,7 @@ def policy_update(*, actor, app: App, changes: dict, reason: str | None = "") ->
     A downgrade keeps the switch as it is; only the effective value changes.
     Returns the policy and plan in force and the fields that really changed (those audited), sorted by name.
     """
-    if not isinstance(changes, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    unknown = sorted(set(changes) - BY_NAME.keys())
-    if unknown:
-        raise InvalidRequest("Unknown policy fields.", fields={f: ["Unknown field."] for f in unknown})
+    only_known_fields(changes, BY_NAME, what="policy")
     reason = _clean_reason(reason)
     refused = evaluation.refused_fields(roles=staff_roles(actor), fields=changes)
     if refused:

@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from apps.audit.services import audit_record_many
 from apps.common import metrics
 from apps.common.db import prepared_cursor
-from apps.common.exceptions import ApplicationError, InvalidRequest, NotFound
+from apps.common.exceptions import ApplicationError, InvalidRequest, NotFound, only_known_fields
 from apps.common.reason_codes import ReasonCode
 from apps.common.timeutils import now, to_ms
 from apps.tenancy.models import App
@@ -160,9 +160,7 @@ def endpoint_update(*, actor, endpoint: WebhookEndpoint, changes: dict) -> Webho
     - Enabling clears disabled_reason and the failing clock; disabling by hand records "manual".
     - Pending deliveries are kept while disabled and posted again once enabled (nothing is lost).
     """
-    unknown = sorted(set(changes) - set(ENDPOINT_FIELDS))
-    if unknown:
-        raise InvalidRequest("Unknown webhook endpoint fields.", fields={f: ["Unknown field."] for f in unknown})
+    only_known_fields(changes, ENDPOINT_FIELDS, what="webhook endpoint")
     values = {}
     if "url" in changes:
         values["url"] = _url_checked(changes["url"])

@@ -419,3 +419,11 @@ def test_refused_single_acks__counted_by_code(gw):
     gw.message_ack(bob, "nope")
     totals = {key: sum(v) for key, v in refusals_by_day(app_id=gw.app.pk).items()}
     assert totals == {("ack", "own_message"): 1, ("ack", "message_not_found"): 2}
+
+
+@pytest.mark.parametrize("body", [["off"], "off", 5])
+def test_override__body_not_an_object__400_nothing_changes(gw, business_client, body):
+    group = gw.group("alice", members=["bob"])
+    response = business_client.put(policy_url(gw, group.group_id), body, format="json")
+    assert error(response) == (400, "invalid_request")
+    assert business_client.get(policy_url(gw, group.group_id)).json()["group_read_ack"] == "inherit"
