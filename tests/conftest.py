@@ -120,3 +120,25 @@ def make_app(db):
         return app
 
     return make
+
+
+# --- webhooks: a real HTTP receiver on 127.0.0.1 (tests/webhooks/receiver.py), reachable once the settings allow it
+
+
+@pytest.fixture
+def local_network(settings):
+    """Posting to 127.0.0.1 over http:// allowed, as in development."""
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
+
+@pytest.fixture
+def receiver(local_network):
+    """A receiver that records what it is posted; the webhook transport's pooled connections are closed after."""
+    from apps.webhooks import transport
+    from tests.webhooks.receiver import Receiver
+
+    server = Receiver()
+    yield server
+    transport.clients_close()
+    server.close()

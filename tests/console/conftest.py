@@ -10,9 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from apps.tenancy.services import staff_create
-from apps.webhooks import transport
 from tests.conftest import PASSWORD
-from tests.webhooks.receiver import Receiver
 
 # Playwright's sync API keeps an event loop running in the main thread from the first browser test to the
 # end of the session; Django would refuse ORM calls from the test body (setting up data) without this.
@@ -66,24 +64,6 @@ def business_console(business_user):
 @pytest.fixture
 def superuser_console(superuser):
     return _signed_in(superuser)
-
-
-# --- webhooks: a real receiver on 127.0.0.1 (tests/webhooks/receiver.py), reachable once the settings allow it
-
-
-@pytest.fixture
-def local_network(settings):
-    """Posting to 127.0.0.1 over http:// allowed, as in development (tests/webhooks does the same)."""
-    settings.WEBHOOK_ALLOW_HTTP = True
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-
-
-@pytest.fixture
-def receiver(local_network):
-    server = Receiver()
-    yield server
-    transport.clients_close()
-    server.close()
 
 
 # --- browser tests (pytest-playwright's fixtures, pointed at Debian's chromium; never `playwright install`)

@@ -16,6 +16,8 @@ from apps.receipts.counters import receipt_count_add
 from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
 
+from .browser import sign_in
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -23,12 +25,6 @@ pytestmark = [
 ]
 
 
-def _sign_in(page, live_server, username):
-    page.goto(f"{live_server.url}/console/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_selector(f"text=Signed in as {username}.")
 
 
 def test_browser__operator_turns_group_reads_on_for_pro_and_is_refused_on_free(page, live_server, screenshot):
@@ -38,7 +34,7 @@ def test_browser__operator_turns_group_reads_on_for_pro_and_is_refused_on_free(p
 
     page.goto(f"{live_server.url}/console/login/")
     screenshot(page, "01-login")
-    _sign_in(page, live_server, "olga")
+    sign_in(page, live_server, "olga")
     screenshot(page, "02-app-list")
 
     page.click("text=acme#pro-chat")
@@ -64,7 +60,7 @@ def test_browser__operator_turns_group_reads_on_for_pro_and_is_refused_on_free(p
 def test_browser__operator_sees_no_business_controls_and_creates_an_app(page, live_server, screenshot):
     staff_create(username="olga", password=PASSWORD, role="operator")
     app_create(org_name="acme", app_name="chat", plan="pro")
-    _sign_in(page, live_server, "olga")
+    sign_in(page, live_server, "olga")
 
     page.click("text=acme#chat")
     assert page.locator("[data-testid=limits-form]").count() == 0
@@ -100,7 +96,7 @@ def test_browser__operator_sees_no_business_controls_and_creates_an_app(page, li
 def test_browser__business_raises_member_limit_with_reason_and_sees_audit_row(page, live_server, screenshot):
     staff_create(username="bianca", password=PASSWORD, role="business")
     app, _ = app_create(org_name="acme", app_name="chat", plan="pro")
-    _sign_in(page, live_server, "bianca")
+    sign_in(page, live_server, "bianca")
     page.click("text=acme#chat")
     assert page.locator("[data-testid=switches] button").count() == 0
 
@@ -139,7 +135,7 @@ def test_browser__dashboard_chart_renders_from_counters(page, live_server, scree
         receipt_count_add(app_id=app.pk, kind="read", n=25 + (days_ago * 7) % 11, day=day)
         receipt_count_add(app_id=app.pk, kind="conversation_read", n=8 + days_ago % 5, day=day)
         receipt_count_add(app_id=app.pk, kind="group_read", n=(days_ago * 5) % 13, day=day)
-    _sign_in(page, live_server, "olga")
+    sign_in(page, live_server, "olga")
 
     page.goto(f"{live_server.url}/console/apps/acme/chat/dashboard/")
     chart = page.locator("[data-testid=receipts-chart]")

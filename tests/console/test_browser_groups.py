@@ -15,35 +15,20 @@ from apps.receipts.counters import receipt_count_add
 from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
 
+from .browser import DESKTOP, PHONE, fits, fits_a_phone, sign_in
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("seeded_db"),
 ]
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 860}
 
 
-def _sign_in(page, live_server, username):
-    page.goto(f"{live_server.url}/console/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_selector(f"text=Signed in as {username}.")
 
 
-def _fits(page) -> bool:
-    """The document is no wider than the viewport: nothing scrolls sideways."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def _fits_a_phone(page) -> bool:
-    page.set_viewport_size(PHONE)
-    try:
-        return _fits(page)
-    finally:
-        page.set_viewport_size(DESKTOP)
 
 
 def _app_with_a_group(superuser_name="sam"):
@@ -63,7 +48,7 @@ def test_browser__business_looks_up_a_group_sets_an_override_with_a_reason_then_
                                                                                           screenshot):
     staff_create(username="bianca", password=PASSWORD, role="business")
     app, group, _ = _app_with_a_group()
-    _sign_in(page, live_server, "bianca")
+    sign_in(page, live_server, "bianca")
     page.click("text=acme#chat")
 
     # The look-up on the app page: part of a name lists the groups, a click opens one.
@@ -76,7 +61,7 @@ def test_browser__business_looks_up_a_group_sets_an_override_with_a_reason_then_
     rows.first.wait_for()
     assert rows.count() == 2
     screenshot(page, "25-group-lookup")
-    assert _fits_a_phone(page)
+    assert fits_a_phone(page)
     page.click("text=Customer success — EMEA")
     page.locator("[data-testid=group-override-form]").wait_for()
     assert page.inner_text("[data-testid=group-id]") == group.group_id
@@ -110,7 +95,7 @@ def test_browser__business_looks_up_a_group_sets_an_override_with_a_reason_then_
     assert "This group's own limit (the app's is 200 members)." in page.inner_text("[data-testid=group-limit]")
     assert page.inner_text("[data-testid=group-override-badge]") == "Its own settings"
     screenshot(page, "28-group-override-saved")
-    assert _fits_a_phone(page)
+    assert fits_a_phone(page)
     override = GroupReceiptOverride.objects.get(group__group_id=group.group_id)
     assert (override.group_read_ack, override.group_ack_member_limit) == ("inherit", 500)
 
@@ -130,7 +115,7 @@ def test_browser__business_looks_up_a_group_sets_an_override_with_a_reason_then_
     page.locator("[data-testid=confirm]").wait_for()
     assert GroupReceiptOverride.objects.exists()
     screenshot(page, "30-group-use-the-apps-settings")
-    assert _fits_a_phone(page)
+    assert fits_a_phone(page)
     page.click("button:has-text(\"Use the app's settings\")")
     page.wait_for_selector("text=uses the app's settings again")
     assert page.inner_text("[data-testid=group-override-badge]") == "The app's settings"
@@ -145,10 +130,10 @@ def test_browser__operator_sees_a_group_read_only_on_a_phone(page, live_server, 
     app, group, root = _app_with_a_group()
     group_receipt_policy_set(actor=root, app=app, group_id=group.group_id, group_read_ack="off",
                              group_ack_member_limit=2)
-    _sign_in(page, live_server, "olga")
+    sign_in(page, live_server, "olga")
     page.set_viewport_size(PHONE)
     page.goto(f"{live_server.url}/console/apps/acme/chat/")
-    assert _fits(page)
+    assert fits(page)
     page.fill("[data-testid=group-lookup] input[name=q]", group.group_id)
     page.click("[data-testid=group-lookup] button:has-text('Look up')")
     page.locator("[data-testid=group-in-force]").wait_for()
@@ -156,11 +141,11 @@ def test_browser__operator_sees_a_group_read_only_on_a_phone(page, live_server, 
     assert "Off for this group" in page.inner_text("[data-testid=group-own-read-ack]")
     assert "more than its limit" in page.inner_text("[data-testid=group-size]")
     assert page.inner_text("[data-testid=group-outcome-badge]") == "No read receipts"
-    assert _fits(page)
+    assert fits(page)
     screenshot(page, "31-group-operator-phone")
 
 
-def test_browser__dashboard_shows_the_refusals_in_words_and_fits_a_phone(page, live_server, screenshot):
+def test_browser__dashboard_shows_the_refusals_in_words_andfits_a_phone(page, live_server, screenshot):
     staff_create(username="bianca", password=PASSWORD, role="business")
     app, _, _ = _app_with_a_group()
     app_create(org_name="acme", app_name="quiet", plan="free")
@@ -175,7 +160,7 @@ def test_browser__dashboard_shows_the_refusals_in_words_and_fits_a_phone(page, l
         receipt_count_add(app_id=app.pk, kind="group_read", n=120 + (days_ago * 13) % 40,
                           day=today - timedelta(days=days_ago))
         receipt_count_add(app_id=app.pk, kind="read", n=60 + (days_ago * 7) % 25, day=today - timedelta(days=days_ago))
-    _sign_in(page, live_server, "bianca")
+    sign_in(page, live_server, "bianca")
     page.goto(f"{live_server.url}/console/apps/acme/chat/dashboard/")
     card = page.locator("[data-testid=refusals]")
     card.wait_for()
@@ -185,7 +170,7 @@ def test_browser__dashboard_shows_the_refusals_in_words_and_fits_a_phone(page, l
     screenshot(page, "32-dashboard-refusals")
     page.click("text=Show the numbers per day")
     page.set_viewport_size(PHONE)
-    assert _fits(page)
+    assert fits(page)
     screenshot(page, "33-dashboard-refusals-phone")
     page.set_viewport_size(DESKTOP)
     page.goto(f"{live_server.url}/console/apps/acme/quiet/dashboard/")

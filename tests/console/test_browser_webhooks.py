@@ -11,33 +11,25 @@ from apps.webhooks.models import WebhookEndpoint
 from apps.webhooks.services import webhook_deliveries_post_due
 from tests.conftest import PASSWORD
 
+from .browser import PHONE, fits, sign_in
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("seeded_db"),
 ]
 
-PHONE = {"width": 390, "height": 844}
 
 
-def _sign_in(page, live_server, username):
-    page.goto(f"{live_server.url}/console/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_selector(f"text=Signed in as {username}.")
 
 
-def _fits(page) -> bool:
-    """The document is no wider than the viewport: nothing scrolls sideways."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_browser__operator_adds_tests_rotates_disables_and_deletes_an_endpoint(page, live_server, screenshot,
                                                                                receiver):
     staff_create(username="olga", password=PASSWORD, role="operator")
     app_create(org_name="acme", app_name="chat", plan="pro")
-    _sign_in(page, live_server, "olga")
+    sign_in(page, live_server, "olga")
     page.click("text=acme#chat")
     page.click("nav.tabs >> text=Webhooks")
     page.locator("[data-testid=no-endpoints]").wait_for()
@@ -89,7 +81,7 @@ def test_browser__operator_adds_tests_rotates_disables_and_deletes_an_endpoint(p
     # At 390 px wide the tab, the form and the confirmations fit the screen.
     page.set_viewport_size(PHONE)
     page.reload()
-    assert _fits(page)
+    assert fits(page)
     screenshot(page, "19-webhooks-phone")
     page.set_viewport_size({"width": 1280, "height": 860})
 
@@ -97,7 +89,7 @@ def test_browser__operator_adds_tests_rotates_disables_and_deletes_an_endpoint(p
     page.click("text=Rotate secret")
     page.locator("[data-testid=confirm]").wait_for()
     page.set_viewport_size(PHONE)
-    assert _fits(page)
+    assert fits(page)
     page.set_viewport_size({"width": 1280, "height": 860})
     page.click("button:has-text('Rotate the secret')")
     page.locator("[data-testid=secret-box]").wait_for()
@@ -106,7 +98,7 @@ def test_browser__operator_adds_tests_rotates_disables_and_deletes_an_endpoint(p
     assert "two signatures" in page.inner_text("[data-testid=secret-box]")
     screenshot(page, "20-webhook-rotated")
     page.set_viewport_size(PHONE)
-    assert _fits(page)
+    assert fits(page)
     page.set_viewport_size({"width": 1280, "height": 860})
     page.click("text=I have saved it")
 
@@ -132,11 +124,11 @@ def test_browser__operator_adds_tests_rotates_disables_and_deletes_an_endpoint(p
 
     page.set_viewport_size(PHONE)
     page.goto(f"{live_server.url}/console/apps/acme/chat/webhooks/new/")
-    assert _fits(page)
+    assert fits(page)
     screenshot(page, "22-webhook-new-phone")
 
 
-def test_browser__business_sees_the_tab_read_only_and_it_fits_a_phone(page, live_server, screenshot, superuser):
+def test_browser__business_sees_the_tab_read_only_and_itfits_a_phone(page, live_server, screenshot, superuser):
     from apps.webhooks.services import WebhookEvent, endpoint_create, webhook_deliveries_enqueue
 
     staff_create(username="bianca", password=PASSWORD, role="business")
@@ -147,7 +139,7 @@ def test_browser__business_sees_the_tab_read_only_and_it_fits_a_phone(page, live
         WebhookEvent(event_id=f"evt_{n}", timestamp=1_700_000_000_000, data={"message_id": f"m{n}"}) for n in range(3)
     ])
     WebhookEndpoint.objects.update(enabled=False, disabled_reason="failing")
-    _sign_in(page, live_server, "bianca")
+    sign_in(page, live_server, "bianca")
     page.goto(f"{live_server.url}/console/apps/acme/chat/webhooks/")
     card = page.locator("[data-testid=endpoint]")
     card.wait_for()
@@ -157,5 +149,5 @@ def test_browser__business_sees_the_tab_read_only_and_it_fits_a_phone(page, live
     assert page.locator("text=+ Add endpoint").count() == 0
     page.set_viewport_size(PHONE)
     page.reload()
-    assert _fits(page)
+    assert fits(page)
     screenshot(page, "23-webhooks-business-phone")

@@ -98,6 +98,15 @@ class World:
         policy_snapshot_get(app_id=self.app.pk)
 
     # --- HTTP
+    def server(self) -> APIClient:
+        """A client holding an app token of the world's app (the customer's server), obtained through POST /token."""
+        client = APIClient()
+        grant = client.post(f"{self.base}/token", {"grant_type": "client_credentials", "client_id": self.app.client_id,
+                                                   "client_secret": self.app.client_secret}, format="json")
+        assert grant.status_code == 200, grant.content
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {grant.json()['access_token']}")
+        return client
+
     def message_ack(self, device: Device, message_id: str):
         return device.client.post(f"{self.base}/messages/{message_id}/read_ack")
 

@@ -34,14 +34,6 @@ def gw(make_app) -> World:
     return world
 
 
-def server_client(world) -> APIClient:
-    client = APIClient()
-    token = client.post(f"{world.base}/token", {"grant_type": "client_credentials", "client_id": world.app.client_id,
-                                                 "client_secret": world.app.client_secret}, format="json")
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['access_token']}")
-    return client
-
-
 def unread(world, device_or_client, group, message, **params):
     client = getattr(device_or_client, "client", device_or_client)
     return client.get(f"{world.base}/groups/{group.group_id}/messages/{message.message_id}/acks",
@@ -134,7 +126,7 @@ def test_unread__same_checks_as_the_ack_list(gw):
     response = alice.client.get(f"{gw.base}/groups/{group.group_id}/messages/{message.message_id}/acks",
                                 {"state": "everyone"})
     assert error(response) == (400, "invalid_request") and "state" in response.json()["fields"]
-    assert unread(gw, server_client(gw), group, message).status_code == 200  # the app's server: any message
+    assert unread(gw, gw.server(), group, message).status_code == 200  # the app's server: any message
 
 
 # --- several acks at once
@@ -210,7 +202,7 @@ def test_batch__bad_requests(gw):
         assert any(name.startswith("message_ids") for name in response.json()["fields"])
     assert error(bob.client.post(f"{gw.base}/groups/{group.group_id}/read_ack", [1], format="json")) == (
         400, "invalid_request")
-    assert error(server_client(gw).post(f"{gw.base}/groups/{group.group_id}/read_ack", {"message_ids": ["x"]},
+    assert error(gw.server().post(f"{gw.base}/groups/{group.group_id}/read_ack", {"message_ids": ["x"]},
                                         format="json")) == (403, "forbidden")
 
 
@@ -375,7 +367,7 @@ def test_server_receipts__single_and_group_states_in_order(gw):
     gw.conversation_ack(bob, "alice")  # covers `covered` and `fresh`
     newest = gw.send(alice, "bob")
     ids = [delivered_read.message_id, covered.message_id, newest.message_id, group_message.message_id, "nope"]
-    response = server_client(gw).post(f"{gw.base}/messages/receipts", {"message_ids": ids}, format="json")
+    response = gw.server().post(f"{gw.base}/messages/receipts", {"message_ids": ids}, format="json")
     assert response.status_code == 200
     assert response.json()["results"] == [
         {"message_id": delivered_read.message_id, "chat_type": "single", "delivered": True, "read": True},
@@ -391,7 +383,7 @@ def test_server_receipts__single_and_group_states_in_order(gw):
 def test_server_receipts__fixed_queries(gw, n, django_assert_num_queries):
     alice, _ = gw.login("alice"), gw.login("bob")
     ids = [gw.send(alice, "bob").message_id for _ in range(n)]
-    client = server_client(gw)
+    client = gw.server()
     client.post(f"{gw.base}/messages/receipts", {"message_ids": ids[:1]}, format="json")  # token cached
     with django_assert_num_queries(1):
         response = client.post(f"{gw.base}/messages/receipts", {"message_ids": ids}, format="json")
@@ -402,7 +394,7 @@ def test_server_receipts__user_token_403_and_bad_bodies_400(gw):
     alice = gw.login("alice")
     assert error(alice.client.post(f"{gw.base}/messages/receipts", {"message_ids": ["x"]}, format="json")) == (
         403, "forbidden")
-    client = server_client(gw)
+    client = gw.server()
     for body in ({"message_ids": []}, {"message_ids": ["x"] * 101}, {}, ["x"]):
         assert error(client.post(f"{gw.base}/messages/receipts", body, format="json")) == (400, "invalid_request")
 

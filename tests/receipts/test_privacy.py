@@ -241,12 +241,7 @@ def test_settings__default_true__patch_applies_at_once_on_every_device(scene):
 def test_settings__app_token_patch_users__200_and_effective(scene):
     s = scene("user_choice")
     world = s["world"]
-    from rest_framework.test import APIClient
-
-    server = APIClient()
-    token = server.post(f"{world.base}/token", {"grant_type": "client_credentials", "client_id": world.app.client_id,
-                                                 "client_secret": world.app.client_secret}, format="json")
-    server.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['access_token']}")
+    server = world.server()
     response = server.patch(f"{world.base}/users/bob", {"send_read_receipts": False}, format="json")
     assert response.status_code == 200 and response.json() == {"username": "bob", "send_read_receipts": False}
     assert s["bob"].client.get(settings_url(world)).json() == {"send_read_receipts": False}

@@ -11,11 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.events.models import Event
 from apps.receipts import services
-from apps.webhooks import transport
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint, event_mask
 from apps.webhooks.services import webhook_deliveries_post_due
 
-from ..webhooks.receiver import Receiver
 from .conftest import World, events_of
 
 pytestmark = pytest.mark.django_db
@@ -238,16 +236,6 @@ def test_every_receipt__same_query_count_with_or_without_endpoints(make_app, kin
 
 
 # --- end to end: the receipt, posted by the sweep to a real receiver, verifies with the standardwebhooks library
-
-
-@pytest.fixture
-def receiver(settings):
-    settings.WEBHOOK_ALLOW_HTTP = True
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    server = Receiver()
-    yield server
-    transport.clients_close()
-    server.close()
 
 
 def test_group_and_single_receipts__posted_signed__data_as_the_feed_event(group_world, receiver, operator_client):
