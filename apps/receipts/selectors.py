@@ -26,14 +26,21 @@ from .models import GroupAck
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def is_read(*, read_at, message_pk: int, read_up_to_pk: int | None) -> bool:
+    """The read model of single chats: a message is read when a message read ack set its read_at, or a
+    conversation read ack of its recipient moved the conversation's read_up_to_pk to it or past it (see
+    apps/receipts/services.py)."""
+    return read_at is not None or message_pk <= (read_up_to_pk or 0)
+
+
 def message_is_read(*, message: Message) -> bool:
-    """A single-chat message is read when a message read ack set its read_at, or a conversation read ack of its
-    recipient moved the conversation's read_up_to_pk to it or past it (see apps/receipts/services.py)."""
-    if message.read_at is not None:
-        return True
-    return Conversation.objects.filter(
-        owner_id=message.recipient_id, peer_id=message.sender_id, read_up_to_pk__gte=message.pk
-    ).exists()
+    """is_read of one message, its conversation's position read in one query."""
+    position = (
+        Conversation.objects.filter(owner_id=message.recipient_id, peer_id=message.sender_id)
+        .values_list("read_up_to_pk", flat=True)
+        .first()
+    )
+    return is_read(read_at=message.read_at, message_pk=message.pk, read_up_to_pk=position)
 
 
 def messages_unread(*, reader: ChatUser) -> QuerySet[Message]:
@@ -218,7 +225,7 @@ def message_receipts(*, app: App, message_ids: list[str]) -> list[MessageReceipt
         elif row["chat_type"] == "group":
             results.append(MessageReceipt(message_id=message_id, chat_type="group", count=row["group_ack_count"]))
         else:
-            read = row["read_at"] is not None or row["id"] <= (row["read_up_to"] or 0)
+            read = is_read(read_at=row["read_at"], message_pk=row["id"], read_up_to_pk=row["read_up_to"])
             results.append(
                 MessageReceipt(
                     message_id=message_id, chat_type="single", delivered=row["delivered_at"] is not None, read=read
