@@ -170,6 +170,10 @@ EVENT_RETENTION_DAYS = env("EVENT_RETENTION_DAYS")
 TOKEN_TTL_SECONDS = env("TOKEN_TTL_SECONDS")
 # App-API tokens are served from the cache this long (apps/chat/auth.py); changes that matter invalidate them.
 TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60)
+# With Redis, each process also keeps up to TOKEN_LOCAL_CACHE_SIZE principals for TOKEN_LOCAL_CACHE_SECONDS at
+# most, used only while its invalidation listener is live (apps/chat/token_local.py); 0 seconds: off.
+TOKEN_LOCAL_CACHE_SECONDS = env.float("TOKEN_LOCAL_CACHE_SECONDS", default=10.0)
+TOKEN_LOCAL_CACHE_SIZE = env.int("TOKEN_LOCAL_CACHE_SIZE", default=10_000)
 # Long-poll wake-up across app-server processes (apps/events/wakeup.py, docs/OPERATIONS.md).
 # auto: redis when EVENT_WAKEUP_REDIS_URL is set, else postgres (LISTEN/NOTIFY) on PostgreSQL, else local.
 EVENT_WAKEUP = env("EVENT_WAKEUP", default="auto")

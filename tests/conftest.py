@@ -70,10 +70,14 @@ def _seed_rows_survive_flush(request):
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # SQLite reuses primary keys after a rollback: never let one test's cached
-    # policy snapshot answer for another test's app.
+    # policy snapshot answer for another test's app (nor a token's principal, kept in the process-local copy).
+    from apps.chat.token_local import local_tokens
+
     cache.clear()
+    local_tokens.clear()
     yield
     cache.clear()
+    local_tokens.clear()
 
 
 @pytest.fixture(autouse=True)

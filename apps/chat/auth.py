@@ -19,6 +19,9 @@ TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
   stat()ed on every request (microseconds, no query). A drop anywhere on the machine changes the stamp and
   every process's cached principals miss once. Machines do not share it: several machines need a shared
   cache (docs/OPERATIONS.md, "Revocation");
+- with Redis, each process also keeps the principals it read in a bounded LRU (apps/chat/token_local.py) and
+  serves them without a Redis GET while its invalidation listener is live; token_cache_forget drops them there
+  too: in this process at once, elsewhere by a Redis pub/sub message and the machine's revocation stamp;
 - unknown tokens are never cached (random guesses must not fill the cache).
 """
 
@@ -41,6 +44,7 @@ from apps.common.tokens import hash_token
 from apps.tenancy.models import App
 
 from .models import AccessToken, ChatUser, DeviceSession
+from .token_local import local_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,37 @@ def token_cache_key(key_hash: str) -> str:
 def _cache_is_process_local() -> bool:
     # By the configured class, not the connection object (caches["default"] is a per-thread lookup; every request).
     return _is_locmem(settings.CACHES["default"]["BACKEND"])
+
+
+def _local_copy_source() -> tuple[str, str] | None:
+    """(Redis URL, channel) of the process-local copy in front of a shared cache; None when it is not used
+    (locmem: the cache is local already; TOKEN_LOCAL_CACHE_SECONDS 0; the cache's breaker open)."""
+    if settings.TOKEN_LOCAL_CACHE_SECONDS <= 0 or _cache_is_process_local():
+        return None
+    breaker = getattr(cache, "_breaker", None)
+    if breaker is None or breaker.open_until:
+        return None
+    return _local_copy_source_for(str(settings.CACHES["default"]["LOCATION"]),
+                                  str(connection.settings_dict.get("HOST") or ""),
+                                  str(connection.settings_dict["NAME"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _local_copy_source_for(location: str, host: str, name: str) -> tuple[str, str]:
+    # The first server (the one written to); one channel per database, as the revocation stamp.
+    url = location.split(",")[0].split(";")[0]
+    return url, f"app-token-forget:{host}:{name}"
+
+
+def _publish_forget(channel: str, key_hashes: list[str]) -> None:
+    """Tell every process's listener to drop these hashes; a failure leaves it to the stamp and the bounds."""
+    try:
+        client = cache._cache.get_client(None, write=True)
+        for start in range(0, len(key_hashes), 500):
+            client.publish(channel, ",".join(key_hashes[start:start + 500]))
+    except Exception as exc:  # Redis errors: the drop stands, others see it by the stamp or their liveness
+        logger.warning("token cache drop not published (%s: %s): other machines keep the token until their "
+                       "listener's liveness lapses or TOKEN_LOCAL_CACHE_SECONDS", type(exc).__name__, exc)
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,15 +177,29 @@ def token_cache_forget(key_hashes) -> None:
         return
 
     def forget():
+        local_tokens.forget(key_hashes)
         cache.delete_many([token_cache_key(key_hash) for key_hash in key_hashes])
-        if _cache_is_process_local():
+        source = None if _cache_is_process_local() else _local_copy_source_for_publish()
+        if source is not None:
+            _publish_forget(source[1], key_hashes)
+        if _cache_is_process_local() or settings.TOKEN_LOCAL_CACHE_SECONDS > 0:
             _revocation_stamp_bump()
 
     if connection.in_atomic_block:
+        local_tokens.forget(key_hashes)
         cache.delete_many([token_cache_key(key_hash) for key_hash in key_hashes])
         transaction.on_commit(forget)
     else:
         forget()
+
+
+def _local_copy_source_for_publish() -> tuple[str, str] | None:
+    # Published even while this process's breaker is open (the publish fails fast then, and says so).
+    if settings.TOKEN_LOCAL_CACHE_SECONDS <= 0 or getattr(cache, "_breaker", None) is None:
+        return None
+    return _local_copy_source_for(str(settings.CACHES["default"]["LOCATION"]),
+                                  str(connection.settings_dict.get("HOST") or ""),
+                                  str(connection.settings_dict["NAME"]))
 
 
 def forget_deleted_token(sender, instance, **kwargs):
@@ -188,8 +237,17 @@ def _principal_from_row(row: tuple) -> Principal:
 def authenticate_principal(token: str) -> Principal | None:
     """The principal of a live token, from the cache or one query; None for an unknown or expired token."""
     key_hash = hash_token(token)
-    key = token_cache_key(key_hash)
     now = timezone.now().timestamp()
+    source = _local_copy_source()
+    row = None
+    if source is not None:
+        local_tokens.ensure_listening(*source)
+        # Both read before the shared cache: a drop after this point makes the row read below not kept.
+        stamp, sequence = _revocation_stamp(), local_tokens.sequence
+        row = local_tokens.get(key_hash, stamp)
+        if row is not None:
+            return _principal_from_row(row) if row[0] > now else None
+    key = token_cache_key(key_hash)
     row = cache.get(key)
     if row is None:
         record = (
@@ -203,6 +261,8 @@ def authenticate_principal(token: str) -> Principal | None:
         ttl = min(settings.TOKEN_CACHE_SECONDS, int(row[0] - now))
         if ttl > 0:
             cache.set(key, row, ttl)
+    if source is not None:
+        local_tokens.put(key_hash, row, stamp, sequence)
     if row[0] <= now:
         return None
     return _principal_from_row(row)

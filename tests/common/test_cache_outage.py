@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -25,6 +26,7 @@ from rest_framework.test import APIClient
 
 from apps.chat.auth import token_cache_key
 from apps.chat.models import AccessToken
+from apps.chat.token_local import local_tokens
 from apps.common.tokens import hash_token
 from apps.events import wakeup
 from apps.policy.selectors import _cache_key as policy_cache_key
@@ -108,6 +110,7 @@ def own_redis(settings):
     if server.proc.poll() is None:
         server.cont()
     wakeup.shutdown()  # its connections, before the server goes
+    local_tokens.stop()
     server.close()
 
 
@@ -124,6 +127,16 @@ def _records(caplog, logger: str, level: int) -> list[logging.LogRecord]:
 
 def _pass_breaker_period() -> None:
     time.sleep(BREAKER_SECONDS + 0.1)
+
+
+def _stall(server) -> None:
+    """SIGSTOP Redis and wait until this process stops trusting its local token copy (its listener hears no
+    answer to its heartbeat): from then on a request's token read goes to Redis, as before the local copy."""
+    server.stop()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < local_tokens.live_until:
+        assert time.monotonic() < deadline, "the token cache listener still claims to be live"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -220,7 +233,7 @@ def test_stalled__policy_patched__after_resume_the_new_policy_is_served(own_redi
     raw = own_redis.client()
     key = cache.make_key(policy_cache_key(chat.app.pk))
     assert raw.exists(key)  # the snapshot with read acks on is cached
-    own_redis.stop()
+    _stall(own_redis)
     assert alice.poll()["events"]  # this request's cache call times out: the breaker opens
     patched = staff.patch(_policy_url(chat), {"read_ack_enabled": False}, format="json")
     assert patched.status_code == 200  # its invalidation is skipped
@@ -242,7 +255,7 @@ def test_stalled__token_revoked__after_resume_the_token_stays_refused(own_redis,
     raw = own_redis.client()
     key = cache.make_key(token_cache_key(hash_token(token)))
     assert raw.exists(key)
-    own_redis.stop()
+    _stall(own_redis)
     assert alice.events().status_code == 200  # the breaker opens
     AccessToken.objects.filter(key_hash=hash_token(token)).delete()  # revoked (as in the Django admin)
     assert bob.events().status_code == 401
@@ -337,3 +350,71 @@ def test_wakeup_redis_down_from_the_start__long_poll_does_not_wait_for_the_liste
     assert sent["message_id"] in [e.get("message_id") for e in page["events"]]
     assert wakeup.backend()._settled.is_set()  # the failed connect released the waiters
 
+
+
+# --- the process-local token copy (apps/chat/token_local.py): revocation from another machine
+
+
+def _token(client) -> str:
+    return client.client._credentials["HTTP_AUTHORIZATION"].split()[1]
+
+
+def _revoke_on_another_machine(server, tmp_path, token: str) -> None:
+    """Delete the token's row in a manage.py shell with its own revocation stamp (as on another machine, whose
+    stamp file this process never sees): only the Redis delete and the pub/sub message can reach us."""
+    from tests.servers import ROOT, database_url
+
+    env = dict(os.environ, DATABASE_URL=database_url(), CACHE_URL=server.url, CACHE_BREAKER_SECONDS="0.3",
+               TOKEN_REVOCATION_STAMP=str(tmp_path / "other-machine.stamp"),
+               DJANGO_SETTINGS_MODULE="receipts_console.settings")
+    code = ("from apps.chat.models import AccessToken; from apps.common.tokens import hash_token; "
+            f"assert AccessToken.objects.filter(key_hash=hash_token({token!r})).delete()[0] == 1")
+    result = subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def _gets(server) -> int:
+    return server.client().info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+
+
+def test_local_copy__a_known_token_costs_no_redis_get(own_redis, world, settings):
+    chat, alice, bob, staff = world
+    before = _gets(own_redis)
+    assert alice.events().status_code == 200
+    with_copy = _gets(own_redis) - before
+    settings.TOKEN_LOCAL_CACHE_SECONDS = 0
+    before = _gets(own_redis)
+    assert alice.events().status_code == 200
+    assert _gets(own_redis) - before == with_copy + 1  # the token's GET, and only it
+
+
+def test_local_copy__revoked_on_another_machine__401_here_at_once(own_redis, world, tmp_path):
+    chat, alice, bob, staff = world
+    assert alice.events().status_code == 200 and bob.events().status_code == 200  # both in the local copy
+    _revoke_on_another_machine(own_redis, tmp_path, _token(bob))
+    assert bob.events().status_code == 401  # dropped by the pub/sub message
+    assert alice.events().status_code == 200
+
+
+def test_local_copy__redis_killed__not_trusted__revoked_elsewhere_401(own_redis, world, tmp_path):
+    chat, alice, bob, staff = world
+    assert bob.events().status_code == 200
+    own_redis.kill()
+    # Nobody can tell us (the other machine cannot publish, the stamp is not ours): the listener lost its
+    # connection, so the local copy is not used and the token is read from the database.
+    _revoke_on_another_machine(own_redis, tmp_path, _token(bob))
+    assert local_tokens.live_until == 0.0
+    assert bob.events().status_code == 401
+    assert alice.events().status_code == 200
+
+
+def test_local_copy__redis_stalled__not_trusted__revoked_elsewhere_401(own_redis, world, tmp_path):
+    chat, alice, bob, staff = world
+    assert bob.events().status_code == 200
+    _stall(own_redis)  # the listener's connection stays open but Redis answers nothing
+    _revoke_on_another_machine(own_redis, tmp_path, _token(bob))  # its publish times out
+    assert bob.events().status_code == 401
+    own_redis.cont()
+    assert bob.events().status_code == 401  # nor once Redis is back (the entry read before is gone)
+    assert alice.events().status_code == 200
