@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from apps.common.cache import RedisCache, breaker_for
 from apps.common.tokens import hash_token
 from apps.tenancy.models import App
 
@@ -87,21 +89,23 @@ def _cache_is_process_local() -> bool:
 def _local_copy_source() -> tuple[str, str] | None:
     """(Redis URL, channel) of the process-local copy in front of a shared cache; None when it is not used
     (locmem: the cache is local already; TOKEN_LOCAL_CACHE_SECONDS 0; the cache's breaker open)."""
-    if settings.TOKEN_LOCAL_CACHE_SECONDS <= 0 or _cache_is_process_local():
+    if settings.TOKEN_LOCAL_CACHE_SECONDS <= 0 or not _is_redis(settings.CACHES["default"]["BACKEND"]):
         return None
-    breaker = getattr(cache, "_breaker", None)
-    if breaker is None or breaker.open_until:
+    database = settings.DATABASES["default"]
+    url, channel, breaker = _local_copy_source_for(
+        str(settings.CACHES["default"]["LOCATION"]), str(database.get("HOST") or ""), str(database["NAME"]),
+        float(settings.CACHE_BREAKER_SECONDS))
+    if breaker.open_until:
         return None
-    return _local_copy_source_for(str(settings.CACHES["default"]["LOCATION"]),
-                                  str(connection.settings_dict.get("HOST") or ""),
-                                  str(connection.settings_dict["NAME"]))
+    return url, channel
 
 
 @functools.lru_cache(maxsize=8)
-def _local_copy_source_for(location: str, host: str, name: str) -> tuple[str, str]:
-    # The first server (the one written to); one channel per database, as the revocation stamp.
-    url = location.split(",")[0].split(";")[0]
-    return url, f"app-token-forget:{host}:{name}"
+def _local_copy_source_for(location: str, host: str, name: str, breaker_seconds: float):
+    # The first server (the one written to); one channel per database, as the revocation stamp. The breaker is
+    # the cache's own (apps/common/cache.py keeps one per servers and period), found without the cache proxy.
+    servers = re.split("[;,]", location)
+    return servers[0], f"app-token-forget:{host}:{name}", breaker_for(servers, breaker_seconds)
 
 
 def _publish_forget(channel: str, key_hashes: list[str]) -> None:
@@ -116,6 +120,11 @@ def _publish_forget(channel: str, key_hashes: list[str]) -> None:
 
 
 @functools.lru_cache(maxsize=8)
+def _is_redis(backend_path: str) -> bool:
+    return issubclass(import_string(backend_path), RedisCache)
+
+
+@functools.lru_cache(maxsize=8)
 def _is_locmem(backend_path: str) -> bool:
     return issubclass(import_string(backend_path), LocMemCache)
 
@@ -126,12 +135,21 @@ def revocation_stamp_path() -> Path:
     TOKEN_REVOCATION_STAMP when set; else next to the SQLite database (every process of one deployment opens
     that file, and each test run has its own), else in var/ per database name.
     """
-    if settings.TOKEN_REVOCATION_STAMP:
-        return Path(settings.TOKEN_REVOCATION_STAMP)
-    name = str(connection.settings_dict["NAME"])
-    if connection.vendor == "sqlite" and name != ":memory:" and not name.startswith("file:"):
+    database = settings.DATABASES["default"]  # the test runner renames the test database here too
+    return _stamp_path(settings.TOKEN_REVOCATION_STAMP, database["ENGINE"], str(database["NAME"]),
+                       str(settings.VAR_DIR))
+
+
+@functools.lru_cache(maxsize=8)
+def _stamp_path(configured: str, engine: str, name: str, var_dir: str) -> Path:
+    # Cached: every request of a local token cache stat()s it, and building it cost more than the stat.
+    if configured:
+        return Path(configured)
+    vendor = "sqlite" if engine.endswith("sqlite3") else "postgresql" if "postgresql" in engine else \
+        engine.rsplit(".", 1)[-1]
+    if vendor == "sqlite" and name != ":memory:" and not name.startswith("file:"):
         return Path(f"{name}.token-revocations")
-    return Path(settings.VAR_DIR) / f"token-revocations.{connection.vendor}.{name}"
+    return Path(var_dir) / f"token-revocations.{vendor}.{name}"
 
 
 def _revocation_stamp() -> str:
@@ -179,7 +197,7 @@ def token_cache_forget(key_hashes) -> None:
     def forget():
         local_tokens.forget(key_hashes)
         cache.delete_many([token_cache_key(key_hash) for key_hash in key_hashes])
-        source = None if _cache_is_process_local() else _local_copy_source_for_publish()
+        source = _local_copy_source_for_publish()
         if source is not None:
             _publish_forget(source[1], key_hashes)
         if _cache_is_process_local() or settings.TOKEN_LOCAL_CACHE_SECONDS > 0:
@@ -195,11 +213,11 @@ def token_cache_forget(key_hashes) -> None:
 
 def _local_copy_source_for_publish() -> tuple[str, str] | None:
     # Published even while this process's breaker is open (the publish fails fast then, and says so).
-    if settings.TOKEN_LOCAL_CACHE_SECONDS <= 0 or getattr(cache, "_breaker", None) is None:
+    if settings.TOKEN_LOCAL_CACHE_SECONDS <= 0 or not _is_redis(settings.CACHES["default"]["BACKEND"]):
         return None
-    return _local_copy_source_for(str(settings.CACHES["default"]["LOCATION"]),
-                                  str(connection.settings_dict.get("HOST") or ""),
-                                  str(connection.settings_dict["NAME"]))
+    database = settings.DATABASES["default"]
+    return _local_copy_source_for(str(settings.CACHES["default"]["LOCATION"]), str(database.get("HOST") or ""),
+                                  str(database["NAME"]), float(settings.CACHE_BREAKER_SECONDS))[:2]
 
 
 def forget_deleted_token(sender, instance, **kwargs):
