@@ -19,7 +19,7 @@ TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
   stat()ed on every request (microseconds, no query). A drop anywhere on the machine changes the stamp and
   every process's cached principals miss once. Machines do not share it: several machines need a shared
   cache (docs/OPERATIONS.md, "Revocation");
-- with Redis, each process also keeps the principals it read in a bounded LRU (apps/chat/token_local.py) and
+- with Redis, each process also keeps the principals it read in a bounded map (apps/chat/token_local.py) and
   serves them without a Redis GET while its invalidation listener is live; token_cache_forget drops them there
   too: in this process at once, elsewhere by a Redis pub/sub message and the machine's revocation stamp;
 - unknown tokens are never cached (random guesses must not fill the cache).
@@ -40,6 +40,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 from apps.common.cache import RedisCache, breaker_for
 from apps.common.tokens import hash_token
@@ -114,7 +115,7 @@ def _publish_forget(channel: str, key_hashes: list[str]) -> None:
         client = cache._cache.get_client(None, write=True)
         for start in range(0, len(key_hashes), 500):
             client.publish(channel, ",".join(key_hashes[start:start + 500]))
-    except Exception as exc:  # Redis errors: the drop stands, others see it by the stamp or their liveness
+    except (RedisError, OSError) as exc:  # the drop stands; others see it by the stamp or their liveness
         logger.warning("token cache drop not published (%s: %s): other machines keep the token until their "
                        "listener's liveness lapses or TOKEN_LOCAL_CACHE_SECONDS", type(exc).__name__, exc)
 

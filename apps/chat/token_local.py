@@ -1,15 +1,16 @@
 """The per-process copy of cached principals in front of a shared (Redis) token cache (apps/chat/auth.py).
 
 Why: with Redis every app-API request paid one GET (and an unpickle) for its token: 15-29 % of a group ack's
-profile (issue 18). Here each process keeps the rows it read in a bounded LRU and serves them without a round
-trip, as long as it can be sure nothing dropped since then would be missed:
+profile (issue 18). Here each process keeps the rows it read and serves them without a round
+trip (a bounded map: TOKEN_LOCAL_CACHE_SIZE entries, the oldest evicted first; a hit does not reorder it, which
+would need the lock), as long as it can be sure nothing dropped since then would be missed:
 
 - invalidation: token_cache_forget publishes the dropped hashes on a Redis channel (after the commit, with the
-  Redis delete); a daemon listener thread per process applies them to its LRU;
+  Redis delete); a daemon listener thread per process applies them to its copy;
 - the listener must be live: subscribed, and it heard from Redis (a message, or the answer to its own PING
   every HEARTBEAT_SECONDS) within LIVENESS_SECONDS. Otherwise (not yet subscribed, Redis killed, SIGSTOPped,
-  unreachable; the cache's breaker open) the LRU is not used at all and requests take the Redis/database path;
-  every (re)subscription empties the LRU, so a message missed while disconnected can never leave a dropped
+  unreachable; the cache's breaker open) the copy is not used at all and requests take the Redis/database path;
+  every (re)subscription empties the copy, so a message missed while disconnected can never leave a dropped
   token working;
 - the machine's revocation stamp (auth.py) is part of each entry: a drop by any process on this machine is
   seen by the next request here with no message at all (one stat()), so on one machine revocation is instant
@@ -50,7 +51,7 @@ class LocalTokens:
         self._subscribed = threading.Event()
         self._source = None  # (Redis URL, channel) the listener serves
 
-    # --- the LRU
+    # --- the copy
     def get(self, key_hash: str, stamp: str):
         """The row cached here for this hash, or None (also when the listener is not live)."""
         if time.monotonic() >= self.live_until:
