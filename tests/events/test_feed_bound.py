@@ -102,5 +102,7 @@ def test_feed__before_expired_events__scan_visits_only_rows_above_the_floor(feed
 
     [scan] = list(scans(plan[0]["Plan"]))
     visited = scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)
-    # The walk is what lies above the floor (the recent expired rows and the kept ones), not the EXPIRED below it.
-    assert visited == len(recent_expired) + len(kept)
+    # The walk is about what lies above the floor (the recent expired rows and the kept ones: 8), not the EXPIRED
+    # below it (unbounded: 308). Not exact: in the whole suite the floor may be a few rows lower (the newest
+    # expired event by created_at need not be the highest id of them when other tests' rows are in the table).
+    assert len(recent_expired) + len(kept) <= visited < 50
