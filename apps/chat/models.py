@@ -150,7 +150,9 @@ class Message(models.Model):
 class Conversation(models.Model):
     """One user's view of a single chat with `peer`: unread count and last message."""
 
-    owner = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="conversations")
+    # No index of its own: uniq(owner, peer) and conversation_owner_recent start with owner. A send rewrites
+    # last_timestamp (in an index), so its updates are not HOT and write every index of the row.
+    owner = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="conversations", db_index=False)
     peer = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="+")
     unread_count = models.PositiveIntegerField(default=0)
     last_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -176,7 +178,8 @@ class RefusalDailyCount(models.Model):
     (`kind` "ack": by error code). Owned here, below receipts, so that the send (chat) and the acks (receipts)
     both add to it; sharded like the receipt counters, as a big group refuses every one of its sends."""
 
-    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (app, day, kind, reason, shard) starts with app.
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     kind = models.CharField(max_length=8)
     reason = models.CharField(max_length=32)

@@ -6,10 +6,29 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, Subquery
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from .models import Event
+
+# How long an event append may take between its created_at (taken before the statement) and its id (taken by the
+# INSERT, after the user-row locks): see _retained_floor. An append is one statement or a short transaction.
+APPEND_DELAY_BOUND = timedelta(seconds=60)
+
+
+def _retained_floor(cutoff):
+    """A position below every retained event of every feed, found on the created_at index (one probe).
+
+    The id of the newest event created before cutoff - APPEND_DELAY_BOUND. Every id below it was taken
+    before it, so at most APPEND_DELAY_BOUND after its created_at: the events it holds were created earlier
+    still, before the cutoff: expired. A read from an older position starts here instead of walking them
+    (expired but not yet purged: up to a purge interval's worth, or all of them while the purge is behind);
+    what it still walks is the reader's own events of that last minute before the cutoff.
+    """
+    return Subquery(
+        Event.objects.filter(created_at__lt=cutoff - APPEND_DELAY_BOUND).order_by("-created_at").values("id")[:1]
+    )
 
 
 @dataclass
@@ -27,11 +46,17 @@ def feed_page_get(*, user_id: int, device_id: str, position: int, limit: int) ->
       "tail"), so a read that finds only skipped rows still knows how far it got.
     - One statement, so the tail and the page come from the same snapshot: nothing that commits
       between them can be stepped over (events_publish makes one user's ids commit in order).
+    - Bounded whatever the expired rows not yet purged: the scan starts at the later of `position` and
+      the retained floor (_retained_floor), but never past the tail, so a feed of expired events only still
+      returns its tail and moves the position to it.
     """
     cutoff = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS)
     tail = Subquery(Event.objects.filter(user_id=user_id).order_by("-id").values("id")[:1])
+    # Coalesce: on SQLite a NULL argument makes GREATEST/LEAST NULL (no event yet, or none expired).
+    floor = Least(Coalesce(_retained_floor(cutoff), Value(0)), Coalesce(tail, Value(0)) - 1)
+    start = Greatest(Value(position), floor)
     rows = list(
-        Event.objects.filter(user_id=user_id, id__gt=position)
+        Event.objects.filter(user_id=user_id, id__gt=start)
         .filter((Q(created_at__gte=cutoff) & ~Q(origin_device_id=device_id)) | Q(id=tail))
         .order_by("id")[: limit + 1]
     )

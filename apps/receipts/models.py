@@ -5,8 +5,10 @@ from django.utils import timezone
 class GroupAck(models.Model):
     """One member's read ack of one group message: unique, so a member counts once."""
 
-    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+")
-    message = models.ForeignKey("chat.Message", on_delete=models.CASCADE, related_name="group_acks")
+    # app and message have no index of their own: groupack_app_age starts with app, uniq and
+    # groupack_message_readers with message. Every ack inserts into each index (docs/PERFORMANCE.md, issue 18).
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+", db_index=False)
+    message = models.ForeignKey("chat.Message", on_delete=models.CASCADE, related_name="group_acks", db_index=False)
     reader = models.ForeignKey("chat.ChatUser", on_delete=models.CASCADE, related_name="+")
     acked_at = models.DateTimeField(default=timezone.now)
     # Copied from the message so the purge finds expired rows per app on an index.
@@ -40,7 +42,8 @@ class ReceiptDailyCount(models.Model):
     A receipt picks one of COUNTER_SHARDS rows at random; readers sum them.
     """
 
-    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (app, day, kind, shard) starts with app.
+    app = models.ForeignKey("tenancy.App", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     kind = models.CharField(max_length=32, choices=ReceiptKind.choices)
     shard = models.PositiveSmallIntegerField(default=0)
