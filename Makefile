@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench bench-webhooks install migrate demo schema clean chromium
+.PHONY: wrk run test lint bench bench-webhooks install migrate demo schema clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium || \
 	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+# `make bench` drives its throughput scenarios with Debian's wrk (SPEC §15); pgbench comes with postgresql-client.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends wrk || \
+	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends wrk; }
+
 test: install chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -46,8 +52,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-# Receipts under load on a scratch PostgreSQL database (docs/PERFORMANCE.md); py-spy for `--profile`.
-bench: install
+# Receipts under load on a scratch PostgreSQL database, driven by wrk (docs/PERFORMANCE.md); py-spy for `--profile`,
+# granian for `--server granian`.
+bench: install wrk
 	$(PIP) install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py $(BENCH_ARGS)
 

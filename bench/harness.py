@@ -290,30 +290,47 @@ def pump(source: socket.socket, sink: socket.socket) -> None:
 
 
 class Server:
-    """gunicorn with the production gunicorn.conf.py, on a free port of 127.0.0.1."""
+    """The production server on a free port of 127.0.0.1: gunicorn with gunicorn.conf.py, or granian (WSGI)."""
 
-    def __init__(self, env: dict, *, workers: int, threads: int):
-        self.env, self.workers, self.threads = env, workers, threads
+    def __init__(self, env: dict, *, workers: int, threads: int, kind: str = "gunicorn"):
+        self.env, self.workers, self.threads, self.kind = env, workers, threads, kind
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        # granian (bench/requirements.txt): its WSGI interface, the same workers, `threads` blocking threads each.
+        self.command = GUNICORN_COMMAND if kind == "gunicorn" else [
+            str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+            "--port", str(self.port), "--workers", str(workers), "--blocking-threads", str(threads),
+            "--log-level", "warning", "--no-ws", "receipts_console.wsgi:application"]
 
     def __enter__(self) -> Server:
         env = {**self.env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_WORKERS": str(self.workers),
                "WEB_THREADS": str(self.threads)}
         self.log = open(ROOT / "bench" / "results" / "server.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(GUNICORN_COMMAND, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         try:
             wait_until_serving(self.process, self.base)
         except RuntimeError:
             self.__exit__(None, None, None)
-            raise RuntimeError("gunicorn did not start; see bench/results/server.log") from None
+            raise RuntimeError(f"{self.kind} did not start; see bench/results/server.log") from None
         return self
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
         return [int(pid) for pid in out.split()]
+
+    def all_pids(self) -> list[int]:
+        """The master and every process below it."""
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                todo += children(pid)
+            except OSError:
+                pass
+        return found
 
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -548,3 +565,96 @@ def purge_through_worker(*, task: str, env: dict, broker_url: str, database_url:
     return {"task_s": float(match["seconds"]), "purged": int(match["rows"]), "wall_s": wall_s,
             "longest_tx_ms": watcher.longest_ms, "pool_idle_kib": pool_idle_kib, "pool_peak_kib": pool_peak_kib,
             "main_idle_kib": main_idle_kib, "main_peak_kib": main_peak_kib}
+
+
+# --------------------------------------------------------------------------- bulk data (bench/run.py)
+# Rows the measured calls only read are written with INSERT … SELECT generate_series (seconds, not the minutes
+# the HTTP API would take): the same columns message_send writes, minus the `message` events nobody reads here.
+# Users, logins, apps and groups always come through the API (AppApi).
+
+
+def sql_ids(conn: psycopg.Connection, org: str, usernames: list[str]) -> tuple[int, dict[str, int]]:
+    """The app's pk and its users' pks by username."""
+    app_id = conn.execute("SELECT id FROM tenancy_app WHERE org_name = %s AND app_name = 'chat'", [org]).fetchone()[0]
+    rows = conn.execute("SELECT username, id FROM chat_chatuser WHERE app_id = %s AND username = ANY(%s)",
+                        [app_id, usernames]).fetchall()
+    return app_id, dict(rows)
+
+
+def fill_group_messages(conn: psycopg.Connection, *, org: str, group_id: str, senders: list[str], count: int,
+                        prefix: str) -> list[tuple[str, str]]:
+    """`count` group messages with need_group_ack, sent in turn by `senders`, oldest first (timestamps one ms
+    apart, ending now); returns [(message_id, sender)] in that order."""
+    app_id, users = sql_ids(conn, org, senders)
+    group_pk = conn.execute("SELECT id FROM chat_group WHERE app_id = %s AND group_id = %s",
+                            [app_id, group_id]).fetchone()[0]
+    sender_ids = [users[name] for name in senders]
+    now = int(time.time() * 1000)
+    conn.execute(
+        "INSERT INTO chat_message (app_id, message_id, chat_type, sender_id, sender_device_id, group_id, body, "
+        " timestamp, require_read_ack, require_delivery_ack, need_group_ack, group_ack_count) "
+        "SELECT %s, %s || g, 'group', (%s::bigint[])[1 + (g %% %s)], 'bench', %s, '{\"text\": \"hello\"}'::jsonb, "
+        " %s + g, true, false, true, 0 FROM generate_series(0, %s - 1) g",
+        [app_id, prefix, sender_ids, len(sender_ids), group_pk, now - count, count])
+    return [(f"{prefix}{i}", senders[i % len(senders)]) for i in range(count)]
+
+
+def fill_single_messages(conn: psycopg.Connection, *, org: str, pairs: list[tuple[str, str]], count: int,
+                         prefix: str) -> dict[tuple[str, str], list[str]]:
+    """`count` unread single-chat messages from each sender to its recipient, with both conversation rows
+    (the recipient's unread count and last message, the sender's side), as message_send leaves them; returns
+    the message ids of each pair, oldest first."""
+    app_id, users = sql_ids(conn, org, sorted({name for pair in pairs for name in pair}))
+    now = int(time.time() * 1000)
+    out = {}
+    for index, (sender, recipient) in enumerate(pairs):
+        s, r = users[sender], users[recipient]
+        tag = f"{prefix}{index}-"
+        conn.execute(
+            "INSERT INTO chat_message (app_id, message_id, chat_type, sender_id, sender_device_id, recipient_id, "
+            " body, timestamp, require_read_ack, require_delivery_ack, need_group_ack, group_ack_count) "
+            "SELECT %s, %s || g, 'single', %s, 'bench', %s, '{\"text\": \"hi\"}'::jsonb, %s + g, true, false, false, 0 "
+            "FROM generate_series(0, %s - 1) g",
+            [app_id, tag, s, r, now - count, count])
+        last_pk, last_ts = conn.execute(
+            "SELECT id, timestamp FROM chat_message WHERE app_id = %s AND message_id = %s",
+            [app_id, f"{tag}{count - 1}"]).fetchone()
+        conn.execute(
+            "INSERT INTO chat_conversation (owner_id, peer_id, unread_count, last_message_id, last_timestamp, "
+            " read_up_to_pk) VALUES (%s, %s, %s, %s, %s, 0), (%s, %s, 0, %s, %s, 0) "
+            "ON CONFLICT (owner_id, peer_id) DO UPDATE SET unread_count = chat_conversation.unread_count "
+            " + excluded.unread_count, last_message_id = excluded.last_message_id, "
+            " last_timestamp = excluded.last_timestamp",
+            [r, s, count, last_pk, last_ts, s, r, last_pk, last_ts])
+        out[(sender, recipient)] = [f"{tag}{i}" for i in range(count)]
+    return out
+
+
+def fill_history(conn: psycopg.Connection, *, org: str, readers: list[str], acks: int, events: int) -> None:
+    """Rows that only make the tables big (`bench/run.py --history`): `acks` group acks of `len(readers)`
+    members on acks/len(readers) messages of one group, and `events` feed events spread over the readers."""
+    app_id, users = sql_ids(conn, org, readers)
+    reader_ids = [users[name] for name in readers]
+    owner = reader_ids[0]
+    group_pk = conn.execute(
+        "INSERT INTO chat_group (app_id, group_id, name, owner_id, member_count, created_at) "
+        "VALUES (%s, 'history', 'history', %s, %s, now()) RETURNING id", [app_id, owner, len(reader_ids)]
+    ).fetchone()[0]
+    messages = -(-acks // len(reader_ids))
+    now = int(time.time() * 1000)
+    conn.execute(
+        "INSERT INTO chat_message (app_id, message_id, chat_type, sender_id, sender_device_id, group_id, body, "
+        " timestamp, require_read_ack, require_delivery_ack, need_group_ack, group_ack_count) "
+        "SELECT %s, 'history-' || g, 'group', %s, '', %s, '{}'::jsonb, %s + g, true, false, true, %s "
+        "FROM generate_series(1, %s) g",
+        [app_id, owner, group_pk, now - messages - 60_000, len(reader_ids), messages])
+    conn.execute(
+        "INSERT INTO receipts_groupack (app_id, message_id, reader_id, acked_at, message_timestamp) "
+        "SELECT m.app_id, m.id, u, now(), m.timestamp FROM chat_message m CROSS JOIN unnest(%s::bigint[]) u "
+        "WHERE m.group_id = %s", [reader_ids, group_pk])
+    conn.execute(
+        "INSERT INTO events_event (user_id, type, payload, origin_device_id, created_at) "
+        "SELECT (%s::bigint[])[1 + (g %% %s)], 'group_message.read', '{\"message_id\": \"history\"}'::jsonb, '', now() "
+        "FROM generate_series(0, %s - 1) g", [reader_ids, len(reader_ids), events])
+    for table in ("chat_message", "receipts_groupack", "events_event"):
+        conn.execute(f"VACUUM ANALYZE {table}")

@@ -53,10 +53,15 @@ def main() -> None:
             if parsed is None:
                 continue
             frames, count = parsed
-            if not any("handle_request" in f for f in frames):
+            # A request starts at gunicorn's handle_request, or (granian, whose loop is Rust) Django's handler.
+            start = next((i for i, f in enumerate(frames) if "handle_request" in f), None)
+            if start is None:
+                start = next((i for i, f in enumerate(frames) if "WSGIHandler.__call__" in f
+                              or f.startswith("__call__ (django/core/handlers/wsgi.py")), None)
+            if start is None:
                 continue  # the worker's main loop, listener threads: not request work
             total += count
-            request_frames = frames[next(i for i, f in enumerate(frames) if "handle_request" in f):]
+            request_frames = frames[start:]
             bucket = "other"
             for frame in reversed(request_frames):
                 hit = next((label for label, pattern in BUCKETS if pattern.search(frame)), None)

@@ -1,19 +1,32 @@
-"""Receipts under load on PostgreSQL: `make bench` (short, under 3 minutes) or `bench/run.py --full` (issue sizes).
+"""Receipts under load on PostgreSQL (SPEC §15): `make bench`, under 4 minutes; docs/PERFORMANCE.md explains it.
 
-    .venv/bin/python bench/run.py [--full] [--only a,c] [--profile] [--workers 2] [--threads 256]
+    .venv/bin/python bench/run.py [--duration 20] [--server gunicorn|granian] [--only floor,group,...]
+                                  [--history] [--profile] [--workers 2] [--threads 256]
 
-What it does (docs/PERFORMANCE.md explains the method and the figures):
-1. creates a scratch PostgreSQL database receipts_bench_<pid> (dropped at the end), migrates it and creates a
-   superuser; flushes the Redis cache database (CACHE_URL, default redis://127.0.0.1:6379/9);
-2. starts the production server (gunicorn with gunicorn.conf.py: gthread) on a free port of 127.0.0.1;
-3. runs the scenarios, each building its own data through the API (admin API: app + policy; app API: app
-   token, users, logins, group, messages), then measuring with asyncio + httpx:
-   a. group read acks: one group of 50 members, 100 messages with need_group_ack, N acks at concurrency 32;
-   b. single chat: send + message read ack pairs at concurrency 32;
-   c. conversation read ack over 10,000 unread messages (filled through the services, see fill_conversation.py);
-   d. event feed: long-poll wake-up latency with 200 devices waiting;
-   e. the ceiling: scenario a's (message, reader) inserts through one plain psycopg connection;
-4. prints a table and writes bench/results/latest.json.
+1. A scratch PostgreSQL database <db-prefix>_<pid> (dropped at the end) is migrated and given a superuser; the
+   Redis cache database (--cache-url) is flushed.
+2. The production server (gunicorn with gunicorn.conf.py, or granian's WSGI interface with the same worker
+   count) starts on a free port of 127.0.0.1.
+3. The throughput scenarios run under wrk (bench/wrk.py: a Lua script per run, each connection a user with its
+   own token and list of paths), --connections 32, --duration s each, after a 2 s warm-up of the same users:
+   floor      GET /healthz (the stack's own floor: Django, middleware, one SELECT 1);
+   group      group read acks: 32 members each acking the group's messages in ascending order;
+   read       single-chat message read acks: 32 readers each acking the messages its sender sent beforehand;
+   send       single-chat sends: 32 senders, each to its own recipient;
+   then, measured the same way once the tables hold 5,000,000 extra acks and events (--history only):
+   group+h, read+h, send+h.
+   Each is checked after its run: stored rows = successful responses (the server's 2xx count from /metrics;
+   wrk's own 2xx count is lower by the requests still in flight when wrk stopped, at most one per connection).
+4. ceiling    pgbench: one receipt-like INSERT … ON CONFLICT DO NOTHING per transaction, 32 clients, on a
+              scratch table of the same database (the database's ceiling for one-statement writes);
+   conv       POST /conversations/{peer}/read_ack over 100,000 unread messages (latency of single calls);
+   wake       long-poll wake-up: 200 devices waiting, sends paced at 50/s (Python asyncio + httpx).
+5. Every throughput scenario is reported as requests/s, p50/p99, non-2xx, CPU ms per request of the server
+   (master + workers), of PostgreSQL (the bench database's backends) and of the load generator (wrk), and as a
+   fraction of the floor and of the ceiling measured in the same run; bench/results/latest.json and a table.
+
+Data: apps, users, logins and groups through the API; the messages the acks read (sent "beforehand") and the
+--history rows by INSERT … SELECT (bench/harness.py, "bulk data"), which takes seconds instead of minutes.
 """
 
 from __future__ import annotations
@@ -22,25 +35,36 @@ import argparse
 import asyncio
 import json
 import os
-import random
+import re
+import resource
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx  # noqa: E402
+
+from bench import wrk  # noqa: E402
 from bench.harness import (  # noqa: E402
     ROOT,
     AppApi,
     CpuMeter,
     Progress,
     Server,
+    _cpu_seconds,
+    _pids_matching,
     call,
     client,
+    fill_group_messages,
+    fill_history,
+    fill_single_messages,
     latency_summary,
     load_average,
     machine_info,
@@ -55,24 +79,18 @@ from bench.harness import (  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CONCURRENCY = 32
+METRICS_TOKEN = "bench-metrics-token"
+THROUGHPUT = ("floor", "group", "read", "send")
+HISTORY = ("group+h", "read+h", "send+h")
+DEFAULT_ONLY = "floor,group,read,send,ceiling,conv,wake"
 
-SIZES = {
-    # short: `make bench`, well under 3 minutes including migrations and data building.
-    # Filling the 10,000 unread messages of c through the services is about half of it.
-    "short": {"group_members": 50, "group_messages": 100, "group_acks": 2000, "single_pairs": 500,
-              "unread": 10_000, "conversations": 1, "devices": 200, "wakeups": 300, "wakeup_rate": 50},
-    # full: the issue's sizes.
-    "full": {"group_members": 50, "group_messages": 100, "group_acks": 5000, "single_pairs": 5000,
-             "unread": 10_000, "conversations": 3, "devices": 200, "wakeups": 2000, "wakeup_rate": 50},
-}
-
+# SPEC §15's targets, as fractions of the floor and p99 bounds (ms).
 TARGETS = {
-    "group_acks_per_s": 500,
-    "group_ack_p99_ms": 100,
-    "conversation_ack_ms": 50,
-    "wakeup_p99_ms": 200,
+    "group": {"floor_fraction": 0.60, "p99_ms": 50},
+    "read": {"floor_fraction": 0.50, "p99_ms": 60},
+    "send": {"floor_fraction": 0.40, "p99_ms": 80},
+    "conv": {"latency_ms": 20},
 }
-
 
 @asynccontextmanager
 async def clients(n: int, connections: int = 1):
@@ -107,196 +125,320 @@ async def run_load(jobs: list, worker, *, http_clients: list) -> dict:
     return {"elapsed_s": elapsed, "latencies": latencies, "errors": errors, "extras": extras}
 
 
-async def warm_up(http_clients: list, api: AppApi, tokens: list[str], *, rounds: int = 4) -> None:
-    """Open the clients' connections and let every server thread open its database connection (and cache
-    every token) before measuring: GET /conversations with each user token (read-only, same authentication)."""
-    jobs = [tokens[i % len(tokens)] for i in range(max(len(http_clients) * rounds, len(tokens)))]
-
-    async def one(token, http):
-        response = await http.get(f"{api.url}/conversations", headers={"Authorization": f"Bearer {token}"})
-        return response.status_code == 200, None
-
-    await run_load(jobs, one, http_clients=http_clients)
+# --------------------------------------------------------------------------- measuring
 
 
-# --------------------------------------------------------------------------- a. group read acks
+class ProcessCpu:
+    """CPU seconds (utime + stime from /proc/<pid>/stat) used while the block runs by: the server (its master
+    and every descendant), the PostgreSQL backends of the bench database, and the load generator (this
+    process's waited-for children: wrk, pgbench). Sampled every 0.2 s, so a backend that exits during the block
+    (pgbench's) still counts up to its last sample."""
+
+    def __init__(self, server_pids, database_name: str):
+        self.groups = {"server": server_pids, "postgresql": lambda: _pids_matching(f" {database_name} ")}
+
+    def _sample(self) -> None:
+        for name, pids in self.groups.items():
+            seen = self.last[name]
+            for pid in pids():
+                seen[pid] = _cpu_seconds(pid)
+                self.first[name].setdefault(pid, 0.0 if self.started else seen[pid])
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> ProcessCpu:
+        self.first = {name: {} for name in self.groups}
+        self.last = {name: {} for name in self.groups}
+        self.started = False
+        self._sample()
+        self.started = True
+        self.children_start = _children_cpu()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.used = {name: sum(self.last[name][pid] - self.first[name][pid] for pid in self.last[name])
+                     for name in self.groups}
+        self.used["load generator"] = _children_cpu() - self.children_start
+
+    def per_request_ms(self, requests: int) -> dict:
+        return {name: round(seconds * 1000 / requests, 3) if requests else None for name, seconds in self.used.items()}
 
 
-async def scenario_group_acks(base: str, sizes: dict, database_url: str, state: dict) -> dict:
-    async with client(connections=CONCURRENCY + 8) as http:
-        api = await AppApi.create(http, base, "bench-group", policy={"group_read_ack_enabled": True})
-        names = [f"g{i:03d}" for i in range(sizes["group_members"])]
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+_METRIC_LINE = re.compile(r'^receipts_http_requests_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$')
+
+
+def server_2xx(base: str, method: str = "POST") -> int:
+    """Requests the server answered 2xx with `method`, over all its workers (GET /metrics)."""
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30).text
+    total = 0
+    for line in text.splitlines():
+        match = _METRIC_LINE.match(line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            if labels.get("method") == method and labels.get("status", "").startswith("2"):
+                total += float(match["value"])
+    return int(total)
+
+
+def fraction(value: float | None, of: float | None) -> float | None:
+    return round(value / of, 3) if value and of else None
+
+
+# --------------------------------------------------------------------------- throughput scenarios (wrk)
+
+
+async def _app_with_users(base: str, org: str, names: list[str], *, logins: list[str] | None = None,
+                          policy: dict | None = None) -> tuple[AppApi, dict[str, str]]:
+    async with client(connections=16) as http:
+        api = await AppApi.create(http, base, org, policy=policy)
         await api.users(names)
-        tokens = await api.logins(names)
-        group_id = await api.group(names[0], names[1:])
-        progress = Progress("bench-group: messages (need_group_ack)", sizes["group_messages"])
-        messages = []  # (message_id, sender)
-        for i in range(sizes["group_messages"]):
-            sender = names[i % len(names)]
-            sent = await call(http, "POST", f"{api.url}/messages", token=tokens[sender], expect=201, json={
-                "chat_type": "group", "to": group_id, "body": {"text": "hello", "n": i}, "need_group_ack": True})
-            assert sent["need_group_ack"] is True, sent
-            messages.append((sent["message_id"], sender))
-            progress.advance()
-        progress.close()
+        tokens = await api.logins(logins if logins is not None else names)
+        api.http = None
+        return api, tokens
 
-        pairs = [(message_id, reader) for message_id, sender in messages for reader in names if reader != sender]
-        rng = random.Random(7)
-        rng.shuffle(pairs)
-        wanted = sizes["group_acks"]
-        # 50 members can give a message 49 acks: past 100 x 49 new acks, the rest are repeats.
-        jobs = pairs[:wanted] + [rng.choice(pairs) for _ in range(max(0, wanted - len(pairs)))]
-        rng.shuffle(jobs)
 
-        async def ack(job, http):
-            message_id, reader = job
-            response = await http.post(f"{api.url}/groups/{group_id}/messages/{message_id}/read_ack",
-                                       headers={"Authorization": f"Bearer {tokens[reader]}"})
-            if response.status_code != 200:
-                return False, f"{response.status_code} {response.text[:200]}"
-            return True, response.json()["already_acked"]
+def build_group(base: str, db: str, org: str, per_user: int) -> dict:
+    """32 members of one group (group read acks on), and enough need_group_ack messages that each member has
+    `per_user` messages of others to ack, in ascending order."""
+    names = [f"g{i:03d}" for i in range(CONCURRENCY)]
 
-        async with clients(CONCURRENCY) as http_clients:
-            await warm_up(http_clients, api, list(tokens.values()))
-            load_before = load_average()
-            with state["profile"]("group_acks"), state["cpu"]() as cpu:
-                result = await run_load(jobs, ack, http_clients=http_clients)
+    async def build():
+        api, tokens = await _app_with_users(base, org, names, policy={"group_read_ack_enabled": True})
+        async with client(connections=2) as http:
+            api.http = http
+            group_id = await api.group(names[0], names[1:])
+        return api, tokens, group_id
 
-    # The counts must be exact: one row per (message, reader), the counter equal to the rows.
-    with pg_connect(database_url) as conn:
+    api, tokens, group_id = asyncio.run(build())
+    count = -(-per_user * CONCURRENCY // (CONCURRENCY - 1))
+    started = time.perf_counter()
+    with pg_connect(db, autocommit=True) as conn:
+        messages = fill_group_messages(conn, org=org, group_id=group_id, senders=names, count=count, prefix=f"{org}-")
+        conn.execute("VACUUM ANALYZE chat_message")
+    prefix = f"/api/v1/{org}/chat/groups/{group_id}/messages/"
+    users = [wrk.User(token=tokens[name], method="POST",
+                      paths=[f"{prefix}{mid}/read_ack" for mid, sender in messages if sender != name])
+             for name in names]
+    return {"org": org, "api": api, "tokens": tokens, "users": users, "group_id": group_id,
+            "data": {"members": len(names), "messages": count, "acks_available": sum(len(u.paths) for u in users),
+                     "fill_s": round(time.perf_counter() - started, 1)}}
+
+
+def check_group(db: str, built: dict) -> dict:
+    with pg_connect(db) as conn:
         rows, counted = conn.execute(
             "SELECT (SELECT count(*) FROM receipts_groupack a JOIN chat_message m ON m.id = a.message_id "
             "        WHERE m.group_id = g.id), "
             "       (SELECT coalesce(sum(group_ack_count), 0) FROM chat_message WHERE group_id = g.id) "
-            "FROM chat_group g WHERE g.group_id = %s", [group_id]).fetchone()
-    unique = len(set(jobs))
-    state["group_ack_pairs"] = {"group_id": group_id}
-    summary = latency_summary(result["latencies"])
-    return {
-        "scenario": "group read acks",
-        "group_members": len(names), "messages": len(messages), "acks": len(jobs),
-        "new_acks": sum(1 for x in result["extras"] if x is False),
-        "repeat_acks": sum(1 for x in result["extras"] if x is True),
-        "concurrency": CONCURRENCY,
-        "elapsed_s": round(result["elapsed_s"], 3),
-        "acks_per_s": round(len(jobs) / result["elapsed_s"], 1),
-        "latency": summary,
-        "errors": len(result["errors"]), "error_samples": result["errors"][:5],
-        "rows_in_db": rows, "counter_sum": counted, "exact": rows == counted == unique,
-        "cpu_ms_per_ack": cpu.per_operation_ms(len(jobs)),
-        "load_average_before": load_before, "load_average_after": load_average(),
-    }
+            "FROM chat_group g JOIN tenancy_app a ON a.id = g.app_id WHERE a.org_name = %s AND g.group_id = %s",
+            [built["org"], built["group_id"]]).fetchone()
+    return {"stored": rows, "also": {"sum of group_ack_count": counted}, "consistent": rows == counted}
 
 
-# --------------------------------------------------------------------------- b. single chat
-
-
-async def scenario_single_chat(base: str, sizes: dict, database_url: str, state: dict) -> dict:
-    async with client(connections=CONCURRENCY + 8) as http:
-        api = await AppApi.create(http, base, "bench-single")
-        senders = [f"s{i:03d}" for i in range(CONCURRENCY)]
-        readers = [f"r{i:03d}" for i in range(CONCURRENCY)]
-        await api.users(senders + readers)
-        tokens = await api.logins(senders + readers)
-        per_pair = -(-sizes["single_pairs"] // CONCURRENCY)
-        jobs = [(senders[i], readers[i]) for _ in range(per_pair) for i in range(CONCURRENCY)]
-        jobs = jobs[: sizes["single_pairs"]]
-        send_ms: list[float] = []
-        ack_ms: list[float] = []
-
-        async def pair(job, http):
-            sender, reader = job
-            started = time.perf_counter()
-            response = await http.post(f"{api.url}/messages", headers={"Authorization": f"Bearer {tokens[sender]}"},
-                                       json={"chat_type": "single", "to": reader, "body": {"text": "hi"}})
-            sent = time.perf_counter()
-            if response.status_code != 201:
-                return False, f"send {response.status_code} {response.text[:200]}"
-            message_id = response.json()["message_id"]
-            response = await http.post(f"{api.url}/messages/{message_id}/read_ack",
-                                       headers={"Authorization": f"Bearer {tokens[reader]}"})
-            done = time.perf_counter()
-            if response.status_code != 200 or response.json()["already_read"]:
-                return False, f"ack {response.status_code} {response.text[:200]}"
-            send_ms.append((sent - started) * 1000)
-            ack_ms.append((done - sent) * 1000)
-            return True, None
-
-        async with clients(CONCURRENCY) as http_clients:
-            await warm_up(http_clients, api, list(tokens.values()))
-            load_before = load_average()
-            with state["profile"]("single_chat"), state["cpu"]() as cpu:
-                result = await run_load(jobs, pair, http_clients=http_clients)
-    return {
-        "scenario": "single chat: send + message read ack",
-        "pairs": len(jobs), "concurrency": CONCURRENCY,
-        "elapsed_s": round(result["elapsed_s"], 3),
-        "pairs_per_s": round(len(jobs) / result["elapsed_s"], 1),
-        "requests_per_s": round(2 * len(jobs) / result["elapsed_s"], 1),
-        "pair_latency": latency_summary(result["latencies"]),
-        "send_latency": latency_summary(send_ms),
-        "ack_latency": latency_summary(ack_ms),
-        "cpu_ms_per_pair": cpu.per_operation_ms(len(jobs)),
-        "errors": len(result["errors"]), "error_samples": result["errors"][:5],
-        "load_average_before": load_before, "load_average_after": load_average(),
-    }
-
-
-# --------------------------------------------------------------------------- c. conversation read ack
-
-
-def fill_conversation(env: dict, *, org: str, sender: str, recipient: str, count: int) -> float:
-    progress = Progress(f"{org}: {count} unread ({sender})", count)
+def build_read(base: str, db: str, org: str, per_user: int) -> dict:
+    """32 sender/reader pairs; `per_user` unread messages from each sender to its reader."""
+    senders = [f"s{i:03d}" for i in range(CONCURRENCY)]
+    readers = [f"r{i:03d}" for i in range(CONCURRENCY)]
+    api, tokens = asyncio.run(_app_with_users(base, org, senders + readers, logins=readers))
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "fill_conversation.py"), "--org", org, "--sender", sender,
-         "--recipient", recipient, "--count", str(count)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if line.startswith("progress "):
-            progress.advance(int(line.split()[1]) - progress.done)
-    if process.wait() != 0:
-        raise RuntimeError("fill_conversation.py failed")
-    progress.close()
-    return time.perf_counter() - started
+    with pg_connect(db, autocommit=True) as conn:
+        ids = fill_single_messages(conn, org=org, pairs=list(zip(senders, readers, strict=True)), count=per_user,
+                                   prefix=f"{org}-")
+        conn.execute("VACUUM ANALYZE chat_message")
+        conn.execute("VACUUM ANALYZE chat_conversation")
+    prefix = f"/api/v1/{org}/chat/messages/"
+    users = [wrk.User(token=tokens[r], method="POST", paths=[f"{prefix}{mid}/read_ack" for mid in ids[(s, r)]])
+             for s, r in zip(senders, readers, strict=True)]
+    return {"org": org, "api": api, "tokens": tokens, "users": users,
+            "data": {"pairs": len(senders), "messages": per_user * len(senders),
+                     "fill_s": round(time.perf_counter() - started, 1)}}
 
 
-async def scenario_conversation_ack(base: str, sizes: dict, database_url: str, state: dict) -> dict:
-    count = sizes["unread"]
+def check_read(db: str, built: dict) -> dict:
+    with pg_connect(db) as conn:
+        read, unread = conn.execute(
+            "SELECT count(*) FILTER (WHERE m.read_at IS NOT NULL), "
+            "       (SELECT sum(unread_count) FROM chat_conversation c JOIN chat_chatuser u ON u.id = c.owner_id "
+            "        WHERE u.app_id = a.id) "
+            "FROM tenancy_app a JOIN chat_message m ON m.app_id = a.id WHERE a.org_name = %s GROUP BY a.id",
+            [built["org"]]).fetchone()
+    total = built["data"]["messages"]
+    return {"stored": read, "also": {"unread_count left": int(unread)}, "consistent": read + int(unread) == total}
+
+
+def build_send(base: str, db: str, org: str, per_user: int) -> dict:
+    """32 senders, each sending to its own recipient, for as long as the run lasts."""
+    senders = [f"s{i:03d}" for i in range(CONCURRENCY)]
+    recipients = [f"t{i:03d}" for i in range(CONCURRENCY)]
+    api, tokens = asyncio.run(_app_with_users(base, org, senders + recipients, logins=senders))
+    path = f"/api/v1/{org}/chat/messages"
+    users = [wrk.User(token=tokens[s], method="POST", cycle=True, paths=[path],
+                      body=json.dumps({"chat_type": "single", "to": t, "body": {"text": "hi"}}))
+             for s, t in zip(senders, recipients, strict=True)]
+    return {"org": org, "api": api, "tokens": tokens, "users": users, "data": {"pairs": len(senders)}}
+
+
+def check_send(db: str, built: dict) -> dict:
+    with pg_connect(db) as conn:
+        stored, unread = conn.execute(
+            "SELECT (SELECT count(*) FROM chat_message WHERE app_id = a.id), "
+            "       (SELECT coalesce(sum(unread_count), 0) FROM chat_conversation c "
+            "        JOIN chat_chatuser u ON u.id = c.owner_id WHERE u.app_id = a.id) "
+            "FROM tenancy_app a WHERE a.org_name = %s", [built["org"]]).fetchone()
+    return {"stored": stored, "also": {"sum of unread_count": int(unread)}, "consistent": stored == int(unread)}
+
+
+BUILDERS = {"group": (build_group, check_group, "group read acks, 32 members, ascending messages"),
+            "read": (build_read, check_read, "single-chat message read acks (messages sent beforehand)"),
+            "send": (build_send, check_send, "single-chat sends")}
+
+
+def warm_up(server: Server, args, built: dict | None) -> None:
+    """2 s of the same users (and connections) asking a read-only path: every worker thread has its database
+    connection and every token is cached before the measured run."""
+    if built is None:
+        users = [wrk.User(token=None, paths=["/healthz"], cycle=True) for _ in range(args.connections)]
+    else:
+        path = f"/api/v1/{built['org']}/chat/conversations"
+        users = [wrk.User(token=token, paths=[path], cycle=True) for token in built["tokens"].values()]
+        users = (users * (-(-args.connections // len(users))))[: args.connections]
+    wrk.run(server.base, users, script_dir=RESULTS, name="warm-up", connections=args.connections,
+            threads=args.wrk_threads, duration_s=2)
+
+
+def throughput(key: str, server: Server, db: str, args, state: dict) -> dict:
+    kind = key.removesuffix("+h")
+    started = time.perf_counter()
+    if kind == "floor":
+        users = [wrk.User(token=None, paths=["/healthz"], cycle=True) for _ in range(args.connections)]
+        built, description = None, "GET /healthz (the floor)"
+    else:
+        build, check, description = BUILDERS[kind]
+        per_user = int(args.capacity * args.duration / CONCURRENCY) + 100
+        built = build(server.base, db, f"bench-{kind}{'-h' if key.endswith('+h') else ''}", per_user)
+        users = built["users"]
+    build_s = time.perf_counter() - started
+    warm_up(server, args, built)
+    method = "GET" if kind == "floor" else "POST"
+    before_2xx = server_2xx(server.base, method)
+    load_before = load_average()
+    with state["profile"](key), ProcessCpu(server.all_pids, state["database"]) as cpu:
+        result = wrk.run(server.base, users, script_dir=RESULTS, name=key, connections=args.connections,
+                         threads=args.wrk_threads, duration_s=args.duration)
+    time.sleep(1.0)  # the requests still in flight when wrk stopped are answered (and stored) by now
+    result["server_2xx"] = server_2xx(server.base, method) - before_2xx - (1 if method == "GET" else 0)
+    result.update({"scenario": description, "build_s": round(build_s, 1), "load_average_before": load_before,
+                   "load_average_after": load_average()})
+    ok = result["ok_2xx"] - result["spare_requests"]
+    result["cpu_ms_per_request"] = cpu.per_request_ms(ok)
+    result["cpu_s"] = {k: round(v, 2) for k, v in cpu.used.items()}
+    if built is not None:
+        result["data"] = built["data"]
+        stored = check(db, built)
+        in_flight = result["server_2xx"] - ok
+        result["check"] = {**stored, "server_2xx": result["server_2xx"], "wrk_2xx": ok, "in_flight_at_end": in_flight,
+                           "exact": stored["consistent"] and stored["stored"] == result["server_2xx"]
+                           and 0 <= in_flight <= args.connections and result["spare_requests"] == 0}
+    return result
+
+
+# --------------------------------------------------------------------------- ceiling (pgbench)
+
+PGBENCH_SCRIPT = """\\set m random(1, 2000000000)
+\\set r random(1, 1000000)
+INSERT INTO bench_ceiling (app_id, message_id, reader_id, acked_at, message_timestamp)
+VALUES (1, :m, :r, now(), :m) ON CONFLICT (message_id, reader_id) DO NOTHING;
+"""
+
+
+def ceiling(db: str, args, state: dict) -> dict:
+    """pgbench, 32 clients, one receipt-like insert per transaction (prepared), on a scratch table shaped like
+    receipts_groupack (a unique pair and two indexes): what the database alone does with one-statement writes."""
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        return {"error": "pgbench is not installed (Debian: postgresql-client)"}
+    with pg_connect(db, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_ceiling")
+        conn.execute("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, app_id int NOT NULL, message_id bigint "
+                     "NOT NULL, reader_id bigint NOT NULL, acked_at timestamptz NOT NULL, message_timestamp bigint "
+                     "NOT NULL, UNIQUE (message_id, reader_id))")
+        conn.execute("CREATE INDEX ON bench_ceiling (app_id, message_timestamp)")
+    script = RESULTS / "pgbench-ceiling.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(db)
+    command = [pgbench, "-n", "-M", "prepared", "-c", str(args.connections), "-j", str(args.wrk_threads),
+               "-T", str(int(args.ceiling_duration)), "-f", str(script), "-h", parts.hostname or "127.0.0.1",
+               "-p", str(parts.port or 5432), "-U", parts.username or "postgres", parts.path.lstrip("/")]
+    load_before = load_average()
+    with ProcessCpu(lambda: [], state["database"]) as cpu:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=args.ceiling_duration + 60)
+    if completed.returncode != 0:
+        return {"error": completed.stderr[-1000:]}
+    out = completed.stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    transactions = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
+    latency = re.search(r"latency average = ([\d.]+) ms", out)
+    with pg_connect(db, autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_ceiling")
+    return {"scenario": "pgbench: one INSERT … ON CONFLICT DO NOTHING per transaction, prepared",
+            "command": " ".join(command[1:-8] + ["-f", script.name]), "transactions": transactions,
+            "requests_per_s": round(tps, 1), "latency_average_ms": float(latency.group(1)) if latency else None,
+            "cpu_ms_per_request": cpu.per_request_ms(transactions), "load_average_before": load_before,
+            "load_average_after": load_average()}
+
+
+# --------------------------------------------------------------------------- conversation read ack
+
+
+def conversation_ack(server: Server, db: str, args, state: dict) -> dict:
+    """POST /conversations/{peer}/read_ack over `unread` unread messages, one call per conversation (after a
+    warm-up GET of that reader), then a repeat with nothing unread."""
+    count, peers = args.unread, [f"c-peer{i}" for i in range(args.conversations)]
+    org = "bench-conv"
+    api, tokens = asyncio.run(_app_with_users(server.base, org, ["c-reader", *peers]))
+    started = time.perf_counter()
+    with pg_connect(db, autocommit=True) as conn:
+        fill_single_messages(conn, org=org, pairs=[(peer, "c-reader") for peer in peers], count=count, prefix="conv-")
+        conn.execute("VACUUM ANALYZE chat_message")
+    fill_s = time.perf_counter() - started
     calls = []
-    async with client(connections=4) as http:
-        api = await AppApi.create(http, base, "bench-conv")
-        peers = [f"c-peer{i}" for i in range(sizes["conversations"])]
-        await api.users(["c-reader", *peers])
-        tokens = await api.logins(["c-reader", *peers])
-        fill_seconds = [fill_conversation(state["env"], org=api.org, sender=peer, recipient="c-reader", count=count)
-                        for peer in peers]
-        reader = {"Authorization": f"Bearer {tokens['c-reader']}"}
+    reader = {"Authorization": f"Bearer {tokens['c-reader']}"}
+    with httpx.Client(timeout=60) as http:
         for peer in peers:
-            # The same thread/connection warm-up a busy server has: one cheap call first.
-            (await http.get(f"{api.url}/conversations", headers=reader)).raise_for_status()
-            with state["profile"](f"conversation_ack_{peer}"):
-                started = time.perf_counter()
-                response = await http.post(f"{api.url}/conversations/{peer}/read_ack", headers=reader)
-                elapsed = (time.perf_counter() - started) * 1000
+            http.get(f"{api.url}/conversations", headers=reader).raise_for_status()
+            with state["profile"](f"conv-{peer}"):
+                t0 = time.perf_counter()
+                response = http.post(f"{api.url}/conversations/{peer}/read_ack", headers=reader)
+                elapsed = (time.perf_counter() - t0) * 1000
             body = response.json()
-            ok = response.status_code == 200 and body["sent"] is True and body["unread_before"] == count
-            started = time.perf_counter()
-            again = await http.post(f"{api.url}/conversations/{peer}/read_ack", headers=reader)
-            empty = (time.perf_counter() - started) * 1000
-            calls.append({"peer": peer, "latency_ms": round(elapsed, 2), "ok": ok, "response": body,
-                          "repeat_nothing_unread_ms": round(empty, 2),
-                          "repeat_ok": again.status_code == 200 and again.json()["sent"] is False})
-    return {
-        "scenario": "conversation read ack over many unread messages",
-        "unread": count, "conversations": len(peers),
-        "fill": "message_send service in bench/fill_conversation.py (transactions of 500), not HTTP",
-        "fill_seconds": [round(s, 1) for s in fill_seconds],
-        "calls": calls,
-        "latency_ms_max": max(c["latency_ms"] for c in calls),
-        "errors": sum(1 for c in calls if not (c["ok"] and c["repeat_ok"])),
-        "load_average": load_average(),
-    }
+            t0 = time.perf_counter()
+            again = http.post(f"{api.url}/conversations/{peer}/read_ack", headers=reader)
+            empty = (time.perf_counter() - t0) * 1000
+            calls.append({"peer": peer, "latency_ms": round(elapsed, 2), "response": body,
+                          "ok": response.status_code == 200 and body.get("sent") is True
+                          and body.get("unread_before") == count,
+                          "repeat_ms": round(empty, 2),
+                          "repeat_ok": again.status_code == 200 and again.json().get("sent") is False})
+    latencies = sorted(c["latency_ms"] for c in calls)
+    return {"scenario": f"conversation read ack over {count:,} unread", "unread": count, "conversations": len(peers),
+            "fill_s": round(fill_s, 1), "calls": calls, "latency_ms_median": latencies[len(latencies) // 2],
+            "latency_ms_max": latencies[-1], "errors": sum(1 for c in calls if not (c["ok"] and c["repeat_ok"])),
+            "load_average": load_average()}
 
 
 # --------------------------------------------------------------------------- d. long-poll wake-up
@@ -417,87 +559,9 @@ async def scenario_wakeup(base: str, sizes: dict, database_url: str, state: dict
     }
 
 
-# --------------------------------------------------------------------------- e. the ceiling
-
-
-def scenario_ceiling(database_url: str, state: dict) -> dict:
-    """Scenario a's (message, reader) rows, deleted and inserted again one by one through one psycopg connection
-    in autocommit (one transaction per row, like one ack), with the service's own INSERT statement."""
-    group_id = state["group_ack_pairs"]["group_id"]
-    with pg_connect(database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT a.app_id, a.message_id, a.reader_id, a.acked_at, a.message_timestamp FROM receipts_groupack a "
-            "JOIN chat_message m ON m.id = a.message_id JOIN chat_group g ON g.id = m.group_id "
-            "WHERE g.group_id = %s ORDER BY a.id", [group_id]).fetchall()
-        conn.execute("DELETE FROM receipts_groupack WHERE id IN (SELECT a.id FROM receipts_groupack a "
-                     "JOIN chat_message m ON m.id = a.message_id JOIN chat_group g ON g.id = m.group_id "
-                     "WHERE g.group_id = %s)", [group_id])
-        conn.execute("VACUUM ANALYZE receipts_groupack")
-        statement = ("INSERT INTO receipts_groupack (app_id, message_id, reader_id, acked_at, message_timestamp) "
-                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id, reader_id) DO NOTHING RETURNING id")
-        cursor = conn.cursor()
-        load_before = load_average()
-        started = time.perf_counter()
-        inserted = 0
-        for row in rows:
-            cursor.execute(statement, row, prepare=True)
-            inserted += cursor.fetchone() is not None
-        elapsed = time.perf_counter() - started
-    return {
-        "scenario": "ceiling: the same inserts, one psycopg connection, autocommit",
-        "inserts": len(rows), "inserted": inserted, "elapsed_s": round(elapsed, 3),
-        "inserts_per_s": round(len(rows) / elapsed, 1) if elapsed else 0.0,
-        "load_average_before": load_before, "load_average_after": load_average(),
-    }
 
 
 # --------------------------------------------------------------------------- report
-
-
-def table(results: dict) -> str:
-    rows = [("scenario", "throughput", "p50", "p99", "errors", "target", "met")]
-
-    def mark(ok: bool) -> str:
-        return "yes" if ok else "NO"
-
-    a = results["scenarios"].get("a")
-    e = results["scenarios"].get("e")
-    if a:
-        ok = (a["acks_per_s"] >= TARGETS["group_acks_per_s"] and a["latency"]["p99_ms"] <= TARGETS["group_ack_p99_ms"]
-              and a["errors"] == 0 and a["exact"])
-        share = f" ({a['acks_per_s'] / e['inserts_per_s']:.0%} of ceiling)" if e and e["inserts_per_s"] else ""
-        rows.append((f"a. group read acks, c={a['concurrency']}, n={a['acks']}", f"{a['acks_per_s']:.0f} acks/s{share}",
-                     f"{a['latency']['p50_ms']:.1f} ms", f"{a['latency']['p99_ms']:.1f} ms", str(a["errors"]),
-                     ">=500/s, p99<=100ms", mark(ok)))
-    b = results["scenarios"].get("b")
-    if b:
-        rows.append((f"b. single send + read ack, c={b['concurrency']}, n={b['pairs']}",
-                     f"{b['pairs_per_s']:.0f} pairs/s", f"{b['pair_latency']['p50_ms']:.1f} ms",
-                     f"{b['pair_latency']['p99_ms']:.1f} ms", str(b["errors"]), "-", "-"))
-        rows.append(("   of which send", "", f"{b['send_latency']['p50_ms']:.1f} ms",
-                     f"{b['send_latency']['p99_ms']:.1f} ms", "", "", ""))
-        rows.append(("   of which message read ack", "", f"{b['ack_latency']['p50_ms']:.1f} ms",
-                     f"{b['ack_latency']['p99_ms']:.1f} ms", "", "", ""))
-    c = results["scenarios"].get("c")
-    if c:
-        for call_ in c["calls"]:
-            rows.append((f"c. conversation read ack, {c['unread']} unread", "1 call", f"{call_['latency_ms']:.1f} ms",
-                         "", str(0 if call_["ok"] else 1), "<=50ms",
-                         mark(call_["ok"] and call_["latency_ms"] <= TARGETS["conversation_ack_ms"])))
-    d = results["scenarios"].get("d")
-    if d:
-        lat = d["latency_after_send_answered"]
-        rows.append((f"d. long-poll wake-up, {d['devices_waiting']} waiting, {d['wakeups']} sends",
-                     f"{d['send_rate_per_s']}/s paced", f"{lat['p50_ms']:.1f} ms", f"{lat['p99_ms']:.1f} ms",
-                     str(d["errors"]), "p99<=200ms",
-                     mark(lat["p99_ms"] <= TARGETS["wakeup_p99_ms"] and not d["errors"])))
-    if e:
-        rows.append(("e. ceiling: same inserts, 1 psycopg conn", f"{e['inserts_per_s']:.0f} inserts/s", "", "", "0",
-                     "-", "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def git_commit() -> str:
@@ -508,33 +572,91 @@ def git_commit() -> str:
         return ""
 
 
+def _ms(value) -> str:
+    return f"{value:.1f}" if isinstance(value, int | float) else "-"
+
+
+def table(results: dict) -> str:
+    s = results["scenarios"]
+    rows = [("scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "server ms/req", "PG ms/req", "wrk ms/req",
+             "of floor", "of ceiling", "rows = 2xx")]
+    for key in (*THROUGHPUT, *HISTORY, "ceiling"):
+        r = s.get(key)
+        if not r or "error" in r:
+            continue
+        cpu = r.get("cpu_ms_per_request", {})
+        lat = r.get("latency", {})
+        check = r.get("check")
+        rows.append((key, f"{r['requests_per_s']:.0f}", _ms(lat.get("p50_ms")), _ms(lat.get("p99_ms")),
+                     str(r.get("non_2xx", "-")), _ms(cpu.get("server")), _ms(cpu.get("postgresql")),
+                     _ms(cpu.get("load generator")),
+                     f"{r['of_floor']:.0%}" if r.get("of_floor") else "-",
+                     f"{r['of_ceiling']:.0%}" if r.get("of_ceiling") else "-",
+                     ("yes" if check["exact"] else "NO") if check else "-"))
+    c = s.get("conv")
+    if c:
+        rows.append((f"conv ({c['unread']:,} unread)", "1 call", _ms(c["latency_ms_median"]), _ms(c["latency_ms_max"]),
+                     str(c["errors"]), "", "", "", "", "", ""))
+    d = s.get("wake")
+    if d:
+        lat = d["latency_after_send_answered"]
+        rows.append((f"wake ({d['devices_waiting']} waiting)", f"{d['send_rate_per_s']}/s", _ms(lat["p50_ms"]),
+                     _ms(lat["p99_ms"]), str(d["errors"]), "", "", "", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def profile_summaries(files: list[str]) -> str:
+    if not files:
+        return ""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_summary.py"), *files, "--top", "20"],
+                         capture_output=True, text=True)
+    return out.stdout
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="the issue's full sizes (several minutes)")
-    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios to run, e.g. a,e (e needs a)")
+    parser.add_argument("--only", default=DEFAULT_ONLY,
+                        help=f"scenarios, default {DEFAULT_ONLY}; --history adds {','.join(HISTORY)}")
+    parser.add_argument("--history", action="store_true",
+                        help="also group/read/send again with 5,000,000 extra acks and events stored (~2 min more)")
+    parser.add_argument("--history-rows", type=int, default=5_000_000)
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", "20")),
+                        help="seconds of each wrk run")
+    parser.add_argument("--ceiling-duration", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=CONCURRENCY)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--capacity", type=int, default=3000,
+                        help="requests/s the data is sized for (each user's list lasts the run at this rate)")
+    parser.add_argument("--unread", type=int, default=100_000)
+    parser.add_argument("--conversations", type=int, default=1)
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
                         help="PostgreSQL server URL (no database name: a scratch database is created)")
+    parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "receipts_bench"))
     parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/9"))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WEB_WORKERS", "2")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", "256")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", "256")),
+                        help="threads per worker (gunicorn gthread threads, granian blocking threads)")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers; stacks in bench/results/")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (to inspect it)")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
-    parser.add_argument("--set", default="", help="override sizes, e.g. group_acks=200,unread=1000 (development)")
     parser.add_argument("--label", default="", help="a note stored in the JSON (e.g. 'before optimisation')")
+    # the wake-up scenario's sizes
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--wakeups", type=int, default=300)
+    parser.add_argument("--wakeup-rate", type=int, default=50)
     args = parser.parse_args()
-    only = set(args.only.split(","))
-    if "e" in only:
-        only.add("a")
-    sizes = dict(SIZES["full" if args.full else "short"])
-    for item in filter(None, args.set.split(",")):
-        key, _, value = item.partition("=")
-        sizes[key] = int(value)
+    only = args.only.split(",")
+    if args.history:
+        only += [k for k in HISTORY if k not in only]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"receipts_bench_{os.getpid()}"
+    name = f"{args.db_prefix}_{os.getpid()}"
 
     import redis
 
@@ -542,58 +664,97 @@ def main() -> int:
 
     started = time.perf_counter()
     results = {
-        "label": args.label, "mode": "full" if args.full else "short", "sizes": sizes,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit(),
+        "label": args.label, "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit(),
         "machine": machine_info(), "load_average_at_start": load_average(),
-        "server": {"command": "gunicorn receipts_console.wsgi:application -c gunicorn.conf.py (gthread)",
-                   "workers": args.workers, "threads_per_worker": args.threads, "cache": args.cache_url,
+        "method": {"generator": "wrk (bench/wrk.py)", "connections": args.connections, "wrk_threads": args.wrk_threads,
+                   "duration_s": args.duration, "ceiling_duration_s": args.ceiling_duration},
+        "server": {"kind": args.server, "workers": args.workers, "threads_per_worker": args.threads,
+                   "cache": args.cache_url,
                    "settings": "bench.settings (production settings, cheap password hashing for the data build)"},
         "targets": TARGETS, "scenarios": {},
     }
-    say(f"bench ({results['mode']}): scratch database {name}, load average {results['load_average_at_start']}")
+    say(f"bench: {args.server}, scratch database {name}, load average {results['load_average_at_start']}")
     with scratch_database(args.postgres, name, keep=args.keep) as database_url:
+        metrics_dir = ROOT / "var" / f"bench-prometheus-{os.getpid()}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         env = {**os.environ, "DATABASE_URL": database_url, "CACHE_URL": args.cache_url,
-               "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+               "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "false", "LOG_LEVEL": "WARNING",
+               "METRICS_TOKEN": METRICS_TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         env.pop("EVENT_WAKEUP", None)
         say("  migrating …")
         prepare_database(env)
         results["postgresql"] = pg_version(database_url)
-        with Server(env, workers=args.workers, threads=args.threads) as server:
-            profiles: list[str] = []
+        try:
+            with Server(env, workers=args.workers, threads=args.threads, kind=args.server) as server:
+                results["server"]["command"] = " ".join(server.command)
+                profiles: list[str] = []
 
-            def profile(label):
-                if not args.profile:
-                    from contextlib import nullcontext
+                def profile(label):
+                    if not args.profile:
+                        return nullcontext()
+                    prefix = RESULTS / f"profile-{label.replace('+', '_')}"
+                    for old in RESULTS.glob(f"{prefix.name}-*.txt"):
+                        old.unlink()
+                    profiles.append(str(prefix))
+                    return profiler(server.worker_pids(), prefix)
 
-                    return nullcontext()
-                prefix = RESULTS / f"profile-{label}"
-                profiles.append(str(prefix))
-                return profiler(server.worker_pids(), prefix)
-
-            state = {"env": env, "profile": profile, "cpu": lambda: CpuMeter(server.worker_pids, name)}
-            plan = [("a", scenario_group_acks), ("b", scenario_single_chat), ("c", scenario_conversation_ack),
-                    ("d", scenario_wakeup)]
-            for key, scenario in plan:
-                if key in only:
-                    say(f"scenario {key}: {scenario.__name__.removeprefix('scenario_')}")
-                    scenario_started = time.perf_counter()
-                    results["scenarios"][key] = asyncio.run(scenario(server.base, sizes, database_url, state))
-                    results["scenarios"][key]["scenario_seconds"] = round(time.perf_counter() - scenario_started, 1)
-            if "e" in only:
-                say("scenario e: ceiling")
-                results["scenarios"]["e"] = scenario_ceiling(database_url, state)
-            results["profiles"] = profiles
-    a, e = results["scenarios"].get("a"), results["scenarios"].get("e")
-    if a and e and e["inserts_per_s"]:
-        results["group_acks_fraction_of_ceiling"] = round(a["acks_per_s"] / e["inserts_per_s"], 3)
+                state = {"env": env, "profile": profile, "database": name,
+                         "cpu": lambda: CpuMeter(server.worker_pids, name)}
+                for key in only:
+                    say(f"scenario {key}")
+                    t0 = time.perf_counter()
+                    if key in THROUGHPUT or key in HISTORY:
+                        if key in HISTORY and "history" not in results:
+                            say(f"  storing {args.history_rows:,} extra acks and events …")
+                            t1 = time.perf_counter()
+                            asyncio.run(_app_with_users(server.base, "bench-history",
+                                                        [f"h{i:02d}" for i in range(50)], logins=[]))
+                            with pg_connect(database_url, autocommit=True) as conn:
+                                fill_history(conn, org="bench-history", readers=[f"h{i:02d}" for i in range(50)],
+                                             acks=args.history_rows, events=args.history_rows)
+                            results["history"] = {"acks": args.history_rows, "events": args.history_rows,
+                                                  "fill_s": round(time.perf_counter() - t1, 1)}
+                        results["scenarios"][key] = throughput(key, server, database_url, args, state)
+                    elif key == "ceiling":
+                        results["scenarios"][key] = ceiling(database_url, args, state)
+                    elif key == "conv":
+                        results["scenarios"][key] = conversation_ack(server, database_url, args, state)
+                    elif key == "wake":
+                        sizes = {"devices": args.devices, "wakeups": args.wakeups, "wakeup_rate": args.wakeup_rate}
+                        results["scenarios"][key] = asyncio.run(scenario_wakeup(server.base, sizes, database_url,
+                                                                                state))
+                    else:
+                        raise SystemExit(f"unknown scenario {key}")
+                    results["scenarios"][key]["scenario_seconds"] = round(time.perf_counter() - t0, 1)
+                results["profiles"] = profiles
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    s = results["scenarios"]
+    floor = s.get("floor", {}).get("requests_per_s")
+    top = s.get("ceiling", {}).get("requests_per_s")
+    for key in (*THROUGHPUT, *HISTORY, "ceiling"):
+        if key in s and "requests_per_s" in s[key]:
+            s[key]["of_floor"] = fraction(s[key]["requests_per_s"], floor)
+            s[key]["of_ceiling"] = fraction(s[key]["requests_per_s"], top)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     results["load_average_at_end"] = load_average()
+    if results.get("profiles"):
+        results["profile_summary"] = {
+            p: profile_summaries(sorted(map(str, Path(p).parent.glob(Path(p).name + "-*.txt"))))
+            for p in results["profiles"]}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(table(results))
-    print(f"\nload average at start {results['load_average_at_start']}, at end {results['load_average_at_end']}; "
-          f"{results['total_seconds']} s; results in {os.path.relpath(args.out, ROOT)}")
-    return 0
+    for label, text in results.get("profile_summary", {}).items():
+        print(f"\nprofile {Path(label).name}:\n{text}")
+    print(f"\n{args.server}, load average at start {results['load_average_at_start']}, at end "
+          f"{results['load_average_at_end']}; {results['total_seconds']} s; "
+          f"results in {os.path.relpath(args.out, ROOT)}")
+    bad = [k for k, r in s.items() if (r.get("check") and not r["check"]["exact"]) or r.get("errors") or "error" in r]
+    if bad:
+        print(f"CHECKS FAILED: {', '.join(bad)}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
