@@ -37,6 +37,7 @@ Events are stored in the same transaction as the change, so a rolled-back ack em
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -68,6 +69,7 @@ from apps.tenancy.models import App
 from apps.webhooks.models import FEED_EVENT_TYPES
 from apps.webhooks.services import (
     WebhookEvent,
+    webhook_body,
     webhook_deliveries_enqueue,
     webhook_deliveries_insert_params,
     webhook_deliveries_insert_sql,
@@ -254,26 +256,172 @@ def _own_copy(payload: dict, private: bool) -> dict:
     return {**payload, "private": True} if private else payload
 
 
-# The position is read (and on PostgreSQL locked) in the same statement as the write: a conversation ack holding
-# the row makes this wait, then see its new position. No conversation row (never the case after a send): 0.
+# Message read ack: the texts of its steps, each written once and run by both paths, in this order:
+#   marked     read_at set unless the message is read; the conversation's position is read (on PostgreSQL
+#              locked) in the same statement: a conversation ack holding the row makes this wait, then see its
+#              new position. No conversation row (never the case after a send): 0. A repeat, a concurrent twin,
+#              or a message a conversation ack covered changes no row: nothing below runs;
+#   unread     the reader's unread count with the sender - 1, never below 0 (the row locked by `marked`);
+#   receivers+event  the event append (apps.events.services.event_append_sql): the told copy to the sender first
+#              (when told), then the reader's own copy; their users locked in id order;
+#   hooked     the told copy's webhook deliveries (apps.webhooks' enqueue text), none without an endpoint;
+#   tallied    one "read" on a random shard of today's counter (receipt_count_add_sql), unless private; last.
+# The one statement reads each step's input from the CTE before it; the stepwise path runs them one by one.
 _MESSAGE_READ = (
-    "UPDATE {message_table} SET read_at = %s WHERE id = %s AND read_at IS NULL AND id > COALESCE(("
-    "SELECT read_up_to_pk FROM {conversation_table} WHERE owner_id = %s AND peer_id = %s{lock}), 0)"
+    "UPDATE {message_table} SET read_at = %(moment)s WHERE id = %(message)s AND read_at IS NULL AND id > COALESCE(("
+    "SELECT read_up_to_pk FROM {conversation_table} WHERE owner_id = %(reader)s AND peer_id = %(sender)s{lock}), 0)"
+)
+_UNREAD_DECREMENT = (
+    "UPDATE {conversation_table} SET unread_count = unread_count - 1 "
+    "WHERE owner_id = %(reader)s AND peer_id = %(sender)s AND unread_count > 0{only_if}"
 )
 
 
-def _message_read(*, message: Message, reader: ChatUser, moment) -> bool:
-    """Mark `message` read unless it already is (read_at set or covered by a conversation ack): True if it won."""
+def _message_read_texts(*, lock: bool, only_if: str = "") -> tuple[str, str]:
+    """The read's and the unread count's statements; `only_if` a condition ANDed to the count's."""
     quote = connection.ops.quote_name
-    sql = _MESSAGE_READ.format(
-        message_table=quote(Message._meta.db_table),
-        conversation_table=quote(Conversation._meta.db_table),
-        lock=" FOR UPDATE" if connection.features.has_select_for_update else "",
+    conversation_table = quote(Conversation._meta.db_table)
+    return (
+        _MESSAGE_READ.format(
+            message_table=quote(Message._meta.db_table),
+            conversation_table=conversation_table,
+            lock=" FOR UPDATE" if lock else "",
+        ),
+        _UNREAD_DECREMENT.format(conversation_table=conversation_table, only_if=only_if),
     )
-    params = [connection.ops.adapt_datetimefield_value(moment), message.pk, reader.pk, message.sender_id]
-    with connection.cursor() as cursor:
+
+
+@dataclass(frozen=True)
+class _MessageReadWrite:
+    """What a new message read ack writes, decided before the write: its events (the told copy to the sender
+    first, when `told`), whether it is counted (not private)."""
+
+    events: list[NewEvent]
+    told: bool
+    counted: bool
+
+
+def _message_read_params(*, message: Message, reader: ChatUser, moment) -> dict:
+    return {
+        "moment": connection.ops.adapt_datetimefield_value(moment),
+        "message": message.pk,
+        "reader": reader.pk,
+        "sender": message.sender_id,
+    }
+
+
+def _message_read_write_stepwise(*, app: App, message: Message, reader: ChatUser, moment, write) -> bool:
+    """The steps as separate statements in one transaction (SQLite; on PostgreSQL when a test chooses it): the
+    read and the count by the texts above, then the owners' own writers, events_publish, the webhooks' enqueue
+    and receipt_count_add. True if this request marked the message read."""
+    read, unread = _message_read_texts(lock=connection.features.has_select_for_update)
+    params = _message_read_params(message=message, reader=reader, moment=moment)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(read, params)
+            if cursor.rowcount != 1:
+                return False
+            cursor.execute(unread, params)
+        published = events_publish(events=write.events)
+        if write.told:
+            _webhooks_enqueue(app=app, told=published[:1])
+        if write.counted:
+            receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ, day=moment.date())  # last: see the docstring
+    return True
+
+
+# A plain SELECT in WITH only runs if the main query reads it: hence the column.
+_MESSAGE_READ_NOTIFY = (
+    ", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM marked)",
+    ", (SELECT count(*) FROM notified)",
+)
+
+
+@functools.cache
+def _message_read_one_statement_sql(*, told: bool, counted: bool, notify: bool) -> str:
+    """PostgreSQL: the new message read ack in ONE statement, run in autocommit: the steps above as CTEs, plus
+    (wake-up backend `postgres`) `notified`, the wake-up of the receivers' long-polls, delivered at COMMIT.
+
+    - `marked` locks the conversation row (the position's FOR UPDATE), then the message row: the order of
+      every other writer of the conversation (module docstring);
+    - `receivers` locks the users only for a new read (`marked` has its row) and after `unread` ran (its
+      count is read there); the event's one-time filter runs it to its end before the events take their ids;
+    - `hooked` (told only): the deliveries of the told copy, the first event (e.n order: the smallest id);
+    - `tallied` (counted only) reads the whole of `event` first, so the counter row is taken last.
+    One row back for a new read, none otherwise.
+    """
+    read, unread = _message_read_texts(lock=True, only_if=" AND EXISTS (SELECT FROM marked)")
+    receivers, event_insert = event_append_sql(
+        receivers_condition=(
+            "id = ANY(%(receivers)s::bigint[]) AND EXISTS (SELECT FROM marked) AND (SELECT count(*) FROM unread) >= 0"
+        ),
+        values=("e.user_id", "'messages_read'", "e.payload", "e.origin_device_id", "NULL", "%(moment)s"),
+        source=(
+            "unnest(%(event_users)s::bigint[], %(event_payloads)s::text[]::jsonb[], %(event_origins)s::varchar[]) "
+            "WITH ORDINALITY AS e(user_id, payload, origin_device_id, n), marked"
+        ),
+        lock_cte="receivers",
+        order_by="e.n",
+    )
+    ctes = [
+        f"marked AS ({read} RETURNING id)",
+        f"unread AS ({unread} RETURNING 1)",
+        f"receivers AS ({receivers})",
+        f"event AS ({event_insert})",
+    ]
+    if told:
+        hook = webhook_deliveries_insert_sql(
+            event_id="'evt_' || told.id",
+            body="%(webhook_body)s::text",
+            source=", (SELECT id FROM event ORDER BY id LIMIT 1) told",
+        )
+        ctes.append(f"hooked AS ({hook})")
+    columns = "1"
+    if counted:
+        tally = receipt_count_add_sql(
+            values=("%(app)s", "%(day)s::date", "%(kind)s::text", "%(shard)s", "1"),
+            once_per="marked, (SELECT count(*) FROM event) appended",
+        )
+        ctes.append(f"tallied AS ({tally} RETURNING 1)")
+        columns = "(SELECT count(*) FROM tallied)"
+    notify_cte, notify_column = _MESSAGE_READ_NOTIFY if notify else ("", "")
+    return f"WITH {', '.join(ctes)}{notify_cte} SELECT {columns}{notify_column} FROM marked"
+
+
+def _message_read_write_one_statement(*, app: App, message: Message, reader: ChatUser, moment, write) -> bool:
+    """The read, the count, the events, the told copy's webhook deliveries and the daily count in one statement;
+    True if this request marked the message read."""
+    receivers = sorted({e.user_id for e in write.events})
+    params = {
+        **_message_read_params(message=message, reader=reader, moment=moment),
+        "receivers": receivers,
+        "event_users": [e.user_id for e in write.events],
+        "event_payloads": [json.dumps(e.payload) for e in write.events],
+        "event_origins": [e.origin_device_id for e in write.events],
+    }
+    if write.told:
+        payload = write.events[0].payload
+        event_type = FEED_EVENT_TYPES["messages_read"]
+        params["webhook_body"] = webhook_body(
+            event_type=event_type, timestamp_ms=payload["timestamp"], app_key=app.app_key, data=payload
+        )
+        params.update(webhook_deliveries_insert_params(app_id=app.pk, event_type=event_type, moment=moment))
+    if write.counted:
+        params.update(app=app.pk, day=moment.date(), kind=ReceiptKind.READ.value, shard=random_counter_shard())
+    notify = wakeup.in_statement_notify(receivers)
+    if notify is not None:
+        params["notify_channel"], params["notify_payload"] = notify
+    sql = _message_read_one_statement_sql(told=write.told, counted=write.counted, notify=notify is not None)
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        won = cursor.fetchone() is not None
+    if won:
+        if notify is None:
+            wakeup.wake_after_commit(receivers)  # autocommit: runs now
+        else:
+            # The other processes hear the NOTIFY at COMMIT; this one's waiters are woken here, after it.
+            transaction.on_commit(lambda: wakeup.wake_local(receivers))
+    return won
 
 
 @_refusals_counted("read")
@@ -289,8 +437,10 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
       for read receipts (require_read_ack), the ack is not private and the sender receives read receipts (SPEC
       §11), with its webhook deliveries; the reader's user except the calling device in every case;
     - one "read" receipt on the app's daily counter, unless private (it told nobody).
-    Fixed queries: one lookup (message, sender and policy), then (when new) 4 writes, 5 when the sender is told
-    (the webhook deliveries); a repeat costs the lookup and one UPDATE.
+    Round trips on PostgreSQL: two, new or repeat: the lookup (message, sender and policy) and the write (one
+    statement in autocommit, _message_read_one_statement_sql). SQLite (_message_read_write_stepwise): the lookup,
+    then in a transaction the read (a repeat stops there), the count, the events, the webhook deliveries when the
+    sender is told, the counter.
     """
     message, snapshot = single_read_target_get(app=app, message_id=message_id)
     moment = now()
@@ -305,46 +455,40 @@ def message_mark_read(*, app: App, reader: ChatUser, device: DeviceSession, mess
         )
     )
     private = _reader_private(snapshot, reader)
-    with transaction.atomic():
-        # The conditional UPDATE decides who wins: concurrent acks of one message emit once, and a message a
-        # conversation ack covered (now or concurrently: its lock is waited for) is already read.
-        won = _message_read(message=message, reader=reader, moment=moment)
-        if not won:
-            return MessageReadResult(message_id=message.message_id, already_read=True, private=private)
-        payload = {
-            "message_id": message.message_id,
-            "from": reader.username,
-            "to": message.sender.username,
-            "timestamp": to_ms(moment),
-        }
-        audience = evaluation.message_read_audience(
-            require_read_ack=message.require_read_ack,
-            reader_private=private,
-            sender_receives=_receives(snapshot, message.sender.send_read_receipts),
-        )
-        events = []
-        if audience.sender:
-            # No origin device on the sender's copy: device ids are per user, so the reader's device id
-            # could equal one of the sender's and would hide the receipt from it.
-            events.append(NewEvent(user_id=message.sender_id, type="messages_read", payload=payload))
-        told_count = len(events)  # the told copies come first
-        if audience.reader_other_devices:
-            events.append(
-                NewEvent(
-                    user_id=reader.pk,
-                    type="messages_read",
-                    payload=_own_copy(payload, private),
-                    origin_device_id=device.device_id,
-                )
+    payload = {
+        "message_id": message.message_id,
+        "from": reader.username,
+        "to": message.sender.username,
+        "timestamp": to_ms(moment),
+    }
+    audience = evaluation.message_read_audience(
+        require_read_ack=message.require_read_ack,
+        reader_private=private,
+        sender_receives=_receives(snapshot, message.sender.send_read_receipts),
+    )
+    events = []
+    if audience.sender:
+        # No origin device on the sender's copy: device ids are per user, so the reader's device id could equal
+        # one of the sender's and would hide the receipt from it.
+        events.append(NewEvent(user_id=message.sender_id, type="messages_read", payload=payload))
+    if audience.reader_other_devices:
+        events.append(
+            NewEvent(
+                user_id=reader.pk,
+                type="messages_read",
+                payload=_own_copy(payload, private),
+                origin_device_id=device.device_id,
             )
-        Conversation.objects.filter(owner=reader, peer_id=message.sender_id, unread_count__gt=0).update(
-            unread_count=F("unread_count") - 1
         )
-        told = events_publish(events=events)[:told_count]
-        if told:
-            _webhooks_enqueue(app=app, told=told)
-        if not private:
-            receipt_count_add(app_id=app.pk, kind=ReceiptKind.READ)  # last: the hot row is held until COMMIT only
+    write = _MessageReadWrite(events=events, told=audience.sender, counted=not private)
+    # The conditional UPDATE decides who wins: concurrent acks of one message emit once, and a message a
+    # conversation ack covered (now or concurrently: its lock is waited for) is already read.
+    if connection.vendor == "postgresql":
+        won = _message_read_write_one_statement(app=app, message=message, reader=reader, moment=moment, write=write)
+    else:
+        won = _message_read_write_stepwise(app=app, message=message, reader=reader, moment=moment, write=write)
+    if not won:
+        return MessageReadResult(message_id=message.message_id, already_read=True, private=private)
     if not private:
         metrics.RECORDED["read"].inc()  # committed
     return MessageReadResult(message_id=message.message_id, already_read=False, private=private)

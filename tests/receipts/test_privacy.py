@@ -340,8 +340,9 @@ def test_private_ack__pinned_queries(scene, kind, django_assert_num_queries):
     world.conversations(bob)  # the setting dropped bob's cached token: cached again, as on every later call
     pg = connection.vendor == "postgresql"
     expected = {
-        # lookup; savepoint, UPDATE read_at, unread count, the reader's own copy (SQLite: lock + INSERT), release
-        "message": 6 if pg else 7,
+        # lookup, then PostgreSQL: one statement (read, unread count, the reader's own copy); SQLite: savepoint,
+        # UPDATE read_at, unread count, the reader's own copy (lock + INSERT), release
+        "message": 2 if pg else 7,
         # peer; savepoint, lock conversation, UPDATE, the reader's own copy (SQLite: lock + INSERT), release
         "conversation": 6 if pg else 7,
         # lookup (group, member, message, sender's setting, policy), INSERT the private ack, the public count
