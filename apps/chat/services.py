@@ -126,6 +126,15 @@ def token_credential_name(*, org_name: str, app_name: str, grant: str, fields: d
     return chat_user_name(org_name=org_name, app_name=app_name, username=fields.get("username", ""))
 
 
+def _client_secret_matches(*, app: App, secret_hash: str) -> bool:
+    """The current secret, or the one a rotation replaced while its grace lasts (SPEC §13); both compared
+    every time so the answer's time does not tell which matched."""
+    current = secrets.compare_digest(secret_hash, app.client_secret_hash)
+    previous = bool(app.previous_secret_hash) and secrets.compare_digest(secret_hash, app.previous_secret_hash)
+    in_grace = app.previous_secret_expires_at is not None and timezone.now() < app.previous_secret_expires_at
+    return current or (previous and in_grace)
+
+
 def app_token_issue(*, app: App | None, client_id: str, client_secret: str) -> tuple[str, int]:
     """Exchange the app's client credentials for an app token. Raises unauthenticated.
 
@@ -138,7 +147,7 @@ def app_token_issue(*, app: App | None, client_id: str, client_secret: str) -> t
         or not isinstance(client_id, str)
         or not isinstance(client_secret, str)
         or not secrets.compare_digest(client_id.encode("utf-8", "surrogatepass"), app.client_id.encode())
-        or not secrets.compare_digest(secret_hash, app.client_secret_hash)
+        or not _client_secret_matches(app=app, secret_hash=secret_hash)
     ):
         raise Unauthenticated("Wrong client_id or client_secret.")
     token, key_hash = new_token()

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from apps.common.exceptions import InvalidRequest
+from apps.common.exceptions import InvalidRequest, only_known_fields
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
 from apps.common.reason_codes import ReasonCode
@@ -20,10 +20,10 @@ from apps.tenancy.plans import DEFAULT_PLAN, PLAN_CODES
 from apps.tenancy.roles import staff_roles
 from apps.tenancy.selectors import app_get, app_list
 
-from .evaluation import app_create_allowed
+from .evaluation import app_create_allowed, app_lifecycle_change_allowed
 from .selectors import policy_as_dict
 from .serializers import EffectiveSerializer, PolicyBodySerializer, PolicyOutputSerializer, PolicyPatchSerializer
-from .services import app_create, policy_update
+from .services import GRACE_SECONDS_MAX, app_create, app_secret_rotate, policy_update
 
 
 def app_as_dict(app) -> dict:
@@ -123,6 +123,41 @@ class AppDetailApi(StaffApi):
         return Response(app_as_dict(app_get(org_name=org_name, app_name=app_name)))
 
 
+
+
+class MayChangeAppLifecycle(BasePermission):
+    """Rotate a secret, suspend, resume: the rule the console asks too (evaluation.app_lifecycle_change_allowed)."""
+
+    message = "Only operators and superusers may do this."
+
+    def has_permission(self, request, view):
+        return bool(request.user) and app_lifecycle_change_allowed(roles=staff_roles(request.user))
+
+
+class AppSecretRotateApi(StaffApi):
+    permission_classes = [MayChangeAppLifecycle]
+
+    @extend_schema(
+        operation_id="admin_apps_rotate_secret",
+        request=inline_serializer("RotateSecretBody", {
+            "grace_seconds": serializers.IntegerField(
+                required=False, min_value=0, max_value=GRACE_SECONDS_MAX,
+                help_text="How long the replaced secret is still accepted; 0 (default): refused at once."),
+        }),
+        responses={
+            200: inline_serializer("RotatedSecret", {
+                "client_id": serializers.CharField(),
+                "client_secret": serializers.CharField(help_text="Shown only in this response."),
+            }),
+            **error_responses((400, ReasonCode.INVALID_REQUEST), (403, ReasonCode.FORBIDDEN),
+                              (404, ReasonCode.NOT_FOUND)),
+        },
+    )
+    def post(self, request, org_name, app_name):
+        body = only_known_fields(request.data, {"grace_seconds"})
+        app = app_get(org_name=org_name, app_name=app_name)
+        secret = app_secret_rotate(actor=request.user, app=app, grace_seconds=body.get("grace_seconds", 0))
+        return Response({"client_id": app.client_id, "client_secret": secret})
 
 
 class PolicyApi(StaffApi):

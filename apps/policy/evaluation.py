@@ -105,6 +105,11 @@ def app_create_allowed(*, roles: frozenset[str]) -> bool:
     return OPERATOR in roles
 
 
+def app_lifecycle_change_allowed(*, roles: frozenset[str]) -> bool:
+    """Operators (superusers hold every role) rotate an app's client secret, suspend and resume it (SPEC §13)."""
+    return OPERATOR in roles
+
+
 def webhooks_change_allowed(*, roles: frozenset[str]) -> bool:
     """Operators (superusers hold every role) register, change, rotate, test and delete webhook endpoints and
     redeliver; every staff member sees them (SPEC §10)."""

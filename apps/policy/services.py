@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -10,6 +12,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record_many
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest, only_known_fields
 from apps.common.reason_codes import ReasonCode
+from apps.common.tokens import hash_token
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.plans import DEFAULT_PLAN
 from apps.tenancy.roles import staff_roles
@@ -165,3 +168,33 @@ def app_create(*, org_name: str, app_name: str, plan: str = DEFAULT_PLAN) -> tup
     except IntegrityError:
         raise DuplicateApp(f"The app {org_name}#{app_name} already exists.") from None
     return app, secret
+
+
+GRACE_SECONDS_MAX = 86400
+
+
+def app_secret_rotate(*, actor, app: App, grace_seconds: int = 0) -> str:
+    """Give the app a new client secret (returned, shown once); audited (SPEC §13).
+
+    With grace_seconds the replaced secret is still accepted by the client_credentials grant until then;
+    with 0 it stops working at once (app tokens already issued are not revoked). Raises invalid_request.
+    """
+    is_int = isinstance(grace_seconds, int) and not isinstance(grace_seconds, bool)
+    if not is_int or not 0 <= grace_seconds <= GRACE_SECONDS_MAX:
+        raise InvalidRequest("grace_seconds is not valid.",
+                             fields={"grace_seconds": [f"An integer from 0 to {GRACE_SECONDS_MAX}."]})
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        locked = App.objects.select_for_update().get(pk=app.pk)
+        locked.previous_secret_hash = locked.client_secret_hash if grace_seconds else ""
+        locked.previous_secret_expires_at = (
+            timezone.now() + timedelta(seconds=grace_seconds) if grace_seconds else None
+        )
+        locked.client_secret_hash = hash_token(secret)
+        locked.save(update_fields=["client_secret_hash", "previous_secret_hash", "previous_secret_expires_at",
+                                   "updated_at"])
+        # The secret itself is never stored in the audit log: only that it was rotated, and the grace given.
+        audit_record_many(actor=actor, app=locked, changes=[
+            ("client_secret", None, {"rotated": True, "grace_seconds": grace_seconds}),
+        ])
+    return secret

@@ -2,10 +2,13 @@
 
 from django.urls import path
 
-from .apis import AppDetailApi, AppListCreateApi, PolicyApi
+from .apis import AppDetailApi, AppListCreateApi, AppSecretRotateApi, PolicyApi
 
 urlpatterns = [
     path("apps", AppListCreateApi.as_view(), name="admin-apps"),
     path("apps/<str:org_name>/<str:app_name>", AppDetailApi.as_view(), name="admin-app"),
     path("apps/<str:org_name>/<str:app_name>/policy", PolicyApi.as_view(), name="admin-policy"),
+    # App lifecycle (SPEC §13)
+    path("apps/<str:org_name>/<str:app_name>/rotate_secret", AppSecretRotateApi.as_view(),
+         name="admin-app-rotate-secret"),
 ]

@@ -35,6 +35,9 @@ class App(TimeStampedModel):
     # SHA-256 of a 256-bit random secret: a slow password hash buys nothing
     # against a secret that cannot be guessed, and would slow every token grant.
     client_secret_hash = models.CharField(max_length=64)
+    # After a rotation with a grace period (SPEC §13) the replaced secret's hash is still accepted until then.
+    previous_secret_hash = models.CharField(max_length=64, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org_name", "app_name"], name="uniq_app_org_name")]

@@ -10,6 +10,7 @@ from apps.policy.evaluation import (
     GroupReadEffect,
     PolicySnapshot,
     app_create_allowed,
+    app_lifecycle_change_allowed,
     conversation_read_audience,
     effective_group_read_ack,
     group_ack_decision,
@@ -77,6 +78,13 @@ def test_refused_fields__no_role__everything_refused():
 ])
 def test_app_create_allowed__operators_only(roles, allowed):
     assert app_create_allowed(roles=frozenset(roles)) is allowed
+
+
+@pytest.mark.parametrize("roles,allowed", [
+    ({"operator"}, True), ({"operator", "business"}, True), ({"business"}, False), (set(), False),
+])
+def test_app_lifecycle_change_allowed__operators_only(roles, allowed):
+    assert app_lifecycle_change_allowed(roles=frozenset(roles)) is allowed
 
 
 # --- value checks of a policy change (the ranges of apps.policy.fields)
