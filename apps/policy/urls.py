@@ -1,11 +1,12 @@
-"""Routes of the apps and their receipt policy in the admin API, mounted at /api/v1/admin/."""
+"""Routes of the apps, their receipt policy and their audit trail in the admin API, mounted at /api/v1/admin/."""
 
 from django.urls import path
 
-from .apis import AppDetailApi, AppListCreateApi, PolicyApi
+from .apis import AppDetailApi, AppListCreateApi, AuditListApi, PolicyApi
 
 urlpatterns = [
     path("apps", AppListCreateApi.as_view(), name="admin-apps"),
     path("apps/<str:org_name>/<str:app_name>", AppDetailApi.as_view(), name="admin-app"),
     path("apps/<str:org_name>/<str:app_name>/policy", PolicyApi.as_view(), name="admin-policy"),
+    path("apps/<str:org_name>/<str:app_name>/audit", AuditListApi.as_view(), name="admin-audit"),
 ]
