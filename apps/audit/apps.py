@@ -30,5 +30,5 @@ class AuditConfig(AppConfig):
                                    address=ip_address or client_ip(request),
                                    retry_after=state.retry_after if state is not None else 0)
 
-        user_logged_in.connect(on_logged_in, dispatch_uid="audit-sign-in")
-        user_locked_out.connect(on_locked_out, dispatch_uid="audit-lockout")
+        user_logged_in.connect(on_logged_in, dispatch_uid="audit-sign-in", weak=False)
+        user_locked_out.connect(on_locked_out, dispatch_uid="audit-lockout", weak=False)

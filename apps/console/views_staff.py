@@ -104,15 +104,15 @@ class StaffDetailView(SuperuserView):
         account = self.get_account(username)
         action = request.POST.get("action")
         if action == "roles":
-            return self.roles(account)
+            return self.set_roles(account)
         if action == "active":
-            return self.active(account)
+            return self.set_active(account)
         if action == "password":
-            return self.password(account)
+            return self.set_password(account)
         messages.error(request, "That is not a change of a staff account. Nothing was changed.")
         return self.render(self.template, self.context(account), status=400)
 
-    def roles(self, account):
+    def set_roles(self, account):
         form = StaffRolesForm(self.request.POST)
         form.is_valid()
         try:
@@ -128,7 +128,7 @@ class StaffDetailView(SuperuserView):
             messages.info(self.request, f"{account.username} already holds these roles.")
         return redirect("console:staff-detail", username=account.username)
 
-    def active(self, account):
+    def set_active(self, account):
         form = StaffActiveForm(self.request.POST)
         if not form.is_valid():
             messages.error(self.request, "Activate or deactivate: nothing else. Nothing was changed.")
@@ -139,7 +139,8 @@ class StaffDetailView(SuperuserView):
             messages.error(self.request, f"{exc.detail} Nothing was changed.")
             return self.render(self.template, self.context(account), status=exc.status)
         if not changed:
-            messages.info(self.request, f"{account.username} was already {'active' if form.active() else 'deactivated'}.")
+            state = "active" if form.active() else "deactivated"
+            messages.info(self.request, f"{account.username} was already {state}.")
         elif form.active():
             messages.success(self.request, f"{account.username} is active again and can sign in.")
         else:
@@ -147,7 +148,7 @@ class StaffDetailView(SuperuserView):
                                            "and their console sessions ended.")
         return redirect("console:staff-detail", username=account.username)
 
-    def password(self, account):
+    def set_password(self, account):
         form = StaffPasswordResetForm(self.request.POST)
         if not form.is_valid():
             return self.render(self.template, self.context(account, password=form), status=400)

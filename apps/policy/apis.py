@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from apps.audit.selectors import audit_list
 from apps.common.exceptions import InvalidRequest
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
@@ -18,7 +19,6 @@ from apps.tenancy.auth import IsStaffMember, StaffApi
 from apps.tenancy.models import NAME_PATTERN, RESERVED_ORG_NAMES
 from apps.tenancy.plans import DEFAULT_PLAN, PLAN_CODES
 from apps.tenancy.roles import staff_roles
-from apps.audit.selectors import audit_list
 from apps.tenancy.selectors import app_get, app_list
 
 from .evaluation import app_create_allowed

@@ -185,7 +185,8 @@ def test_limits__raise_member_limit_without_reason__refused(business_console, ma
                                                              "group_ack_member_limit": "500"})
     assert response.status_code == 400
     body = response.content.decode()
-    assert "Please give a reason: raising the member limit of group read receipts needs one. Nothing was changed." in body
+    assert ("Please give a reason: raising the member limit of group read receipts needs one. Nothing was "
+            "changed.") in body
     assert response.context["limits_form"].errors["reason"] == ["This field is required."]
     assert _policy(app).group_ack_member_limit == 200
     assert not AuditEntry.objects.exists()
