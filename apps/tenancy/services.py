@@ -225,8 +225,7 @@ def staff_token_issue(*, username: str, password: str, request=None) -> tuple[st
         raise Unauthenticated("Wrong username or password.")
     token, key_hash = new_token()
     ttl = settings.TOKEN_TTL_SECONDS
-    with transaction.atomic():
-        StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
-        if request is not None:
-            audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
+    StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
+    if request is not None:  # after the token: a sign-in row is never written for a token that was not made
+        audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
     return token, ttl
