@@ -10,7 +10,6 @@ from apps.common.views import healthz
 admin_api = [
     path("", include("apps.tenancy.urls")),
     path("", include("apps.policy.urls")),
-    path("", include("apps.audit.urls")),
     path("", include("apps.webhooks.urls")),
     path("", include("apps.chat.admin_urls")),
 ]

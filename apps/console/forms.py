@@ -26,10 +26,6 @@ class SearchForm(forms.Form):
     cursor = forms.CharField(required=False, max_length=64)
 
 
-class AuditPageForm(forms.Form):
-    cursor = forms.CharField(required=False, max_length=64)
-
-
 class AppCreateForm(forms.Form):
     # The pattern attribute is a hint for the browser; app_create is the rule.
     org_name = forms.CharField(max_length=64, widget=forms.TextInput(attrs={
@@ -80,7 +76,7 @@ class PolicyLimitsForm(forms.Form):
 
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={
         "rows": 2, "maxlength": REASON_MAX_LENGTH,
-        "placeholder": "Why? Required when you raise the group size limit."}))
+        "placeholder": "Why? Required when you raise the member limit of group read receipts."}))
 
     def __init__(self, *args, plans, **kwargs):
         super().__init__(*args, **kwargs)

@@ -245,7 +245,7 @@ def role_permissions(*, roles: frozenset[str]) -> dict[str, bool]:
 
 
 def changes_summary(*, changes: list[tuple[str, object, object]], plan_names: dict[str, str]) -> str:
-    """'Group size limit 200 members → 500 members; Plan Free → Pro' for the feedback message."""
+    """'Group read receipts up to 200 members → 500 members; Plan Free → Pro' for the feedback message."""
     return "; ".join(
         f"{field_label(field)} {value_label(field, old, plan_names=plan_names)} → "
         f"{value_label(field, new, plan_names=plan_names)}"
@@ -450,8 +450,8 @@ def group_changes_summary(changes: list[tuple[str, object, object]]) -> str:
 SEND_REFUSALS = {
     ReasonCode.GROUP_TOO_LARGE: (
         "in groups above the {limit:,}-member limit",
-        "A group with its own member limit counts against that one. Raise the app's group size limit on the "
-        "Settings tab, or one group's own limit with the group look-up.",
+        "A group with its own member limit counts against that one. Raise the app's \u201cGroup read receipts up "
+        "to\u201d on the Settings tab, or one group's own limit with the group look-up.",
     ),
     ReasonCode.FEATURE_DISABLED: (
         "in groups where group read receipts are off",

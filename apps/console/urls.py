@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_audit, views_staff
 
 app_name = "console"
 
@@ -20,7 +20,6 @@ urlpatterns = [
     path("apps/<str:org_name>/<str:app_name>/switches/", page(views.SwitchUpdateView), name="app-switch"),
     path("apps/<str:org_name>/<str:app_name>/limits/", page(views.PolicyUpdateView), name="app-limits"),
     path("apps/<str:org_name>/<str:app_name>/privacy/", page(views.PrivacyUpdateView), name="app-privacy"),
-    path("apps/<str:org_name>/<str:app_name>/audit/", page(views.AuditListView), name="app-audit"),
     path("apps/<str:org_name>/<str:app_name>/dashboard/", page(views.DashboardView), name="app-dashboard"),
     path("apps/<str:org_name>/<str:app_name>/webhooks/", page(views.WebhooksView), name="app-webhooks"),
     path("apps/<str:org_name>/<str:app_name>/webhooks/new/", page(views.WebhookCreateView), name="webhook-create"),
@@ -40,4 +39,15 @@ urlpatterns = [
     path("apps/<str:org_name>/<str:app_name>/groups/<str:group_id>/delete/", page(views.GroupOverrideDeleteView),
          name="group-override-delete"),
     path("assets/<str:name>", views.asset, name="asset"),
+    # --- staff, audit trails and CSV exports (SPEC §13 "Staff", "Audit", "Dashboard"): views_staff, views_audit
+    path("apps/<str:org_name>/<str:app_name>/audit/", page(views_audit.AuditListView), name="app-audit"),
+    path("apps/<str:org_name>/<str:app_name>/audit.csv", page(views_audit.AuditCsvView), name="app-audit-csv"),
+    path("apps/<str:org_name>/<str:app_name>/dashboard.csv", page(views_audit.DashboardCsvView),
+         name="app-dashboard-csv"),
+    path("staff/", page(views_staff.StaffListView), name="staff-list"),
+    path("staff/new/", page(views_staff.StaffCreateView), name="staff-create"),
+    path("staff/audit/", page(views_audit.StaffAuditView), name="staff-audit"),
+    path("staff/audit.csv", page(views_audit.StaffAuditCsvView), name="staff-audit-csv"),
+    path("staff/accounts/<str:username>/", page(views_staff.StaffDetailView), name="staff-detail"),
+    path("password/", page(views_staff.OwnPasswordView), name="password"),
 ]

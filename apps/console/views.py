@@ -44,7 +44,6 @@ from . import presenters
 from .charts import stacked_bars
 from .forms import (
     AppCreateForm,
-    AuditPageForm,
     GroupLookupForm,
     GroupOverrideForm,
     LoginForm,
@@ -60,7 +59,6 @@ from .selectors import GROUP_SEARCH_MAX_LENGTH, group_for_console, groups_search
 from .services import LoginLocked, console_login_check
 
 APP_PAGE_SIZE = 25
-AUDIT_PAGE_SIZE = 50
 RECENT_CHANGES = 5
 DASHBOARD_DAYS = 14
 WEBHOOK_DELIVERIES_SHOWN = 20  # per endpoint, newest first; the admin API pages through all of them
@@ -283,7 +281,7 @@ def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
     if exc.code == ReasonCode.PLAN_NOT_ELIGIBLE:
         return f"Group read receipts were not turned on. {exc.detail}"
     if exc.code == ReasonCode.REASON_REQUIRED:
-        return "Please give a reason: raising the group size limit needs one. Nothing was changed."
+        return "Please give a reason: raising the member limit of group read receipts needs one. Nothing was changed."
     if exc.code == ReasonCode.INVALID_REQUEST:
         return "Some values are not valid; see the highlighted fields. Nothing was changed."
     return f"{exc.detail} Nothing was changed."
@@ -376,25 +374,6 @@ class PolicyUpdateView(ConsoleView):
     def _page(self, app, plans, form, *, status):
         return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans,
                                                                           limits_form=form), status=status)
-
-
-class AuditListView(ConsoleView):
-    def get(self, request, org_name, app_name):
-        app = self.get_app(org_name, app_name)
-        form = AuditPageForm(request.GET)
-        form.is_valid()
-        cursor = form.cleaned_data.get("cursor") or None
-        try:
-            entries, next_cursor = audit_list(app=app, cursor=cursor, limit=AUDIT_PAGE_SIZE)
-        except ApplicationError:
-            messages.warning(request, "That page link is not valid any more; here are the newest changes.")
-            entries, next_cursor = audit_list(app=app, cursor=None, limit=AUDIT_PAGE_SIZE)
-            cursor = None
-        plan_names = {plan.code: plan.name for plan in plan_list()}
-        return self.render("console/audit.html", {
-            "app": app, "tab": "audit", "is_first_page": cursor is None, "next_cursor": next_cursor,
-            "entries": [presenters.audit_row(entry, plan_names=plan_names) for entry in entries],
-        })
 
 
 class DashboardView(ConsoleView):

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from apps.audit.selectors import audit_list
 from apps.common.exceptions import InvalidRequest, only_known_fields
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.pagination import parse_limit
@@ -194,3 +195,42 @@ class PolicyApi(StaffApi):
         app = app_get(org_name=org_name, app_name=app_name)
         update = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
         return Response(policy_as_dict(policy=update.policy, plan=update.plan))
+
+
+# --------------------------------------------------------------------------- GET /apps/{org}/{app}/audit
+# Here, not in apps/audit: the audit trail sits below tenancy (staff changes are audited by tenancy's own services),
+# and this view needs tenancy's staff authentication and app look-up.
+
+
+def audit_entry_as_dict(entry) -> dict:
+    return {
+        "actor": entry.actor_username,
+        "field": entry.field,
+        "old": entry.old_value,
+        "new": entry.new_value,
+        "reason": entry.reason,
+        "at": entry.at.isoformat(),
+    }
+
+
+class AuditListApi(StaffApi):
+    @extend_schema(
+        operation_id="admin_audit_list",
+        parameters=[CURSOR_PARAMETER, LIMIT_PARAMETER],
+        responses={
+            200: inline_serializer("AuditPage", {
+                "results": inline_serializer("AuditEntry", {
+                    "actor": serializers.CharField(), "field": serializers.CharField(),
+                    "old": serializers.JSONField(), "new": serializers.JSONField(),
+                    "reason": serializers.CharField(), "at": serializers.DateTimeField(),
+                }, many=True),
+                "next_cursor": serializers.CharField(allow_null=True),
+            }),
+            **error_responses((403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
+    )
+    def get(self, request, org_name, app_name):
+        app = app_get(org_name=org_name, app_name=app_name)
+        limit = parse_limit(request.query_params.get("limit"))
+        rows, next_cursor = audit_list(app=app, cursor=request.query_params.get("cursor"), limit=limit)
+        return Response({"results": [audit_entry_as_dict(e) for e in rows], "next_cursor": next_cursor})

@@ -98,7 +98,7 @@ POLICY_FIELDS: tuple[PolicyField, ...] = (
         int,
         200,
         BUSINESS,
-        "Group size limit",
+        "Group read receipts up to",
         "In a group with more members than this, messages get no group read receipts.",
         minimum=2,
         maximum=100_000,

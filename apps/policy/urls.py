@@ -1,8 +1,8 @@
-"""Routes of the apps and their receipt policy in the admin API, mounted at /api/v1/admin/."""
+"""Routes of the apps, their receipt policy and their audit trail in the admin API, mounted at /api/v1/admin/."""
 
 from django.urls import path
 
-from .apis import AppDetailApi, AppListCreateApi, AppSecretRotateApi, PolicyApi
+from .apis import AppDetailApi, AppListCreateApi, AppSecretRotateApi, AuditListApi, PolicyApi
 
 urlpatterns = [
     path("apps", AppListCreateApi.as_view(), name="admin-apps"),
@@ -11,4 +11,5 @@ urlpatterns = [
     # App lifecycle (SPEC §13)
     path("apps/<str:org_name>/<str:app_name>/rotate_secret", AppSecretRotateApi.as_view(),
          name="admin-app-rotate-secret"),
+    path("apps/<str:org_name>/<str:app_name>/audit", AuditListApi.as_view(), name="admin-audit"),
 ]

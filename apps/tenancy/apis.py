@@ -1,7 +1,7 @@
 """Admin API (SPEC §4): staff tokens and staff accounts. Thin views: parse, authorise, call, serialise.
 
-The apps and their policy are served by apps/policy/apis.py (an app is shown with its policy), the audit trail by
-apps/audit/apis.py; all three are put together under /api/v1/admin/ by receipts_console/urls.py.
+The apps, their policy and their audit trail are served by apps/policy/apis.py (an app is shown with its policy);
+both are put together under /api/v1/admin/ by receipts_console/urls.py.
 """
 
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -71,6 +71,6 @@ class StaffCreateApi(StaffApi):
     def post(self, request):
         data = self.StaffCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.staff_create(**data.validated_data)
+        user = services.staff_create(actor=request.user, **data.validated_data)
         return Response({"username": user.username, "role": data.validated_data["role"]},
                         status=status.HTTP_201_CREATED)

@@ -19,3 +19,18 @@ def staff_roles(user) -> frozenset[str]:
             cached = frozenset(name for name in user.groups.values_list("name", flat=True) if name in ROLES)
         user._staff_roles = cached
     return cached
+
+
+SUPERUSER = "superuser"
+
+
+def staff_badges(user) -> tuple[str, ...]:
+    """How an account's roles are shown: ("superuser",) for a superuser (it holds every role), else its roles."""
+    if user is not None and getattr(user, "is_superuser", False):
+        return (SUPERUSER,)
+    return tuple(sorted(staff_roles(user)))
+
+
+def staff_manage_allowed(*, user) -> bool:
+    """Who manages staff accounts (create, change role, deactivate, reset a password): superusers only."""
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)

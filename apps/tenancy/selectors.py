@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 
+from django.contrib.auth import get_user_model
+
 from apps.common.exceptions import NotFound
 from apps.common.pagination import keyset_page
 from apps.common.reason_codes import ReasonCode
@@ -9,6 +11,7 @@ from apps.common.reason_codes import ReasonCode
 from .models import NAME_PATTERN, App
 
 _NAME_RE = re.compile(NAME_PATTERN)
+_USERNAME_RE = re.compile(r"[\w.@+-]{1,150}")  # Django's username rule, as staff_create checks it
 
 
 class AppNotFound(NotFound):
@@ -33,3 +36,23 @@ def app_list(*, cursor: str | None, limit: int, search: str | None = None):
     if search:
         queryset = queryset.filter(org_name__icontains=search) | queryset.filter(app_name__icontains=search)
     return keyset_page(queryset, cursor=cursor, limit=limit)
+
+
+STAFF_LIST_MAX = 500  # staff accounts shown at once: a company's staff, not its customers
+
+
+def staff_list() -> list:
+    """Every staff account (Django users) by username, with their groups: two queries, at most STAFF_LIST_MAX."""
+    User = get_user_model()
+    return list(User.objects.order_by("username").prefetch_related("groups")[:STAFF_LIST_MAX])
+
+
+def staff_get(*, username: str):
+    """The staff account of that username, or 404 not_found (one query; none for a name no account can have)."""
+    User = get_user_model()
+    if not isinstance(username, str) or not _USERNAME_RE.fullmatch(username):
+        raise NotFound(f"No staff account {username}.")
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"No staff account {username}.")
+    return user

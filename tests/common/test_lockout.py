@@ -240,8 +240,8 @@ def test_token_grants__success__fixed_query_count(world, django_assert_num_queri
     # lock check; app; token insert
     with django_assert_num_queries(3):
         assert BY_ID["client_credentials"].attempt(world, right=True).status_code == 200
-    # lock check; staff user; token insert
-    with django_assert_num_queries(3):
+    # lock check; staff user; token insert; the sign-in's audit row (SPEC §13: staff sign-ins are audited)
+    with django_assert_num_queries(4):
         assert BY_ID["staff_token"].attempt(world, right=True).status_code == 200
 
 

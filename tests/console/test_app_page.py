@@ -172,7 +172,7 @@ def test_limits__raise_member_limit_with_reason__saved_and_audited(business_cons
                                                              "reason": "Customer runs 400-member groups"},
                                      follow=True)
     body = response.content.decode()
-    assert "Saved for acme#chat: Group size limit 200 members → 500 members." in body
+    assert "Saved for acme#chat: Group read receipts up to 200 members → 500 members." in body
     assert _policy(app).group_ack_member_limit == 500
     entry = AuditEntry.objects.get(app=app)
     assert (entry.actor, entry.field, entry.old_value, entry.new_value, entry.reason) == (
@@ -185,7 +185,8 @@ def test_limits__raise_member_limit_without_reason__refused(business_console, ma
                                                              "group_ack_member_limit": "500"})
     assert response.status_code == 400
     body = response.content.decode()
-    assert "Please give a reason: raising the group size limit needs one. Nothing was changed." in body
+    assert ("Please give a reason: raising the member limit of group read receipts needs one. Nothing was "
+            "changed.") in body
     assert response.context["limits_form"].errors["reason"] == ["This field is required."]
     assert _policy(app).group_ack_member_limit == 200
     assert not AuditEntry.objects.exists()
@@ -247,7 +248,7 @@ def test_limits__operator_posting_business_fields__refused_by_the_service(operat
                                                              "group_ack_member_limit": "900", "reason": "sneaky"})
     assert response.status_code == 403
     body = response.content.decode()
-    assert "Refused: your role may not change" in body and "Plan" in body and "Group size limit" in body
+    assert "Refused: your role may not change" in body and "Plan" in body and "Group read receipts up to" in body
     app.refresh_from_db()
     assert app.plan_id == "pro" and _policy(app).group_ack_member_limit == 200
     assert not AuditEntry.objects.exists()

@@ -103,13 +103,13 @@ def test_browser__business_raises_member_limit_with_reason_and_sees_audit_row(pa
     page.fill("input[name=group_ack_member_limit]", "500")
     page.click("button:has-text('Save changes')")
     page.locator(".msg-error").wait_for()
-    assert "raising the group size limit needs one" in page.inner_text(".msg-error")
+    assert "raising the member limit of group read receipts needs one" in page.inner_text(".msg-error")
     screenshot(page, "09-app-business-reason-required")
 
     page.fill("input[name=group_ack_member_limit]", "500")
     page.fill("textarea[name=reason]", "Customer runs 400-member groups")
     page.click("button:has-text('Save changes')")
-    page.wait_for_selector("text=Saved for acme#chat: Group size limit 200 members → 500 members.")
+    page.wait_for_selector("text=Saved for acme#chat: Group read receipts up to 200 members → 500 members.")
     screenshot(page, "10-app-business-saved")
     assert ReceiptPolicy.objects.get(app=app).group_ack_member_limit == 500
 
@@ -117,7 +117,7 @@ def test_browser__business_raises_member_limit_with_reason_and_sees_audit_row(pa
     table = page.locator("[data-testid=audit-table]")
     table.wait_for()
     first_row = table.locator("tbody tr").first.inner_text()
-    assert "bianca" in first_row and "Group size limit" in first_row
+    assert "bianca" in first_row and "Group read receipts up to" in first_row
     assert "200 members" in first_row and "500 members" in first_row
     assert "Customer runs 400-member groups" in first_row
     screenshot(page, "11-audit-trail")

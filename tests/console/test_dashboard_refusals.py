@@ -55,7 +55,7 @@ def test_refusals__each_send_refusal_in_words(business_console, world, business_
     assert "3 messages today in groups above the 200-member limit" in body
     assert "2 messages today in groups where group read receipts are off" in body
     assert "1 message today from members not allowed to ask for read receipts" in body
-    assert "Raise the app's group size limit on the Settings tab" in body
+    assert "Raise the app's \u201cGroup read receipts up to\u201d on the Settings tab" in body
     assert body.index("above the 200-member limit") < body.index("read receipts are off")
 
 
