@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_risky
 
 app_name = "console"
 
@@ -39,5 +39,8 @@ urlpatterns = [
          name="group-detail"),
     path("apps/<str:org_name>/<str:app_name>/groups/<str:group_id>/delete/", page(views.GroupOverrideDeleteView),
          name="group-override-delete"),
+    # Risky changes ask first (SPEC §13)
+    path("apps/<str:org_name>/<str:app_name>/switches/confirm/", page(views_risky.SwitchConfirmView),
+         name="app-switch-confirm"),
     path("assets/<str:name>", views.asset, name="asset"),
 ]
