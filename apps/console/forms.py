@@ -152,3 +152,16 @@ def apply_field_errors(form: forms.Form, fields: dict | None) -> None:
     for name, messages in (fields or {}).items():
         for message in messages:
             form.add_error(name if name in form.fields else None, message)
+
+
+class RiskyConfirmForm(forms.Form):
+    """The confirmation step of a risky change (SPEC §13): a reason, always required."""
+
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, error_messages={
+        "required": "Give a reason: this change needs one. It goes into the audit trail."},
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": REASON_MAX_LENGTH,
+                                     "placeholder": "Why? Required for this change."}))
+
+    def confirmed(self, data) -> bool:
+        """The confirmation was given (the confirm page's button) with a reason."""
+        return data.get("confirm") == "yes" and self.is_valid()

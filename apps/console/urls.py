@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_audit, views_staff
+from . import views, views_audit, views_risky, views_staff
 
 app_name = "console"
 
@@ -38,6 +38,9 @@ urlpatterns = [
          name="group-detail"),
     path("apps/<str:org_name>/<str:app_name>/groups/<str:group_id>/delete/", page(views.GroupOverrideDeleteView),
          name="group-override-delete"),
+    # Risky changes ask first (SPEC §13)
+    path("apps/<str:org_name>/<str:app_name>/switches/confirm/", page(views_risky.SwitchConfirmView),
+         name="app-switch-confirm"),
     path("assets/<str:name>", views.asset, name="asset"),
     # --- staff, audit trails and CSV exports (SPEC §13 "Staff", "Audit", "Dashboard"): views_staff, views_audit
     path("apps/<str:org_name>/<str:app_name>/audit/", page(views_audit.AuditListView), name="app-audit"),

@@ -40,7 +40,7 @@ from apps.webhooks import services as webhooks
 from apps.webhooks.models import ENDPOINTS_PER_APP
 from apps.webhooks.selectors import deliveries_newest_per_endpoint, delivery_get, endpoint_get, endpoint_list
 
-from . import presenters
+from . import presenters, presenters_risky
 from .charts import stacked_bars
 from .forms import (
     AppCreateForm,
@@ -49,6 +49,7 @@ from .forms import (
     LoginForm,
     PolicyLimitsForm,
     PrivacyForm,
+    RiskyConfirmForm,
     SearchForm,
     SwitchForm,
     WebhookEnabledForm,
@@ -287,8 +288,21 @@ def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
     return f"{exc.detail} Nothing was changed."
 
 
-class SwitchUpdateView(ConsoleView):
-    """POST one operator switch on or off."""
+def _app_page(app):
+    return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+
+
+class PostOnlyView(ConsoleView):
+    """A form's target: a GET (the address bar reloaded after a refused save) opens the app's page, never an
+    empty 405 (post/redirect/get, SPEC §13)."""
+
+    def get(self, request, org_name, app_name):
+        return _app_page(self.get_app(org_name, app_name))
+
+
+class SwitchUpdateView(PostOnlyView):
+    """POST one operator switch on or off. Turning receipts off is risky (presenters_risky): without the
+    confirmation and a reason it goes to the confirmation page (views_risky.SwitchConfirmView) instead."""
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
@@ -299,8 +313,20 @@ class SwitchUpdateView(ConsoleView):
             return self._page(app, plans, status=400)
         changes = form.changes()
         field, on = next(iter(changes.items()))
+        reason = ""
+        snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+        if not on and presenters_risky.switch_off_consequences(snapshot=snapshot, field=field) \
+                and not refused_fields(roles=self.roles, fields=changes):
+            confirm = RiskyConfirmForm(request.POST)
+            if not confirm.confirmed(request.POST):
+                if request.POST.get("confirm") == "yes":
+                    messages.error(request, "Give a reason: turning receipts off needs one. Nothing was changed.")
+                url = reverse("console:app-switch-confirm", kwargs={"org_name": app.org_name,
+                                                                    "app_name": app.app_name})
+                return redirect(f"{url}?field={field}&value=off")
+            reason = confirm.cleaned_data["reason"]
         try:
-            update = policy_update(actor=request.user, app=app, changes=changes, reason="")
+            update = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
         except ApplicationError as exc:
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
             return self._page(app, plans, status=exc.status)
@@ -309,13 +335,13 @@ class SwitchUpdateView(ConsoleView):
             messages.info(request, f"{label} were already {'on' if on else 'off'} for {app.app_key}.")
         else:
             messages.success(request, f"{label} turned {'on' if on else 'off'} for {app.app_key}.")
-        return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+        return _app_page(app)
 
     def _page(self, app, plans, *, status):
         return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans), status=status)
 
 
-class PrivacyUpdateView(ConsoleView):
+class PrivacyUpdateView(PostOnlyView):
     """POST the read-receipt privacy policy (operators; the service refuses other roles)."""
 
     def post(self, request, org_name, app_name):
@@ -341,8 +367,10 @@ class PrivacyUpdateView(ConsoleView):
         return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
 
 
-class PolicyUpdateView(ConsoleView):
-    """POST the business fields (plan and group limits) with an optional reason."""
+class PolicyUpdateView(PostOnlyView):
+    """POST the business fields (plan and group limits) with an optional reason. A plan downgrade is risky
+    (presenters_risky): without the confirmation and a reason the answer is the confirmation page, carrying the
+    values sent; its button posts them here again with confirm=yes."""
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
@@ -353,6 +381,12 @@ class PolicyUpdateView(ConsoleView):
             messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
             return self._page(app, plans, form, status=400)
         changes = form.changes()
+        snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+        consequences = presenters_risky.limits_consequences(snapshot=snapshot, changes=changes, plans=plans)
+        if consequences and not refused_fields(roles=self.roles, fields=changes):
+            confirm = RiskyConfirmForm(request.POST)
+            if not confirm.confirmed(request.POST):
+                return self._confirm(app, form, confirm, consequences)
         try:
             update = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
@@ -374,6 +408,19 @@ class PolicyUpdateView(ConsoleView):
     def _page(self, app, plans, form, *, status):
         return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans,
                                                                           limits_form=form), status=status)
+
+    def _confirm(self, app, form, confirm, consequences):
+        """The confirmation page, carrying the values sent; 400 when its button came without a reason."""
+        asked = self.request.POST.get("confirm") == "yes"
+        if not asked:
+            confirm = RiskyConfirmForm(initial={"reason": form.cleaned_data["reason"]})
+        carried = [(name, "on" if value is True else ("" if value is False else value))
+                   for name, value in form.changes().items() if value is not False]
+        return self.render("console/risky_confirm.html", {
+            "app": app, "tab": "settings", "title": "Downgrade the plan?", "consequences": consequences,
+            "action": reverse("console:app-limits", kwargs={"org_name": app.org_name, "app_name": app.app_name}),
+            "carried": carried, "form": confirm, "button": "Downgrade the plan",
+        }, status=400 if asked else 200)
 
 
 class DashboardView(ConsoleView):

@@ -113,12 +113,48 @@ def test_switch__free_plan__refused_409_with_clear_message(operator_console, mak
     assert not AuditEntry.objects.exists()
 
 
-def test_switch__turn_off_read_receipts(operator_console, make_app):
+def test_switch__turn_off_read_receipts__asks_first_then_needs_a_reason(operator_console, make_app):
     app = make_app()
     response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off"},
                                      follow=True)
+    assert response.redirect_chain == [(_url(app, "switches/confirm/?field=read_ack_enabled&value=off"), 302)]
+    body = response.content.decode()
+    assert "Turn off Read receipts (single chat)?" in body
+    assert "Read receipts (single chat) stop (today they: message and conversation read acks" in body
+    assert _policy(app).read_ack_enabled is True and not AuditEntry.objects.exists()
+    # confirmed without a reason: back to the confirmation, nothing changed
+    response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off",
+                                                              "confirm": "yes", "reason": " "}, follow=True)
+    assert "Give a reason" in response.content.decode()
+    assert _policy(app).read_ack_enabled is True and not AuditEntry.objects.exists()
+    response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off",
+                                                              "confirm": "yes", "reason": "abuse"}, follow=True)
     assert "Read receipts (single chat) turned off" in response.content.decode()
     assert _policy(app).read_ack_enabled is False
+    assert AuditEntry.objects.get(app=app).reason == "abuse"
+
+
+def test_switch_confirm__business_user__403(business_console, make_app):
+    app = make_app()
+    response = business_console.get(_url(app, "switches/confirm/?field=delivery_ack_enabled&value=off"))
+    assert response.status_code == 403
+
+
+def test_limits__plan_downgrade__asks_first_with_what_changes(business_console, make_app):
+    app = make_app(plan="ultimate")
+    data = {**LIMITS, "plan": "free"}
+    response = business_console.post(_url(app, "limits/"), data)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Downgrade the plan?" in body and "Messages kept 90 \u2192 3 days" in body
+    app.refresh_from_db()
+    assert app.plan_id == "ultimate" and not AuditEntry.objects.exists()
+    response = business_console.post(_url(app, "limits/"), {**data, "confirm": "yes", "reason": ""})
+    assert response.status_code == 400 and "Give a reason" in response.content.decode()
+    response = business_console.post(_url(app, "limits/"), {**data, "confirm": "yes", "reason": "stopped paying"})
+    assert response.status_code == 302
+    app.refresh_from_db()
+    assert app.plan_id == "free"
 
 
 def test_switch__already_in_that_state__no_audit_row(operator_console, make_app):
@@ -151,9 +187,12 @@ def test_switch__malformed__400(operator_console, make_app, data):
     assert not AuditEntry.objects.exists()
 
 
-def test_switch__get__405(operator_console, make_app):
+@pytest.mark.parametrize("target", ["switches/", "limits/", "privacy/"])
+def test_form_target__get__redirects_to_the_app_page(operator_console, make_app, target):
+    """Post/redirect/get: the address bar left on a refused form's URL reloads the app page, not a 405."""
     app = make_app()
-    assert operator_console.get(_url(app, "switches/")).status_code == 405
+    response = operator_console.get(_url(app, target))
+    assert (response.status_code, response.url) == (302, _url(app))
 
 
 def test_switch__unknown_app__404(operator_console, db):
@@ -220,7 +259,10 @@ def test_limits__nothing_changed__told_so(business_console, make_app):
 def test_limits__downgrade_with_switch_on__warned_that_it_is_off_in_effect(business_console, superuser, make_app):
     app = make_app(plan="pro")
     policy_update(actor=superuser, app=app, changes={"group_read_ack_enabled": True})
-    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free"}, follow=True)
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free"})
+    assert "Group read receipts stop: the Free plan does not include them" in response.content.decode()
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free", "confirm": "yes",
+                                                            "reason": "downgrade"}, follow=True)
     body = response.content.decode()
     assert "Plan Pro → Free" in body
     assert "they are off in effect until the plan is upgraded" in body
