@@ -66,7 +66,9 @@ USER_TOKEN_PATHS = (
     r"^/api/v1/\{org_name\}/\{app_name\}/"
     r"(messages|events|conversations|me/|groups/\{group_id\}/(messages|read_ack))"
 )
-# The app whose policy the fuzzer may change; the app API runs on DEMO_APP.
+# The app whose policy the fuzzer may change, whose secret it may rotate and which it may suspend (SPEC §13):
+# the app API runs on DEMO_APP, so a suspended or rotated ADMIN_TARGET_APP refuses nothing the run still calls
+# (its app token is used once, in demo_state, before the fuzzing starts).
 ADMIN_TARGET_APP = "enterprise"
 # The app whose webhook deliveries are listed and redelivered (its endpoint is out of the fuzzer's reach).
 WEBHOOKS_APP = "ultimate"

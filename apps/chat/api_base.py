@@ -2,6 +2,7 @@
 and user tokens, scoped to the URL's app, and the base views.
 
 A token of another app, an expired or unknown token -> 401 unauthenticated.
+A token of a suspended app (SPEC §13) -> 403 app_suspended.
 An app token on a user endpoint, or a user token on an app endpoint -> 403 forbidden.
 """
 
@@ -16,6 +17,7 @@ from apps.common.renderers import SafeJSONRenderer
 from apps.common.tokens import bearer_token
 
 from .auth import Principal, authenticate_principal, principal_serves
+from .exceptions import AppSuspended
 
 
 class AppTokenAuthentication(BaseAuthentication):
@@ -31,6 +33,8 @@ class AppTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("The token is unknown or has expired.")
         if not principal_serves(principal, kwargs):
             raise AuthenticationFailed("The token belongs to another app.")
+        if principal.app.suspended:
+            raise AppSuspended("This app is suspended: its tokens are refused until an operator resumes it.")
         return principal, None
 
     def authenticate_header(self, request):
@@ -93,9 +97,10 @@ class LeanPostUserTokenApi(UserTokenApi):
     `post` stays the documented DRF handler (and the schema's source); `lean_post(principal, **url_kwargs)`
     returns the 200 body or raises an ApplicationError, and both call the same service.
     - The lean path runs only when DRF would get as far as calling post(): a bearer token of a live user
-      principal of this URL's app (the same authenticate_principal, cache and checks as AppTokenAuthentication
-      and IsUserToken). Anything else (no, bad or expired token, an app token, another app's token, another
-      method) goes through DRF's dispatch unchanged, so those answers and their headers stay DRF's.
+      principal of this URL's app, not suspended (the same authenticate_principal, cache and checks as
+      AppTokenAuthentication and IsUserToken). Anything else (no, bad or expired token, a suspended app, an app
+      token, another app's token, another method) goes through DRF's dispatch unchanged, so those answers and
+      their headers stay DRF's.
     - An ApplicationError gets the envelope api_exception_handler gives it (payload and status), rendered by
       the API's renderer, as is the 200 body: the bytes are DRF's (tests/receipts/test_api_lean_post.py).
     """
@@ -110,7 +115,8 @@ class LeanPostUserTokenApi(UserTokenApi):
             token = bearer_token(request)
             principal = authenticate_principal(token) if token is not None else None
             # What AppTokenAuthentication and IsUserToken let through, with the same functions.
-            if principal is not None and principal_serves(principal, kwargs) and IsUserToken.allows(principal):
+            if (principal is not None and principal_serves(principal, kwargs) and not principal.app.suspended
+                    and IsUserToken.allows(principal)):
                 try:
                     return self._lean_response(self.lean_post(principal, **kwargs), 200)
                 except ApplicationError as exc:

@@ -12,7 +12,8 @@ TOKEN_CACHE_SECONDS (60 s), keyed by the token's hash:
   (user_token_issue), and a deleted token (revoked in the Django admin, or deleted with its user, device or
   app, by any means: API, console, admin, shell, task) is dropped by the post_delete receiver below, which
   ChatConfig.ready connects in every process (web, worker, manage.py), and again once the deletion commits
-  (a request that read the row before the commit may have cached it meanwhile);
+  (a request that read the row before the commit may have cached it meanwhile); an app suspended or resumed
+  (SPEC §13) has all its tokens dropped the same way, by the post_save receiver below;
 - every process must see a drop at once. A shared cache (Redis) does that by itself. A process-local cache
   (locmem, the default: runserver and the Celery worker of `make run`, gunicorn workers, a manage.py shell)
   cannot, so there the cache key carries a revocation stamp: a file every drop appends to after the commit,
@@ -51,8 +52,10 @@ from .token_local import local_tokens
 
 logger = logging.getLogger(__name__)
 
-# In the models' field order: Model.from_db takes values in that order.
-_APP_FIELDS = ("id", "org_name", "app_name")
+# In the models' field order: Model.from_db takes values in that order. suspended: every request refuses a
+# suspended app's tokens (SPEC §13); forget_app_tokens_on_suspension drops the app's cached principals when it
+# changes.
+_APP_FIELDS = ("id", "org_name", "app_name", "suspended")
 # send_read_receipts: every read ack decides its privacy from it (SPEC §11); user_settings_update forgets the
 # user's cached principals when it changes.
 _USER_FIELDS = ("id", "app_id", "username", "send_read_receipts")
@@ -78,8 +81,8 @@ class Principal:
 
 def token_cache_key(key_hash: str) -> str:
     if _cache_is_process_local():
-        return f"app-token:v2:{_revocation_stamp()}:{key_hash}"
-    return f"app-token:v2:{key_hash}"  # v2: the user's send_read_receipts is cached too
+        return f"app-token:v3:{_revocation_stamp()}:{key_hash}"
+    return f"app-token:v3:{key_hash}"  # v3: the app's suspended is cached too
 
 
 def _cache_is_process_local() -> bool:
@@ -230,6 +233,17 @@ def forget_deleted_token(sender, instance, **kwargs):
     """
     if instance.expires_at > timezone.now():
         token_cache_forget([instance.key_hash])
+
+
+def forget_app_tokens_on_suspension(sender, instance, created, update_fields=None, **kwargs):
+    """post_save of App (connected in ChatConfig.ready): suspending or resuming an app (SPEC §13), by any means
+    that saves the row (API, console, Django admin, shell), drops the cached principals of all its live tokens,
+    so every process sees the new `suspended` at once. A save naming other fields only costs nothing."""
+    if created or (update_fields is not None and "suspended" not in update_fields):
+        return
+    token_cache_forget(
+        AccessToken.objects.filter(app_id=instance.pk, expires_at__gt=timezone.now()).values_list("key_hash", flat=True)
+    )
 
 
 def _principal_row(record: AccessToken) -> tuple:

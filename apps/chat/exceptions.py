@@ -4,6 +4,10 @@ from apps.common.exceptions import Conflict, Forbidden, InvalidRequest, NotFound
 from apps.common.reason_codes import ReasonCode
 
 
+class AppSuspended(Forbidden):
+    code, default_detail = ReasonCode.APP_SUSPENDED, "This app is suspended."
+
+
 class DuplicateUsername(Conflict):
     code = ReasonCode.DUPLICATE_USERNAME
 

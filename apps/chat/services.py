@@ -38,7 +38,7 @@ from apps.tenancy.models import App
 
 from .auth import token_cache_forget
 from .counters import SEND, refusals_count_add
-from .exceptions import DuplicateUsername, NotGroupMember, OwnerCannotLeave, UnknownUser, UserNotFound
+from .exceptions import AppSuspended, DuplicateUsername, NotGroupMember, OwnerCannotLeave, UnknownUser, UserNotFound
 from .ids import snowflake_id
 from .models import (
     GROUP_NAME_PATTERN,
@@ -136,7 +136,7 @@ def _client_secret_matches(*, app: App, secret_hash: str) -> bool:
 
 
 def app_token_issue(*, app: App | None, client_id: str, client_secret: str) -> tuple[str, int]:
-    """Exchange the app's client credentials for an app token. Raises unauthenticated.
+    """Exchange the app's client credentials for an app token. Raises unauthenticated, then app_suspended.
 
     An unknown app (None) is refused like a wrong secret, after the same work (the secret is hashed
     either way), so neither the answer nor its time tells which apps exist.
@@ -150,6 +150,8 @@ def app_token_issue(*, app: App | None, client_id: str, client_secret: str) -> t
         or not _client_secret_matches(app=app, secret_hash=secret_hash)
     ):
         raise Unauthenticated("Wrong client_id or client_secret.")
+    if app.suspended:  # after the credentials: only who holds them learns that the app is suspended
+        raise AppSuspended("This app is suspended: no token is issued until an operator resumes it.")
     token, key_hash = new_token()
     ttl, expires_at = _token_lifetime()
     AccessToken.objects.create(key_hash=key_hash, app=app, expires_at=expires_at)
@@ -167,8 +169,9 @@ def user_token_issue(
 ) -> tuple[str, int, ChatUser, DeviceSession]:
     """Log a user in on one device; a known device_id gets its options replaced, a missing one is generated.
 
-    Raises unauthenticated (wrong credentials) and invalid_request (bad device_id). An unknown app (None) or
-    user costs one password hash too (against a dummy hash), so timing does not tell which exist.
+    Raises unauthenticated (wrong credentials), then app_suspended, and invalid_request (bad device_id). An
+    unknown app (None) or user costs one password hash too (against a dummy hash), so timing does not tell which
+    exist.
     """
     if device_id is not None and (not isinstance(device_id, str) or not _DEVICE_ID_RE.fullmatch(device_id)):
         raise InvalidRequest("device_id is not valid.", fields={"device_id": ["1-64 of A-Z a-z 0-9 _ . : -"]})
@@ -182,6 +185,8 @@ def user_token_issue(
         raise Unauthenticated("Wrong username or password.")
     if not _password_usable(password) or not check_password(password, user.password):
         raise Unauthenticated("Wrong username or password.")
+    if app.suspended:  # after the credentials, as app_token_issue
+        raise AppSuspended("This app is suspended: no token is issued until an operator resumes it.")
     device_id = device_id or "dev-" + secrets.token_hex(8)
     now = timezone.now()
     token, key_hash = new_token()

@@ -115,6 +115,42 @@ def add_unavailable_response(result, generator, request, public):
     return result
 
 
+# The operations a suspended app's callers meet (SPEC §13): every one an app or user token calls, and the grants.
+_APP_TOKEN_SCHEME = "appToken"
+_APP_TOKEN_GRANT_OPERATION = "app_token_create"
+
+
+def add_app_suspended_response(result, generator, request, public):
+    """drf-spectacular postprocessing hook: document 403 `app_suspended` on every app-API operation.
+
+    Any app or user token of a suspended app is refused, whatever the endpoint, and so are both token grants
+    (with the right credentials), so the code belongs to each such operation's 403 (added if it had none)."""
+    has_error = "Error" in result.get("components", {}).get("schemas", {})
+    code = ReasonCode.APP_SUSPENDED.value
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            schemes = {name for requirement in operation.get("security") or [] for name in requirement}
+            if _APP_TOKEN_SCHEME not in schemes and operation.get("operationId") != _APP_TOKEN_GRANT_OPERATION:
+                continue
+            response = operation["responses"].setdefault("403", {
+                "description": "Error codes: ",
+                "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"} if has_error else {"type": "object"},
+                    "examples": {},
+                }},
+            })
+            if f"`{code}`" in response["description"]:
+                continue
+            codes = response["description"].removeprefix("Error codes: ")
+            response["description"] = "Error codes: " + (f"{codes}, `{code}`" if codes else f"`{code}`")
+            examples = response.setdefault("content", {}).setdefault("application/json", {}).setdefault(
+                "examples", {})
+            examples["AppSuspended"] = {"value": {"error": code, "detail": "..."}, "summary": code}
+    return result
+
+
 def add_request_id_header(result, generator, request, public):
     """drf-spectacular postprocessing hook: every answer of the application carries X-Request-ID
     (apps/common/observability.py); gunicorn's own 414 does not."""

@@ -24,7 +24,14 @@ from apps.tenancy.selectors import app_get, app_list
 from .evaluation import app_create_allowed, app_lifecycle_change_allowed
 from .selectors import policy_as_dict
 from .serializers import EffectiveSerializer, PolicyBodySerializer, PolicyOutputSerializer, PolicyPatchSerializer
-from .services import GRACE_SECONDS_MAX, app_create, app_secret_rotate, policy_update
+from .services import (
+    GRACE_SECONDS_MAX,
+    REASON_MAX_LENGTH,
+    app_create,
+    app_secret_rotate,
+    app_suspension_set,
+    policy_update,
+)
 
 
 def app_as_dict(app) -> dict:
@@ -37,6 +44,7 @@ def app_as_dict(app) -> dict:
         "plan": app.plan_id,
         "policy": {k: v for k, v in policy.items() if k != "plan"},
         "effective": effective,
+        "suspended": app.suspended,
         "created_at": app.created_at.isoformat(),
     }
 
@@ -53,6 +61,8 @@ class AppOutputSerializer(serializers.Serializer):
     plan = serializers.CharField()
     policy = PolicyBodySerializer()
     effective = EffectiveSerializer()
+    suspended = serializers.BooleanField(help_text="Suspended by an operator (SPEC §13): its tokens and token "
+                                                   "grants get 403 app_suspended; its data is kept.")
     created_at = serializers.DateTimeField()
 
 
@@ -159,6 +169,52 @@ class AppSecretRotateApi(StaffApi):
         app = app_get(org_name=org_name, app_name=app_name)
         secret = app_secret_rotate(actor=request.user, app=app, grace_seconds=body.get("grace_seconds", 0))
         return Response({"client_id": app.client_id, "client_secret": secret})
+
+
+class AppSuspendApi(StaffApi):
+    permission_classes = [MayChangeAppLifecycle]
+
+    @extend_schema(
+        operation_id="admin_apps_suspend",
+        request=inline_serializer("SuspendBody", {
+            "reason": StrictCharField(
+                trim_whitespace=False, max_length=REASON_MAX_LENGTH,
+                help_text="Why (a string, never null); audited. Required, with at least one visible character "
+                "(spaces and zero-width characters do not count): else 400 reason_required."),
+        }),
+        responses={
+            200: AppOutputSerializer,
+            **error_responses((400, ReasonCode.INVALID_REQUEST), (400, ReasonCode.REASON_REQUIRED),
+                              (403, ReasonCode.FORBIDDEN), (404, ReasonCode.NOT_FOUND)),
+        },
+    )
+    def post(self, request, org_name, app_name):
+        body = only_known_fields(request.data, {"reason"})
+        app = app_get(org_name=org_name, app_name=app_name)
+        return Response(app_as_dict(app_suspension_set(actor=request.user, app=app, suspended=True,
+                                                       reason=body.get("reason", ""))))
+
+
+class AppResumeApi(StaffApi):
+    permission_classes = [MayChangeAppLifecycle]
+
+    @extend_schema(
+        operation_id="admin_apps_resume",
+        request=inline_serializer("ResumeBody", {
+            "reason": StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
+                                      max_length=REASON_MAX_LENGTH, help_text="Why (a string, never null); audited."),
+        }),
+        responses={
+            200: AppOutputSerializer,
+            **error_responses((400, ReasonCode.INVALID_REQUEST), (403, ReasonCode.FORBIDDEN),
+                              (404, ReasonCode.NOT_FOUND)),
+        },
+    )
+    def post(self, request, org_name, app_name):
+        body = only_known_fields(request.data, {"reason"})
+        app = app_get(org_name=org_name, app_name=app_name)
+        return Response(app_as_dict(app_suspension_set(actor=request.user, app=app, suspended=False,
+                                                       reason=body.get("reason", ""))))
 
 
 class PolicyApi(StaffApi):

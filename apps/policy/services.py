@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record_many
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest, only_known_fields
 from apps.common.reason_codes import ReasonCode
+from apps.common.text import has_visible_characters
 from apps.common.tokens import hash_token
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.plans import DEFAULT_PLAN
@@ -198,3 +199,25 @@ def app_secret_rotate(*, actor, app: App, grace_seconds: int = 0) -> str:
             ("client_secret", None, {"rotated": True, "grace_seconds": grace_seconds}),
         ])
     return secret
+
+
+def app_suspension_set(*, actor, app: App, suspended: bool, reason="") -> App:
+    """Suspend (reason required) or resume (reason optional) an app (SPEC §13); audited when it changes.
+
+    A suspended app's tokens and token grants get 403 app_suspended (apps/chat); its data is kept, and tokens
+    issued before work again after a resume (unless expired). Saving `suspended` drops the app's cached token
+    principals in every process (apps/chat/auth.py, post_save of App). Setting the state it already has
+    changes nothing and writes no audit row. Raises invalid_request (reason) and reason_required.
+    """
+    reason = _clean_reason(reason)
+    if suspended and not has_visible_characters(reason):
+        raise ReasonRequired("Suspending an app needs a reason.", fields={"reason": ["This field is required."]})
+    with transaction.atomic():
+        locked = App.objects.select_for_update().get(pk=app.pk)
+        if locked.suspended != suspended:
+            old = locked.suspended
+            locked.suspended = suspended
+            locked.save(update_fields=["suspended", "updated_at"])
+            audit_record_many(actor=actor, app=locked, changes=[("suspended", old, suspended)], reason=reason)
+    app.suspended = suspended
+    return app

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from .apis import AppDetailApi, AppListCreateApi, AppSecretRotateApi, AuditListApi, PolicyApi
+from .apis import (
+    AppDetailApi,
+    AppListCreateApi,
+    AppResumeApi,
+    AppSecretRotateApi,
+    AppSuspendApi,
+    AuditListApi,
+    PolicyApi,
+)
 
 urlpatterns = [
     path("apps", AppListCreateApi.as_view(), name="admin-apps"),
@@ -11,5 +19,7 @@ urlpatterns = [
     # App lifecycle (SPEC §13)
     path("apps/<str:org_name>/<str:app_name>/rotate_secret", AppSecretRotateApi.as_view(),
          name="admin-app-rotate-secret"),
+    path("apps/<str:org_name>/<str:app_name>/suspend", AppSuspendApi.as_view(), name="admin-app-suspend"),
+    path("apps/<str:org_name>/<str:app_name>/resume", AppResumeApi.as_view(), name="admin-app-resume"),
     path("apps/<str:org_name>/<str:app_name>/audit", AuditListApi.as_view(), name="admin-audit"),
 ]

@@ -24,8 +24,8 @@ class PlanTierAdmin(ViewOnlyAdmin):  # seeded by migration; apps reference them 
 
 @admin.register(App)
 class AppAdmin(ViewOnlyAdmin):
-    list_display = ["org_name", "app_name", "plan", "client_id", "created_at", "updated_at"]
-    list_filter = ["plan"]
+    list_display = ["org_name", "app_name", "plan", "suspended", "client_id", "created_at", "updated_at"]
+    list_filter = ["plan", "suspended"]
     search_fields = ["org_name", "app_name", "client_id"]
     list_select_related = ["plan"]
     exclude = ["client_secret_hash"]

@@ -38,6 +38,8 @@ class App(TimeStampedModel):
     # After a rotation with a grace period (SPEC §13) the replaced secret's hash is still accepted until then.
     previous_secret_hash = models.CharField(max_length=64, blank=True, default="")
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # Suspended by an operator (SPEC §13): its tokens and token grants get 403 app_suspended; its data is kept.
+    suspended = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org_name", "app_name"], name="uniq_app_org_name")]

@@ -190,6 +190,24 @@ def test_revocation__a_deletion_in_another_process_leaves_other_tokens_working(c
     assert conversations(bob, chat_app).status_code == 200  # looked up again at most once, still valid
 
 
+_SET_SUSPENDED = ("from apps.policy.services import app_suspension_set; from apps.tenancy.models import App; "
+                  "app_suspension_set(actor=None, app=App.objects.get(app_name='chat'), suspended={}, reason='x')")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_suspension__in_another_process__403_here_at_once_and_resume_restores(chat_app, alice, app_client):
+    # Not a deletion, but the same path (SPEC §13): the app's cached principals carry `suspended`, so saving it
+    # drops them in every process, as a revoked token's are.
+    assert app_client.patch(f"{base(chat_app)}/users/alice", {"send_read_receipts": True},
+                            format="json").status_code == 200  # the app token is cached too
+    shell(_SET_SUSPENDED.format(True))
+    for response in (conversations(alice, chat_app),
+                     app_client.patch(f"{base(chat_app)}/users/alice", {"send_read_receipts": True}, format="json")):
+        assert (response.status_code, response.json()["error"]) == (403, "app_suspended"), response.content
+    shell(_SET_SUSPENDED.format(False))
+    assert conversations(alice, chat_app).status_code == 200
+
+
 def test_revocation__expired_tokens_deleted__cache_untouched(chat_app, alice):
     # The expired-token purge deletes rows whose cache entries cannot outlive them: nothing to drop, and on a
     # process-local cache no revocation stamp change (which would make every process look its tokens up again).

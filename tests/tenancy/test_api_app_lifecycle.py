@@ -1,4 +1,4 @@
-"""POST /api/v1/admin/apps/{org}/{app}/rotate_secret (SPEC §13 App lifecycle): new secret shown once, grace."""
+"""App lifecycle in the admin API (SPEC §13): rotate_secret (new secret shown once, grace), suspend and resume."""
 
 import json
 from datetime import timedelta
@@ -118,3 +118,191 @@ def test_rotate__bad_body__400_envelope_nothing_changed(operator_client, make_ap
     assert response.json()["error"] == "invalid_request"
     assert App.objects.get(pk=app.pk).client_secret_hash == hash_token(app.client_secret)
     assert not AuditEntry.objects.filter(app_id=app.pk).exists()
+
+
+# --- Suspend and resume (SPEC §13): POST .../suspend {reason}, POST .../resume {reason?} -> the app object.
+
+def suspend_url(app):
+    return f"/api/v1/admin/apps/{app.org_name}/{app.app_name}/suspend"
+
+
+def resume_url(app):
+    return f"/api/v1/admin/apps/{app.org_name}/{app.app_name}/resume"
+
+
+def password_grant(app, username="bob", password="a-long-password-1"):
+    body = {"grant_type": "password", "username": username, "password": password, "device_id": "phone"}
+    return APIClient().post(f"/api/v1/{app.org_name}/{app.app_name}/token", json.dumps(body),
+                            content_type="application/json")
+
+
+def bearer(token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def live_app(make_app):
+    """An app with an app token, a user bob and his user token, all got through the API."""
+    app = make_app()
+    app.app_token = grant(app, app.client_secret).json()["access_token"]
+    created = bearer(app.app_token).post(f"/api/v1/{app.org_name}/{app.app_name}/users",
+                                         {"username": "bob", "password": "a-long-password-1"}, format="json")
+    assert created.status_code == 201
+    app.user_token = password_grant(app).json()["access_token"]
+    return app
+
+
+def app_token_call(app, token=None):
+    return bearer(token or app.app_token).patch(f"/api/v1/{app.org_name}/{app.app_name}/users/bob",
+                                                {"send_read_receipts": True}, format="json")
+
+
+def user_token_call(app, token=None):
+    return bearer(token or app.user_token).get(f"/api/v1/{app.org_name}/{app.app_name}/me/settings")
+
+
+def user_token_read_ack(app):
+    # The read acks' lean path (apps/chat/api_base.py LeanPostUserTokenApi) must refuse too.
+    return bearer(app.user_token).post(f"/api/v1/{app.org_name}/{app.app_name}/messages/1/read_ack")
+
+
+def assert_suspended(response):
+    assert response.status_code == 403, response.content
+    assert response.json()["error"] == "app_suspended"
+
+
+def test_suspend__tokens_and_both_grants_refused__resume_restores(operator_client, live_app):
+    app = live_app
+    assert app_token_call(app).status_code == 200 and user_token_call(app).status_code == 200
+
+    response = operator_client.post(suspend_url(app), {"reason": "unpaid invoice"}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["suspended"] is True and body["app_key"] == app.app_key and "policy" in body
+    assert App.objects.get(pk=app.pk).suspended is True
+    assert_suspended(app_token_call(app))
+    assert_suspended(user_token_call(app))
+    assert_suspended(user_token_read_ack(app))
+    assert_suspended(grant(app, app.client_secret))
+    assert_suspended(password_grant(app))
+    # Wrong credentials are still 401: suspension is told only to whoever holds the credentials.
+    assert grant(app, "wrong").status_code == 401
+    assert password_grant(app, password="wrong-password").status_code == 401
+    assert operator_client.get(f"/api/v1/admin/apps/{app.org_name}/{app.app_name}").json()["suspended"] is True
+
+    response = operator_client.post(resume_url(app), {}, format="json")
+    assert response.status_code == 200 and response.json()["suspended"] is False
+    # The tokens issued before work again, and the data was kept (bob still logs in).
+    assert app_token_call(app).status_code == 200
+    assert user_token_call(app).status_code == 200
+    assert grant(app, app.client_secret).status_code == 200
+    assert password_grant(app).status_code == 200
+
+
+def test_suspend__a_cached_token_sees_it_at_once(operator_client, live_app, django_assert_num_queries):
+    app = live_app
+    assert user_token_call(app).status_code == 200  # cached now
+    with django_assert_num_queries(0):  # the token and the settings both came from the cache
+        assert user_token_call(app).status_code == 200
+    assert app_token_call(app).status_code == 200
+    operator_client.post(suspend_url(app), {"reason": "abuse report"}, format="json")
+    with django_assert_num_queries(1):  # the token again (its cached principal was dropped): refused
+        assert_suspended(user_token_call(app))
+    assert_suspended(app_token_call(app))
+    operator_client.post(resume_url(app), {"reason": "cleared"}, format="json")
+    assert user_token_call(app).status_code == 200
+    assert app_token_call(app).status_code == 200
+
+
+def test_suspend__other_apps_unaffected(operator_client, live_app, make_app):
+    other = make_app(app_name="other")
+    operator_client.post(suspend_url(live_app), {"reason": "abuse report"}, format="json")
+    assert grant(other, other.client_secret).status_code == 200
+
+
+def test_suspend_and_resume__audited_with_the_reason(operator_client, live_app):
+    app = live_app
+    operator_client.post(suspend_url(app), {"reason": "unpaid invoice"}, format="json")
+    operator_client.post(resume_url(app), {"reason": "paid"}, format="json")
+    rows = list(AuditEntry.objects.filter(app_id=app.pk).order_by("id"))
+    assert [(r.field, r.old_value, r.new_value, r.reason, r.actor_username) for r in rows] == [
+        ("suspended", False, True, "unpaid invoice", "olivia"),
+        ("suspended", True, False, "paid", "olivia"),
+    ]
+    audit = operator_client.get(f"/api/v1/admin/apps/{app.org_name}/{app.app_name}/audit").json()["results"]
+    assert {(row["field"], row["reason"]) for row in audit} == {("suspended", "unpaid invoice"),
+                                                                ("suspended", "paid")}
+
+
+def test_suspend_and_resume__the_state_it_has__200_no_audit_row(operator_client, live_app):
+    app = live_app
+    response = operator_client.post(resume_url(app), {}, format="json")
+    assert response.status_code == 200 and response.json()["suspended"] is False
+    operator_client.post(suspend_url(app), {"reason": "first"}, format="json")
+    response = operator_client.post(suspend_url(app), {"reason": "again"}, format="json")
+    assert response.status_code == 200 and response.json()["suspended"] is True
+    assert [r.reason for r in AuditEntry.objects.filter(app_id=app.pk)] == ["first"]
+
+
+def test_suspend__superuser_may(superuser_client, live_app):
+    response = superuser_client.post(suspend_url(live_app), {"reason": "test"}, format="json")
+    assert response.status_code == 200 and response.json()["suspended"] is True
+
+
+@pytest.mark.parametrize("action", ["suspend", "resume"])
+def test_suspend_and_resume__business__403_nothing_changed(operator_client, business_client, live_app, action):
+    app = live_app
+    if action == "resume":
+        operator_client.post(suspend_url(app), {"reason": "first"}, format="json")
+    before = App.objects.get(pk=app.pk).suspended
+    rows = AuditEntry.objects.filter(app_id=app.pk).count()
+    response = business_client.post(f"/api/v1/admin/apps/{app.org_name}/{app.app_name}/{action}",
+                                    {"reason": "mine"}, format="json")
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    assert App.objects.get(pk=app.pk).suspended is before
+    assert AuditEntry.objects.filter(app_id=app.pk).count() == rows
+
+
+@pytest.mark.parametrize("action", ["suspend", "resume"])
+def test_suspend_and_resume__anonymous_401_unknown_app_404(api_client, operator_client, action):
+    assert api_client.post(f"/api/v1/admin/apps/acme/chat/{action}", {"reason": "x"}, format="json").status_code == 401
+    response = operator_client.post(f"/api/v1/admin/apps/nope/nope/{action}", {"reason": "x"}, format="json")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "   "}, {"reason": "\u200b"}])
+def test_suspend__no_reason__400_reason_required_nothing_changed(operator_client, live_app, body):
+    app = live_app
+    response = operator_client.post(suspend_url(app), json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "reason_required" and "reason" in response.json()["fields"]
+    assert App.objects.get(pk=app.pk).suspended is False
+    assert not AuditEntry.objects.filter(app_id=app.pk).exists()
+    assert app_token_call(app).status_code == 200
+
+
+@pytest.mark.parametrize("action", ["suspend", "resume"])
+@pytest.mark.parametrize("body", [
+    {"reason": 5}, {"reason": None}, {"reason": ["x"]}, {"reason": "x" * 1001}, {"reason": "a\u0000b"},
+    {"reason": "ok", "suspended": True}, [], "x", 1,
+])
+def test_suspend_and_resume__bad_body__400_envelope_nothing_changed(operator_client, live_app, action, body):
+    app = live_app
+    if action == "resume":
+        operator_client.post(suspend_url(app), {"reason": "first"}, format="json")
+    before = App.objects.get(pk=app.pk).suspended
+    rows = AuditEntry.objects.filter(app_id=app.pk).count()
+    response = operator_client.post(f"/api/v1/admin/apps/{app.org_name}/{app.app_name}/{action}",
+                                    json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request" and "detail" in response.json()
+    assert App.objects.get(pk=app.pk).suspended is before
+    assert AuditEntry.objects.filter(app_id=app.pk).count() == rows
+
+
+def test_suspend__malformed_json__400_envelope(operator_client, live_app):
+    response = operator_client.post(suspend_url(live_app), "{", content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert App.objects.get(pk=live_app.pk).suspended is False

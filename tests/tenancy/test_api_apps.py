@@ -133,7 +133,7 @@ def test_app_list__any_staff__200_results_and_next_cursor(request, client_fixtur
     body = response.json()
     assert body["next_cursor"] is None
     [app] = body["results"]
-    assert set(app) == {"app_key", "org_name", "app_name", "plan", "policy", "effective", "created_at"}
+    assert set(app) == {"app_key", "org_name", "app_name", "plan", "policy", "effective", "suspended", "created_at"}
     assert app["app_key"] == "acme#chat" and app["plan"] == "pro" and app["policy"] == DEFAULT_POLICY
 
 
@@ -223,7 +223,7 @@ def test_app_detail__staff__200_app_with_policy_and_effective(business_client, m
     response = business_client.get(f"{URL}/acme/chat")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"app_key", "org_name", "app_name", "plan", "policy", "effective", "created_at"}
+    assert set(body) == {"app_key", "org_name", "app_name", "plan", "policy", "effective", "suspended", "created_at"}
     assert body["app_key"] == "acme#chat" and body["plan"] == "pro"
     assert body["policy"] == DEFAULT_POLICY
     assert body["effective"] == {"group_read_ack": False}
