@@ -48,7 +48,7 @@ TOO_LARGE_GROUP = "Demo announcements"  # its own member limit of 2 for its 3 me
 QUIET_GROUP = "Demo quiet room"  # group read receipts off for it: feature_disabled
 HISTORY_DAYS = 14  # the dashboard's 14 days (SPEC §13)
 HISTORY_DEVICE = "demo-laptop"
-# Messages per day, oldest day first: a fixed weekly shape (quiet weekends) that grows a little, so the chart has
+# Messages per day, oldest day first: a fixed weekly shape (two quiet days) that grows a little, so the chart has
 # shape and every run draws the same one.
 WEEK = (5, 7, 6, 8, 4, 2, 1)
 
@@ -61,8 +61,8 @@ def history_daily_messages(day_index: int) -> int:
 def clock_at(moment: datetime):
     """Run the real services as if it were `moment` (ticking 5 ms per reading). Every clock on these paths
     reads django.utils.timezone.now when called: apps.common.timeutils (now, now_ms: the messages' timestamps and
-    ids, the acks' moments and the counters' day in the one-statement writes), receipt_count_add's default day,
-    the device logins and the feed's retention floor. Patching it there moves them all; no SQL takes now().
+    ids, the acks' moments and the counters' day in the one-statement writes), receipt_count_add's default day
+    (deliveries, conversation reads) and the feed's retention floor. Patching it there moves them all; no SQL takes now().
     Only model-field defaults bound at import (e.g. Event.created_at on SQLite) keep the real time: nothing
     charted reads them."""
     ticks = itertools.count()
