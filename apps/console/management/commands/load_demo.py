@@ -62,7 +62,8 @@ def clock_at(moment: datetime):
     """Run the real services as if it were `moment` (ticking 5 ms per reading). Every clock on these paths
     reads django.utils.timezone.now when called: apps.common.timeutils (now, now_ms: the messages' timestamps and
     ids, the acks' moments and the counters' day in the one-statement writes), receipt_count_add's default day
-    (deliveries, conversation reads) and the feed's retention floor. Patching it there moves them all; no SQL takes now().
+    (deliveries, conversation reads) and the feed's retention floor. Patching it there moves them all; no SQL
+    takes now().
     Only model-field defaults bound at import (e.g. Event.created_at on SQLite) keep the real time: nothing
     charted reads them."""
     ticks = itertools.count()
