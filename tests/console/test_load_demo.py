@@ -1,14 +1,26 @@
 """`manage.py load_demo` (run by `make run`): idempotent demo data and the printed logins."""
 
+import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.chat.counters import refusals_by_day
-from apps.chat.models import ChatUser, Group, GroupReceiptOverride, Membership, Message, RefusalDailyCount
+from apps.chat.models import (
+    ChatUser,
+    DeviceSession,
+    Group,
+    GroupReceiptOverride,
+    Membership,
+    Message,
+    RefusalDailyCount,
+)
+from apps.receipts.models import GroupAck, ReceiptDailyCount
 from apps.tenancy.models import App
 from apps.tenancy.roles import staff_roles
 
@@ -22,9 +34,11 @@ def run() -> str:
 
 
 def counts():
-    models = (get_user_model(), App, ChatUser, Group, Membership, AuditEntry, Message, GroupReceiptOverride)
-    return [model.objects.count() for model in models] + [sum(RefusalDailyCount.objects.values_list("count",
-                                                                                                   flat=True))]
+    models = (get_user_model(), App, ChatUser, Group, Membership, AuditEntry, Message, GroupReceiptOverride,
+              DeviceSession, GroupAck)
+    return [model.objects.count() for model in models] + [
+        sum(counter.objects.values_list("count", flat=True)) for counter in (RefusalDailyCount, ReceiptDailyCount)
+    ]
 
 
 def test_load_demo__twice__same_data_no_duplicates_no_failure():
@@ -101,3 +115,36 @@ def test_load_demo__ultimate_shows_group_overrides_and_each_refusal_a_send_repor
     # The other demo apps are as before: no overrides, nothing refused.
     assert not GroupReceiptOverride.objects.exclude(group__app=app).exists()
     assert not RefusalDailyCount.objects.exclude(app=app).exists()
+
+
+def test_load_demo__fourteen_days_of_every_receipt_on_the_dashboard(business_console):
+    run()
+    today = timezone.now().date()
+    days = [(today - timedelta(days=13 - i)).isoformat() for i in range(14)]
+    for plan in ("free", "pro", "ultimate", "enterprise"):
+        assert business_console.get(f"/console/apps/demo/{plan}/dashboard/").status_code == 200
+        response = business_console.get(f"/console/apps/demo/{plan}/dashboard.csv")
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        counts = {(row["day"], row["kind"]): int(row["receipts"]) for row in rows}
+        kinds = ["delivery", "read", "conversation_read"] + (["group_read"] if plan != "free" else [])
+        for kind in kinds:
+            series = [counts[(day, kind)] for day in days]
+            assert all(series), (plan, kind, series)  # every day of the chart, today included
+        assert len({counts[(day, "delivery")] for day in days}) > 3  # a shape, not a flat line
+        # free has no group read receipts: none counted, nothing refused for it.
+        assert plan != "free" or not any(counts[(day, "group_read")] for day in days)
+    # The messages themselves carry their day's time (the services ran under that day's clock).
+    stamps = Message.objects.filter(app__app_name="pro", chat_type="single").values_list("timestamp", flat=True)
+    spread = (max(stamps) - min(stamps)) / 86_400_000
+    assert 12 < spread < 14
+
+
+def test_load_demo__history_made_once_even_a_day_later(business_console):
+    run()
+    before = counts()
+    # A second `make run` on a later day finds the history (counters before its today) and adds none.
+    later = timezone.now() + timedelta(days=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("django.utils.timezone.now", lambda: later)
+        run()
+    assert counts() == before
