@@ -226,7 +226,7 @@ SPECTACULAR_SETTINGS = {
         "apps.common.schema.add_unavailable_response",
         # Every app-API operation and both token grants: 403 app_suspended (SPEC §13).
         "apps.common.schema.add_app_suspended_response",
-        "apps.common.schema.forbid_unknown_fields_in_patch_and_put_bodies",
+        "apps.common.schema.forbid_unknown_fields_where_refused",
         "apps.common.schema.drop_redundant_blank_alternatives",
         # Last: every response documented above carries X-Request-ID.
         "apps.common.schema.add_request_id_header",

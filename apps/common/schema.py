@@ -189,17 +189,25 @@ CURSOR_PARAMETER = OpenApiParameter(
 )
 
 
-def forbid_unknown_fields_in_patch_and_put_bodies(result, generator, request, public):
-    """drf-spectacular postprocessing hook: every PATCH and PUT body is `additionalProperties: false`.
+# POST operations that refuse unknown fields, unlike the other POSTs (which ignore them): an app's lifecycle
+# actions, where a mistyped `grace_seconds` or `reason` silently dropped would rotate or suspend differently.
+STRICT_POST_OPERATIONS = frozenset({"admin_apps_rotate_secret", "admin_apps_suspend", "admin_apps_resume"})
 
-    The server refuses an unknown field in a PATCH or a PUT with 400 invalid_request (tests/common/test_schema.py
-    sends one to every such operation), so the schema says so.
+
+def forbid_unknown_fields_where_refused(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every PATCH and PUT body, and the bodies of STRICT_POST_OPERATIONS,
+    are `additionalProperties: false`.
+
+    The server refuses an unknown field there with 400 invalid_request (tests/common/test_schema.py sends one to
+    every such operation), so the schema says so.
     """
     schemas = result.get("components", {}).get("schemas", {})
     for path_item in result.get("paths", {}).values():
-        for method in ("patch", "put"):
+        for method in ("patch", "put", "post"):
             operation = path_item.get(method)
             if not isinstance(operation, dict):
+                continue
+            if method == "post" and operation.get("operationId") not in STRICT_POST_OPERATIONS:
                 continue
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 ref = media.get("schema", {}).get("$ref", "")

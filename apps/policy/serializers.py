@@ -60,4 +60,4 @@ PolicyPatchSerializer = inline_serializer(
 )
 # The body is validated by policy_update (apps/policy/services.py), which refuses any field not listed here;
 # the schema says so with additionalProperties: false
-# (apps.common.schema.forbid_unknown_fields_in_patch_and_put_bodies).
+# (apps.common.schema.forbid_unknown_fields_where_refused).

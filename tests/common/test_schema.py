@@ -12,6 +12,8 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
+from apps.common.schema import STRICT_POST_OPERATIONS
+
 # Served by drf-spectacular itself, not part of the API they describe.
 NOT_IN_SCHEMA = {"/api/schema/", "/api/docs/"}
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -220,6 +222,28 @@ def test_schema__patch_bodies_forbid_unknown_fields(schema):
     puts = [path for path, item in generated["paths"].items() if "put" in item and "requestBody" in item["put"]]
     assert puts == ["/api/v1/admin/apps/{org_name}/{app_name}/groups/{group_id}/receipt_policy"]
     assert _request_body(generated, puts[0], "put")["additionalProperties"] is False
+
+
+def test_schema__strict_post_bodies_forbid_unknown_fields(schema):
+    generated, _ = schema
+    strict = {(path, op["operationId"]) for path, item in generated["paths"].items()
+              for method, op in item.items() if method == "post" and op.get("operationId") in STRICT_POST_OPERATIONS}
+    assert {operation for _, operation in strict} == STRICT_POST_OPERATIONS
+    for path, _ in strict:
+        assert _request_body(generated, path, "post")["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("action", ["rotate_secret", "suspend", "resume"])
+def test_strict_post__unknown_field__400_nothing_changed(superuser_client, make_app, action):
+    app = make_app()
+    before = (app.client_secret_hash, app.suspended)
+    response = superuser_client.post(f"/api/v1/admin/apps/{app.org_name}/{app.app_name}/{action}",
+                                     {"reason": "maintenance", "grace_secondz": 60}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert set(response.json()["fields"]) == {"grace_secondz"} | ({"reason"} if action == "rotate_secret" else set())
+    app.refresh_from_db()
+    assert (app.client_secret_hash, app.suspended) == before
 
 
 def test_schema__reason_is_a_string_never_null(schema):
