@@ -330,11 +330,32 @@ def _message_read_write_stepwise(*, app: App, message: Message, reader: ChatUser
     return True
 
 
-# A plain SELECT in WITH only runs if the main query reads it: hence the column.
-_MESSAGE_READ_NOTIFY = (
-    ", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM marked)",
-    ", (SELECT count(*) FROM notified)",
-)
+def _notify_sql(*, after: str) -> tuple[str, str]:
+    """The wake-up NOTIFY of a one-statement write: a CTE run once per row of `after` (none for a repeat) and the
+    column that makes it run (a plain SELECT in WITH only runs if the main query reads it)."""
+    return (
+        f", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM {after})",
+        ", (SELECT count(*) FROM notified)",
+    )
+
+
+def _one_statement_run(*, sql_for_notify, params: dict, woken: list[int]) -> tuple | None:
+    """Run a one-statement receipt write (prepared, autocommit) and wake the long-polls of `woken` if it wrote a
+    row: on the `postgres` wake-up backend the NOTIFY rides in the statement (`sql_for_notify(notify=True)`), delivered
+    to other processes at COMMIT, and this process's waiters are woken after it; on the others after the commit.
+    The statement's row, or None when it wrote nothing (a repeat)."""
+    notify = wakeup.in_statement_notify(woken)
+    if notify is not None:
+        params = {**params, "notify_channel": notify[0], "notify_payload": notify[1]}
+    with prepared_cursor() as cursor:
+        cursor.execute(sql_for_notify(notify=notify is not None), params)
+        row = cursor.fetchone()
+    if row is not None:
+        if notify is None:
+            wakeup.wake_after_commit(woken)  # autocommit: runs now
+        else:
+            transaction.on_commit(lambda: wakeup.wake_local(woken))  # now, or at the outer transaction's COMMIT
+    return row
 
 
 @functools.cache
@@ -384,7 +405,7 @@ def _message_read_one_statement_sql(*, told: bool, counted: bool, notify: bool) 
         )
         ctes.append(f"tallied AS ({tally} RETURNING 1)")
         columns = "(SELECT count(*) FROM tallied)"
-    notify_cte, notify_column = _MESSAGE_READ_NOTIFY if notify else ("", "")
+    notify_cte, notify_column = _notify_sql(after="marked") if notify else ("", "")
     return f"WITH {', '.join(ctes)}{notify_cte} SELECT {columns}{notify_column} FROM marked"
 
 
@@ -408,20 +429,12 @@ def _message_read_write_one_statement(*, app: App, message: Message, reader: Cha
         params.update(webhook_deliveries_insert_params(app_id=app.pk, event_type=event_type, moment=moment))
     if write.counted:
         params.update(app=app.pk, day=moment.date(), kind=ReceiptKind.READ.value, shard=random_counter_shard())
-    notify = wakeup.in_statement_notify(receivers)
-    if notify is not None:
-        params["notify_channel"], params["notify_payload"] = notify
-    sql = _message_read_one_statement_sql(told=write.told, counted=write.counted, notify=notify is not None)
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        won = cursor.fetchone() is not None
-    if won:
-        if notify is None:
-            wakeup.wake_after_commit(receivers)  # autocommit: runs now
-        else:
-            # The other processes hear the NOTIFY at COMMIT; this one's waiters are woken here, after it.
-            transaction.on_commit(lambda: wakeup.wake_local(receivers))
-    return won
+    row = _one_statement_run(
+        sql_for_notify=functools.partial(_message_read_one_statement_sql, told=write.told, counted=write.counted),
+        params=params,
+        woken=receivers,
+    )
+    return row is not None
 
 
 @_refusals_counted("read")
@@ -621,11 +634,6 @@ _GROUP_READ_WEBHOOK_BODY_SQL = (
     "jsonb_build_object('type', 'group_message.read', 'timestamp', %(timestamp)s::bigint, "
     f"'app_key', %(app_key)s::text, 'data', {_GROUP_READ_PAYLOAD_SQL})::text"
 )
-# A plain SELECT in WITH only runs if the main query reads it: hence the column.
-_GROUP_ACK_NOTIFY = (
-    ", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM event)",
-    ", (SELECT count(*) FROM notified)",
-)
 
 
 @functools.cache
@@ -659,7 +667,7 @@ def _group_ack_one_statement_sql(notify: bool) -> str:
     tally = receipt_count_add_sql(
         values=("%(app)s", "%(day)s::date", "%(kind)s::text", "%(shard)s", "1"), once_per="event"
     )
-    notify_cte, notify_column = _GROUP_ACK_NOTIFY if notify else ("", "")
+    notify_cte, notify_column = _notify_sql(after="event") if notify else ("", "")
     return (
         f"WITH acked AS ({ack_insert}), counted AS ({count_increment}), sender AS ({sender_lock}), "
         f"event AS ({event_insert}), hooked AS ({hook}), tallied AS ({tally} RETURNING 1){notify_cte} "
@@ -687,21 +695,8 @@ def _group_ack_write_one_statement(*, app: App, group, message: Message, reader:
         "app_key": app.app_key,
         **webhook_deliveries_insert_params(app_id=app.pk, event_type="group_message.read", moment=moment),
     }
-    notify = wakeup.in_statement_notify([message.sender_id])
-    if notify is not None:
-        params["notify_channel"], params["notify_payload"] = notify
-    with prepared_cursor() as cursor:
-        cursor.execute(_group_ack_one_statement_sql(notify is not None), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    if notify is None:
-        wakeup.wake_after_commit([message.sender_id])  # autocommit: runs now
-    else:
-        # The other processes hear the NOTIFY at COMMIT (now, or the outer transaction's); this one's waiters
-        # are woken here, also after the commit.
-        transaction.on_commit(lambda: wakeup.wake_local([message.sender_id]))
-    return row[0]
+    row = _one_statement_run(sql_for_notify=_group_ack_one_statement_sql, params=params, woken=[message.sender_id])
+    return None if row is None else row[0]
 
 
 def _group_ack_params(*, app: App, message: Message, reader: ChatUser, moment, private: bool) -> dict:
