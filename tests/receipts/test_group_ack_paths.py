@@ -20,40 +20,30 @@ from apps.chat.models import Message
 from apps.common.timeutils import to_ms
 from apps.events.models import Event
 from apps.events.services import NewEvent, events_publish
-from apps.receipts import services
 from apps.receipts.models import GroupAck, ReceiptDailyCount
-from apps.webhooks.models import WebhookDelivery, WebhookEndpoint, event_mask
+from apps.webhooks.models import WebhookDelivery
 
 from .conftest import World
+from .paths import JOIN_SECONDS, PATHS, choose_path, in_thread, lock_waiters, relabel, webhook_endpoint
 from .test_concurrency import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 ONLY_POSTGRESQL = "the group ack is one statement on PostgreSQL only; SQLite runs the stepwise path alone"
-PATHS = ("one_statement", "stepwise")
-JOIN_SECONDS = 60  # only so a broken test cannot hang the suite
 
 
 @pytest.fixture
 def run_path(monkeypatch):
-    """Choose the group ack's write for the rest of the test."""
-
-    def choose(path: str) -> None:
-        write = services._group_ack_write_stepwise if path == "stepwise" else services._group_ack_write_one_statement
-        monkeypatch.setattr(services, "_group_ack_write_one_statement", write)
-
-    return choose
+    """Choose the write path for the rest of the test."""
+    return lambda path: choose_path(
+        monkeypatch, one_statement="_group_ack_write_one_statement", stepwise="_group_ack_write_stepwise", path=path
+    )
 
 
 def _world(make_app, org_name: str) -> World:
     world = World(make_app(org_name=org_name, app_name="chat", plan="pro"))
     world.policy(group_read_ack_enabled=True)
-    WebhookEndpoint.objects.create(
-        app=world.app,
-        url="https://93.184.216.34/hook",
-        secret="whsec_dGVzdA==",
-        event_mask=event_mask(["group_message.read"]),
-    )
+    webhook_endpoint(world.app, "group_message.read")
     return world
 
 
@@ -86,7 +76,7 @@ def _script(make_app, prefix: str) -> tuple[list, list[str], dict]:
 
     def ack(w, device, group_id, message_id, step):
         response = w.group_ack(device, group_id, message_id)
-        answers.append((step, response.status_code, _relabel(response.json(), labels)))
+        answers.append((step, response.status_code, relabel(response.json(), labels)))
 
     with CaptureQueriesContext(connection) as first_ack:
         ack(world, bob, group.group_id, first.message_id, "new ack")
@@ -97,23 +87,12 @@ def _script(make_app, prefix: str) -> tuple[list, list[str], dict]:
         [(lambda d=d: world.group_ack(d, group.group_id, twin_target.message_id)) for d in (bob, bob_tablet)]
     )
     # In whichever order they finished: one won, the other is a repeat.
-    twin_answers = [{"status": r.status_code, **_relabel(r.json(), labels)} for r in twins]
+    twin_answers = [{"status": r.status_code, **relabel(r.json(), labels)} for r in twins]
     answers.append(("concurrent twins", sorted(twin_answers, key=lambda a: str(a.get("already_acked")))))
     ack(world, bob, group.group_id, old.message_id, "expired")
     ack(other, dave, other_group.group_id, other_message.message_id, "another app")
     ack(world, bob, other_group.group_id, other_message.message_id, "another app's group")
     return answers, first_ack_sql, labels
-
-
-def _relabel(value, labels: dict):
-    """`value` with every message and group id in it (also inside a text: an error's detail) replaced by its label."""
-    if isinstance(value, dict):
-        return {k: _relabel(v, labels) for k, v in value.items()}
-    if isinstance(value, str):
-        for raw, label in labels.items():
-            if isinstance(label, str):  # not the apps' labels
-                value = value.replace(raw, f"<{label}>")
-    return value
 
 
 def _stored(labels: dict) -> dict:
@@ -129,7 +108,7 @@ def _stored(labels: dict) -> dict:
     for e in events:
         if e.type == "group_message_read":  # its timestamp is the ack's moment, on both paths
             assert e.payload["timestamp"] == acked_at[(e.payload["message_id"], e.payload["from"])]
-        payload = {k: v for k, v in _relabel(e.payload, labels).items() if k != "timestamp"}
+        payload = {k: v for k, v in relabel(e.payload, labels).items() if k != "timestamp"}
         feeds.setdefault((app_labels[e.user.app_id], e.user.username), []).append(
             (e.type, payload, e.origin_device_id, e.delivery_message_pk is not None)
         )
@@ -142,7 +121,7 @@ def _stored(labels: dict) -> dict:
         event = told[d.event_id]
         assert body["data"] == event.payload and body["timestamp"] == event.payload["timestamp"]
         assert body["app_key"] == Message.objects.filter(app_id=d.endpoint.app_id).first().app.app_key
-        data = {k: v for k, v in _relabel(body["data"], labels).items() if k != "timestamp"}
+        data = {k: v for k, v in relabel(body["data"], labels).items() if k != "timestamp"}
         posts.append((app_labels[d.endpoint.app_id], d.event_type, body["type"], d.status, tuple(sorted(data.items()))))
     ack_days = {a.acked_at.date() for a in acks}
     totals: dict = {}
@@ -154,13 +133,13 @@ def _stored(labels: dict) -> dict:
         "acks": sorted(
             (
                 app_labels[a.app_id],
-                _relabel(a.message.message_id, labels),
+                relabel(a.message.message_id, labels),
                 a.reader.username,
                 a.message_timestamp == a.message.timestamp,
             )
             for a in acks
         ),
-        "counts": sorted((_relabel(m.message_id, labels), m.group_ack_count) for m in messages),
+        "counts": sorted((relabel(m.message_id, labels), m.group_ack_count) for m in messages),
         "feeds": feeds,
         "counters": totals,
         "webhooks": sorted(posts),
@@ -208,14 +187,6 @@ def test_group_ack__one_statement_and_stepwise__same_answers_rows_events_and_cou
     assert step_stored == stored
 
 
-def _lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason=ONLY_POSTGRESQL)
 @pytest.mark.parametrize("path", PATHS)
 def test_group_ack__sender_has_an_event_on_its_way__the_acks_event_commits_after_it(make_app, run_path, path):
@@ -232,31 +203,18 @@ def test_group_ack__sender_has_an_event_on_its_way__the_acks_event_commits_after
     a_stored, a_may_commit = threading.Event(), threading.Event()
     results = {}
 
-    def in_thread(name, fn):
-        def run():
-            try:
-                results[name] = fn()
-            except BaseException as exc:  # re-raised below
-                results[name] = exc
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
-
     def slow_a():
         with transaction.atomic():
             events_publish(events=[NewEvent(user_id=alice.user.pk, type="message", payload={"n": "A"})])
             a_stored.set()
             a_may_commit.wait(JOIN_SECONDS)
 
-    a = in_thread("a", slow_a)
+    a = in_thread(results, "a", slow_a)
     assert a_stored.wait(JOIN_SECONDS)
-    b = in_thread("b", lambda: world.group_ack(bob, group.group_id, message.message_id))
+    b = in_thread(results, "b", lambda: world.group_ack(bob, group.group_id, message.message_id))
     # The ack either waits on a lock (A's) or is done: nothing else can happen, so no time is guessed.
     deadline = time.monotonic() + JOIN_SECONDS
-    while b.is_alive() and not _lock_waiters():
+    while b.is_alive() and not lock_waiters():
         assert time.monotonic() < deadline, "the ack neither finished nor waited"
         time.sleep(0.01)
 

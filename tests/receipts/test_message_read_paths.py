@@ -20,42 +20,33 @@ from django.test.utils import CaptureQueriesContext
 from apps.chat.models import Conversation, Message
 from apps.common.timeutils import to_ms
 from apps.events.models import Event
-from apps.receipts import services
 from apps.receipts.models import ReceiptDailyCount
-from apps.webhooks.models import WebhookDelivery, WebhookEndpoint, event_mask
+from apps.webhooks.models import WebhookDelivery
 
 from .conftest import World, events_of
+from .paths import JOIN_SECONDS, PATHS, choose_path, in_thread, lock_waiters, relabel, webhook_endpoint
 from .test_concurrency import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 ONLY_POSTGRESQL = "the message read ack is one statement on PostgreSQL only; SQLite runs the stepwise path alone"
-PATHS = ("one_statement", "stepwise")
-JOIN_SECONDS = 60  # only so a broken test cannot hang the suite
 
 
 @pytest.fixture
 def run_path(monkeypatch):
-    """Choose the message read ack's write for the rest of the test."""
-
-    def choose(path: str) -> None:
-        write = (
-            services._message_read_write_stepwise if path == "stepwise" else services._message_read_write_one_statement
-        )
-        monkeypatch.setattr(services, "_message_read_write_one_statement", write)
-
-    return choose
+    """Choose the write path for the rest of the test."""
+    return lambda path: choose_path(
+        monkeypatch,
+        one_statement="_message_read_write_one_statement",
+        stepwise="_message_read_write_stepwise",
+        path=path,
+    )
 
 
 def _world(make_app, org_name: str, *, webhook: bool) -> World:
     world = World(make_app(org_name=org_name, app_name="chat", plan="pro"))
     if webhook:
-        WebhookEndpoint.objects.create(
-            app=world.app,
-            url="https://93.184.216.34/hook",
-            secret="whsec_dGVzdA==",
-            event_mask=event_mask(["message.read"]),
-        )
+        webhook_endpoint(world.app, "message.read")
     return world
 
 
@@ -106,7 +97,7 @@ def _script(make_app, prefix: str) -> tuple[list, list[str], dict]:
 
     def ack(w, device, message, step):
         response = w.message_ack(device, message.message_id)
-        answers.append((step, response.status_code, _relabel(response.json(), labels)))
+        answers.append((step, response.status_code, relabel(response.json(), labels)))
 
     with CaptureQueriesContext(connection) as first_ack:
         ack(world, bob, first, "new ack")
@@ -114,7 +105,7 @@ def _script(make_app, prefix: str) -> tuple[list, list[str], dict]:
     ack(world, bob_tablet, first, "repeat from another device")
     twins = run_together([(lambda d=d: world.message_ack(d, twin_target.message_id)) for d in (bob, bob_tablet)])
     # In whichever order they finished: one won, the other is a repeat.
-    twin_answers = [{"status": r.status_code, **_relabel(r.json(), labels)} for r in twins]
+    twin_answers = [{"status": r.status_code, **relabel(r.json(), labels)} for r in twins]
     answers.append(("concurrent twins", sorted(twin_answers, key=lambda a: str(a.get("already_read")))))
     ack(world, bob, quiet, "require_read_ack off")
     ack(world, carol, to_carol, "private reader")
@@ -131,17 +122,6 @@ def _script(make_app, prefix: str) -> tuple[list, list[str], dict]:
     return answers, first_ack_sql, labels
 
 
-def _relabel(value, labels: dict):
-    """`value` with every message id in it (also inside a text: an error's detail) replaced by its label."""
-    if isinstance(value, dict):
-        return {k: _relabel(v, labels) for k, v in value.items()}
-    if isinstance(value, str):
-        for raw, label in labels.items():
-            if isinstance(label, str):  # not the apps' labels
-                value = value.replace(raw, f"<{label}>")
-    return value
-
-
 def _stored(labels: dict) -> dict:
     """Everything the script wrote, with ids replaced by labels (both runs use fresh apps of their own)."""
     app_labels = labels["apps"]
@@ -154,7 +134,7 @@ def _stored(labels: dict) -> dict:
     for e in events:
         if e.type == "messages_read":  # its timestamp is the ack's moment, the message's read_at, on both paths
             assert e.payload["timestamp"] == read_at[e.payload["message_id"]]
-        payload = {k: v for k, v in _relabel(e.payload, labels).items() if k != "timestamp"}
+        payload = {k: v for k, v in relabel(e.payload, labels).items() if k != "timestamp"}
         origin = e.origin_device_id
         if e.type == "messages_read" and payload["message_id"] == "<twin>" and origin:
             origin = "<the twin that won>"  # the reader's own copy skips the winning device: either one
@@ -172,7 +152,7 @@ def _stored(labels: dict) -> dict:
         assert event.user_id == sender_of[event.payload["message_id"]]  # the told copy, never the reader's own
         assert body["data"] == event.payload and body["timestamp"] == event.payload["timestamp"]
         assert body["app_key"] == d.endpoint.app.app_key
-        data = {k: v for k, v in _relabel(body["data"], labels).items() if k != "timestamp"}
+        data = {k: v for k, v in relabel(body["data"], labels).items() if k != "timestamp"}
         posts.append((app_labels[d.endpoint.app_id], d.event_type, body["type"], d.status, tuple(sorted(data.items()))))
     read_days = {m.read_at.date() for m in messages if m.read_at is not None}
     totals: dict = {}
@@ -183,14 +163,14 @@ def _stored(labels: dict) -> dict:
         totals[key] = totals.get(key, 0) + c.count
     conversations = Conversation.objects.filter(owner__app_id__in=apps).select_related("owner", "peer")
     return {
-        "read": sorted((app_labels[m.app_id], _relabel(m.message_id, labels), m.read_at is not None) for m in messages),
+        "read": sorted((app_labels[m.app_id], relabel(m.message_id, labels), m.read_at is not None) for m in messages),
         "conversations": sorted(
             (
                 app_labels[c.owner.app_id],
                 c.owner.username,
                 c.peer.username,
                 c.unread_count,
-                _relabel(by_pk[c.read_up_to_pk].message_id, labels) if c.read_up_to_pk else None,
+                relabel(by_pk[c.read_up_to_pk].message_id, labels) if c.read_up_to_pk else None,
             )
             for c in conversations
         ),
@@ -271,14 +251,6 @@ def test_message_read__one_statement_and_stepwise__same_answers_rows_events_coun
     assert step_stored == stored
 
 
-def _lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason=ONLY_POSTGRESQL)
 @pytest.mark.parametrize("path", PATHS)
 def test_message_read__conversation_ack_in_progress__waits_for_it_then_already_read(make_app, run_path, path):
@@ -293,19 +265,6 @@ def test_message_read__conversation_ack_in_progress__waits_for_it_then_already_r
     held, may_commit = threading.Event(), threading.Event()
     results = {}
 
-    def in_thread(name, fn):
-        def run():
-            try:
-                results[name] = fn()
-            except BaseException as exc:  # re-raised below
-                results[name] = exc
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
-
     def slow_conversation_ack():
         with transaction.atomic():  # its own transaction becomes a savepoint: the row stays locked until here
             response = world.conversation_ack(bob, "alice")
@@ -313,12 +272,12 @@ def test_message_read__conversation_ack_in_progress__waits_for_it_then_already_r
             may_commit.wait(JOIN_SECONDS)
         return response
 
-    a = in_thread("conversation", slow_conversation_ack)
+    a = in_thread(results, "conversation", slow_conversation_ack)
     assert held.wait(JOIN_SECONDS)
-    b = in_thread("message", lambda: world.message_ack(bob_tablet, message.message_id))
+    b = in_thread(results, "message", lambda: world.message_ack(bob_tablet, message.message_id))
     # The read ack cannot finish before the conversation ack commits: it waits on the row's lock.
     deadline = time.monotonic() + JOIN_SECONDS
-    while not _lock_waiters():
+    while not lock_waiters():
         assert b.is_alive(), f"the read ack did not wait: {results.get('message')}"
         assert time.monotonic() < deadline, "the read ack neither finished nor waited"
         time.sleep(0.01)
