@@ -56,8 +56,8 @@ class InvalidRequest(ApplicationError):
 
 def only_known_fields(body, known, *, what: str = "") -> dict:
     """`body` if it is a JSON object naming only `known` fields; else 400 invalid_request (every unknown field in
-    `fields`): a PATCH or PUT refuses what it does not understand rather than ignoring it (the schema says
-    additionalProperties: false)."""
+    `fields`): a PATCH or PUT (and the POSTs of apps/common/schema.py STRICT_POST_OPERATIONS) refuses what it does
+    not understand rather than ignoring it (the schema says additionalProperties: false)."""
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
     unknown = sorted(set(body) - set(known))

@@ -145,16 +145,31 @@ class MayChangeAppLifecycle(BasePermission):
         return bool(request.user) and app_lifecycle_change_allowed(roles=staff_roles(request.user))
 
 
+# The lifecycle POSTs' bodies: the schema's, and the fields each view accepts (any other is refused, as the schema's
+# additionalProperties: false says: apps/common/schema.py STRICT_POST_OPERATIONS).
+RotateSecretBody = inline_serializer("RotateSecretBody", {
+    "grace_seconds": serializers.IntegerField(
+        required=False, min_value=0, max_value=GRACE_SECONDS_MAX,
+        help_text="How long the replaced secret is still accepted; 0 (default): refused at once."),
+})
+SuspendBody = inline_serializer("SuspendBody", {
+    "reason": StrictCharField(
+        trim_whitespace=False, max_length=REASON_MAX_LENGTH,
+        help_text="Why (a string, never null); audited. Required, with at least one visible character "
+        "(spaces and zero-width characters do not count): else 400 reason_required."),
+})
+ResumeBody = inline_serializer("ResumeBody", {
+    "reason": StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
+                              max_length=REASON_MAX_LENGTH, help_text="Why (a string, never null); audited."),
+})
+
+
 class AppSecretRotateApi(StaffApi):
     permission_classes = [MayChangeAppLifecycle]
 
     @extend_schema(
         operation_id="admin_apps_rotate_secret",
-        request=inline_serializer("RotateSecretBody", {
-            "grace_seconds": serializers.IntegerField(
-                required=False, min_value=0, max_value=GRACE_SECONDS_MAX,
-                help_text="How long the replaced secret is still accepted; 0 (default): refused at once."),
-        }),
+        request=RotateSecretBody,
         responses={
             200: inline_serializer("RotatedSecret", {
                 "client_id": serializers.CharField(),
@@ -165,23 +180,32 @@ class AppSecretRotateApi(StaffApi):
         },
     )
     def post(self, request, org_name, app_name):
-        body = only_known_fields(request.data, {"grace_seconds"})
+        body = only_known_fields(request.data, RotateSecretBody.fields)
         app = app_get(org_name=org_name, app_name=app_name)
         secret = app_secret_rotate(actor=request.user, app=app, grace_seconds=body.get("grace_seconds", 0))
         return Response({"client_id": app.client_id, "client_secret": secret})
 
 
-class AppSuspendApi(StaffApi):
+class _AppSuspensionApi(StaffApi):
+    # Suspend and resume: one service call, told which state (`suspended`) and taking `body`'s fields. A comment,
+    # not a docstring: drf-spectacular would publish a docstring as both operations' description.
     permission_classes = [MayChangeAppLifecycle]
+    suspended: bool
+    body: serializers.Serializer
+
+    def _set(self, request, org_name, app_name):
+        body = only_known_fields(request.data, self.body.fields)
+        app = app_get(org_name=org_name, app_name=app_name)
+        return Response(app_as_dict(app_suspension_set(actor=request.user, app=app, suspended=self.suspended,
+                                                       reason=body.get("reason", ""))))
+
+
+class AppSuspendApi(_AppSuspensionApi):
+    suspended, body = True, SuspendBody
 
     @extend_schema(
         operation_id="admin_apps_suspend",
-        request=inline_serializer("SuspendBody", {
-            "reason": StrictCharField(
-                trim_whitespace=False, max_length=REASON_MAX_LENGTH,
-                help_text="Why (a string, never null); audited. Required, with at least one visible character "
-                "(spaces and zero-width characters do not count): else 400 reason_required."),
-        }),
+        request=SuspendBody,
         responses={
             200: AppOutputSerializer,
             **error_responses((400, ReasonCode.INVALID_REQUEST), (400, ReasonCode.REASON_REQUIRED),
@@ -189,21 +213,15 @@ class AppSuspendApi(StaffApi):
         },
     )
     def post(self, request, org_name, app_name):
-        body = only_known_fields(request.data, {"reason"})
-        app = app_get(org_name=org_name, app_name=app_name)
-        return Response(app_as_dict(app_suspension_set(actor=request.user, app=app, suspended=True,
-                                                       reason=body.get("reason", ""))))
+        return self._set(request, org_name, app_name)
 
 
-class AppResumeApi(StaffApi):
-    permission_classes = [MayChangeAppLifecycle]
+class AppResumeApi(_AppSuspensionApi):
+    suspended, body = False, ResumeBody
 
     @extend_schema(
         operation_id="admin_apps_resume",
-        request=inline_serializer("ResumeBody", {
-            "reason": StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
-                                      max_length=REASON_MAX_LENGTH, help_text="Why (a string, never null); audited."),
-        }),
+        request=ResumeBody,
         responses={
             200: AppOutputSerializer,
             **error_responses((400, ReasonCode.INVALID_REQUEST), (403, ReasonCode.FORBIDDEN),
@@ -211,10 +229,7 @@ class AppResumeApi(StaffApi):
         },
     )
     def post(self, request, org_name, app_name):
-        body = only_known_fields(request.data, {"reason"})
-        app = app_get(org_name=org_name, app_name=app_name)
-        return Response(app_as_dict(app_suspension_set(actor=request.user, app=app, suspended=False,
-                                                       reason=body.get("reason", ""))))
+        return self._set(request, org_name, app_name)
 
 
 class PolicyApi(StaffApi):

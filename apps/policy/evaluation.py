@@ -171,6 +171,14 @@ def group_ack_decision(
     return ALLOWED
 
 
+def app_suspension_decision(*, suspended: bool, reason: str | None) -> Decision:
+    """Suspending an app needs a written reason (a visible character at least), as raising a limit does;
+    resuming it does not (SPEC §13)."""
+    if suspended and not has_visible_characters(reason):
+        return Decision(False, ReasonCode.REASON_REQUIRED)
+    return ALLOWED
+
+
 def group_override_decision(*, app_limit: int, new_limit: int | None, reason: str | None) -> Decision:
     """A group's own member limit above the app's needs a written reason (as raising the app's does); at or
     below it, or none (inherit), does not."""

@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps.audit.services import audit_record_many
 from apps.common.exceptions import ApplicationError, Conflict, Forbidden, InvalidRequest, only_known_fields
 from apps.common.reason_codes import ReasonCode
-from apps.common.text import has_visible_characters
 from apps.common.tokens import hash_token
 from apps.tenancy.models import App, PlanTier
 from apps.tenancy.plans import DEFAULT_PLAN
@@ -210,7 +209,7 @@ def app_suspension_set(*, actor, app: App, suspended: bool, reason="") -> App:
     changes nothing and writes no audit row. Raises invalid_request (reason) and reason_required.
     """
     reason = _clean_reason(reason)
-    if suspended and not has_visible_characters(reason):
+    if not evaluation.app_suspension_decision(suspended=suspended, reason=reason).allowed:
         raise ReasonRequired("Suspending an app needs a reason.", fields={"reason": ["This field is required."]})
     with transaction.atomic():
         locked = App.objects.select_for_update().get(pk=app.pk)

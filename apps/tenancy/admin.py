@@ -6,7 +6,7 @@
 - Apps are never deleted here: the cascade would bypass every counter and audit trail; an app is
   suspended instead (SPEC §9, §12).
 - Staff tokens may be deleted: that revokes them at once (the admin API reads them on every request).
-- Secrets are never shown: client secret and token hashes are excluded.
+- Secrets are never shown: the client secret hashes (current and previous) and token hashes are excluded.
 """
 
 from django.contrib import admin
@@ -28,7 +28,7 @@ class AppAdmin(ViewOnlyAdmin):
     list_filter = ["plan", "suspended"]
     search_fields = ["org_name", "app_name", "client_id"]
     list_select_related = ["plan"]
-    exclude = ["client_secret_hash"]
+    exclude = ["client_secret_hash", "previous_secret_hash"]  # the one a rotation with grace replaced, too
     readonly_fields = ["org_name", "app_name", "plan", "client_id", "created_at", "updated_at"]
     ordering = ["org_name", "app_name"]
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from apps.chat.models import AccessToken, ChatUser, Message
 from apps.chat.services import app_token_issue, chat_user_create, group_create, message_send, user_token_issue
-from apps.policy.services import policy_update
+from apps.policy.services import app_secret_rotate, policy_update
 from apps.tenancy.models import App, StaffToken
 from apps.tenancy.services import staff_token_issue
 from apps.webhooks.models import WebhookEndpoint
@@ -28,6 +28,7 @@ def data(make_app):
     alice = chat_user_create(app=app, username="alice", password="alice-password")
     chat_user_create(app=app, username="bob", password="bob-password")
     app_token_issue(app=app, client_id=app.client_id, client_secret=app.client_secret)
+    app_secret_rotate(actor=root, app=app, grace_seconds=600)  # a previous secret's hash, still in its grace
     _, _, _, device = user_token_issue(app=app, username="alice", password="alice-password")
     group = group_create(app=app, name="team", owner="alice", members=["bob"])
     message_send(app=app, sender=alice, device=device, chat_type="single", to="bob", body={"text": "hi"})
@@ -68,7 +69,9 @@ def test_django_admin__every_changelist_and_change_page_opens(admin_client):
 
 
 def test_django_admin__secrets_and_hashes_never_shown(admin_client, data):
-    secrets = [App.objects.get().client_secret_hash, data.client_secret]
+    app = App.objects.get()
+    assert app.previous_secret_hash
+    secrets = [app.client_secret_hash, app.previous_secret_hash, data.client_secret]
     secrets += list(StaffToken.objects.values_list("key_hash", flat=True))
     secrets += list(AccessToken.objects.values_list("key_hash", flat=True))
     secrets += list(get_user_model().objects.values_list("password", flat=True))

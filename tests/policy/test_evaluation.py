@@ -11,6 +11,7 @@ from apps.policy.evaluation import (
     PolicySnapshot,
     app_create_allowed,
     app_lifecycle_change_allowed,
+    app_suspension_decision,
     conversation_read_audience,
     effective_group_read_ack,
     group_ack_decision,
@@ -170,6 +171,20 @@ def test_member_limit__raised_with_reason__allowed():
 @pytest.mark.parametrize("new_limit", [200, 100, 2])
 def test_member_limit__kept_or_lowered__no_reason_needed(new_limit):
     assert member_limit_change_decision(old_limit=200, new_limit=new_limit, reason=None).allowed
+
+
+@pytest.mark.parametrize("reason", [None, "", "  \n", "\u200b"])
+def test_app_suspension__suspend_without_reason__reason_required(reason):
+    assert app_suspension_decision(suspended=True, reason=reason) == Decision(False, "reason_required")
+
+
+def test_app_suspension__suspend_with_reason__allowed():
+    assert app_suspension_decision(suspended=True, reason="abuse report 12").allowed
+
+
+@pytest.mark.parametrize("reason", [None, ""])
+def test_app_suspension__resume__no_reason_needed(reason):
+    assert app_suspension_decision(suspended=False, reason=reason).allowed
 
 
 # --- group ack on send (SPEC §1, §5: checked in this order)

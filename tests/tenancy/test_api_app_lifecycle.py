@@ -216,6 +216,16 @@ def test_suspend__a_cached_token_sees_it_at_once(operator_client, live_app, djan
     assert app_token_call(app).status_code == 200
 
 
+def test_rotate__cached_tokens_stay_cached(operator_client, live_app, django_assert_num_queries):
+    # The App post_save receiver drops the app's cached principals only when a save names `suspended` (or all
+    # fields): a rotation saves other fields, and must not send every token of the app back to the database.
+    app = live_app
+    assert user_token_call(app).status_code == 200  # cached now
+    assert operator_client.post(rotate_url(app), {}, format="json").status_code == 200
+    with django_assert_num_queries(0):
+        assert user_token_call(app).status_code == 200
+
+
 def test_suspend__other_apps_unaffected(operator_client, live_app, make_app):
     other = make_app(app_name="other")
     operator_client.post(suspend_url(live_app), {"reason": "abuse report"}, format="json")
