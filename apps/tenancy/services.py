@@ -225,7 +225,10 @@ def staff_token_issue(*, username: str, password: str, request=None) -> tuple[st
         raise Unauthenticated("Wrong username or password.")
     token, key_hash = new_token()
     ttl = settings.TOKEN_TTL_SECONDS
-    StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
-    if request is not None:  # after the token: a sign-in row is never written for a token that was not made
-        audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
+    # One transaction: a token exists only with its sign-in row (an audit failure must not leave an unaudited
+    # token behind), and a sign-in row only for a token that was made.
+    with transaction.atomic():
+        StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
+        if request is not None:
+            audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
     return token, ttl
