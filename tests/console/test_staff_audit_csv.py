@@ -4,6 +4,7 @@ import csv
 import io
 from datetime import timedelta
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
@@ -12,7 +13,7 @@ from apps.audit.models import AuditEntry
 from apps.policy.services import policy_update
 from apps.receipts.counters import receipt_count_add
 from apps.tenancy.models import StaffToken
-from apps.tenancy.services import staff_token_issue
+from apps.tenancy.services import staff_create, staff_roles_set, staff_token_issue
 from tests.conftest import PASSWORD
 
 NEW_PASSWORD = "another-long-secret-42"
@@ -141,14 +142,35 @@ def test_audit_filters_and_csv(business_console, business_user, superuser, make_
     assert len(_csv(business_console.get("/console/apps/acme/chat/audit.csv", {"actor": "sam"}))) == 2
 
 
-def test_audit_page_and_csv_query_counts_fixed(operator_console, superuser, make_app, django_assert_num_queries):
+@pytest.mark.parametrize("changes", [2, 60])  # 60: more than a page (AUDIT_PAGE_SIZE 50) and a next cursor
+def test_audit_page_and_csv_query_counts_fixed(operator_console, superuser, make_app, django_assert_num_queries,
+                                               changes):
     app = make_app(plan="pro")
-    for limit in range(201, 231):
+    for limit in range(201, 201 + changes):
         policy_update(actor=superuser, app=app, changes={"group_ack_member_limit": limit}, reason="r")
     with django_assert_num_queries(6):  # session, user, groups, app, the page, plans
-        operator_console.get("/console/apps/acme/chat/audit/", {"actor": "sam", "field": "group_ack_member_limit"})
+        response = operator_console.get("/console/apps/acme/chat/audit/",
+                                        {"actor": "sam", "field": "group_ack_member_limit"})
+    assert len(response.context["entries"]) == min(changes, 50)
     with django_assert_num_queries(5):
-        assert len(_csv(operator_console.get("/console/apps/acme/chat/audit.csv"))) == 31
+        assert len(_csv(operator_console.get("/console/apps/acme/chat/audit.csv"))) == 1 + changes
+
+
+@pytest.mark.parametrize("accounts", [1, 30])
+def test_staff_pages_query_counts_fixed(superuser_console, superuser, django_assert_num_queries, accounts):
+    # Accounts holding roles, each changed once (a staff-wide audit row each) and signed in once by token
+    for i in range(accounts):
+        user = staff_create(username=f"staff{i:02}", password=PASSWORD, role="operator")
+        staff_roles_set(actor=superuser, user=user, roles=["operator", "business"])
+    # A superuser's roles need no query: session, user, then the accounts and their groups (prefetched)
+    with django_assert_num_queries(4):
+        response = superuser_console.get("/console/staff/")
+    assert len(response.context["accounts"]) >= accounts
+    with django_assert_num_queries(3):  # session, user, the page
+        response = superuser_console.get("/console/staff/audit/", {"field": "staff:"})
+    assert len(response.context["entries"]) == accounts
+    with django_assert_num_queries(3):  # session, user, the rows (streamed)
+        assert len(_csv(superuser_console.get("/console/staff/audit.csv"))) > accounts
 
 
 def test_staff_audit__superuser_only(operator_console, superuser_console):
