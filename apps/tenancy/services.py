@@ -36,7 +36,7 @@ from apps.common.reason_codes import ReasonCode
 from apps.common.tokens import hash_token, new_token
 from apps.lockout.services import staff_authenticate
 
-from .models import NAME_PATTERN, RESERVED_ORG_NAMES, App, PlanTier, StaffToken
+from .models import NAME_PATTERN, RESERVED_ORG_NAMES, USERNAME_PATTERN, App, PlanTier, StaffToken
 from .plans import DEFAULT_PLAN
 from .roles import ROLES, staff_manage_allowed
 
@@ -111,7 +111,7 @@ def staff_create(*, username: str, password: str, role: str, actor=None):
         _require_manager(actor)
     User = get_user_model()
     errors = {}
-    if not isinstance(username, str) or not re.fullmatch(r"[\w.@+-]{1,150}", username):
+    if not isinstance(username, str) or not re.fullmatch(USERNAME_PATTERN, username):
         errors["username"] = ["1-150 characters: letters, digits and @ . + - _"]
     password_errors = _password_errors(password, username=username)
     if password_errors:
