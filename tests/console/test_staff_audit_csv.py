@@ -197,3 +197,44 @@ def test_dashboard_csv__the_charts_numbers(business_console, make_app, django_as
     assert sum(counts.values()) == 15
     body = business_console.get("/console/apps/acme/chat/dashboard/").content.decode()
     assert "counter rows" not in body and "dashboard.csv" in body
+
+
+def test_staff_pages__refusals_change_nothing(superuser_console, operator_user, settings):
+    assert superuser_console.get("/console/staff/accounts/nobody/").status_code == 404
+    assert superuser_console.get("/console/staff/accounts/no%20body/").status_code == 404  # no account can be so
+    unknown = superuser_console.post("/console/staff/accounts/olga/", {"action": "delete"})
+    assert unknown.status_code == 400 and "not a change of a staff account" in unknown.content.decode()
+    bad_state = superuser_console.post("/console/staff/accounts/olga/", {"action": "active", "value": "maybe"})
+    assert bad_state.status_code == 400
+    taken = superuser_console.post("/console/staff/new/", {"username": "olga", "role": "business",
+                                                          "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert taken.status_code == 409 and "is taken" in taken.content.decode()
+    weak = superuser_console.post("/console/staff/accounts/olga/", {"action": "password", "password1": "olga1",
+                                                                   "password2": "olga1"})
+    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    operator_user.refresh_from_db()
+    assert operator_user.is_active and operator_user.check_password(PASSWORD)
+    assert set(operator_user.groups.values_list("name", flat=True)) == {"operator"}
+    assert not AuditEntry.objects.filter(field__startswith="staff:olga").exists()
+
+
+def test_staff_audit__bad_filter_400_and_stale_cursor_warns(superuser_console, operator_user):
+    staff_roles_set(actor=get_user_model().objects.get(username="sam"), user=operator_user, roles=["business"])
+    for bad in ({"date_from": "2026-13-01"}, {"actor": "a b"}):
+        response = superuser_console.get("/console/staff/audit/", bad)
+        assert response.status_code == 400 and 'data-testid="audit-invalid"' in response.content.decode()
+        assert superuser_console.get("/console/staff/audit.csv", bad).status_code == 400
+    stale = superuser_console.get("/console/staff/audit/", {"cursor": "%%%"})
+    assert stale.status_code == 200 and "not valid any more" in stale.content.decode()
+    assert [e["field"] for e in stale.context["entries"]] == ["staff:olga.roles"]
+
+
+def test_own_password__locked_out__429_and_unchanged(business_console, business_user, settings):
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        business_console.post("/console/password/", {"old_password": "wrong", "password1": NEW_PASSWORD,
+                                                     "password2": NEW_PASSWORD})
+    locked = business_console.post("/console/password/", {"old_password": PASSWORD, "password1": NEW_PASSWORD,
+                                                          "password2": NEW_PASSWORD})
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    business_user.refresh_from_db()
+    assert business_user.check_password(PASSWORD)
