@@ -64,11 +64,15 @@ class _TrailView(ConsoleView):
             return presenters_staff.staff_audit_row(entry)
         return presenters.audit_row(entry, plan_names=plan_names)
 
+    def refused_filters(self, form, context: dict):
+        """The page (for the CSV link too) with the errors by their inputs and no rows: 400."""
+        return self.render(self.template, {**context, "form": form, "entries": [], "filtered": True,
+                                           "invalid": True}, status=400)
+
     def page(self, app, context: dict):
         form = self.form()
         if not form.is_valid():
-            return self.render(self.template, {**context, "form": form, "entries": [], "filtered": True,
-                                               "invalid": True}, status=400)
+            return self.refused_filters(form, context)
         cursor = form.cleaned_data.get("cursor") or None
         filters = form.filters()
         try:
@@ -87,8 +91,7 @@ class _TrailView(ConsoleView):
     def export(self, app, *, name: str, context: dict):
         form = self.form()
         if not form.is_valid():
-            return self.render(self.template, {**context, "form": form, "entries": [], "filtered": True,
-                                               "invalid": True}, status=400)
+            return self.refused_filters(form, context)
         # The CSV carries the stored values (the admin API's JSON), not their labels: no plan names needed.
         label = presenters_staff.staff_field_label if self.staff_wide else presenters.field_label
         rows = (presenters_staff.audit_csv_row(entry, label=label(entry.field))
