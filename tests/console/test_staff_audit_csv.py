@@ -238,3 +238,17 @@ def test_own_password__locked_out__429_and_unchanged(business_console, business_
     assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
     business_user.refresh_from_db()
     assert business_user.check_password(PASSWORD)
+
+
+def test_sign_ins_audited__django_admin_and_token_lockout_not_force_login(superuser, operator_user, client,
+                                                                         settings):
+    Client().force_login(operator_user)  # no request through a sign-in route (tests, the shell): no row
+    assert not AuditEntry.objects.filter(field="sign_in").exists()
+    client.post("/django-admin/login/?next=/django-admin/", {"username": "sam", "password": PASSWORD})
+    assert AuditEntry.objects.get(field="sign_in", actor=superuser).new_value["via"] == "django_admin"
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        Client().post("/api/v1/admin/token", {"username": "olga", "password": "wrong"},
+                      content_type="application/json")
+    entry = AuditEntry.objects.get(field="lockout")
+    assert entry.actor_username == "olga" and entry.new_value["via"] == "token" and entry.app is None
+    assert entry.new_value["retry_after"] > 0
