@@ -226,8 +226,9 @@ def staff_token_issue(*, username: str, password: str, request=None) -> tuple[st
     token, key_hash = new_token()
     ttl = settings.TOKEN_TTL_SECONDS
     # One transaction: a token exists only with its sign-in row (an audit failure must not leave an unaudited
-    # token behind), and a sign-in row only for a token that was made.
-    with transaction.atomic():
+    # token behind), and a sign-in row only for a token that was made. No savepoint: the API calls this at the
+    # top of its request, and inside a caller's transaction a failure rolls that back too (no extra round trips).
+    with transaction.atomic(savepoint=False):
         StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
         if request is not None:
             audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
