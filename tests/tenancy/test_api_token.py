@@ -132,7 +132,9 @@ def test_token__valid_django_user_without_a_role__token_issued_but_403_on_staff_
     assert response.json()["error"] == "forbidden"
 
 
-@pytest.mark.django_db(transaction=True)  # the service's own transaction is the outermost, as in production
+# transaction: the service's own transaction is the outermost, as in production; serialized_rollback: the
+# seeded plans, roles and content types are restored for the tests after it
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_token__audit_row_fails__no_token_is_left(api_client, monkeypatch):
     # Given an operator, and a staff-wide audit trail that refuses the sign-in row (a fault injected: the real
     # table cannot be made to fail on demand here)
