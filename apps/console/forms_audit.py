@@ -10,6 +10,7 @@ from django.http import QueryDict
 
 from apps.audit.selectors import AuditFilters
 from apps.audit.services import LOCKOUT, SIGN_IN, STAFF_PREFIX
+from apps.tenancy.models import USERNAME_PATTERN
 
 from .presenters import FIELD_LABELS
 
@@ -20,7 +21,6 @@ STAFF_FIELD_CHOICES = [("", "Any event"), (SIGN_IN, "Sign-ins"), (LOCKOUT, "Lock
                        (STAFF_PREFIX, "Staff accounts (all)")]
 # What an audit field can be: a name, or a family ending with ':' ("group:<group_id>.<name>", "staff:<username>").
 FIELD_PATTERN = r"^[\w:.#@+-]{1,200}$"
-USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
 
 
 class AuditFilterForm(forms.Form):

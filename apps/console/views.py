@@ -423,12 +423,19 @@ class PolicyUpdateView(PostOnlyView):
         }, status=400 if asked else 200)
 
 
+def dashboard_series(app):
+    """The dashboard's UTC days, oldest first, and each kind's receipts on them (one query): what the chart
+    draws and views_audit.DashboardCsvView exports."""
+    today = timezone.now().date()  # counters are kept per UTC day, like receipt_count_add
+    series = receipt_counts_by_day(app_id=app.pk, days=DASHBOARD_DAYS, today=today)
+    days = [today - timedelta(days=DASHBOARD_DAYS - 1 - i) for i in range(DASHBOARD_DAYS)]
+    return today, days, series
+
+
 class DashboardView(ConsoleView):
     def get(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        today = timezone.now().date()  # counters are kept per UTC day, like receipt_count_add
-        series = receipt_counts_by_day(app_id=app.pk, days=DASHBOARD_DAYS, today=today)
-        days = [today - timedelta(days=DASHBOARD_DAYS - 1 - i) for i in range(DASHBOARD_DAYS)]
+        today, days, series = dashboard_series(app)
         kinds = list(presenters.KIND_LABELS.items())
         chart = stacked_bars(days=days, series=series, kinds=kinds)
         totals = [

@@ -11,7 +11,6 @@ days, each exported as CSV with the same filters; and the dashboard's 14 days as
 from __future__ import annotations
 
 import csv
-from datetime import timedelta
 
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
@@ -19,13 +18,12 @@ from django.utils import timezone
 
 from apps.audit.selectors import audit_list, audit_rows
 from apps.common.exceptions import ApplicationError
-from apps.receipts.counters import receipt_counts_by_day
 from apps.tenancy.roles import staff_manage_allowed
 
 from . import presenters, presenters_staff
 from .forms_audit import AuditFilterForm
 from .selectors import plan_list
-from .views import DASHBOARD_DAYS, ConsoleView
+from .views import ConsoleView, dashboard_series
 
 AUDIT_PAGE_SIZE = 50
 
@@ -64,11 +62,15 @@ class _TrailView(ConsoleView):
             return presenters_staff.staff_audit_row(entry)
         return presenters.audit_row(entry, plan_names=plan_names)
 
+    def refused_filters(self, form, context: dict):
+        """The page (for the CSV link too) with the errors by their inputs and no rows: 400."""
+        return self.render(self.template, {**context, "form": form, "entries": [], "filtered": True,
+                                           "invalid": True}, status=400)
+
     def page(self, app, context: dict):
         form = self.form()
         if not form.is_valid():
-            return self.render(self.template, {**context, "form": form, "entries": [], "filtered": True,
-                                               "invalid": True}, status=400)
+            return self.refused_filters(form, context)
         cursor = form.cleaned_data.get("cursor") or None
         filters = form.filters()
         try:
@@ -87,8 +89,7 @@ class _TrailView(ConsoleView):
     def export(self, app, *, name: str, context: dict):
         form = self.form()
         if not form.is_valid():
-            return self.render(self.template, {**context, "form": form, "entries": [], "filtered": True,
-                                               "invalid": True}, status=400)
+            return self.refused_filters(form, context)
         # The CSV carries the stored values (the admin API's JSON), not their labels: no plan names needed.
         label = presenters_staff.staff_field_label if self.staff_wide else presenters.field_label
         rows = (presenters_staff.audit_csv_row(entry, label=label(entry.field))
@@ -136,9 +137,7 @@ class DashboardCsvView(ConsoleView):
 
     def get(self, request, org_name, app_name) -> HttpResponse:
         app = self.get_app(org_name, app_name)
-        today = timezone.now().date()
-        series = receipt_counts_by_day(app_id=app.pk, days=DASHBOARD_DAYS, today=today)
-        days = [today - timedelta(days=DASHBOARD_DAYS - 1 - i) for i in range(DASHBOARD_DAYS)]
+        today, days, series = dashboard_series(app)
         return csv_response(filename=f"receipts-{app.org_name}-{app.app_name}-{today:%Y-%m-%d}.csv",
                             header=presenters_staff.DASHBOARD_CSV_HEADER,
                             rows=presenters_staff.dashboard_csv_rows(days=days, series=series))

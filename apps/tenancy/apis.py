@@ -16,9 +16,7 @@ from apps.lockout.schema import RETRY_AFTER
 
 from . import services
 from .auth import IsSuperuser, StaffApi
-
-# Django's staff username rule (letters of any script, digits and @ . + - _), as staff_create checks it.
-STAFF_USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
+from .models import USERNAME_PATTERN
 
 
 class StaffTokenApi(APIView):
@@ -50,7 +48,7 @@ class StaffCreateApi(StaffApi):
     permission_classes = [IsSuperuser]
 
     class StaffCreateInputSerializer(serializers.Serializer):
-        username = StrictCharField(max_length=150, trim_whitespace=False, pattern=STAFF_USERNAME_PATTERN,
+        username = StrictCharField(max_length=150, trim_whitespace=False, pattern=USERNAME_PATTERN,
                                    pattern_message="1-150 characters: letters, digits and @ . + - _")
         password = StrictCharField(
             min_length=10, max_length=128, trim_whitespace=False,

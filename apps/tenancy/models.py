@@ -7,6 +7,10 @@ from apps.common.models import TimeStampedModel
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 RESERVED_ORG_NAMES = frozenset({"admin"})
+# A staff username (Django's rule: letters of any script, digits and @ . + - _, at most 150): staff_create
+# enforces it, the admin API's schema states it, staff_get and the console's audit filter refuse anything else
+# before a query.
+USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
 
 
 class PlanTier(models.Model):

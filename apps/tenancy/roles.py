@@ -21,14 +21,7 @@ def staff_roles(user) -> frozenset[str]:
     return cached
 
 
-SUPERUSER = "superuser"
-
-
-def staff_badges(user) -> tuple[str, ...]:
-    """How an account's roles are shown: ("superuser",) for a superuser (it holds every role), else its roles."""
-    if user is not None and getattr(user, "is_superuser", False):
-        return (SUPERUSER,)
-    return tuple(sorted(staff_roles(user)))
+SUPERUSER = "superuser"  # the badge of a superuser's account (presenters_staff.account_row): it holds every role
 
 
 def staff_manage_allowed(*, user) -> bool:

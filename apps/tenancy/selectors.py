@@ -8,10 +8,10 @@ from apps.common.exceptions import NotFound
 from apps.common.pagination import keyset_page
 from apps.common.reason_codes import ReasonCode
 
-from .models import NAME_PATTERN, App
+from .models import NAME_PATTERN, USERNAME_PATTERN, App
 
 _NAME_RE = re.compile(NAME_PATTERN)
-_USERNAME_RE = re.compile(r"[\w.@+-]{1,150}")  # Django's username rule, as staff_create checks it
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
 
 
 class AppNotFound(NotFound):

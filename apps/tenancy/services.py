@@ -36,7 +36,7 @@ from apps.common.reason_codes import ReasonCode
 from apps.common.tokens import hash_token, new_token
 from apps.lockout.services import staff_authenticate
 
-from .models import NAME_PATTERN, RESERVED_ORG_NAMES, App, PlanTier, StaffToken
+from .models import NAME_PATTERN, RESERVED_ORG_NAMES, USERNAME_PATTERN, App, PlanTier, StaffToken
 from .plans import DEFAULT_PLAN
 from .roles import ROLES, staff_manage_allowed
 
@@ -111,7 +111,7 @@ def staff_create(*, username: str, password: str, role: str, actor=None):
         _require_manager(actor)
     User = get_user_model()
     errors = {}
-    if not isinstance(username, str) or not re.fullmatch(r"[\w.@+-]{1,150}", username):
+    if not isinstance(username, str) or not re.fullmatch(USERNAME_PATTERN, username):
         errors["username"] = ["1-150 characters: letters, digits and @ . + - _"]
     password_errors = _password_errors(password, username=username)
     if password_errors:
@@ -225,7 +225,11 @@ def staff_token_issue(*, username: str, password: str, request=None) -> tuple[st
         raise Unauthenticated("Wrong username or password.")
     token, key_hash = new_token()
     ttl = settings.TOKEN_TTL_SECONDS
-    StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
-    if request is not None:  # after the token: a sign-in row is never written for a token that was not made
-        audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
+    # One transaction: a token exists only with its sign-in row (an audit failure must not leave an unaudited
+    # token behind), and a sign-in row only for a token that was made. No savepoint: the API calls this at the
+    # top of its request, and inside a caller's transaction a failure rolls that back too (no extra round trips).
+    with transaction.atomic(savepoint=False):
+        StaffToken.objects.create(user=user, key_hash=key_hash, expires_at=timezone.now() + timedelta(seconds=ttl))
+        if request is not None:
+            audit_sign_in(user=user, via=VIA_TOKEN, address=client_ip(request))
     return token, ttl

@@ -4,6 +4,7 @@ import csv
 import io
 from datetime import timedelta
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
@@ -12,7 +13,7 @@ from apps.audit.models import AuditEntry
 from apps.policy.services import policy_update
 from apps.receipts.counters import receipt_count_add
 from apps.tenancy.models import StaffToken
-from apps.tenancy.services import staff_token_issue
+from apps.tenancy.services import staff_create, staff_roles_set, staff_token_issue
 from tests.conftest import PASSWORD
 
 NEW_PASSWORD = "another-long-secret-42"
@@ -141,14 +142,35 @@ def test_audit_filters_and_csv(business_console, business_user, superuser, make_
     assert len(_csv(business_console.get("/console/apps/acme/chat/audit.csv", {"actor": "sam"}))) == 2
 
 
-def test_audit_page_and_csv_query_counts_fixed(operator_console, superuser, make_app, django_assert_num_queries):
+@pytest.mark.parametrize("changes", [2, 60])  # 60: more than a page (AUDIT_PAGE_SIZE 50) and a next cursor
+def test_audit_page_and_csv_query_counts_fixed(operator_console, superuser, make_app, django_assert_num_queries,
+                                               changes):
     app = make_app(plan="pro")
-    for limit in range(201, 231):
+    for limit in range(201, 201 + changes):
         policy_update(actor=superuser, app=app, changes={"group_ack_member_limit": limit}, reason="r")
     with django_assert_num_queries(6):  # session, user, groups, app, the page, plans
-        operator_console.get("/console/apps/acme/chat/audit/", {"actor": "sam", "field": "group_ack_member_limit"})
+        response = operator_console.get("/console/apps/acme/chat/audit/",
+                                        {"actor": "sam", "field": "group_ack_member_limit"})
+    assert len(response.context["entries"]) == min(changes, 50)
     with django_assert_num_queries(5):
-        assert len(_csv(operator_console.get("/console/apps/acme/chat/audit.csv"))) == 31
+        assert len(_csv(operator_console.get("/console/apps/acme/chat/audit.csv"))) == 1 + changes
+
+
+@pytest.mark.parametrize("accounts", [1, 30])
+def test_staff_pages_query_counts_fixed(superuser_console, superuser, django_assert_num_queries, accounts):
+    # Accounts holding roles, each changed once (a staff-wide audit row each) and signed in once by token
+    for i in range(accounts):
+        user = staff_create(username=f"staff{i:02}", password=PASSWORD, role="operator")
+        staff_roles_set(actor=superuser, user=user, roles=["operator", "business"])
+    # A superuser's roles need no query: session, user, then the accounts and their groups (prefetched)
+    with django_assert_num_queries(4):
+        response = superuser_console.get("/console/staff/")
+    assert len(response.context["accounts"]) >= accounts
+    with django_assert_num_queries(3):  # session, user, the page
+        response = superuser_console.get("/console/staff/audit/", {"field": "staff:"})
+    assert len(response.context["entries"]) == accounts
+    with django_assert_num_queries(3):  # session, user, the rows (streamed)
+        assert len(_csv(superuser_console.get("/console/staff/audit.csv"))) > accounts
 
 
 def test_staff_audit__superuser_only(operator_console, superuser_console):
@@ -175,3 +197,58 @@ def test_dashboard_csv__the_charts_numbers(business_console, make_app, django_as
     assert sum(counts.values()) == 15
     body = business_console.get("/console/apps/acme/chat/dashboard/").content.decode()
     assert "counter rows" not in body and "dashboard.csv" in body
+
+
+def test_staff_pages__refusals_change_nothing(superuser_console, operator_user, settings):
+    assert superuser_console.get("/console/staff/accounts/nobody/").status_code == 404
+    assert superuser_console.get("/console/staff/accounts/no%20body/").status_code == 404  # no account can be so
+    unknown = superuser_console.post("/console/staff/accounts/olga/", {"action": "delete"})
+    assert unknown.status_code == 400 and "not a change of a staff account" in unknown.content.decode()
+    bad_state = superuser_console.post("/console/staff/accounts/olga/", {"action": "active", "value": "maybe"})
+    assert bad_state.status_code == 400
+    taken = superuser_console.post("/console/staff/new/", {"username": "olga", "role": "business",
+                                                          "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert taken.status_code == 409 and "is taken" in taken.content.decode()
+    weak = superuser_console.post("/console/staff/accounts/olga/", {"action": "password", "password1": "olga1",
+                                                                   "password2": "olga1"})
+    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    operator_user.refresh_from_db()
+    assert operator_user.is_active and operator_user.check_password(PASSWORD)
+    assert set(operator_user.groups.values_list("name", flat=True)) == {"operator"}
+    assert not AuditEntry.objects.filter(field__startswith="staff:olga").exists()
+
+
+def test_staff_audit__bad_filter_400_and_stale_cursor_warns(superuser_console, operator_user):
+    staff_roles_set(actor=get_user_model().objects.get(username="sam"), user=operator_user, roles=["business"])
+    for bad in ({"date_from": "2026-13-01"}, {"actor": "a b"}):
+        response = superuser_console.get("/console/staff/audit/", bad)
+        assert response.status_code == 400 and 'data-testid="audit-invalid"' in response.content.decode()
+        assert superuser_console.get("/console/staff/audit.csv", bad).status_code == 400
+    stale = superuser_console.get("/console/staff/audit/", {"cursor": "%%%"})
+    assert stale.status_code == 200 and "not valid any more" in stale.content.decode()
+    assert [e["field"] for e in stale.context["entries"]] == ["staff:olga.roles"]
+
+
+def test_own_password__locked_out__429_and_unchanged(business_console, business_user, settings):
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        business_console.post("/console/password/", {"old_password": "wrong", "password1": NEW_PASSWORD,
+                                                     "password2": NEW_PASSWORD})
+    locked = business_console.post("/console/password/", {"old_password": PASSWORD, "password1": NEW_PASSWORD,
+                                                          "password2": NEW_PASSWORD})
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    business_user.refresh_from_db()
+    assert business_user.check_password(PASSWORD)
+
+
+def test_sign_ins_audited__django_admin_and_token_lockout_not_force_login(superuser, operator_user, client,
+                                                                         settings):
+    Client().force_login(operator_user)  # no request through a sign-in route (tests, the shell): no row
+    assert not AuditEntry.objects.filter(field="sign_in").exists()
+    client.post("/django-admin/login/?next=/django-admin/", {"username": "sam", "password": PASSWORD})
+    assert AuditEntry.objects.get(field="sign_in", actor=superuser).new_value["via"] == "django_admin"
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        Client().post("/api/v1/admin/token", {"username": "olga", "password": "wrong"},
+                      content_type="application/json")
+    entry = AuditEntry.objects.get(field="lockout")
+    assert entry.actor_username == "olga" and entry.new_value["via"] == "token" and entry.app is None
+    assert entry.new_value["retry_after"] > 0

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import DatabaseError
 from django.utils import timezone
 
 from apps.tenancy.models import StaffToken
@@ -129,3 +130,22 @@ def test_token__valid_django_user_without_a_role__token_issued_but_403_on_staff_
     response = api_client.get("/api/v1/admin/apps")
     assert response.status_code == 403
     assert response.json()["error"] == "forbidden"
+
+
+# transaction: the service's own transaction is the outermost, as in production; serialized_rollback: the
+# seeded plans, roles and content types are restored for the tests after it
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_token__audit_row_fails__no_token_is_left(api_client, monkeypatch):
+    # Given an operator, and a staff-wide audit trail that refuses the sign-in row (a fault injected: the real
+    # table cannot be made to fail on demand here)
+    staff_create(username="olivia", password=PASSWORD, role="operator")
+
+    def refuse(**kwargs):
+        raise DatabaseError("the audit table refused the row")
+
+    monkeypatch.setattr("apps.tenancy.services.audit_sign_in", refuse)
+    # When it asks for a token
+    with pytest.raises(DatabaseError):
+        _login(api_client, "olivia")
+    # Then no token was kept: none exists without its sign-in row
+    assert not StaffToken.objects.exists()
