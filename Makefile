@@ -40,11 +40,12 @@ apt_tool = command -v $(1) >/dev/null 2>&1 || $(APT_INSTALL) $(1) || { $(SUDO) a
 chromium:
 	@$(call apt_tool,chromium)
 
-# `make bench` drives its throughput scenarios with Debian's wrk (SPEC §15); pgbench comes with postgresql-client.
+# `make bench` drives its throughput scenarios with Debian's wrk (SPEC §15), which a test runs too; pgbench comes
+# with postgresql-client.
 wrk:
 	@$(call apt_tool,wrk)
 
-test: install chromium
+test: install chromium wrk
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]: which app and module may import which).
