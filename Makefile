@@ -30,21 +30,22 @@ demo: migrate
 run: demo
 	$(PY) scripts/run_all.py --host $(HOST) --port $(PORT)
 
-# The browser tests drive Debian's chromium through playwright (never `playwright install`):
-# installed here when missing, so `make test` works on a fresh machine.
+# Debian tools the tests and the bench drive, installed here when missing (so `make test` works on a fresh machine):
+# $(call apt_tool,NAME) installs package NAME, whose command has the same name.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
+apt_tool = command -v $(1) >/dev/null 2>&1 || $(APT_INSTALL) $(1) || { $(SUDO) apt-get update && $(APT_INSTALL) $(1); }
+
+# The browser tests drive Debian's chromium through playwright (never `playwright install`).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium || \
-	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+	@$(call apt_tool,chromium)
 
-# `make bench` drives its throughput scenarios with Debian's wrk (SPEC §15); pgbench comes with postgresql-client.
+# `make bench` drives its throughput scenarios with Debian's wrk (SPEC §15), which a test runs too; pgbench comes
+# with postgresql-client.
 wrk:
-	@command -v wrk >/dev/null 2>&1 || \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends wrk || \
-	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends wrk; }
+	@$(call apt_tool,wrk)
 
-test: install chromium
+test: install chromium wrk
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]: which app and module may import which).

@@ -38,7 +38,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import load_average, machine_info, pg_connect, scratch_database, with_database  # noqa: E402
+from bench.harness import (  # noqa: E402
+    _cpu_seconds,
+    load_average,
+    machine_info,
+    pg_connect,
+    scratch_database,
+    with_database,
+)
 
 RESULTS = ROOT / "bench" / "results"
 CAPTURE = RESULTS / "index_plans_sql.jsonl"
@@ -224,9 +231,7 @@ def table_indexes(conn) -> dict[str, list[str]]:
 
 
 def _backend_cpu_ms(conn) -> float:
-    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    return _cpu_seconds(conn.execute("SELECT pg_backend_pid()").fetchone()[0]) * 1000
 
 
 _done = [0]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -210,6 +211,17 @@ async def _app_with_users(base: str, org: str, names: list[str], *, logins: list
         return api, tokens
 
 
+def bulk_fill(db: str, fill, *, analyze: tuple[str, ...] = ("chat_message",)):
+    """Run `fill(conn)` (a harness.fill_*) in autocommit, then VACUUM ANALYZE the tables it filled so the measured
+    plans see their size; returns its result and the seconds it took, rounded (the JSON's fill_s)."""
+    started = time.perf_counter()
+    with pg_connect(db, autocommit=True) as conn:
+        result = fill(conn)
+        for table in analyze:
+            conn.execute(f"VACUUM ANALYZE {table}")
+    return result, round(time.perf_counter() - started, 1)
+
+
 def build_group(base: str, db: str, org: str, per_user: int) -> dict:
     """32 members of one group (group read acks on), and enough need_group_ack messages that each member has
     `per_user` messages of others to ack, in ascending order."""
@@ -224,17 +236,15 @@ def build_group(base: str, db: str, org: str, per_user: int) -> dict:
 
     api, tokens, group_id = asyncio.run(build())
     count = -(-per_user * CONCURRENCY // (CONCURRENCY - 1))
-    started = time.perf_counter()
-    with pg_connect(db, autocommit=True) as conn:
-        messages = fill_group_messages(conn, org=org, group_id=group_id, senders=names, count=count, prefix=f"{org}-")
-        conn.execute("VACUUM ANALYZE chat_message")
+    messages, fill_s = bulk_fill(db, lambda conn: fill_group_messages(conn, org=org, group_id=group_id, senders=names,
+                                                                      count=count, prefix=f"{org}-"))
     prefix = f"/api/v1/{org}/chat/groups/{group_id}/messages/"
     users = [wrk.User(token=tokens[name], method="POST",
                       paths=[f"{prefix}{mid}/read_ack" for mid, sender in messages if sender != name])
              for name in names]
     return {"org": org, "api": api, "tokens": tokens, "users": users, "group_id": group_id,
             "data": {"members": len(names), "messages": count, "acks_available": sum(len(u.paths) for u in users),
-                     "fill_s": round(time.perf_counter() - started, 1)}}
+                     "fill_s": fill_s}}
 
 
 def check_group(db: str, built: dict) -> dict:
@@ -253,18 +263,14 @@ def build_read(base: str, db: str, org: str, per_user: int) -> dict:
     senders = [f"s{i:03d}" for i in range(CONCURRENCY)]
     readers = [f"r{i:03d}" for i in range(CONCURRENCY)]
     api, tokens = asyncio.run(_app_with_users(base, org, senders + readers, logins=readers))
-    started = time.perf_counter()
-    with pg_connect(db, autocommit=True) as conn:
-        ids = fill_single_messages(conn, org=org, pairs=list(zip(senders, readers, strict=True)), count=per_user,
-                                   prefix=f"{org}-")
-        conn.execute("VACUUM ANALYZE chat_message")
-        conn.execute("VACUUM ANALYZE chat_conversation")
+    ids, fill_s = bulk_fill(db, lambda conn: fill_single_messages(
+        conn, org=org, pairs=list(zip(senders, readers, strict=True)), count=per_user, prefix=f"{org}-"),
+        analyze=("chat_message", "chat_conversation"))
     prefix = f"/api/v1/{org}/chat/messages/"
     users = [wrk.User(token=tokens[r], method="POST", paths=[f"{prefix}{mid}/read_ack" for mid in ids[(s, r)]])
              for s, r in zip(senders, readers, strict=True)]
     return {"org": org, "api": api, "tokens": tokens, "users": users,
-            "data": {"pairs": len(senders), "messages": per_user * len(senders),
-                     "fill_s": round(time.perf_counter() - started, 1)}}
+            "data": {"pairs": len(senders), "messages": per_user * len(senders), "fill_s": fill_s}}
 
 
 def check_read(db: str, built: dict) -> dict:
@@ -411,11 +417,8 @@ def conversation_ack(server: Server, db: str, args, state: dict) -> dict:
     count, peers = args.unread, [f"c-peer{i}" for i in range(args.conversations)]
     org = "bench-conv"
     api, tokens = asyncio.run(_app_with_users(server.base, org, ["c-reader", *peers]))
-    started = time.perf_counter()
-    with pg_connect(db, autocommit=True) as conn:
-        fill_single_messages(conn, org=org, pairs=[(peer, "c-reader") for peer in peers], count=count, prefix="conv-")
-        conn.execute("VACUUM ANALYZE chat_message")
-    fill_s = time.perf_counter() - started
+    _, fill_s = bulk_fill(db, lambda conn: fill_single_messages(
+        conn, org=org, pairs=[(peer, "c-reader") for peer in peers], count=count, prefix="conv-"))
     calls = []
     reader = {"Authorization": f"Bearer {tokens['c-reader']}"}
     with httpx.Client(timeout=60) as http:
@@ -436,7 +439,7 @@ def conversation_ack(server: Server, db: str, args, state: dict) -> dict:
                           "repeat_ok": again.status_code == 200 and again.json().get("sent") is False})
     latencies = sorted(c["latency_ms"] for c in calls)
     return {"scenario": f"conversation read ack over {count:,} unread", "unread": count, "conversations": len(peers),
-            "fill_s": round(fill_s, 1), "calls": calls, "latency_ms_median": latencies[len(latencies) // 2],
+            "fill_s": fill_s, "calls": calls, "latency_ms_median": latencies[len(latencies) // 2],
             "latency_ms_max": latencies[-1], "errors": sum(1 for c in calls if not (c["ok"] and c["repeat_ok"])),
             "load_average": load_average()}
 
@@ -707,14 +710,13 @@ def main() -> int:
                     if key in THROUGHPUT or key in HISTORY:
                         if key in HISTORY and "history" not in results:
                             say(f"  storing {args.history_rows:,} extra acks and events …")
-                            t1 = time.perf_counter()
-                            asyncio.run(_app_with_users(server.base, "bench-history",
-                                                        [f"h{i:02d}" for i in range(50)], logins=[]))
-                            with pg_connect(database_url, autocommit=True) as conn:
-                                fill_history(conn, org="bench-history", readers=[f"h{i:02d}" for i in range(50)],
-                                             acks=args.history_rows, events=args.history_rows)
+                            readers = [f"h{i:02d}" for i in range(50)]
+                            asyncio.run(_app_with_users(server.base, "bench-history", readers, logins=[]))
+                            _, fill_s = bulk_fill(database_url, functools.partial(
+                                fill_history, org="bench-history", readers=readers, acks=args.history_rows,
+                                events=args.history_rows), analyze=())  # fill_history analyzes its tables
                             results["history"] = {"acks": args.history_rows, "events": args.history_rows,
-                                                  "fill_s": round(time.perf_counter() - t1, 1)}
+                                                  "fill_s": fill_s}
                         results["scenarios"][key] = throughput(key, server, database_url, args, state)
                     elif key == "ceiling":
                         results["scenarios"][key] = ceiling(database_url, args, state)

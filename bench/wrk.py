@@ -7,10 +7,11 @@ How a run maps onto wrk's hooks (https://github.com/wg/wrk/blob/master/SCRIPTING
 - the script holds one Lua table per wrk thread, each a list of users: a user is an Authorization header, a
   method, an optional body and its own list of paths (in the order it must request them);
 - setup(thread), in the main state, gives every thread its index (thread:set("id", n)) and keeps the thread;
-- init() picks the thread's users; request() takes the users of the thread in turn (a counter), each user
-  requesting its next path. wrk does not tell a script which connection asks, but a connection asks again
-  only when its answer arrived, so with as many users as connections the requests in flight are those of
-  different users (e.g. 32 members acking ascending messages, each its own list);
+- init() picks the thread's users (on the first thread it also answers, without using a path, the one
+  request() wrk makes there to check the script and never sends); request() takes the users of the thread in
+  turn (a counter), each user requesting its next path. wrk does not tell a script which connection asks, but
+  a connection asks again only when its answer arrived, so with as many users as connections the requests in
+  flight are those of different users (e.g. 32 members acking ascending messages, each its own list);
 - a user whose list is used up gives its turn to the next user with paths left; a user marked `cycle`
   starts its list again (sends: one path, forever). When every user of a thread is used up the thread asks
   GET /healthz and counts it as `spare`, so the stored-rows check can leave those out (sizes are chosen so
@@ -81,18 +82,25 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local users, turn
+local users, turn, verifying
 
 function init(args)
   users = DATA[id] or {}
   DATA = nil
   turn = 0
+  -- wrk calls request() once on its first thread right after init, to check the script (script_verify_request),
+  -- and never sends that request: answer it without taking a user's path.
+  verifying = id == 1
   counts = {}
   spare = 0
   for _, u in ipairs(users) do u.i = 0 end
 end
 
 function request()
+  if verifying then
+    verifying = false
+    return wrk.format("GET", "/healthz")
+  end
   local n = #users
   for _ = 1, n do
     local u = users[(turn % n) + 1]

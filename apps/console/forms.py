@@ -162,6 +162,12 @@ class RiskyConfirmForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "maxlength": REASON_MAX_LENGTH,
                                      "placeholder": "Why? Required for this change."}))
 
-    def confirmed(self, data) -> bool:
+    @property
+    def asked(self) -> bool:
+        """The confirm page's button sent this (confirm=yes), with or without a reason."""
+        return self.data.get("confirm") == "yes"
+
+    @property
+    def confirmed(self) -> bool:
         """The confirmation was given (the confirm page's button) with a reason."""
-        return data.get("confirm") == "yes" and self.is_valid()
+        return self.asked and self.is_valid()

@@ -1,19 +1,16 @@
-"""Risky changes ask first (SPEC §13): which policy changes need a confirmation and a reason in the console, and
-what they change, in words.
+"""Risky changes ask first (SPEC §13): what a risky policy change changes, in words.
 
-Pure functions over the policy snapshot, the requested changes and the plan tiers (no ORM). The sentences are
-derived from the plan rows (retention, whether group read receipts are included) and the fields' own labels and
-help in apps.policy.fields, so a new plan or a relabelled field needs no edit here. The admin API keeps its
-contract (no confirmation): this is the console's rule, enforced by its views.
+Which changes are risky is the policy's rule (apps.policy.evaluation: switch_off_risky, plan_change_risky); these
+pure functions (no ORM) ask it and say what the change does. The sentences are derived from the plan rows
+(retention, whether group read receipts are included) and the fields' own labels and help in apps.policy.fields,
+so a new plan or a relabelled field needs no edit here. The admin API keeps its contract (no confirmation): the
+console's views ask for it.
 """
 
 from __future__ import annotations
 
-from apps.policy.evaluation import PolicySnapshot
+from apps.policy.evaluation import PolicySnapshot, plan_change_risky, switch_off_risky
 from apps.policy.fields import BY_NAME
-
-# Turning one of these off stops receipts that senders see today.
-RISKY_SWITCHES = ("delivery_ack_enabled", "read_ack_enabled", "group_read_ack_enabled")
 
 
 def _help_clause(name: str) -> str:
@@ -23,18 +20,15 @@ def _help_clause(name: str) -> str:
 
 def switch_off_consequences(*, snapshot: PolicySnapshot, field: str) -> list[str]:
     """What turning `field` off changes, or [] when it is not risky (not a receipt switch, or off already)."""
-    if field not in RISKY_SWITCHES or not getattr(snapshot, field):
+    if not switch_off_risky(snapshot=snapshot, field=field):
         return []
-    label = BY_NAME[field].label
-    if field == "group_read_ack_enabled" and not snapshot.effective_group_read_ack:
-        return []  # off in effect already (the plan does not include them): nothing stops
-    return [f"{label} stop (today they: {_help_clause(field)})"]
+    return [f"{BY_NAME[field].label} stop (today they: {_help_clause(field)})"]
 
 
 def plan_change_consequences(*, snapshot: PolicySnapshot, old_plan, new_plan) -> list[str]:
     """What moving from `old_plan` to a cheaper `new_plan` (PlanTier rows) changes; [] for the same plan or an
     upgrade, which is never risky."""
-    if new_plan.code == old_plan.code or new_plan.rank > old_plan.rank:
+    if not plan_change_risky(old_rank=old_plan.rank, new_rank=new_plan.rank):
         return []
     lines = [f"Plan {old_plan.name} \u2192 {new_plan.name}"]
     if new_plan.message_retention_days != old_plan.message_retention_days:

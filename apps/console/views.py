@@ -29,6 +29,7 @@ from apps.policy.evaluation import (
     effective_group_read_ack,
     group_overrides_change_allowed,
     refused_fields,
+    switch_off_risky,
     webhooks_change_allowed,
 )
 from apps.policy.selectors import policy_snapshot_build
@@ -288,8 +289,17 @@ def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
     return f"{exc.detail} Nothing was changed."
 
 
-def _app_page(app):
+def app_page_redirect(app):
     return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+
+
+def _risky_confirmation(request, roles, *, risky: bool, changes: dict) -> RiskyConfirmForm | None:
+    """A risky change's confirmation step (SPEC §13: which changes are risky is apps.policy.evaluation's rule),
+    bound to the POST; None when the change needs none: not risky, or the role may not make it (the service's
+    refusal answers that). The view saves when it is .confirmed, else asks (the confirmation page)."""
+    if not risky or refused_fields(roles=roles, fields=changes):
+        return None
+    return RiskyConfirmForm(request.POST)
 
 
 class PostOnlyView(ConsoleView):
@@ -297,11 +307,11 @@ class PostOnlyView(ConsoleView):
     empty 405 (post/redirect/get, SPEC §13)."""
 
     def get(self, request, org_name, app_name):
-        return _app_page(self.get_app(org_name, app_name))
+        return app_page_redirect(self.get_app(org_name, app_name))
 
 
 class SwitchUpdateView(PostOnlyView):
-    """POST one operator switch on or off. Turning receipts off is risky (presenters_risky): without the
+    """POST one operator switch on or off. Turning receipts off is risky (evaluation.switch_off_risky): without the
     confirmation and a reason it goes to the confirmation page (views_risky.SwitchConfirmView) instead."""
 
     def post(self, request, org_name, app_name):
@@ -313,18 +323,15 @@ class SwitchUpdateView(PostOnlyView):
             return self._page(app, plans, status=400)
         changes = form.changes()
         field, on = next(iter(changes.items()))
-        reason = ""
         snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
-        if not on and presenters_risky.switch_off_consequences(snapshot=snapshot, field=field) \
-                and not refused_fields(roles=self.roles, fields=changes):
-            confirm = RiskyConfirmForm(request.POST)
-            if not confirm.confirmed(request.POST):
-                if request.POST.get("confirm") == "yes":
-                    messages.error(request, "Give a reason: turning receipts off needs one. Nothing was changed.")
-                url = reverse("console:app-switch-confirm", kwargs={"org_name": app.org_name,
-                                                                    "app_name": app.app_name})
-                return redirect(f"{url}?field={field}&value=off")
-            reason = confirm.cleaned_data["reason"]
+        confirm = _risky_confirmation(request, self.roles, changes=changes,
+                                      risky=not on and switch_off_risky(snapshot=snapshot, field=field))
+        if confirm is not None and not confirm.confirmed:
+            if confirm.asked:
+                messages.error(request, "Give a reason: turning receipts off needs one. Nothing was changed.")
+            url = reverse("console:app-switch-confirm", kwargs={"org_name": app.org_name, "app_name": app.app_name})
+            return redirect(f"{url}?field={field}&value=off")
+        reason = confirm.cleaned_data["reason"] if confirm is not None else ""
         try:
             update = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
         except ApplicationError as exc:
@@ -335,7 +342,7 @@ class SwitchUpdateView(PostOnlyView):
             messages.info(request, f"{label} were already {'on' if on else 'off'} for {app.app_key}.")
         else:
             messages.success(request, f"{label} turned {'on' if on else 'off'} for {app.app_key}.")
-        return _app_page(app)
+        return app_page_redirect(app)
 
     def _page(self, app, plans, *, status):
         return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans), status=status)
@@ -364,13 +371,13 @@ class PrivacyUpdateView(PostOnlyView):
             messages.info(request, f"Read receipt privacy was already \u201c{choice}\u201d for {app.app_key}.")
         else:
             messages.success(request, f"Read receipt privacy set to \u201c{choice}\u201d for {app.app_key}.")
-        return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+        return app_page_redirect(app)
 
 
 class PolicyUpdateView(PostOnlyView):
     """POST the business fields (plan and group limits) with an optional reason. A plan downgrade is risky
-    (presenters_risky): without the confirmation and a reason the answer is the confirmation page, carrying the
-    values sent; its button posts them here again with confirm=yes."""
+    (evaluation.plan_change_risky, asked by presenters_risky): without the confirmation and a reason the answer is
+    the confirmation page, carrying the values sent; its button posts them here again with confirm=yes."""
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
@@ -383,10 +390,9 @@ class PolicyUpdateView(PostOnlyView):
         changes = form.changes()
         snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
         consequences = presenters_risky.limits_consequences(snapshot=snapshot, changes=changes, plans=plans)
-        if consequences and not refused_fields(roles=self.roles, fields=changes):
-            confirm = RiskyConfirmForm(request.POST)
-            if not confirm.confirmed(request.POST):
-                return self._confirm(app, form, confirm, consequences)
+        confirm = _risky_confirmation(request, self.roles, risky=bool(consequences), changes=changes)
+        if confirm is not None and not confirm.confirmed:
+            return self._confirm(app, form, confirm, consequences)
         try:
             update = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
@@ -403,7 +409,7 @@ class PolicyUpdateView(PostOnlyView):
             if snapshot.group_read_ack_enabled and not snapshot.effective_group_read_ack:
                 messages.warning(request, f"Group read receipts are switched on, but the {update.plan.name} plan "
                                           "does not include them: they are off in effect until the plan is upgraded.")
-        return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+        return app_page_redirect(app)
 
     def _page(self, app, plans, form, *, status):
         return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans,
@@ -411,7 +417,7 @@ class PolicyUpdateView(PostOnlyView):
 
     def _confirm(self, app, form, confirm, consequences):
         """The confirmation page, carrying the values sent; 400 when its button came without a reason."""
-        asked = self.request.POST.get("confirm") == "yes"
+        asked = confirm.asked
         if not asked:
             confirm = RiskyConfirmForm(initial={"reason": form.cleaned_data["reason"]})
         carried = [(name, "on" if value is True else ("" if value is False else value))

@@ -8,7 +8,6 @@ plan downgrade's confirmation is PolicyUpdateView's own answer (it carries the w
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import redirect
 from django.urls import reverse
 
 from apps.policy.evaluation import refused_fields
@@ -16,7 +15,7 @@ from apps.policy.selectors import policy_snapshot_build
 
 from . import presenters, presenters_risky
 from .forms import RiskyConfirmForm, SwitchForm
-from .views import ConsoleView
+from .views import ConsoleView, app_page_redirect
 
 
 class SwitchConfirmView(ConsoleView):
@@ -24,7 +23,7 @@ class SwitchConfirmView(ConsoleView):
 
     def get(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        page = redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+        page = app_page_redirect(app)
         form = SwitchForm(request.GET)
         if not form.is_valid():
             return page

@@ -110,6 +110,23 @@ def app_lifecycle_change_allowed(*, roles: frozenset[str]) -> bool:
     return OPERATOR in roles
 
 
+def switch_off_risky(*, snapshot: PolicySnapshot, field: str) -> bool:
+    """Turning `field` off is a risky change (SPEC §13: the console asks for a confirmation and a reason) when it
+    stops receipts senders get today: a receipt switch (fields.stops_receipts_when_off) that is on in effect."""
+    spec = BY_NAME.get(field)
+    if spec is None or not spec.stops_receipts_when_off or not getattr(snapshot, field):
+        return False
+    if field == "group_read_ack_enabled":
+        return snapshot.effective_group_read_ack  # off in effect already when the plan does not include them
+    return True
+
+
+def plan_change_risky(*, old_rank: int, new_rank: int) -> bool:
+    """A move to a cheaper plan (a lower PlanTier.rank) is a risky change (SPEC §13); the same plan or an upgrade
+    never is."""
+    return new_rank < old_rank
+
+
 def webhooks_change_allowed(*, roles: frozenset[str]) -> bool:
     """Operators (superusers hold every role) register, change, rotate, test and delete webhook endpoints and
     redeliver; every staff member sees them (SPEC §10)."""

@@ -35,6 +35,8 @@ class PolicyField:
     unit: str = ""  # an int's unit, plural ("days"); "1 day" for one
     role_note: str = ""  # a condition the docs table adds to the role
     on_app: bool = False  # stored on the App row (the plan), not on the ReceiptPolicy row
+    # Turning it off stops receipts senders see today: a risky change (SPEC §13, evaluation.switch_off_risky)
+    stops_receipts_when_off: bool = False
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -52,6 +54,7 @@ POLICY_FIELDS: tuple[PolicyField, ...] = (
         OPERATOR,
         "Delivery receipts",
         "Tell senders when a single-chat message reached the recipient's device.",
+        stops_receipts_when_off=True,
     ),
     PolicyField(
         "read_ack_enabled",
@@ -60,6 +63,7 @@ POLICY_FIELDS: tuple[PolicyField, ...] = (
         OPERATOR,
         "Read receipts (single chat)",
         "Message and conversation read acks in single chats.",
+        stops_receipts_when_off=True,
     ),
     PolicyField(
         "read_receipt_privacy",
@@ -83,6 +87,7 @@ POLICY_FIELDS: tuple[PolicyField, ...] = (
         "Group read receipts",
         "Members ack group messages sent with need_group_ack; the sender sees the count.",
         role_note="Pro plan and above",
+        stops_receipts_when_off=True,
     ),
     PolicyField(
         "group_ack_sender_scope",

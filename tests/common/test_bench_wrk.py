@@ -1,6 +1,9 @@
-"""bench/wrk.py's pure parts: the generated Lua holds each user's own list, and wrk's result line is parsed."""
+"""bench/wrk.py: the generated Lua holds each user's own list, wrk's result line is parsed, and a real wrk run
+(Debian's, installed by `make test`) against a recording server sends each user's paths in order."""
 
+import http.server
 import json
+import threading
 
 from bench import wrk
 
@@ -30,3 +33,45 @@ def test_result_line_is_parsed_into_requests_per_second_percentiles_and_status_c
     assert (result["ok_2xx"], result["non_2xx"]) == (997, 3)
     assert result["socket_errors"]["read"] == 1
     assert (result["latency"]["p50_ms"], result["latency"]["p99_ms"]) == (15.0, 60.0)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every request (409 for a path ending in /conflict) and records who asked what, in order."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as wrk's connections expect
+    seen: list[tuple[str, str, str, str]] = []
+
+    def _answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.seen.append((self.headers.get("Authorization", ""), self.command, self.path, body))
+        self.send_response(409 if self.path.endswith("/conflict") else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def test_run__real_wrk__each_user_its_own_paths_in_order__then_spare__a_cycling_user_repeats(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        once = wrk.User(token="once", method="POST", body='{"n": 1}', paths=["/a/1", "/a/2", "/a/conflict"])
+        cycling = wrk.User(token="loop", method="POST", body='{"n": 2}', paths=["/m"], cycle=True)
+        result = wrk.run(f"http://127.0.0.1:{server.server_address[1]}", [once, cycling], script_dir=tmp_path,
+                         name="recorder", connections=2, threads=2, duration_s=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    by_user = {token: [(method, path, body) for auth, method, path, body in _Recorder.seen
+                       if auth == f"Bearer {token}"] for token in ("once", "loop")}
+    assert by_user["once"] == [("POST", path, '{"n": 1}') for path in once.paths]
+    assert len(by_user["loop"]) > 1 and set(by_user["loop"]) == {("POST", "/m", '{"n": 2}')}
+    spare = [path for auth, _, path, _ in _Recorder.seen if not auth]
+    assert spare and set(spare) == {"/healthz"}  # the used-up thread asks /healthz, counted apart
+    assert result["statuses"][409] == 1
+    assert result["spare_requests"] <= len(spare)  # wrk counts answers; the last requests may be in flight
+    assert result["ok_2xx"] + result["non_2xx"] <= len(_Recorder.seen)

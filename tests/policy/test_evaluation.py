@@ -24,12 +24,14 @@ from apps.policy.evaluation import (
     member_limit_change_decision,
     message_read_audience,
     message_receipt_flags,
+    plan_change_risky,
     policy_value_errors,
     read_ack_is_private,
     receives_read_receipts,
     refused_fields,
     retention_cutoff_ms,
     single_send_decision,
+    switch_off_risky,
     webhooks_change_allowed,
 )
 
@@ -345,3 +347,24 @@ def test_group_ack_list__caller_not_receiving__ack_count_not_visible_even_as_sen
 def test_who_changes_webhooks_and_group_overrides(roles, webhooks, groups):
     assert webhooks_change_allowed(roles=roles) is webhooks
     assert group_overrides_change_allowed(roles=roles) is groups
+
+
+# --- risky changes (SPEC §13: the console asks for a confirmation and a reason)
+
+
+@pytest.mark.parametrize("field, overrides, risky", [
+    ("delivery_ack_enabled", {}, True),
+    ("read_ack_enabled", {}, True),
+    ("group_read_ack_enabled", {}, True),
+    ("read_ack_enabled", {"read_ack_enabled": False}, False),  # off already
+    ("group_read_ack_enabled", {"plan_group_read_ack_allowed": False}, False),  # off in effect: the plan
+    ("group_ack_member_limit", {}, False),  # not a receipt switch
+    ("no_such_field", {}, False),
+])
+def test_switch_off_risky__a_receipt_switch_on_in_effect(field, overrides, risky):
+    assert switch_off_risky(snapshot=snapshot(**overrides), field=field) is risky
+
+
+@pytest.mark.parametrize("old_rank, new_rank, risky", [(3, 1, True), (2, 1, True), (2, 2, False), (1, 3, False)])
+def test_plan_change_risky__a_downgrade_only(old_rank, new_rank, risky):
+    assert plan_change_risky(old_rank=old_rank, new_rank=new_rank) is risky
