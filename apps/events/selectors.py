@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, Subquery, Value
+from django.db.models import BooleanField, F, Func, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -31,6 +31,37 @@ def _retained_floor(cutoff):
     )
 
 
+class _FeedOf(Func):
+    """`user_id = <user>`, written on PostgreSQL as `user_id = ANY(ARRAY[<user>])`.
+
+    Why: with a plain equality the planner treats user_id as a constant and may answer `ORDER BY id LIMIT n` by
+    walking the primary key and filtering on user_id, a good plan only when the user's rows are spread evenly over
+    the ids. When one user holds many old rows and few recent ones, the statistics say "most rows are this user's"
+    and the walk goes through every other user's newer rows (measured: 400,000 rows walked, 64 ms). An ANY
+    is not a constant to the planner, so `ORDER BY user_id, id` can only come in order from event_feed
+    (user_id, id): the scan starts at the position and stops after the page (0.6 ms on the same data).
+    """
+
+    output_field = BooleanField()
+    arity = 2
+
+    def __init__(self, user_id: int):
+        super().__init__(F("user_id"), Value(user_id))
+
+    def _operands(self, compiler):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        value, value_params = compiler.compile(self.source_expressions[1])
+        return column, value, (*column_params, *value_params)
+
+    def as_sql(self, compiler, connection, **extra):
+        column, value, params = self._operands(compiler)
+        return f"{column} = {value}", params
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, value, params = self._operands(compiler)
+        return f"{column} = ANY(ARRAY[{value}]::bigint[])", params
+
+
 @dataclass
 class FeedPage:
     events: list[Event]
@@ -51,14 +82,15 @@ def feed_page_get(*, user_id: int, device_id: str, position: int, limit: int) ->
       returns its tail and moves the position to it.
     """
     cutoff = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS)
-    tail = Subquery(Event.objects.filter(user_id=user_id).order_by("-id").values("id")[:1])
+    # Both reads name user_id in their order so that they come from event_feed whatever the statistics (_FeedOf).
+    tail = Subquery(Event.objects.filter(_FeedOf(user_id)).order_by("-user_id", "-id").values("id")[:1])
     # Coalesce: on SQLite a NULL argument makes GREATEST/LEAST NULL (no event yet, or none expired).
     floor = Least(Coalesce(_retained_floor(cutoff), Value(0)), Coalesce(tail, Value(0)) - 1)
     start = Greatest(Value(position), floor)
     rows = list(
-        Event.objects.filter(user_id=user_id, id__gt=start)
+        Event.objects.filter(_FeedOf(user_id), id__gt=start)
         .filter((Q(created_at__gte=cutoff) & ~Q(origin_device_id=device_id)) | Q(id=tail))
-        .order_by("id")[: limit + 1]
+        .order_by("user_id", "id")[: limit + 1]
     )
     if len(rows) > limit:
         # More follow. The tail is the highest id, so it is the extra row: the first `limit` are all visible.
