@@ -129,7 +129,8 @@ def differences(doc, real, path: str = "$", key: str | None = None) -> list[str]
             return [f"{path}: the doc shows a list, the answer is {real!r}"]
         if len(doc) != len(real):
             return [f"{path}: the doc shows {len(doc)} elements, the answer has {len(real)}: {real!r}"]
-        return [d for i, (a, b) in enumerate(zip(doc, real, strict=True)) for d in differences(a, b, f"{path}[{i}]", key)]
+        pairs = enumerate(zip(doc, real, strict=True))
+        return [d for i, (a, b) in pairs for d in differences(a, b, f"{path}[{i}]", key)]
     if type(doc) is not type(real):
         return [f"{path}: the doc shows {doc!r}, the answer is {real!r} (another JSON type)"]
     if isinstance(doc, str) and ID.match(doc):
