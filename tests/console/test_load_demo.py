@@ -148,3 +148,15 @@ def test_load_demo__history_made_once_even_a_day_later(business_console):
         patch.setattr("django.utils.timezone.now", lambda: later)
         run()
     assert counts() == before
+
+
+def test_load_demo__no_history__logins_and_apps_only__a_later_run_adds_the_history():
+    out = io.StringIO()
+    call_command("load_demo", "--no-history", stdout=out)
+    assert "app demo#pro: client_id=demo-pro" in out.getvalue()
+    assert App.objects.filter(org_name="demo").count() == 4
+    assert get_user_model().objects.filter(username__in=["admin", "operator", "business"]).count() == 3
+    assert not ReceiptDailyCount.objects.filter(day__lt=timezone.now().date()).exists()
+
+    run()  # `make run` later: the history comes then
+    assert ReceiptDailyCount.objects.filter(day__lt=timezone.now().date()).exists()
