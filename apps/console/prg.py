@@ -26,6 +26,8 @@ Applying it to a view (every ConsoleView has these methods, through RefusedFormM
 - `refused_form(key, build)`: `build(data)` makes the form (a form class, or a lambda passing its keyword
   arguments); the form comes back bound to the values sent, with exactly the errors it was refused with (not
   validated again: a service's errors are not the form's own). None when nothing is kept for this page.
+- Any new POST through the mixin drops what is kept and not shown yet (a client that did not follow the redirect,
+  then saved): a refusal is never shown after a later save.
 - The values of password inputs are never stored (the form shows them empty, as a browser would), nor the CSRF
   token.
 """
@@ -98,6 +100,11 @@ def refused_form(request, key: str, build: Callable[[QueryDict], forms.Form]) ->
 
 class RefusedFormMixin:
     """`self.refuse(key, form, to=url)` and `self.refused_form(key, build)` for a view: see this module."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST" and SESSION_KEY in request.session:
+            del request.session[SESSION_KEY]  # a new submission supersedes a refusal not shown yet
+        return super().dispatch(request, *args, **kwargs)
 
     def refuse(self, key: str, form: forms.Form, *, to: str) -> HttpResponseSeeOther:
         return refuse(self.request, key, form, to=to)
