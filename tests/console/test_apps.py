@@ -119,6 +119,7 @@ def test_app_create__duplicate__refused_with_message(operator_console, make_app)
 
 def test_app_create__unknown_plan__refused(operator_console):
     response = refused(operator_console, NEW, {"org_name": "acme", "app_name": "chat", "plan": "gold"}, to=NEW)
+    assert "Select a valid choice." in response.content.decode()
     assert not App.objects.exists()
 
 
