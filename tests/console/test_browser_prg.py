@@ -26,24 +26,28 @@ pytestmark = [
 
 APP = "/console/apps/acme/customer-support-emea/"
 
-# (role, page, [(input, value)], button, the error said, the page after the refusal)
+# (role, the page (tests/console/scenery.py's name), [(input, value)], button, the error said there)
 REFUSALS = {
-    "limits": ("business", APP, [("input[name=group_ack_ttl_days]", "99"),
-                                 ("[data-testid=limits-form] textarea[name=reason]", "kept reason")],
-               "Save changes", "Must be an integer from 1 to 30.", APP),
-    "app": ("operator", "/console/apps/new/", [("input[name=org_name]", "admin"), ("input[name=app_name]", "kept")],
-            "Create app", "is reserved.", "/console/apps/new/"),
-    "webhook": ("operator", APP + "webhooks/new/", [("input[name=url]", "https://10.0.0.1/hook"),
-                                                    ("input[name=description]", "kept CRM")],
-                "Add endpoint", "WEBHOOK_ALLOW_PRIVATE_NETWORKS", APP + "webhooks/new/"),
-    "staff": ("superuser", "/console/staff/new/", [("input[name=username]", "kept-dora"),
-                                                   ("input[name=password1]", "123"),
-                                                   ("input[name=password2]", "123")],
-              "Create account", "too short", "/console/staff/new/"),
-    "own password": ("business", "/console/password/", [("input[name=old_password]", "wrong-password"),
-                                                        ("input[name=password1]", "a-much-longer-Passphrase-7"),
-                                                        ("input[name=password2]", "a-much-longer-Passphrase-7")],
-                     "Change password", "current password is wrong", "/console/password/"),
+    "limits": ("business", "app", [("input[name=group_ack_ttl_days]", "99"),
+                                   ("[data-testid=limits-form] textarea[name=reason]", "kept reason")],
+               "Save changes", "Must be an integer from 1 to 30."),
+    "app": ("operator", "app-new", [("input[name=org_name]", "admin"), ("input[name=app_name]", "kept")],
+            "Create app", "is reserved."),
+    "webhook": ("operator", "webhook-new", [("input[name=url]", "https://10.0.0.1/hook"),
+                                            ("input[name=description]", "kept CRM")],
+                "Add endpoint", "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
+    "group": ("business", "group", [("input[name=group_ack_member_limit]", "900")], "Save group settings",
+              "Please give a reason: a member limit above the app's"),
+    "staff": ("superuser", "staff-new", [("input[name=username]", "kept-dora"), ("input[name=password1]", "123"),
+                                         ("input[name=password2]", "123")],
+              "Create account", "too short"),
+    "staff password": ("superuser", "staff-account", [("input[name=password1]", "olga1"),
+                                                      ("input[name=password2]", "olga1")],
+                       "Set password", "too short"),
+    "own password": ("business", "password", [("input[name=old_password]", "wrong-password"),
+                                              ("input[name=password1]", "a-much-longer-Passphrase-7"),
+                                              ("input[name=password2]", "a-much-longer-Passphrase-7")],
+                     "Change password", "current password is wrong"),
 }
 
 
@@ -61,8 +65,8 @@ def _no_error_shown(page):
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_browser__refused_form__shown_on_its_page_then_a_reload_is_the_page_afresh(page, live_server, screenshot,
                                                                                  case):
-    role, path, inputs, button, error, after = REFUSALS[case]
-    build()
+    role, name, inputs, button, error = REFUSALS[case]
+    path = after = pages(build())[name]
     sign_in(page, live_server, ROLES[role])
     page.goto(f"{live_server.url}{path}")
     for selector, value in inputs:
