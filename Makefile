@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: wrk run test lint bench bench-webhooks install migrate demo schema clean chromium
+.PHONY: wrk run test lint bench bench-webhooks install migrate demo schema clean chromium screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ wrk:
 
 test: install chromium wrk
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# docs/CONSOLE.md's screenshots (docs/img), made by a browser test on its own data (on SQLite, like `make test`).
+screenshots: install chromium
+	env -u DATABASE_URL -u CACHE_URL -u CELERY_BROKER_URL DOCS_SCREENSHOTS=1 \
+		$(PY) -m pytest tests/console/test_browser_docs_screenshots.py
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]: which app and module may import which).
 lint: install

@@ -41,6 +41,8 @@ urlpatterns = [
     # Risky changes ask first (SPEC §13)
     path("apps/<str:org_name>/<str:app_name>/switches/confirm/", page(views_risky.SwitchConfirmView),
          name="app-switch-confirm"),
+    path("apps/<str:org_name>/<str:app_name>/limits/confirm/", page(views_risky.LimitsConfirmView),
+         name="app-limits-confirm"),
     path("assets/<str:name>", views.asset, name="asset"),
     # --- staff, audit trails and CSV exports (SPEC §13 "Staff", "Audit", "Dashboard"): views_staff, views_audit
     path("apps/<str:org_name>/<str:app_name>/audit/", page(views_audit.AuditListView), name="app-audit"),

@@ -15,7 +15,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views import View
 from django.views.static import serve
 
@@ -57,6 +57,7 @@ from .forms import (
     WebhookEndpointForm,
     apply_field_errors,
 )
+from .prg import RefusedFormMixin, see_other
 from .selectors import GROUP_SEARCH_MAX_LENGTH, group_for_console, groups_search, plan_list
 from .services import LoginLocked, console_login_check
 
@@ -150,8 +151,9 @@ class LogoutView(View):
         return redirect("console:login")
 
 
-class ConsoleView(View):
-    """A page for staff: signed in (else to the login page) and holding a console role (else 403)."""
+class ConsoleView(RefusedFormMixin, View):
+    """A page for staff: signed in (else to the login page) and holding a console role (else 403). A refused form
+    goes back to its page with self.refuse / self.refused_form (post/redirect/get: apps.console.prg)."""
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
@@ -218,19 +220,21 @@ class AppCreateView(ConsoleView):
         }, status=403)
 
     def get(self, request):
-        return self.render(self.template, {"form": AppCreateForm(plans=plan_list())})
+        plans = plan_list()
+        form = self.refused_form("app", lambda data: AppCreateForm(data, plans=plans)) or AppCreateForm(plans=plans)
+        return self.render(self.template, {"form": form})
 
     def post(self, request):
         form = AppCreateForm(request.POST, plans=plan_list())
         if not form.is_valid():
-            return self.render(self.template, {"form": form}, status=400)
+            return self.refuse("app", form, to=reverse("console:app-create"))
         try:
             app, secret = app_create(**form.cleaned_data)
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
             if not exc.fields:
                 form.add_error(None, exc.detail)
-            return self.render(self.template, {"form": form}, status=exc.status)
+            return self.refuse("app", form, to=reverse("console:app-create"))
         messages.success(request, f"App {app.app_key} created on the {app.plan.name} plan.")
         # Rendered, not redirected: the secret exists only in this response (not in the session, not in a URL).
         return self.render("console/app_created.html", {"app": app, "client_secret": secret}, status=201)
@@ -271,7 +275,13 @@ def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
 class AppDetailView(ConsoleView):
     def get(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plan_list()))
+        plans = plan_list()
+        # Taken out of the session whatever the role, so it is shown once; only a role that may save shows it.
+        refused = self.refused_form(LIMITS_FORM, lambda data: PolicyLimitsForm(data, plans=plans))
+        if not presenters.role_permissions(roles=self.roles)["can_change_limits"]:
+            refused = None
+        return self.render("console/app_detail.html",
+                           _app_page_context(app, self.roles, plans=plans, limits_form=refused))
 
 
 def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
@@ -289,8 +299,16 @@ def _refusal_message(exc: ApplicationError, *, roles, changes: dict) -> str:
     return f"{exc.detail} Nothing was changed."
 
 
+LIMITS_FORM = "limits"  # the app page's form of the business fields (apps.console.prg's key)
+RISKY_FORM = "confirm"  # a confirmation page's reason
+
+
 def app_page_redirect(app):
     return redirect("console:app-detail", org_name=app.org_name, app_name=app.app_name)
+
+
+def app_page_url(app) -> str:
+    return reverse("console:app-detail", kwargs={"org_name": app.org_name, "app_name": app.app_name})
 
 
 def _risky_confirmation(request, roles, *, risky: bool, changes: dict) -> RiskyConfirmForm | None:
@@ -303,8 +321,8 @@ def _risky_confirmation(request, roles, *, risky: bool, changes: dict) -> RiskyC
 
 
 class PostOnlyView(ConsoleView):
-    """A form's target: a GET (the address bar reloaded after a refused save) opens the app's page, never an
-    empty 405 (post/redirect/get, SPEC §13)."""
+    """A form's target: a refusal redirects to the app's page (apps.console.prg), and a GET (a bookmark, an old
+    history entry) opens it too, never an empty 405."""
 
     def get(self, request, org_name, app_name):
         return app_page_redirect(self.get_app(org_name, app_name))
@@ -316,27 +334,25 @@ class SwitchUpdateView(PostOnlyView):
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        plans = plan_list()
         form = SwitchForm(request.POST)
         if not form.is_valid():
             messages.error(request, "That is not a switch of this app. Nothing was changed.")
-            return self._page(app, plans, status=400)
+            return see_other(app_page_url(app))
         changes = form.changes()
         field, on = next(iter(changes.items()))
         snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
         confirm = _risky_confirmation(request, self.roles, changes=changes,
                                       risky=not on and switch_off_risky(snapshot=snapshot, field=field))
         if confirm is not None and not confirm.confirmed:
-            if confirm.asked:
-                messages.error(request, "Give a reason: turning receipts off needs one. Nothing was changed.")
             url = reverse("console:app-switch-confirm", kwargs={"org_name": app.org_name, "app_name": app.app_name})
-            return redirect(f"{url}?field={field}&value=off")
+            url = f"{url}?{urlencode({'field': field, 'value': 'off'})}"
+            return self.refuse(RISKY_FORM, confirm, to=url) if confirm.asked else see_other(url)
         reason = confirm.cleaned_data["reason"] if confirm is not None else ""
         try:
             update = policy_update(actor=request.user, app=app, changes=changes, reason=reason)
         except ApplicationError as exc:
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
-            return self._page(app, plans, status=exc.status)
+            return see_other(app_page_url(app))
         label = presenters.field_label(field)
         if not update.changes:
             messages.info(request, f"{label} were already {'on' if on else 'off'} for {app.app_key}.")
@@ -344,28 +360,22 @@ class SwitchUpdateView(PostOnlyView):
             messages.success(request, f"{label} turned {'on' if on else 'off'} for {app.app_key}.")
         return app_page_redirect(app)
 
-    def _page(self, app, plans, *, status):
-        return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans), status=status)
-
 
 class PrivacyUpdateView(PostOnlyView):
     """POST the read-receipt privacy policy (operators; the service refuses other roles)."""
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        plans = plan_list()
         form = PrivacyForm(request.POST)
         if not form.is_valid():
             messages.error(request, "That is not a read receipt privacy setting. Nothing was changed.")
-            return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans),
-                               status=400)
+            return see_other(app_page_url(app))
         changes = form.changes()
         try:
             update = policy_update(actor=request.user, app=app, changes=changes, reason="")
         except ApplicationError as exc:
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
-            return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans),
-                               status=exc.status)
+            return see_other(app_page_url(app))
         choice = presenters.value_label(presenters.PRIVACY_FIELD, changes[presenters.PRIVACY_FIELD])
         if not update.changes:
             messages.info(request, f"Read receipt privacy was already \u201c{choice}\u201d for {app.app_key}.")
@@ -376,8 +386,9 @@ class PrivacyUpdateView(PostOnlyView):
 
 class PolicyUpdateView(PostOnlyView):
     """POST the business fields (plan and group limits) with an optional reason. A plan downgrade is risky
-    (evaluation.plan_change_risky, asked by presenters_risky): without the confirmation and a reason the answer is
-    the confirmation page, carrying the values sent; its button posts them here again with confirm=yes."""
+    (evaluation.plan_change_risky, asked by presenters_risky): without the confirmation and a reason it goes to
+    the confirmation page (views_risky.LimitsConfirmView, the values sent in its query), whose button posts them
+    here again with confirm=yes and a reason."""
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
@@ -386,19 +397,20 @@ class PolicyUpdateView(PostOnlyView):
         form = PolicyLimitsForm(request.POST, plans=plans)
         if not form.is_valid():
             messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
-            return self._page(app, plans, form, status=400)
+            return self.refuse(LIMITS_FORM, form, to=app_page_url(app))
         changes = form.changes()
         snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
         consequences = presenters_risky.limits_consequences(snapshot=snapshot, changes=changes, plans=plans)
         confirm = _risky_confirmation(request, self.roles, risky=bool(consequences), changes=changes)
         if confirm is not None and not confirm.confirmed:
-            return self._confirm(app, form, confirm, consequences)
+            url = limits_confirm_url(app, changes, reason=form.cleaned_data["reason"])
+            return self.refuse(RISKY_FORM, confirm, to=url) if confirm.asked else see_other(url)
         try:
             update = policy_update(actor=request.user, app=app, changes=changes, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
             messages.error(request, _refusal_message(exc, roles=self.roles, changes=changes))
-            return self._page(app, plans, form, status=exc.status)
+            return self.refuse(LIMITS_FORM, form, to=app_page_url(app))
         if not update.changes:
             messages.info(request, "Nothing to save: these are the values already in force.")
         else:
@@ -411,22 +423,17 @@ class PolicyUpdateView(PostOnlyView):
                                           "does not include them: they are off in effect until the plan is upgraded.")
         return app_page_redirect(app)
 
-    def _page(self, app, plans, form, *, status):
-        return self.render("console/app_detail.html", _app_page_context(app, self.roles, plans=plans,
-                                                                          limits_form=form), status=status)
 
-    def _confirm(self, app, form, confirm, consequences):
-        """The confirmation page, carrying the values sent; 400 when its button came without a reason."""
-        asked = confirm.asked
-        if not asked:
-            confirm = RiskyConfirmForm(initial={"reason": form.cleaned_data["reason"]})
-        carried = [(name, "on" if value is True else ("" if value is False else value))
-                   for name, value in form.changes().items() if value is not False]
-        return self.render("console/risky_confirm.html", {
-            "app": app, "tab": "settings", "title": "Downgrade the plan?", "consequences": consequences,
-            "action": reverse("console:app-limits", kwargs={"org_name": app.org_name, "app_name": app.app_name}),
-            "carried": carried, "form": confirm, "button": "Downgrade the plan",
-        }, status=400 if asked else 200)
+def limits_form_values(changes: dict) -> list[tuple[str, str]]:
+    """The business fields as PolicyLimitsForm reads them back: a checkbox that is off is left out."""
+    return [(name, "on" if value is True else str(value)) for name, value in changes.items() if value is not False]
+
+
+def limits_confirm_url(app, changes: dict, *, reason: str) -> str:
+    """The plan downgrade's confirmation page: the values to save (and the reason typed so far) in its query, so
+    the page is a GET that can be reloaded. Nothing in them is secret: they are the app's policy values."""
+    url = reverse("console:app-limits-confirm", kwargs={"org_name": app.org_name, "app_name": app.app_name})
+    return f"{url}?{urlencode([*limits_form_values(changes), ('reason', reason)])}"
 
 
 def dashboard_series(app):
@@ -470,8 +477,8 @@ class DashboardView(ConsoleView):
 # Every staff member sees the tab; operators and superusers change endpoints (the admin API's IsOperator rule),
 # each change through apps.webhooks.services, which audits it. A button's POST redirects back to the tab
 # (post/redirect/get); the new-endpoint form and the confirmations have GET pages of their own, and a refused form
-# is shown again on its own URL. A secret is shown once, in the response of the POST that made it: never stored
-# in the session nor put in a URL.
+# is redirected to its page, which shows it once (apps.console.prg).
+# A secret is shown once, in the response of the POST that made it: never stored in the session nor put in a URL.
 
 
 def _webhooks_tab(app, *, endpoint_id: int | None = None):
@@ -524,21 +531,22 @@ class WebhookCreateView(WebhookChangeView):
 
     def get(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        return self.render(self.template, {"app": app, "tab": "webhooks", "form": WebhookEndpointForm()})
+        form = self.refused_form("webhook", WebhookEndpointForm) or WebhookEndpointForm()
+        return self.render(self.template, {"app": app, "tab": "webhooks", "form": form})
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
         form = WebhookEndpointForm(request.POST)
-        context = {"app": app, "tab": "webhooks", "form": form}
+        page = reverse("console:webhook-create", kwargs={"org_name": app.org_name, "app_name": app.app_name})
         if not form.is_valid():
-            return self.render(self.template, context, status=400)
+            return self.refuse("webhook", form, to=page)
         try:
             endpoint, secret = webhooks.endpoint_create(actor=request.user, app=app, **form.cleaned_data)
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
             if not exc.fields:
                 form.add_error(None, exc.detail)
-            return self.render(self.template, context, status=exc.status)
+            return self.refuse("webhook", form, to=page)
         messages.success(request, f"Webhook endpoint {endpoint.url} added to {app.app_key}. The change is in the "
                                   "audit trail.")
         # Rendered, not redirected: the secret exists only in this response.
@@ -651,12 +659,20 @@ class WebhookDeleteView(WebhookChangeView):
 # The look-up on the app page finds a group by its group_id (exact) or by its name; the group's page shows what is
 # in force for it and, for business staff and superusers (evaluation.group_overrides_change_allowed, as the admin
 # API), the form of its override: every change through apps.chat.services (group_receipt_policy_set / _delete),
-# which validates and audits it. A refused form is shown again on the group's own URL (reloading sends it again,
-# or opens the page afresh); a saved one redirects there (post/redirect/get).
+# which validates and audits it. A saved form and a refused one both redirect to the group's page (post/redirect/get;
+# the refused one's values and errors shown there once, apps.console.prg).
+
+
+GROUP_FORM = "override"
 
 
 def _group_page(app, group_id: str):
     return redirect("console:group-detail", org_name=app.org_name, app_name=app.app_name, group_id=group_id)
+
+
+def _group_url(app, group_id: str) -> str:
+    return reverse("console:group-detail", kwargs={"org_name": app.org_name, "app_name": app.app_name,
+                                                   "group_id": group_id})
 
 
 class GroupLookupView(ConsoleView):
@@ -722,7 +738,12 @@ class GroupDetailView(GroupView):
 
     def get(self, request, org_name, app_name, group_id):
         app = self.get_app(org_name, app_name)
-        return self.render(self.template, _group_context(app, self.get_group(app, group_id), self.roles))
+        group = self.get_group(app, group_id)
+        snapshot = policy_snapshot_build(policy=app.policy, plan=app.plan)
+        refused = self.refused_form(GROUP_FORM, lambda data: _override_form(snapshot, data))
+        if not group_overrides_change_allowed(roles=self.roles):
+            refused = None  # taken out once all the same
+        return self.render(self.template, _group_context(app, group, self.roles, form=refused))
 
     def post(self, request, org_name, app_name, group_id):
         app = self.get_app(org_name, app_name)
@@ -731,7 +752,7 @@ class GroupDetailView(GroupView):
         form = _override_form(snapshot, request.POST)
         if not form.is_valid():
             messages.error(request, "Some values are not valid; see the highlighted fields. Nothing was changed.")
-            return self._refused(app, group, form, status=400)
+            return self.refuse(GROUP_FORM, form, to=_group_url(app, group.group_id))
         try:
             update = group_receipt_policy_set(actor=request.user, app=app, group_id=group.group_id,
                                              reason=form.cleaned_data["reason"], **form.settings())
@@ -746,7 +767,7 @@ class GroupDetailView(GroupView):
                                         "changed.")
             else:
                 messages.error(request, f"{exc.detail} Nothing was changed.")
-            return self._refused(app, group, form, status=exc.status)
+            return self.refuse(GROUP_FORM, form, to=_group_url(app, group.group_id))
         changes = update.changes  # what the service stored and audited, read under the group's lock
         if not changes:
             messages.info(request, "Nothing to save: these are the group's settings already.")
@@ -755,9 +776,6 @@ class GroupDetailView(GroupView):
             messages.success(request, f"Saved for group \u201c{group.name}\u201d: {summary}. The change is in the "
                                       "audit trail.")
         return _group_page(app, group.group_id)
-
-    def _refused(self, app, group, form, *, status):
-        return self.render(self.template, _group_context(app, group, self.roles, form=form), status=status)
 
 
 class GroupOverrideDeleteView(GroupView):

@@ -2,8 +2,9 @@
 password. Every change is an apps.tenancy.services call, which checks the role itself (a forged POST is refused
 there as here) and writes the staff-wide audit row.
 
-An account's page takes its three forms (roles, active, password) as POSTs to its own URL: a saved change
-redirects to it (post/redirect/get), a refused one is shown again there (400), so reloading works either way.
+An account's page takes its three forms (roles, active, password) as POSTs to its own URL: a saved change and a
+refused one both redirect to it (post/redirect/get; the refused form shown there once, apps.console.prg), so
+reloading works either way. The new-account and own-password forms do the same on their own pages.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import reverse
 
 from apps.common.exceptions import ApplicationError, NotFound
 from apps.tenancy import services as tenancy
@@ -21,6 +23,7 @@ from apps.tenancy.selectors import STAFF_LIST_MAX, staff_get, staff_list
 from . import presenters_staff
 from .forms import apply_field_errors
 from .forms_staff import OwnPasswordForm, StaffActiveForm, StaffCreateForm, StaffPasswordResetForm, StaffRolesForm
+from .prg import see_other
 from .services import LoginLocked
 from .views import ConsoleView
 
@@ -60,19 +63,19 @@ class StaffCreateView(SuperuserView):
     template = "console/staff_new.html"
 
     def get(self, request):
-        return self.render(self.template, {"staff_tab": "accounts", "form": StaffCreateForm()})
+        form = self.refused_form("account", StaffCreateForm) or StaffCreateForm()
+        return self.render(self.template, {"staff_tab": "accounts", "form": form})
 
     def post(self, request):
         form = StaffCreateForm(request.POST)
-        context = {"staff_tab": "accounts", "form": form}
         if not form.is_valid():
-            return self.render(self.template, context, status=400)
+            return self.refuse("account", form, to=reverse("console:staff-create"))
         try:
             user = tenancy.staff_create(actor=request.user, username=form.cleaned_data["username"],
                                         password=form.cleaned_data["password1"], role=form.cleaned_data["role"])
         except ApplicationError as exc:
             _password_field_errors(form, exc)
-            return self.render(self.template, context, status=exc.status)
+            return self.refuse("account", form, to=reverse("console:staff-create"))
         messages.success(request, f"Staff account {user.username} created ({form.cleaned_data['role']}). The "
                                   "change is in the staff audit trail.")
         return redirect("console:staff-detail", username=user.username)
@@ -89,16 +92,17 @@ class StaffDetailView(SuperuserView):
         except NotFound:
             raise Http404(f"No staff account {username}.") from None
 
-    def context(self, account, **forms) -> dict:
-        row = presenters_staff.account_row(account)
-        return {
-            "staff_tab": "accounts", "account": row, "is_self": account.pk == self.request.user.pk,
-            "roles_form": forms.get("roles") or StaffRolesForm(initial={"roles": row["roles"]}),
-            "password_form": forms.get("password") or StaffPasswordResetForm(),
-        }
+    def page(self, account) -> str:
+        return reverse("console:staff-detail", kwargs={"username": account.username})
 
     def get(self, request, username):
-        return self.render(self.template, self.context(self.get_account(username)))
+        account = self.get_account(username)
+        row = presenters_staff.account_row(account)
+        return self.render(self.template, {
+            "staff_tab": "accounts", "account": row, "is_self": account.pk == request.user.pk,
+            "roles_form": self.refused_form("roles", StaffRolesForm) or StaffRolesForm(initial={"roles": row["roles"]}),
+            "password_form": self.refused_form("password", StaffPasswordResetForm) or StaffPasswordResetForm(),
+        })
 
     def post(self, request, username):
         account = self.get_account(username)
@@ -110,7 +114,7 @@ class StaffDetailView(SuperuserView):
         if action == "password":
             return self.set_password(account)
         messages.error(request, "That is not a change of a staff account. Nothing was changed.")
-        return self.render(self.template, self.context(account), status=400)
+        return see_other(self.page(account))
 
     def set_roles(self, account):
         form = StaffRolesForm(self.request.POST)
@@ -120,7 +124,7 @@ class StaffDetailView(SuperuserView):
                                               roles=form.cleaned_data.get("roles") or [])
         except ApplicationError as exc:
             messages.error(self.request, f"{(exc.fields or {}).get('roles', [exc.detail])[0]} Nothing was changed.")
-            return self.render(self.template, self.context(account, roles=form), status=exc.status)
+            return self.refuse("roles", form, to=self.page(account))
         if changed:
             messages.success(self.request, f"{account.username} now holds: {', '.join(form.cleaned_data['roles'])}."
                                            " Their console shows it on their next page.")
@@ -132,12 +136,12 @@ class StaffDetailView(SuperuserView):
         form = StaffActiveForm(self.request.POST)
         if not form.is_valid():
             messages.error(self.request, "Activate or deactivate: nothing else. Nothing was changed.")
-            return self.render(self.template, self.context(account), status=400)
+            return see_other(self.page(account))
         try:
             changed = tenancy.staff_active_set(actor=self.request.user, user=account, active=form.active())
         except ApplicationError as exc:
             messages.error(self.request, f"{exc.detail} Nothing was changed.")
-            return self.render(self.template, self.context(account), status=exc.status)
+            return see_other(self.page(account))
         if not changed:
             state = "active" if form.active() else "deactivated"
             messages.info(self.request, f"{account.username} was already {state}.")
@@ -151,13 +155,13 @@ class StaffDetailView(SuperuserView):
     def set_password(self, account):
         form = StaffPasswordResetForm(self.request.POST)
         if not form.is_valid():
-            return self.render(self.template, self.context(account, password=form), status=400)
+            return self.refuse("password", form, to=self.page(account))
         try:
             tenancy.staff_password_reset(actor=self.request.user, user=account,
                                          password=form.cleaned_data["password1"])
         except ApplicationError as exc:
             _password_field_errors(form, exc)
-            return self.render(self.template, self.context(account, password=form), status=exc.status)
+            return self.refuse("password", form, to=self.page(account))
         if account.pk == self.request.user.pk:
             update_session_auth_hash(self.request, account)
         messages.success(self.request, f"New password set for {account.username}: their staff tokens were revoked "
@@ -172,24 +176,23 @@ class OwnPasswordView(ConsoleView):
     template = "console/password.html"
 
     def get(self, request):
-        return self.render(self.template, {"form": OwnPasswordForm()})
+        return self.render(self.template, {"form": self.refused_form("password", OwnPasswordForm) or OwnPasswordForm()})
 
     def post(self, request):
         form = OwnPasswordForm(request.POST)
+        page = reverse("console:password")
         if not form.is_valid():
-            return self.render(self.template, {"form": form}, status=400)
+            return self.refuse("password", form, to=page)
         try:
             tenancy.staff_password_change(request=request, user=request.user,
                                           old_password=form.cleaned_data["old_password"],
                                           new_password=form.cleaned_data["password1"])
         except LoginLocked as exc:
-            form.add_error(None, exc.message)
-            response = self.render(self.template, {"form": form}, status=429)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+            form.add_error(None, exc.message)  # the page says how long the lock lasts
+            return self.refuse("password", form, to=page)
         except ApplicationError as exc:
             _password_field_errors(form, exc)
-            return self.render(self.template, {"form": form}, status=exc.status)
+            return self.refuse("password", form, to=page)
         update_session_auth_hash(request, request.user)  # this session stays signed in
         messages.success(request, "Your password was changed. Your staff tokens were revoked: sign in to the admin "
                                   "API again for a new one.")

@@ -8,6 +8,8 @@ from apps.audit.models import AuditEntry
 from apps.policy.models import ReceiptPolicy
 from apps.policy.services import policy_update
 
+from .prg import refused
+
 LIMITS = {
     "plan": "free",
     "group_ack_member_limit": "200",
@@ -103,10 +105,10 @@ def test_switch__operator_turns_group_read_on_for_pro__saved_and_audited(operato
     assert "On: group members can ack messages" in response.content.decode()
 
 
-def test_switch__free_plan__refused_409_with_clear_message(operator_console, make_app):
+def test_switch__free_plan__refused_with_clear_message_on_the_app_page(operator_console, make_app):
     app = make_app(plan="free")
-    response = operator_console.post(_url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"})
-    assert response.status_code == 409
+    response = refused(operator_console, _url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"},
+                       to=_url(app))
     body = response.content.decode()
     assert "Group read receipts were not turned on. The Free plan does not include group read receipts" in body
     assert _policy(app).group_read_ack_enabled is False
@@ -117,14 +119,15 @@ def test_switch__turn_off_read_receipts__asks_first_then_needs_a_reason(operator
     app = make_app()
     response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off"},
                                      follow=True)
-    assert response.redirect_chain == [(_url(app, "switches/confirm/?field=read_ack_enabled&value=off"), 302)]
+    assert response.redirect_chain == [(_url(app, "switches/confirm/?field=read_ack_enabled&value=off"), 303)]
     body = response.content.decode()
     assert "Turn off Read receipts (single chat)?" in body
     assert "Read receipts (single chat) stop (today they: message and conversation read acks" in body
     assert _policy(app).read_ack_enabled is True and not AuditEntry.objects.exists()
-    # confirmed without a reason: back to the confirmation, nothing changed
-    response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off",
-                                                              "confirm": "yes", "reason": " "}, follow=True)
+    # confirmed without a reason: back to the confirmation (its GET), nothing changed
+    response = refused(operator_console, _url(app, "switches/"), {"field": "read_ack_enabled", "value": "off",
+                                                                  "confirm": "yes", "reason": " "},
+                       to=_url(app, "switches/confirm/?field=read_ack_enabled&value=off"))
     assert "Give a reason" in response.content.decode()
     assert _policy(app).read_ack_enabled is True and not AuditEntry.objects.exists()
     response = operator_console.post(_url(app, "switches/"), {"field": "read_ack_enabled", "value": "off",
@@ -143,14 +146,17 @@ def test_switch_confirm__business_user__403(business_console, make_app):
 def test_limits__plan_downgrade__asks_first_with_what_changes(business_console, make_app):
     app = make_app(plan="ultimate")
     data = {**LIMITS, "plan": "free"}
-    response = business_console.post(_url(app, "limits/"), data)
-    assert response.status_code == 200
+    response = business_console.post(_url(app, "limits/"), data, follow=True)
+    confirm_url = _url(app, "limits/confirm/?plan=free&group_ack_sender_scope=all_members&group_ack_member_limit=200"
+                            "&group_ack_count_visibility=sender&group_ack_ttl_days=3&reason=")
+    assert response.redirect_chain == [(confirm_url, 303)]
     body = response.content.decode()
     assert "Downgrade the plan?" in body and "Messages kept 90 \u2192 3 days" in body
     app.refresh_from_db()
     assert app.plan_id == "ultimate" and not AuditEntry.objects.exists()
-    response = business_console.post(_url(app, "limits/"), {**data, "confirm": "yes", "reason": ""})
-    assert response.status_code == 400 and "Give a reason" in response.content.decode()
+    response = refused(business_console, _url(app, "limits/"), {**data, "confirm": "yes", "reason": ""},
+                       to=confirm_url)
+    assert "Give a reason" in response.content.decode()
     response = business_console.post(_url(app, "limits/"), {**data, "confirm": "yes", "reason": "stopped paying"})
     assert response.status_code == 302
     app.refresh_from_db()
@@ -167,8 +173,8 @@ def test_switch__already_in_that_state__no_audit_row(operator_console, make_app)
 
 def test_switch__business_user__refused_by_the_service(business_console, make_app):
     app = make_app(plan="pro")
-    response = business_console.post(_url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"})
-    assert response.status_code == 403
+    response = refused(business_console, _url(app, "switches/"), {"field": "group_read_ack_enabled", "value": "on"},
+                       to=_url(app))
     assert "Refused: your role may not change Group read receipts. Nothing was changed." in response.content.decode()
     assert _policy(app).group_read_ack_enabled is False
     assert not AuditEntry.objects.exists()
@@ -179,10 +185,9 @@ def test_switch__business_user__refused_by_the_service(business_console, make_ap
     {"field": "group_read_ack_enabled", "value": "maybe"},
     {},
 ])
-def test_switch__malformed__400(operator_console, make_app, data):
+def test_switch__malformed__refused(operator_console, make_app, data):
     app = make_app(plan="pro")
-    response = operator_console.post(_url(app, "switches/"), data)
-    assert response.status_code == 400
+    response = refused(operator_console, _url(app, "switches/"), data, to=_url(app))
     assert "Nothing was changed." in response.content.decode()
     assert not AuditEntry.objects.exists()
 
@@ -220,9 +225,8 @@ def test_limits__raise_member_limit_with_reason__saved_and_audited(business_cons
 
 def test_limits__raise_member_limit_without_reason__refused(business_console, make_app):
     app = make_app(plan="pro")
-    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "pro",
-                                                             "group_ack_member_limit": "500"})
-    assert response.status_code == 400
+    response = refused(business_console, _url(app, "limits/"), {**LIMITS, "plan": "pro",
+                                                                "group_ack_member_limit": "500"}, to=_url(app))
     body = response.content.decode()
     assert ("Please give a reason: raising the member limit of group read receipts needs one. Nothing was "
             "changed.") in body
@@ -259,7 +263,7 @@ def test_limits__nothing_changed__told_so(business_console, make_app):
 def test_limits__downgrade_with_switch_on__warned_that_it_is_off_in_effect(business_console, superuser, make_app):
     app = make_app(plan="pro")
     policy_update(actor=superuser, app=app, changes={"group_read_ack_enabled": True})
-    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free"})
+    response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free"}, follow=True)
     assert "Group read receipts stop: the Free plan does not include them" in response.content.decode()
     response = business_console.post(_url(app, "limits/"), {**LIMITS, "plan": "free", "confirm": "yes",
                                                             "reason": "downgrade"}, follow=True)
@@ -275,10 +279,9 @@ def test_limits__downgrade_with_switch_on__warned_that_it_is_off_in_effect(busin
     ("group_ack_member_limit", "lots", "Enter a whole number."),
     ("group_ack_sender_scope", "everyone", "Select a valid choice."),
 ])
-def test_limits__invalid_value__400_with_field_error(business_console, make_app, field, value, message):
+def test_limits__invalid_value__refused_with_field_error(business_console, make_app, field, value, message):
     app = make_app()
-    response = business_console.post(_url(app, "limits/"), {**LIMITS, field: value, "reason": "x"})
-    assert response.status_code == 400
+    response = refused(business_console, _url(app, "limits/"), {**LIMITS, field: value, "reason": "x"}, to=_url(app))
     assert message in response.context["limits_form"].errors[field][0]
     assert "Nothing was changed." in response.content.decode()
     assert not AuditEntry.objects.exists()
@@ -286,9 +289,9 @@ def test_limits__invalid_value__400_with_field_error(business_console, make_app,
 
 def test_limits__operator_posting_business_fields__refused_by_the_service(operator_console, make_app):
     app = make_app(plan="pro")
-    response = operator_console.post(_url(app, "limits/"), {**LIMITS, "plan": "enterprise",
-                                                             "group_ack_member_limit": "900", "reason": "sneaky"})
-    assert response.status_code == 403
+    response = refused(operator_console, _url(app, "limits/"), {**LIMITS, "plan": "enterprise",
+                                                                "group_ack_member_limit": "900", "reason": "sneaky"},
+                       to=_url(app))
     body = response.content.decode()
     assert "Refused: your role may not change" in body and "Plan" in body and "Group read receipts up to" in body
     app.refresh_from_db()
@@ -300,15 +303,14 @@ def test_limits__operator_posting_business_fields__refused_by_the_service(operat
 
 def test_limits__operator_posting_unchanged_values__still_refused(operator_console, make_app):
     app = make_app()
-    response = operator_console.post(_url(app, "limits/"), LIMITS)
-    assert response.status_code == 403
+    response = refused(operator_console, _url(app, "limits/"), LIMITS, to=_url(app))
+    assert "Refused: your role may not change" in response.content.decode()
 
 
-def test_limits__reason_too_long__400(business_console, make_app):
+def test_limits__reason_too_long__refused(business_console, make_app):
     app = make_app()
-    response = business_console.post(_url(app, "limits/"), {**LIMITS, "group_ack_member_limit": "300",
-                                                             "reason": "x" * 1001})
-    assert response.status_code == 400
+    response = refused(business_console, _url(app, "limits/"), {**LIMITS, "group_ack_member_limit": "300",
+                                                                "reason": "x" * 1001}, to=_url(app))
     assert response.context["limits_form"].errors["reason"] == ["At most 1000 characters."]
 
 
@@ -332,10 +334,9 @@ def test_privacy__operator_sets_reciprocal__saved_audited_and_explained(operator
     assert "was already" in again.content.decode() and AuditEntry.objects.count() == 1
 
 
-def test_privacy__unknown_value__400_nothing_changes(operator_console, make_app):
+def test_privacy__unknown_value__refused_nothing_changes(operator_console, make_app):
     app = make_app(plan="pro")
-    response = operator_console.post(_url(app, "privacy/"), {"value": "never"})
-    assert response.status_code == 400
+    response = refused(operator_console, _url(app, "privacy/"), {"value": "never"}, to=_url(app))
     assert "That is not a read receipt privacy setting." in response.content.decode()
     assert _policy(app).read_receipt_privacy == "user_choice" and not AuditEntry.objects.exists()
 
@@ -344,7 +345,6 @@ def test_privacy__business__no_select__forged_post_refused(business_console, mak
     app = make_app(plan="pro")
     body = business_console.get(_url(app)).content.decode()
     assert "/privacy/" not in body and 'data-testid="privacy-value"' in body  # shown, not offered
-    response = business_console.post(_url(app, "privacy/"), {"value": "always_send"})
-    assert response.status_code == 403
+    response = refused(business_console, _url(app, "privacy/"), {"value": "always_send"}, to=_url(app))
     assert "your role may not change Read receipt privacy" in response.content.decode()
     assert _policy(app).read_receipt_privacy == "user_choice" and not AuditEntry.objects.exists()

@@ -6,6 +6,10 @@ from apps.common.tokens import hash_token
 from apps.policy.services import policy_update
 from apps.tenancy.models import App
 
+from .prg import refused
+
+NEW = "/console/apps/new/"
+
 
 def test_app_list__shows_apps_with_plan_badges(operator_console, make_app):
     make_app(org_name="acme", app_name="chat", plan="free")
@@ -97,28 +101,25 @@ def test_app_create__form_page(operator_console):
 
 
 def test_app_create__invalid_names__field_errors_from_the_service(operator_console):
-    response = operator_console.post("/console/apps/new/", {"org_name": "Bad Name", "app_name": "ok", "plan": "free"})
-    assert response.status_code == 400
+    response = refused(operator_console, NEW, {"org_name": "Bad Name", "app_name": "ok", "plan": "free"}, to=NEW)
     assert "lower-case letters" in response.context["form"].errors["org_name"][0]
     assert not App.objects.exists()
 
 
 def test_app_create__reserved_org__refused(operator_console):
-    response = operator_console.post("/console/apps/new/", {"org_name": "admin", "app_name": "x", "plan": "free"})
-    assert response.status_code == 400
+    response = refused(operator_console, NEW, {"org_name": "admin", "app_name": "x", "plan": "free"}, to=NEW)
     assert "reserved" in response.context["form"].errors["org_name"][0]
 
 
-def test_app_create__duplicate__409_with_message(operator_console, make_app):
+def test_app_create__duplicate__refused_with_message(operator_console, make_app):
     make_app(org_name="acme", app_name="chat")
-    response = operator_console.post("/console/apps/new/", {"org_name": "acme", "app_name": "chat", "plan": "free"})
-    assert response.status_code == 409
+    response = refused(operator_console, NEW, {"org_name": "acme", "app_name": "chat", "plan": "free"}, to=NEW)
     assert "already exists" in response.content.decode()
 
 
-def test_app_create__unknown_plan__400(operator_console):
-    response = operator_console.post("/console/apps/new/", {"org_name": "acme", "app_name": "chat", "plan": "gold"})
-    assert response.status_code == 400
+def test_app_create__unknown_plan__refused(operator_console):
+    response = refused(operator_console, NEW, {"org_name": "acme", "app_name": "chat", "plan": "gold"}, to=NEW)
+    assert "Select a valid choice." in response.content.decode()
     assert not App.objects.exists()
 
 

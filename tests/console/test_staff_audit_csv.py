@@ -16,6 +16,8 @@ from apps.tenancy.models import StaffToken
 from apps.tenancy.services import staff_create, staff_roles_set, staff_token_issue
 from tests.conftest import PASSWORD
 
+from .prg import refused
+
 NEW_PASSWORD = "another-long-secret-42"
 
 
@@ -39,9 +41,10 @@ def test_staff_page__superuser_only(superuser_console, operator_console, busines
 
 
 def test_staff_create__validators_and_audit(superuser_console, superuser):
-    weak = superuser_console.post("/console/staff/new/", {"username": "dora", "role": "business",
-                                                          "password1": "123", "password2": "123"})
-    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    weak = refused(superuser_console, "/console/staff/new/", {"username": "dora", "role": "business",
+                                                              "password1": "123", "password2": "123"},
+                   to="/console/staff/new/")
+    assert "too short" in weak.content.decode() and 'value="dora"' in weak.content.decode()
     response = superuser_console.post("/console/staff/new/", {"username": "dora", "role": "business",
                                                               "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert response.status_code == 302
@@ -57,8 +60,9 @@ def test_staff_deactivate__tokens_and_sessions_end_not_self(superuser_console, s
     assert not StaffToken.objects.filter(user=operator_user).exists()
     assert Client().get("/api/v1/admin/apps", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
     assert operator_console.get("/console/").status_code == 302  # the session ended: to the login page
-    refused = superuser_console.post("/console/staff/accounts/sam/", {"action": "active", "value": "off"})
-    assert refused.status_code == 400 and "cannot deactivate your own account" in refused.content.decode()
+    own = refused(superuser_console, "/console/staff/accounts/sam/", {"action": "active", "value": "off"},
+                  to="/console/staff/accounts/sam/")
+    assert "cannot deactivate your own account" in own.content.decode()
     assert AuditEntry.objects.get(field="staff:olga.active").new_value is False
 
 
@@ -68,9 +72,9 @@ def test_staff_roles_and_password_reset(superuser_console, operator_user):
                                                                     "roles": ["operator", "business"]}
                                   ).status_code == 302
     assert set(operator_user.groups.values_list("name", flat=True)) == {"operator", "business"}
-    assert superuser_console.post("/console/staff/accounts/olga/", {"action": "roles"}).status_code == 400
-    assert superuser_console.post("/console/staff/accounts/sam/", {"action": "roles", "roles": ["operator"]}
-                                  ).status_code == 400
+    refused(superuser_console, "/console/staff/accounts/olga/", {"action": "roles"}, to="/console/staff/accounts/olga/")
+    refused(superuser_console, "/console/staff/accounts/sam/", {"action": "roles", "roles": ["operator"]},
+            to="/console/staff/accounts/sam/")
     assert superuser_console.post("/console/staff/accounts/olga/", {
         "action": "password", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}).status_code == 302
     assert Client().get("/api/v1/admin/apps", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
@@ -81,12 +85,13 @@ def test_staff_roles_and_password_reset(superuser_console, operator_user):
 
 def test_own_password__keeps_session_revokes_tokens(business_console, business_user):
     staff_token_issue(username="bianca", password=PASSWORD)
-    wrong = business_console.post("/console/password/", {"old_password": "nope", "password1": NEW_PASSWORD,
-                                                         "password2": NEW_PASSWORD})
-    assert wrong.status_code == 400 and "current password is wrong" in wrong.content.decode()
-    differ = business_console.post("/console/password/", {"old_password": PASSWORD, "password1": NEW_PASSWORD,
-                                                          "password2": NEW_PASSWORD + "x"})
-    assert differ.status_code == 400
+    wrong = refused(business_console, "/console/password/", {"old_password": "nope", "password1": NEW_PASSWORD,
+                                                             "password2": NEW_PASSWORD}, to="/console/password/")
+    assert "current password is wrong" in wrong.content.decode()
+    differ = refused(business_console, "/console/password/", {"old_password": PASSWORD, "password1": NEW_PASSWORD,
+                                                              "password2": NEW_PASSWORD + "x"}, to="/console/password/")
+    assert "The two passwords differ." in differ.content.decode()
+    assert NEW_PASSWORD not in differ.content.decode() and PASSWORD not in differ.content.decode()
     ok = business_console.post("/console/password/", {"old_password": PASSWORD, "password1": NEW_PASSWORD,
                                                       "password2": NEW_PASSWORD})
     assert ok.status_code == 302
@@ -202,16 +207,18 @@ def test_dashboard_csv__the_charts_numbers(business_console, make_app, django_as
 def test_staff_pages__refusals_change_nothing(superuser_console, operator_user, settings):
     assert superuser_console.get("/console/staff/accounts/nobody/").status_code == 404
     assert superuser_console.get("/console/staff/accounts/no%20body/").status_code == 404  # no account can be so
-    unknown = superuser_console.post("/console/staff/accounts/olga/", {"action": "delete"})
-    assert unknown.status_code == 400 and "not a change of a staff account" in unknown.content.decode()
-    bad_state = superuser_console.post("/console/staff/accounts/olga/", {"action": "active", "value": "maybe"})
-    assert bad_state.status_code == 400
-    taken = superuser_console.post("/console/staff/new/", {"username": "olga", "role": "business",
-                                                          "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
-    assert taken.status_code == 409 and "is taken" in taken.content.decode()
-    weak = superuser_console.post("/console/staff/accounts/olga/", {"action": "password", "password1": "olga1",
-                                                                   "password2": "olga1"})
-    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    olga = "/console/staff/accounts/olga/"
+    unknown = refused(superuser_console, olga, {"action": "delete"}, to=olga)
+    assert "not a change of a staff account" in unknown.content.decode()
+    bad_state = refused(superuser_console, olga, {"action": "active", "value": "maybe"}, to=olga)
+    assert "Activate or deactivate" in bad_state.content.decode()
+    taken = refused(superuser_console, "/console/staff/new/", {"username": "olga", "role": "business",
+                                                               "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+                    to="/console/staff/new/")
+    assert "is taken" in taken.content.decode()
+    weak = refused(superuser_console, olga, {"action": "password", "password1": "olga1", "password2": "olga1"},
+                   to=olga)
+    assert "too short" in weak.content.decode()
     operator_user.refresh_from_db()
     assert operator_user.is_active and operator_user.check_password(PASSWORD)
     assert set(operator_user.groups.values_list("name", flat=True)) == {"operator"}

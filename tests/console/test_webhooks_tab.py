@@ -18,6 +18,8 @@ from apps.webhooks.services import (
 )
 from tests.webhooks.receiver import Answer
 
+from .prg import refused
+
 pytestmark = pytest.mark.django_db
 
 # A public address literal: it "resolves" without DNS, and nothing here posts to it (no sweep runs).
@@ -273,24 +275,23 @@ def test_new__anonymous__sent_to_sign_in_nothing_added(client, app):
     ("https://user:pw@93.184.216.34/hook", "no user info"),
     ("ftp://93.184.216.34/hook", "Must be an https:// URL"),
 ])
-def test_new__refused_url__400_on_the_form_nothing_added(operator_console, app, url, message):
+def test_new__refused_url__on_the_form_nothing_added(operator_console, app, url, message):
     data = {"url": url, "event_types": ["message.read"], "description": "CRM"}
-    response = operator_console.post(_url(app, "new/"), data)
-    assert response.status_code == 400
+    response = refused(operator_console, _url(app, "new/"), data, to=_url(app, "new/"))
     form = response.context["form"]
     assert message in form.errors["url"][0]
     body = _body(response)
     assert message in body and 'value="CRM"' in body  # the form comes back as sent, the problem marked
     assert not WebhookEndpoint.objects.exists() and not AuditEntry.objects.exists()
-    # The refused form's page can be reloaded (sent again, or opened afresh on its own URL).
-    assert operator_console.post(_url(app, "new/"), data).status_code == 400
-    assert operator_console.get(_url(app, "new/")).status_code == 200
+    # Reloaded, the page is the empty form again.
+    again = operator_console.get(_url(app, "new/"))
+    assert again.status_code == 200 and not again.context["form"].is_bound and "errorlist" not in _body(again)
 
 
-def test_new__host_that_does_not_resolve__400_fields_url(operator_console, app):
-    response = operator_console.post(_url(app, "new/"), {"url": "https://receipts.invalid/hook",
-                                                         "event_types": ["message.read"]})
-    assert response.status_code == 400 and response.context["form"].errors["url"]
+def test_new__host_that_does_not_resolve__refused_fields_url(operator_console, app):
+    response = refused(operator_console, _url(app, "new/"), {"url": "https://receipts.invalid/hook",
+                                                             "event_types": ["message.read"]}, to=_url(app, "new/"))
+    assert response.context["form"].errors["url"]
 
 
 def test_new__private_address_allowed_by_the_settings__added(operator_console, app, local_network):
@@ -307,18 +308,17 @@ def test_new__private_address_allowed_by_the_settings__added(operator_console, a
     ({"url": PUBLIC_URL, "event_types": ["message.read"], "description": "d" * 501}, "description",
      "at most 500 characters"),
 ])
-def test_new__invalid__400_with_the_field_marked(operator_console, app, data, field, message):
-    response = operator_console.post(_url(app, "new/"), data)
-    assert response.status_code == 400
+def test_new__invalid__refused_with_the_field_marked(operator_console, app, data, field, message):
+    response = refused(operator_console, _url(app, "new/"), data, to=_url(app, "new/"))
     assert message in response.context["form"].errors[field][0]
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_new__eleventh__409_limit_reached_on_the_form(operator_console, superuser, app):
+def test_new__eleventh__refused_limit_reached_on_the_form(operator_console, superuser, app):
     for n in range(10):
         _endpoint(app, superuser, url=f"https://93.184.216.34/{n}")
-    response = operator_console.post(_url(app, "new/"), {"url": PUBLIC_URL, "event_types": ["message.read"]})
-    assert response.status_code == 409
+    response = refused(operator_console, _url(app, "new/"), {"url": PUBLIC_URL, "event_types": ["message.read"]},
+                       to=_url(app, "new/"))
     assert response.context["form"].non_field_errors() == ["An app has at most 10 webhook endpoints."]
     assert "An app has at most 10 webhook endpoints." in _body(response)
     assert WebhookEndpoint.objects.filter(app=app).count() == 10
