@@ -28,6 +28,7 @@ from .selectors import (
 )
 from .views import ConsoleView
 
+QUERY_SHOWN_MAX = 80  # how much of a too-long look-up text the page repeats
 USERS_SHOWN = 20  # the look-up's matches by prefix; a longer text narrows them
 DEVICES_SHOWN = 20  # newest sign-in first; the count says how many there are
 READERS_SHOWN = 20  # a page of a group message's readers, oldest ack first (the ack list's order)
@@ -45,14 +46,19 @@ def _lookup_context(app, **extra) -> dict:
             "message_id_max_length": MESSAGE_ID_MAX_LENGTH, **extra}
 
 
+def _query(form) -> str:
+    """The text looked up; one too long to be a username or message id is shown cut (it matches nothing)."""
+    if form.is_valid():
+        return (form.cleaned_data.get("q") or "").strip()
+    return str(form.data.get("q", "")).replace("\x00", "")[:QUERY_SHOWN_MAX].strip()
+
+
 class ChatUserLookupView(ConsoleView):
     """GET ?q=: the user whose username is q (straight to its page), else the users whose username starts with q."""
 
     def get(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        form = ChatUserLookupForm(request.GET)
-        form.is_valid()  # a too-long text is simply dropped
-        text = (form.cleaned_data.get("q") or "").strip()
+        text = _query(ChatUserLookupForm(request.GET))
         users = chat_users_search(app=app, text=text, limit=USERS_SHOWN + 1) if text else []
         if users and users[0].username == text:
             return redirect("console:user-detail", org_name=app.org_name, app_name=app.app_name, username=text)
@@ -79,9 +85,7 @@ class MessageLookupView(ConsoleView):
 
     def get(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
-        form = MessageLookupForm(request.GET)
-        form.is_valid()
-        text = (form.cleaned_data.get("q") or "").strip()
+        text = _query(MessageLookupForm(request.GET))
         if text and message_for_console(app=app, message_id=text) is not None:
             return redirect("console:message-detail", org_name=app.org_name, app_name=app.app_name, message_id=text)
         return self.render("console/message_lookup.html", _lookup_context(app, message_query=text))
