@@ -126,7 +126,8 @@ def test_message_lookup__single__sent_delivered_and_read_with_who_and_when(conso
     message = page.context["message"]
     body = page.content.decode()
     assert message.delivered_at is not None and message.read_at is not None and page.context["read"]
-    assert f'{message.delivered_at:%Y-%m-%d %H:%M:%S} UTC' in body and f'{message.read_at:%Y-%m-%d %H:%M:%S} UTC' in body
+    assert f"{message.delivered_at:%Y-%m-%d %H:%M:%S} UTC" in body
+    assert f"{message.read_at:%Y-%m-%d %H:%M:%S} UTC" in body
     assert "by bob, with a message read ack." in body
     assert 'data-testid="message-sender">alice<' in body and 'data-testid="message-recipient">bob<' in body
 
