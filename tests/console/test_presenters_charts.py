@@ -259,7 +259,8 @@ def test_lifecycle_audit_rows__in_words_never_a_secret():
     from apps.console.presenters import field_label, value_label
 
     assert field_label("client_secret") == "Client secret" and field_label("suspended") == "App suspended"
-    assert value_label("client_secret", {"rotated": True, "grace_seconds": 0}) == "rotated (the old one refused at once)"
+    assert value_label("client_secret", {"rotated": True, "grace_seconds": 0}) == (
+        "rotated (the old one refused at once)")
     assert value_label("client_secret", {"rotated": True, "grace_seconds": 86400}) == (
         "rotated (the old one accepted 86,400 s more)")
     assert value_label("client_secret", None) == "—"
