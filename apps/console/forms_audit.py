@@ -12,11 +12,11 @@ from apps.audit.selectors import AuditFilters
 from apps.audit.services import LOCKOUT, SIGN_IN, STAFF_PREFIX
 from apps.tenancy.models import USERNAME_PATTERN
 
-from .presenters import FIELD_LABELS
+from .presenters import FIELD_LABELS, LIFECYCLE_LABELS
 
 # An app's trail: every policy field by its label, and the families of per-object fields.
-APP_FIELD_CHOICES = [("", "Any field"), *FIELD_LABELS.items(), ("webhook:", "Webhook endpoints (all)"),
-                     ("group:", "A group's own settings (all)")]
+APP_FIELD_CHOICES = [("", "Any field"), *FIELD_LABELS.items(), *LIFECYCLE_LABELS.items(),
+                     ("webhook:", "Webhook endpoints (all)"), ("group:", "A group's own settings (all)")]
 STAFF_FIELD_CHOICES = [("", "Any event"), (SIGN_IN, "Sign-ins"), (LOCKOUT, "Lockouts"),
                        (STAFF_PREFIX, "Staff accounts (all)")]
 # What an audit field can be: a name, or a family ending with ':' ("group:<group_id>.<name>", "staff:<username>").

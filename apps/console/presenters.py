@@ -15,6 +15,7 @@ from apps.policy.evaluation import (
     GROUP_READ_ACK_OFF,
     OPERATOR_FIELDS,
     PolicySnapshot,
+    app_lifecycle_change_allowed,
     group_ack_decision,
     group_member_limit,
     group_overrides_change_allowed,
@@ -66,7 +67,23 @@ def group_of_field(field: str) -> str | None:
     return group.group(1) if group is not None else None
 
 
+# The audit fields of the app lifecycle (SPEC §13, apps.policy.services.app_secret_rotate / app_suspension_set).
+LIFECYCLE_LABELS = {"client_secret": "Client secret", "suspended": "App suspended"}
+
+
+def _lifecycle_value_label(field: str, value) -> str:
+    if field == "suspended":
+        return "suspended" if value else "active"
+    if isinstance(value, dict):  # {"rotated": true, "grace_seconds": n}: the secret itself is never audited
+        grace = value.get("grace_seconds") or 0
+        return ("rotated (the old one refused at once)" if not grace
+                else f"rotated (the old one accepted {grace:,} s more)")
+    return "—"
+
+
 def field_label(field: str) -> str:
+    if field in LIFECYCLE_LABELS:
+        return LIFECYCLE_LABELS[field]
     group = _GROUP_FIELD.fullmatch(field)
     if group is not None:
         group_id, part = group.groups()
@@ -106,6 +123,8 @@ def value_label(field: str, value, *, plan_names: dict[str, str] | None = None) 
     group = _GROUP_FIELD.fullmatch(field)
     if group is not None:
         return _group_value_label(group.group(2), value)
+    if field in LIFECYCLE_LABELS:
+        return _lifecycle_value_label(field, value)
     if value is None:
         return "—"
     webhook = _WEBHOOK_FIELD.fullmatch(field)
@@ -241,7 +260,13 @@ def role_permissions(*, roles: frozenset[str]) -> dict[str, bool]:
         "can_change_limits": not refused_fields(roles=roles, fields=BUSINESS_FIELDS),
         "can_manage_webhooks": webhooks_change_allowed(roles=roles),
         "can_override_groups": group_overrides_change_allowed(roles=roles),
+        "can_change_lifecycle": app_lifecycle_change_allowed(roles=roles),
     }
+
+
+def previous_secret_until(*, expires_at, now):
+    """Until when a secret replaced with a grace (SPEC §13) is still accepted, or None: no grace runs."""
+    return expires_at if expires_at is not None and expires_at > now else None
 
 
 def changes_summary(*, changes: list[tuple[str, object, object]], plan_names: dict[str, str]) -> str:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_audit, views_risky, views_staff
+from . import views, views_audit, views_lifecycle, views_lookup, views_risky, views_staff
 
 app_name = "console"
 
@@ -43,6 +43,18 @@ urlpatterns = [
          name="app-switch-confirm"),
     path("apps/<str:org_name>/<str:app_name>/limits/confirm/", page(views_risky.LimitsConfirmView),
          name="app-limits-confirm"),
+    # App lifecycle and look-ups (SPEC §13): views_lifecycle, views_lookup
+    path("apps/<str:org_name>/<str:app_name>/secret/", page(views_lifecycle.SecretRotateView),
+         name="app-rotate-secret"),
+    path("apps/<str:org_name>/<str:app_name>/suspend/", page(views_lifecycle.SuspendView), name="app-suspend"),
+    path("apps/<str:org_name>/<str:app_name>/resume/", page(views_lifecycle.ResumeView), name="app-resume"),
+    path("apps/<str:org_name>/<str:app_name>/users/", page(views_lookup.ChatUserLookupView), name="user-lookup"),
+    path("apps/<str:org_name>/<str:app_name>/users/<str:username>/", page(views_lookup.ChatUserDetailView),
+         name="user-detail"),
+    path("apps/<str:org_name>/<str:app_name>/messages/", page(views_lookup.MessageLookupView),
+         name="message-lookup"),
+    path("apps/<str:org_name>/<str:app_name>/messages/<str:message_id>/", page(views_lookup.MessageDetailView),
+         name="message-detail"),
     path("assets/<str:name>", views.asset, name="asset"),
     # --- staff, audit trails and CSV exports (SPEC §13 "Staff", "Audit", "Dashboard"): views_staff, views_audit
     path("apps/<str:org_name>/<str:app_name>/audit/", page(views_audit.AuditListView), name="app-audit"),

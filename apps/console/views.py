@@ -58,7 +58,14 @@ from .forms import (
     apply_field_errors,
 )
 from .prg import RefusedFormMixin, see_other
-from .selectors import GROUP_SEARCH_MAX_LENGTH, group_for_console, groups_search, plan_list
+from .selectors import (
+    GROUP_SEARCH_MAX_LENGTH,
+    MESSAGE_ID_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+    group_for_console,
+    groups_search,
+    plan_list,
+)
 from .services import LoginLocked, console_login_check
 
 APP_PAGE_SIZE = 25
@@ -268,6 +275,9 @@ def _app_page_context(app, roles, *, plans, limits_form=None) -> dict:
         "limits_form": limits_form,
         "recent": [presenters.audit_row(entry, plan_names=plan_names) for entry in recent],
         "group_search_max_length": GROUP_SEARCH_MAX_LENGTH,
+        "username_max_length": USERNAME_MAX_LENGTH, "message_id_max_length": MESSAGE_ID_MAX_LENGTH,
+        "previous_secret_until": presenters.previous_secret_until(expires_at=app.previous_secret_expires_at,
+                                                                  now=timezone.now()),
         **permissions,
     }
 

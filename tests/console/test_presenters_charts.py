@@ -86,14 +86,17 @@ def test_value_label(field, value, text):
 def test_role_permissions__follow_the_services_role_split():
     assert role_permissions(roles=frozenset({"operator"})) == {"can_switch": True, "can_change_limits": False,
                                                                "can_manage_webhooks": True,
-                                                               "can_override_groups": False}
+                                                               "can_override_groups": False,
+                                                               "can_change_lifecycle": True}
     assert role_permissions(roles=frozenset({"business"})) == {"can_switch": False, "can_change_limits": True,
                                                                "can_manage_webhooks": False,
-                                                               "can_override_groups": True}
+                                                               "can_override_groups": True,
+                                                               "can_change_lifecycle": False}
     assert role_permissions(roles=frozenset({"operator", "business"})) == {"can_switch": True,
                                                                            "can_change_limits": True,
                                                                            "can_manage_webhooks": True,
-                                                                           "can_override_groups": True}
+                                                                           "can_override_groups": True,
+                                                                           "can_change_lifecycle": True}
 
 
 @pytest.mark.parametrize("raw,step", [(0, 1), (0.75, 1), (1.5, 2), (3, 5), (7, 10), (12, 20), (4250, 5000)])
@@ -250,3 +253,15 @@ def test_refusal_rows__every_ack_refusal_code_has_plain_words():
 
 def test_refusal_rows__nothing__empty():
     assert refusal_rows(series={}, member_limit=200) == {"send": [], "ack": []}
+
+
+def test_lifecycle_audit_rows__in_words_never_a_secret():
+    from apps.console.presenters import field_label, value_label
+
+    assert field_label("client_secret") == "Client secret" and field_label("suspended") == "App suspended"
+    assert value_label("client_secret", {"rotated": True, "grace_seconds": 0}) == (
+        "rotated (the old one refused at once)")
+    assert value_label("client_secret", {"rotated": True, "grace_seconds": 86400}) == (
+        "rotated (the old one accepted 86,400 s more)")
+    assert value_label("client_secret", None) == "—"
+    assert (value_label("suspended", True), value_label("suspended", False)) == ("suspended", "active")
