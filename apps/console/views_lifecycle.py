@@ -4,7 +4,7 @@ Operators and superusers only (evaluation.app_lifecycle_change_allowed, the rule
 MayChangeAppLifecycle asks), for GET and POST alike; every change through the admin API's own services
 (apps.policy.services.app_secret_rotate / app_suspension_set), which validate (the grace's range, the reason a
 suspension needs) and audit. Rotating and suspending are risky: their buttons on the app page open a confirmation
-page (GET) whose form posts to the same URL, so a refused form is shown again on that URL and reloading it works.
+page (GET) whose form posts to the same URL; a refused form comes back on that page by post/redirect/get (prg.py).
 
 The new secret is shown once, in the answer of the POST that made it (only its hash is stored; never in the session
 nor in a URL; the page is no-store). The confirmation page hands out a one-time token, kept in the session and
@@ -52,7 +52,13 @@ class SecretRotateView(LifecycleView):
         app = self.get_app(org_name, app_name)
         once = secrets.token_urlsafe(16)
         request.session[_rotation_key(app)] = once
-        return self._page(app, SecretRotateForm(initial={"grace_seconds": 0, "once": once}))
+
+        def refused_with_a_fresh_token(data):
+            data["once"] = once
+            return SecretRotateForm(data)
+
+        form = self.refused_form("rotate", refused_with_a_fresh_token)
+        return self._page(app, form or SecretRotateForm(initial={"grace_seconds": 0, "once": once}))
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
@@ -64,14 +70,14 @@ class SecretRotateView(LifecycleView):
                                    f"{app.app_key}'s secret again, use its button.")
             return app_page_redirect(app)
         if not form.is_valid():
-            return self._page(app, form, status=400)
+            return self.refuse("rotate", form, to=request.path)
         try:
             secret = app_secret_rotate(actor=request.user, app=app, grace_seconds=form.grace())
         except ApplicationError as exc:
             apply_field_errors(form, exc.fields)
             if not exc.fields:
                 form.add_error(None, exc.detail)
-            return self._page(app, form, status=exc.status)
+            return self.refuse("rotate", form, to=request.path)
         del request.session[_rotation_key(app)]
         app.refresh_from_db(fields=["previous_secret_expires_at"])
         messages.success(request, f"The client secret of {app.app_key} was rotated. The change is in the audit "
@@ -82,12 +88,12 @@ class SecretRotateView(LifecycleView):
             "grace_until": app.previous_secret_expires_at,
         })
 
-    def _page(self, app, form, *, status=200):
+    def _page(self, app, form):
         return self.render(self.template, {
             "app": app, "tab": "settings", "form": form, "grace_max": GRACE_SECONDS_MAX,
             "grace_max_hours": GRACE_SECONDS_MAX // 3600, "previous_until": presenters.previous_secret_until(
                 expires_at=app.previous_secret_expires_at, now=timezone.now()),
-        }, status=status)
+        })
 
 
 class SuspendView(LifecycleView):
@@ -100,13 +106,13 @@ class SuspendView(LifecycleView):
         if app.suspended:
             messages.info(request, f"{app.app_key} is suspended already.")
             return app_page_redirect(app)
-        return self._page(app, RiskyConfirmForm())
+        return self._page(app, self.refused_form("suspend", RiskyConfirmForm) or RiskyConfirmForm())
 
     def post(self, request, org_name, app_name):
         app = self.get_app(org_name, app_name)
         form = RiskyConfirmForm(request.POST)
         if not form.is_valid():
-            return self._page(app, form, status=400)
+            return self.refuse("suspend", form, to=request.path)
         was = app.suspended
         try:
             app_suspension_set(actor=request.user, app=app, suspended=True, reason=form.cleaned_data["reason"])
@@ -114,7 +120,7 @@ class SuspendView(LifecycleView):
             apply_field_errors(form, exc.fields)
             if not exc.fields:
                 form.add_error(None, exc.detail)
-            return self._page(app, form, status=exc.status)
+            return self.refuse("suspend", form, to=request.path)
         if was:
             messages.info(request, f"{app.app_key} was suspended already: nothing was changed.")
         else:
@@ -123,8 +129,8 @@ class SuspendView(LifecycleView):
                                       "audit trail.")
         return app_page_redirect(app)
 
-    def _page(self, app, form, *, status=200):
-        return self.render(self.template, {"app": app, "tab": "settings", "form": form}, status=status)
+    def _page(self, app, form):
+        return self.render(self.template, {"app": app, "tab": "settings", "form": form})
 
 
 class ResumeView(LifecycleView, PostOnlyView):

@@ -10,6 +10,7 @@ from django.test import Client
 from apps.audit.models import AuditEntry
 from apps.common.tokens import hash_token
 from apps.tenancy.models import App
+from tests.console.prg import refused
 
 ROLES = ["operator_console", "superuser_console"]
 
@@ -138,13 +139,18 @@ def test_rotate__no_grace__old_secret_refused_at_once(operator_console, make_app
 def test_rotate__grace_out_of_range__refused_on_the_form_nothing_changes(operator_console, make_app, grace, message):
     app = make_app()
     once = _once(operator_console, app)
-    response = operator_console.post(_url(app, "secret/"), {"grace_seconds": grace, "once": once})
-    assert response.status_code == 400
-    body = response.content.decode()
+    confirm = _url(app, "secret/")
+    page = refused(operator_console, confirm, {"grace_seconds": grace, "once": once}, to=confirm)
+    body = page.content.decode()
     assert message in body and 'id="client-secret"' not in body
+    assert f'name="grace_seconds" value="{grace}"' in body  # the value sent, shown again
     assert App.objects.get(pk=app.pk).client_secret_hash == hash_token(app.client_secret)
     assert not AuditEntry.objects.filter(app=app, field="client_secret").exists()
-    # The same confirmation, corrected, rotates.
+    # Shown once: a reload is the clean confirmation page (with a fresh one-time token: each GET hands one out).
+    reloaded = operator_console.get(_url(app, "secret/")).content.decode()
+    assert message not in reloaded
+    # That confirmation, corrected, rotates.
+    once = re.search(r'name="once" value="([^"]+)"', reloaded).group(1)
     fixed = operator_console.post(_url(app, "secret/"), {"grace_seconds": "60", "once": once})
     assert fixed.status_code == 200 and 'id="client-secret"' in fixed.content.decode()
 
@@ -166,12 +172,11 @@ def test_suspend__asks_first_needs_a_reason_then_suspends_and_resume_undoes_it(c
     assert page.status_code == 200
     assert "403 app_suspended" in page.content.decode() and 'name="reason"' in page.content.decode()
 
-    refused = console.post(_url(app, "suspend/"), {"reason": "   "})
-    assert refused.status_code == 400
-    assert "Give a reason: this change needs one." in refused.content.decode()
+    blank = refused(console, _url(app, "suspend/"), {"reason": "   "}, to=_url(app, "suspend/"))
+    assert "Give a reason: this change needs one." in blank.content.decode()
     # Zero-width characters pass the form's own check: the service's rule (a visible character) refuses them.
-    invisible = console.post(_url(app, "suspend/"), {"reason": "\u200b\u200b"})
-    assert invisible.status_code == 400 and "This field is required." in invisible.content.decode()
+    invisible = refused(console, _url(app, "suspend/"), {"reason": "\u200b\u200b"}, to=_url(app, "suspend/"))
+    assert "This field is required." in invisible.content.decode()
     assert not App.objects.get(pk=app.pk).suspended
 
     done = console.post(_url(app, "suspend/"), {"reason": "Unpaid invoice 2026-11"}, follow=True)
