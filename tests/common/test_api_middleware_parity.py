@@ -342,3 +342,58 @@ def test_pages__same_answer_and_their_own_middleware(world, settings):
     assert client.get("/console/").status_code == 200
     # The API docs are a page too: they answer under the full stack, the schema as well.
     assert send("GET", "/api/docs/").status == 200
+
+
+def test_api_requests_take_the_short_chain__pages_the_full_one(world):
+    """What makes the comparisons above mean something: /api/ requests really skip the page middleware.
+    CsrfViewMiddleware reads a CSRF cookie into request.META on its way in; only page requests meet it."""
+    cookie = {"HTTP_COOKIE": "csrftoken=" + "a" * 32}
+    api = Client().get(f"{world.base}/conversations", **cookie, **bearer(world.bob))
+    assert api.status_code == 200 and "CSRF_COOKIE" not in api.wsgi_request.META
+    with override_settings(MIDDLEWARE=full_stack()):
+        assert "CSRF_COOKIE" in Client().get(f"{world.base}/conversations", **cookie,
+                                             **bearer(world.bob)).wsgi_request.META
+    for page in ("/healthz", "/console/login/", "/api/docs/"):
+        assert "CSRF_COOKIE" in Client().get(page, **cookie).wsgi_request.META, page
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_gunicorn__api_answers_keep_their_headers(make_app):
+    """Through the production server: the headers API clients see, in their order, and the Host check."""
+    from tests.common.test_http_edges import _raw_request
+    from tests.servers import server
+
+    make_app(org_name="acme", app_name="chat")
+    with server("gunicorn") as running:
+        def get(path, host="127.0.0.1"):
+            head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Request-ID: {REQUEST_ID}\r\nConnection: close\r\n\r\n"
+            return _raw_request(running.port, head)
+
+        status, headers, body = get("/api/v1/acme/chat/conversations")
+        assert status == 401
+        assert headers["content-length"] == str(len(body))
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-request-id"] == REQUEST_ID
+        assert "set-cookie" not in headers and "cookie" not in headers.get("vary", "").lower()
+
+        # Refused before CommonMiddleware's and XFrameOptionsMiddleware's response steps, on either stack: no
+        # Content-Length (gunicorn sends it chunked), no X-Frame-Options; SecurityMiddleware's headers.
+        status, headers, body = get("/api/v1/acme/chat/conversations", host="attacker.example")
+        assert status == 400 and b'{"error": "invalid_request"' in body
+        assert headers["transfer-encoding"] == "chunked" and "x-frame-options" not in headers
+        assert headers["x-content-type-options"] == "nosniff"
+
+        status, headers, _ = get("/console/login/")
+        assert status == 200 and "csrftoken=" in headers["set-cookie"] and "Cookie" in headers["vary"]
+
+
+def test_short_chain_without_its_end__refused_at_start():
+    from django.core.exceptions import ImproperlyConfigured
+
+    Client().get("/healthz")  # a chain built just before, whose end a wrong list must not pick up
+    for wrong in ([m for m in settings.MIDDLEWARE if m != "apps.common.middleware.ApiShortChainEnd"],
+                  ["apps.common.middleware.ApiShortChainEnd", *full_stack()[:-2], SHORT_CHAIN, full_stack()[-1]]):
+        with override_settings(MIDDLEWARE=wrong), pytest.raises(ImproperlyConfigured):
+            Client().get("/healthz")
