@@ -8,10 +8,10 @@ import warnings
 
 from axes import middleware as axes_middleware
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as message_middleware
 from django.contrib.sessions import middleware as session_middleware
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
