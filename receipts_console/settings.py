@@ -57,12 +57,15 @@ MIDDLEWARE = [
     # Outermost: request id, request metrics and the request log line (see "Observability" at the end).
     "apps.common.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /api/ requests go from here to ApiShortChainEnd, past the page middleware in between (apps/common/middleware.py;
+    # what CommonMiddleware and XFrameOptionsMiddleware give API answers is kept; docs/PERFORMANCE.md).
+    "apps.common.middleware.ApiShortChainMiddleware",
     # Static files (API docs assets from drf-spectacular-sidecar, Django admin CSS)
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
     "apps.common.middleware.StaticFilesMiddleware",
     # Sessions, Django's request.user and flash messages serve the pages (console, Django admin, API docs) only:
-    # the app and admin APIs authenticate by bearer token and skip these three (apps/common/middleware.py;
-    # a tenth of a group ack's Python work, docs/PERFORMANCE.md).
+    # the app and admin APIs authenticate by bearer token: their requests never reach these (the short chain
+    # above), and the subclasses pass them on as well, should that entry be taken out.
     "apps.common.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -71,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a locked Django admin sign-in into the 429 page (apps/lockout/handler.py lockout_response); pages only.
     "apps.common.middleware.AxesMiddleware",
+    "apps.common.middleware.ApiShortChainEnd",
     "apps.common.middleware.ApiErrorEnvelopeMiddleware",
 ]
 # axes.W002 looks for django-axes' own middleware by name; the subclass above is installed instead.

@@ -1,7 +1,9 @@
-"""Errors raised outside DRF views (unknown URLs, Django's own 404/500, a database outage) still
-leave /api/ in the contract's envelope; a chunked request body reaches the views."""
+"""/api/ requests skip the page middleware (ApiShortChainMiddleware); errors raised outside DRF views (unknown
+URLs, Django's own 404/500, a database outage) still leave /api/ in the contract's envelope; a chunked request
+body reaches the views."""
 
 import io
+import threading
 import warnings
 
 from axes import middleware as axes_middleware
@@ -9,8 +11,11 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as message_middleware
 from django.contrib.sessions import middleware as session_middleware
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from .exceptions import error_payload, is_database_outage
@@ -22,6 +27,56 @@ _API_PREFIX = "/api/"
 
 def _is_api(request) -> bool:
     return request.path.startswith(_API_PREFIX) and not request.path.startswith(("/api/docs", "/api/schema"))
+
+
+# ApiShortChainEnd hands the rest of the chain below it to ApiShortChainMiddleware: Django builds a handler's chain
+# from the innermost middleware out, in one thread, so the end is always built first.
+_chain_end = threading.local()
+
+
+class ApiShortChainMiddleware:
+    """/api/ requests (bearer tokens, JSON) go from here straight to the middleware below ApiShortChainEnd, past
+    the page middleware between the two (static files, sessions, CommonMiddleware, CSRF, request.user, messages,
+    clickjacking, the axes page); every other request goes through all of them.
+
+    What two of the skipped ones give API answers is kept, by their own methods and in their order:
+    CommonMiddleware's request part (the Host checked against ALLOWED_HOSTS, a DisallowedHost answered 400 by
+    the handler; DISALLOWED_USER_AGENTS, PREPEND_WWW) and response part (the APPEND_SLASH redirect of a 404,
+    Content-Length), with X-Frame-Options set in between as XFrameOptionsMiddleware does. CSRF and sessions do
+    not apply to bearer tokens (DRF's views are csrf_exempt; CsrfViewMiddleware.process_view still runs, as
+    Django calls it from the handler); the lockout of the API's sign-ins needs no middleware (apps/lockout).
+    tests/common/test_api_middleware_parity.py compares every header and body with the full stack's; ~90 Python
+    calls of a ~1,600-call group ack (docs/PERFORMANCE.md, "Token cache and API middleware").
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        # Listed after this one, the end was built just before it, for this chain (not left by another one).
+        names = [name.rpartition(".")[2] for name in settings.MIDDLEWARE]
+        api = getattr(_chain_end, "get_response", None)
+        if api is None or "ApiShortChainEnd" not in names[names.index(type(self).__name__):]:
+            raise ImproperlyConfigured("ApiShortChainEnd must come after ApiShortChainMiddleware in MIDDLEWARE")
+        _chain_end.get_response = None
+        self.api = api
+        self.common = CommonMiddleware(api)
+        self.xframe = XFrameOptionsMiddleware(api)
+
+    def __call__(self, request):
+        if not _is_api(request):
+            return self.get_response(request)
+        response = self.common.process_request(request)
+        if response is not None:
+            return response
+        response = self.xframe.process_response(request, self.api(request))
+        return self.common.process_response(request, response)
+
+
+class ApiShortChainEnd:
+    """Where ApiShortChainMiddleware's /api/ requests join the chain again; not itself a step of it."""
+
+    def __init__(self, get_response):
+        _chain_end.get_response = get_response
+        raise MiddlewareNotUsed
 
 
 class _PagesOnly:
