@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from django.db import connection
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import Exists, F, OuterRef, Subquery
 
 from apps.common.db import prepared_cursor
 from apps.policy.evaluation import PolicySnapshot
@@ -14,7 +14,7 @@ from apps.policy.selectors import snapshot_from_row, snapshot_sql
 from apps.tenancy.models import App
 
 from .exceptions import GroupNotFound, MessageNotFound, UserNotFound
-from .models import ChatUser, Group, GroupReceiptOverride, Membership, Message
+from .models import ChatUser, Conversation, Group, GroupReceiptOverride, Membership, Message
 
 
 def storable_text(value) -> bool:
@@ -41,6 +41,27 @@ def chat_user_get(*, app: App, username: str) -> ChatUser:
     user = ChatUser.objects.filter(app=app, username=username).first() if storable_text(username) else None
     if user is None:
         raise UserNotFound(f"No user {username!r} in this app.")
+    return user
+
+
+def send_recipient_get(*, app: App, username: str, sender: ChatUser) -> ChatUser:
+    """The recipient of a single-chat send, in one query, carrying `conversations_exist`: whether both sides'
+    conversation rows (the sender's with them, theirs with the sender) exist already, which decides the send's
+    write path (apps.chat.services.message_send). Raises user_not_found."""
+    if not storable_text(username):
+        raise UserNotFound(f"No user {username!r} in this app.")
+    side = Conversation.objects.filter
+    user = (
+        ChatUser.objects.filter(app=app, username=username)
+        .annotate(
+            theirs=Exists(side(owner=OuterRef("pk"), peer=sender.pk)),
+            ours=Exists(side(owner=sender.pk, peer=OuterRef("pk"))),
+        )
+        .first()
+    )
+    if user is None:
+        raise UserNotFound(f"No user {username!r} in this app.")
+    user.conversations_exist = user.theirs and user.ours
     return user
 
 
