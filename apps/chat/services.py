@@ -607,9 +607,9 @@ def _group_send_write(*, app: App, message: Message, to: str, member_ids: list[i
 
 # The single-chat send in ONE statement (PostgreSQL, autocommit), when both conversation rows exist (a
 # conversation's first send creates them: _single_send_stepwise). Its steps, as CTEs:
-#   locked    both conversation rows FOR UPDATE, in owner order: the order of the stepwise upsert, so alice->bob
+#   sides     both conversation rows FOR UPDATE, in owner order: the order of the stepwise upsert, so alice->bob
 #             and bob->alice (either path) lock alike and cannot deadlock;
-#   sent      the message, once `locked` has both rows (its one-time filter runs the lock to its end first): its
+#   sent      the message, once `sides` has both rows (its one-time filter runs the lock to its end first): its
 #             pk is taken under their locks, as _conversations_lock explains. Nothing at all without both rows;
 #   bumped    ONE update of both rows (a statement cannot update a row twice: its CTEs share one snapshot): the
 #             recipient's unread + 1, and both rows' last message, forward in time only (ties: the later writer);
@@ -628,14 +628,14 @@ _SINGLE_SEND_CONVERSATIONS_LOCK = (
 _SINGLE_SEND_MESSAGE_INSERT = (
     "INSERT INTO {message_table} ({columns}) SELECT %(app)s, %(message_id)s, 'single', %(sender)s, %(device)s, "
     "%(recipient)s, %(body)s::text::jsonb, %(timestamp)s, %(require_read_ack)s, %(require_delivery_ack)s, false, "
-    "0, false WHERE (SELECT count(*) FROM locked) = 2 RETURNING id"
+    "0, false WHERE (SELECT count(*) FROM sides) = 2 RETURNING id"
 )
 _SINGLE_SEND_CONVERSATIONS_BUMP = (
     "UPDATE {conversation_table} SET "
     "unread_count = unread_count + CASE WHEN owner_id = %(recipient)s THEN 1 ELSE 0 END, "
     "last_message_id = CASE WHEN last_timestamp <= %(timestamp)s THEN sent.id ELSE last_message_id END, "
     "last_timestamp = GREATEST(last_timestamp, %(timestamp)s) "
-    "FROM sent WHERE {conversation_table}.id IN (SELECT id FROM locked)"
+    "FROM sent WHERE {conversation_table}.id IN (SELECT id FROM sides)"
 )
 
 
@@ -664,7 +664,7 @@ def _single_send_one_statement_sql(*, notify: bool) -> str:
         order_by="e.n",
     )
     ctes = [
-        f"locked AS ({_SINGLE_SEND_CONVERSATIONS_LOCK.format(**tables)})",
+        f"sides AS ({_SINGLE_SEND_CONVERSATIONS_LOCK.format(**tables)})",
         f"sent AS ({_SINGLE_SEND_MESSAGE_INSERT.format(**tables)})",
         f"bumped AS ({_SINGLE_SEND_CONVERSATIONS_BUMP.format(**tables)} RETURNING 1)",
         f"receivers AS ({receivers})",

@@ -307,7 +307,7 @@ def test_write_failing_midway__one_statement__nothing_half_written(world):
         response = _answered(_api_requests(world)["send"])
 
     _assert_unavailable_envelope(response, "send")
-    assert [sql[:16] for sql in statements if sql.startswith("WITH")] == ["WITH locked AS ("]  # the one statement
+    assert [sql[:15] for sql in statements if sql.startswith("WITH")] == ["WITH sides AS ("]  # the one statement
     assert not any(sql.startswith(("INSERT", "UPDATE")) for sql in statements)
     assert _send_rows() == before
     # Without the fault the same send writes: the check above is not vacuous.
