@@ -55,8 +55,8 @@ def _send_recipient_sql() -> tuple[str, tuple[str, ...]]:
     conversations = quote(Conversation._meta.db_table)
     sql = (
         f"SELECT {', '.join('u.' + quote(ChatUser._meta.get_field(n).column) for n in names)}, "
-        f"EXISTS (SELECT FROM {conversations} WHERE owner_id = u.id AND peer_id = %(sender)s) "
-        f"AND EXISTS (SELECT FROM {conversations} WHERE owner_id = %(sender)s AND peer_id = u.id) "
+        f"EXISTS (SELECT 1 FROM {conversations} WHERE owner_id = u.id AND peer_id = %(sender)s) "
+        f"AND EXISTS (SELECT 1 FROM {conversations} WHERE owner_id = %(sender)s AND peer_id = u.id) "
         f"FROM {quote(ChatUser._meta.db_table)} u WHERE u.app_id = %(app)s AND u.username = %(username)s"
     )
     return sql, names
