@@ -46,8 +46,8 @@ def chat_user_get(*, app: App, username: str) -> ChatUser:
 
 @functools.cache
 def _send_recipient_sql() -> tuple[str, tuple[str, ...]]:
-    """The recipient's id, app and username, and whether both conversation rows exist; raw and prepared: every single-chat send
-    runs it, and the ORM's compilation of the two EXISTS cost more than the query itself."""
+    """The recipient's id, app and username, and whether both conversation rows exist; raw and prepared: every
+    single-chat send runs it, and the ORM's compilation of the two EXISTS cost more than the query itself."""
     quote = connection.ops.quote_name
     # What a send uses of the recipient; the other fields are deferred (loaded if ever read), so no value needs
     # the backend's converters (SQLite's booleans and datetimes).
