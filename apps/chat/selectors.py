@@ -14,7 +14,7 @@ from apps.policy.selectors import snapshot_from_row, snapshot_sql
 from apps.tenancy.models import App
 
 from .exceptions import GroupNotFound, MessageNotFound, UserNotFound
-from .models import ChatUser, Group, GroupReceiptOverride, Membership, Message
+from .models import ChatUser, Conversation, Group, GroupReceiptOverride, Membership, Message
 
 
 def storable_text(value) -> bool:
@@ -41,6 +41,41 @@ def chat_user_get(*, app: App, username: str) -> ChatUser:
     user = ChatUser.objects.filter(app=app, username=username).first() if storable_text(username) else None
     if user is None:
         raise UserNotFound(f"No user {username!r} in this app.")
+    return user
+
+
+@functools.cache
+def _send_recipient_sql() -> tuple[str, tuple[str, ...]]:
+    """The recipient's id, app and username, and whether both conversation rows exist; raw and prepared: every
+    single-chat send runs it, and the ORM's compilation of the two EXISTS cost more than the query itself."""
+    quote = connection.ops.quote_name
+    # What a send uses of the recipient; the other fields are deferred (loaded if ever read), so no value needs
+    # the backend's converters (SQLite's booleans and datetimes).
+    names = ("id", "app_id", "username")
+    conversations = quote(Conversation._meta.db_table)
+    sql = (
+        f"SELECT {', '.join('u.' + quote(ChatUser._meta.get_field(n).column) for n in names)}, "
+        f"EXISTS (SELECT 1 FROM {conversations} WHERE owner_id = u.id AND peer_id = %(sender)s) "
+        f"AND EXISTS (SELECT 1 FROM {conversations} WHERE owner_id = %(sender)s AND peer_id = u.id) "
+        f"FROM {quote(ChatUser._meta.db_table)} u WHERE u.app_id = %(app)s AND u.username = %(username)s"
+    )
+    return sql, names
+
+
+def send_recipient_get(*, app: App, username: str, sender: ChatUser) -> ChatUser:
+    """The recipient of a single-chat send, in one query, carrying `conversations_exist`: whether both sides'
+    conversation rows (the sender's with them, theirs with the sender) exist already, which decides the send's
+    write path (apps.chat.services.message_send). Raises user_not_found."""
+    row = None
+    if storable_text(username):
+        sql, names = _send_recipient_sql()
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, {"app": app.pk, "username": username, "sender": sender.pk})
+            row = cursor.fetchone()
+    if row is None:
+        raise UserNotFound(f"No user {username!r} in this app.")
+    user = ChatUser.from_db(connection.alias, list(names), row[:-1])
+    user.conversations_exist = bool(row[-1])
     return user
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -20,7 +21,7 @@ from apps.common.exceptions import InvalidRequest, Unauthenticated
 from apps.common.reason_codes import ReasonCode
 from apps.common.timeutils import now_ms
 from apps.common.tokens import hash_token, new_token
-from apps.events.services import NewEvent, events_publish
+from apps.events.services import NewEvent, event_append_sql, events_publish, notify_sql, one_statement_run
 from apps.lockout.services import chat_user_name, client_id_name
 from apps.policy.evaluation import (
     GROUP_READ_ACK_INHERIT,
@@ -54,7 +55,14 @@ from .models import (
     Membership,
     Message,
 )
-from .selectors import chat_user_get, chat_users_by_username, group_get, group_member_ids, storable_text
+from .selectors import (
+    chat_user_get,
+    chat_users_by_username,
+    group_get,
+    group_member_ids,
+    send_recipient_get,
+    storable_text,
+)
 
 __all__ = [
     "SendResult",
@@ -561,6 +569,142 @@ def _message_event_payload(*, message: Message, sender: ChatUser, to: str) -> di
     }
 
 
+def _single_send_events(*, message: Message, to: str) -> list[NewEvent]:
+    """The recipient's `message` (its hand-out records the delivery), then the sender's other devices' copy."""
+    payload = _message_event_payload(message=message, sender=message.sender, to=to)
+    return [
+        NewEvent(user_id=message.recipient_id, type="message", payload=payload, delivery_message_pk=message.pk),
+        NewEvent(user_id=message.sender_id, type="message", payload=payload, origin_device_id=message.sender_device_id),
+    ]
+
+
+def _single_send_stepwise(*, app: App, message: Message, to: str) -> bool:
+    """The single-chat send as statements in one transaction (SQLite; on PostgreSQL the first message of a
+    conversation, whose rows the upsert creates): both conversations locked (created) with the recipient's
+    unread + 1, the message, both rows' last message, the events (events_publish, last). True."""
+    with transaction.atomic():
+        _conversations_lock(sender_id=message.sender_id, recipient_id=message.recipient_id)  # before the pk
+        message.save(force_insert=True)
+        _conversations_last_message(message=message)
+        events_publish(events=_single_send_events(message=message, to=to))  # last: its user-row locks
+    return True
+
+
+def _group_send_write(*, app: App, message: Message, to: str, member_ids: list[int], reason) -> None:
+    """A group message and its events to every other member and the sender's other devices, in one transaction;
+    then the refused group ack's demand signal (SPEC §12), never held while a user row is locked."""
+    with transaction.atomic():
+        message.save(force_insert=True)
+        payload = _message_event_payload(message=message, sender=message.sender, to=to)
+        others = [NewEvent(user_id=user_id, type="message", payload=payload) for user_id in member_ids]
+        own = NewEvent(
+            user_id=message.sender_id, type="message", payload=payload, origin_device_id=message.sender_device_id
+        )
+        events_publish(events=[*others, own])  # last but the counter: its user-row locks
+        if reason is not None:
+            refusals_count_add(app_id=app.pk, kind=SEND, counts={reason: 1})
+
+
+# The single-chat send in ONE statement (PostgreSQL, autocommit), when both conversation rows exist (a
+# conversation's first send creates them: _single_send_stepwise). Its steps, as CTEs:
+#   sides     both conversation rows FOR UPDATE, in owner order: the order of the stepwise upsert, so alice->bob
+#             and bob->alice (either path) lock alike and cannot deadlock;
+#   sent      the message, once `sides` has both rows (its one-time filter runs the lock to its end first): its
+#             pk is taken under their locks, as _conversations_lock explains. Nothing at all without both rows;
+#   bumped    ONE update of both rows (a statement cannot update a row twice: its CTEs share one snapshot): the
+#             recipient's unread + 1, and both rows' last message, forward in time only (ties: the later writer);
+#   receivers+event  the event append of apps.events (event_append_sql), the users locked after the
+#             conversations, as in every writer (apps/receipts/services.py, the lock order);
+#   notified  the long-polls' wake-up (wake-up backend `postgres`), delivered at COMMIT.
+# One row back (the message's pk), none when a row was missing.
+_MESSAGE_COLUMNS = (
+    "app_id", "message_id", "chat_type", "sender_id", "sender_device_id", "recipient_id", "body", "timestamp",
+    "require_read_ack", "require_delivery_ack", "need_group_ack", "group_ack_count", "group_acks_closed",
+)
+_SINGLE_SEND_CONVERSATIONS_LOCK = (
+    "SELECT id FROM {conversation_table} WHERE (owner_id = %(sender)s AND peer_id = %(recipient)s) "
+    "OR (owner_id = %(recipient)s AND peer_id = %(sender)s) ORDER BY owner_id FOR UPDATE"
+)
+_SINGLE_SEND_MESSAGE_INSERT = (
+    "INSERT INTO {message_table} ({columns}) SELECT %(app)s, %(message_id)s, 'single', %(sender)s, %(device)s, "
+    "%(recipient)s, %(body)s::text::jsonb, %(timestamp)s, %(require_read_ack)s, %(require_delivery_ack)s, false, "
+    "0, false WHERE (SELECT count(*) FROM sides) = 2 RETURNING id"
+)
+_SINGLE_SEND_CONVERSATIONS_BUMP = (
+    "UPDATE {conversation_table} SET "
+    "unread_count = unread_count + CASE WHEN owner_id = %(recipient)s THEN 1 ELSE 0 END, "
+    "last_message_id = CASE WHEN last_timestamp <= %(timestamp)s THEN sent.id ELSE last_message_id END, "
+    "last_timestamp = GREATEST(last_timestamp, %(timestamp)s) "
+    "FROM sent WHERE {conversation_table}.id IN (SELECT id FROM sides)"
+)
+
+
+@functools.cache
+def _single_send_one_statement_sql(*, notify: bool) -> str:
+    quote = connection.ops.quote_name
+    tables = {
+        "conversation_table": quote(Conversation._meta.db_table),
+        "message_table": quote(Message._meta.db_table),
+        "columns": ", ".join(quote(name) for name in _MESSAGE_COLUMNS),
+    }
+    receivers, event_insert = event_append_sql(
+        receivers_condition=(
+            "id = ANY(%(receivers)s::bigint[]) AND EXISTS (SELECT FROM sent) AND (SELECT count(*) FROM bumped) >= 0"
+        ),
+        values=(
+            "e.user_id", "'message'", "e.payload", "e.origin_device_id", "CASE WHEN e.delivery THEN sent.id END",
+            "%(moment)s",
+        ),
+        source=(
+            "unnest(%(event_users)s::bigint[], %(event_payloads)s::text[]::jsonb[], %(event_origins)s::varchar[], "
+            "%(event_deliveries)s::boolean[]) WITH ORDINALITY AS e(user_id, payload, origin_device_id, delivery, n), "
+            "sent"
+        ),
+        lock_cte="receivers",
+        order_by="e.n",
+    )
+    ctes = [
+        f"sides AS ({_SINGLE_SEND_CONVERSATIONS_LOCK.format(**tables)})",
+        f"sent AS ({_SINGLE_SEND_MESSAGE_INSERT.format(**tables)})",
+        f"bumped AS ({_SINGLE_SEND_CONVERSATIONS_BUMP.format(**tables)} RETURNING 1)",
+        f"receivers AS ({receivers})",
+        f"event AS ({event_insert})",
+    ]
+    notify_cte, notify_column = notify_sql(after="sent") if notify else ("", "")
+    return f"WITH {', '.join(ctes)}{notify_cte} SELECT sent.id{notify_column} FROM sent"
+
+
+def _single_send_one_statement(*, app: App, message: Message, to: str) -> bool:
+    """The single-chat send in one statement (above); True if written, False when a conversation row was missing
+    (nothing written). Sets the message's pk."""
+    events = _single_send_events(message=message, to=to)
+    receivers = sorted({e.user_id for e in events})
+    params = {
+        "app": app.pk,
+        "message_id": message.message_id,
+        "sender": message.sender_id,
+        "device": message.sender_device_id,
+        "recipient": message.recipient_id,
+        "body": json.dumps(message.body),
+        "timestamp": message.timestamp,
+        "require_read_ack": message.require_read_ack,
+        "require_delivery_ack": message.require_delivery_ack,
+        "moment": timezone.now(),
+        "receivers": receivers,
+        "event_users": [e.user_id for e in events],
+        "event_payloads": [json.dumps(e.payload) for e in events],
+        "event_origins": [e.origin_device_id for e in events],
+        # The recipient's copy records the delivery (delivery_message_pk: the pk is taken in the statement).
+        "event_deliveries": [e.user_id == message.recipient_id for e in events],
+    }
+    row = one_statement_run(sql_for_notify=_single_send_one_statement_sql, params=params, woken=receivers)
+    if row is None:
+        return False
+    message.pk = row[0]
+    message._state.adding = False
+    return True
+
+
 def message_send(
     *,
     app: App,
@@ -571,7 +715,7 @@ def message_send(
     body: dict,
     need_group_ack: bool = False,
 ) -> SendResult:
-    """Send a single or group message, record it and fan out its `message` events, in one transaction.
+    """Send a single or group message, record it and fan out its `message` events, atomically.
 
     - single: `to` is another user of the app (user_not_found; yourself -> invalid_request);
       need_group_ack is a group-only flag (invalid_request);
@@ -582,7 +726,11 @@ def message_send(
       and the first failing reason (feature_disabled, not_permitted, group_too_large);
     - events: the recipient, or every other member, and the sender's own other devices
       (origin_device_id is the sending device, which never sees its own message come back);
-    - a fixed number of queries whatever the group size (bulk inserts).
+    - a fixed number of queries whatever the group size (bulk inserts). A single-chat send on PostgreSQL whose
+      conversation rows exist (every send but a conversation's first) is two round trips: the recipient lookup
+      (send_recipient_get: it tells whether the rows exist) and ONE statement in autocommit
+      (_single_send_one_statement_sql); otherwise the steps run one by one in a transaction
+      (_single_send_stepwise, _group_send_write).
     Raises invalid_request (with fields.body for a bad body), user_not_found, group_not_found,
     not_group_member.
     """
@@ -592,7 +740,7 @@ def message_send(
         if not decision.allowed:
             detail, message = _SINGLE_SEND_REFUSALS[decision.field]
             raise InvalidRequest(detail, fields={decision.field: [message]})
-        recipient = chat_user_get(app=app, username=to)
+        recipient = send_recipient_get(app=app, username=to, sender=sender)
         group, member_ids, effective_ack, reason = None, [], False, None
     elif chat_type == ChatType.GROUP:
         recipient = None
@@ -620,42 +768,34 @@ def message_send(
     )
     for attempt in range(_ID_ATTEMPTS):
         timestamp = now_ms()
+        message = Message(
+            app=app,
+            message_id=snowflake_id(timestamp_ms=timestamp),
+            chat_type=chat_type,
+            sender=sender,
+            sender_device_id=device_id,
+            recipient=recipient,
+            group=group,
+            body=body,
+            timestamp=timestamp,
+            require_read_ack=require_read_ack,
+            require_delivery_ack=require_delivery_ack,
+            need_group_ack=effective_ack,
+        )
+        one_statement = recipient is not None and connection.vendor == "postgresql" and recipient.conversations_exist
         try:
-            with transaction.atomic():
-                if recipient is not None:
-                    _conversations_lock(sender_id=sender.pk, recipient_id=recipient.pk)  # before the pk is taken
-                message = Message.objects.create(
-                    app=app,
-                    message_id=snowflake_id(timestamp_ms=timestamp),
-                    chat_type=chat_type,
-                    sender=sender,
-                    sender_device_id=device_id,
-                    recipient=recipient,
-                    group=group,
-                    body=body,
-                    timestamp=timestamp,
-                    require_read_ack=require_read_ack,
-                    require_delivery_ack=require_delivery_ack,
-                    need_group_ack=effective_ack,
-                )
-                payload = _message_event_payload(message=message, sender=sender, to=to)
-                if recipient is not None:
-                    events = [
-                        NewEvent(user_id=recipient.pk, type="message", payload=payload, delivery_message_pk=message.pk)
-                    ]
-                else:
-                    events = [NewEvent(user_id=user_id, type="message", payload=payload) for user_id in member_ids]
-                events.append(NewEvent(user_id=sender.pk, type="message", payload=payload, origin_device_id=device_id))
-                if recipient is not None:
-                    _conversations_last_message(message=message)
-                # Last writes of the transaction, as events_publish asks (its user-row locks come last), then the
-                # demand signal's counter row (SPEC §12), never held while a user row is locked.
-                events_publish(events=events)
-                if reason is not None:
-                    refusals_count_add(app_id=app.pk, kind=SEND, counts={reason: 1})
+            if recipient is None:
+                _group_send_write(app=app, message=message, to=to, member_ids=member_ids, reason=reason)
+            elif one_statement:
+                # Both rows were there at the lookup; gone since (their users deleted), the stepwise path decides.
+                if not _single_send_one_statement(app=app, message=message, to=to):
+                    _single_send_stepwise(app=app, message=message, to=to)
+            else:
+                _single_send_stepwise(app=app, message=message, to=to)
             return SendResult(message=message, group_ack_reason=reason)
         except IntegrityError:
-            # Only a message_id clash is worth another try; anything else fails again and is raised.
-            if attempt == _ID_ATTEMPTS - 1:
+            # Only a message_id clash is worth another try; anything else fails again and is raised. The one
+            # statement inside a caller's transaction cannot be tried again (that transaction is aborted).
+            if attempt == _ID_ATTEMPTS - 1 or (one_statement and connection.in_atomic_block):
                 raise
     raise AssertionError("unreachable")

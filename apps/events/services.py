@@ -2,9 +2,10 @@
 
 The event append (the receiving users' rows locked, then their events inserted) is written once, here:
 events_publish runs it as its own statement, and a writer that fuses its whole write into one statement
-composes the same text (event_append_sql: the group ack, apps/receipts/services.py). What handing a page out
-records besides (the delivery receipts) belongs to the app that records it: apps.receipts.services.feed_hand_out
-reads the page here, then records; this app imports no app that writes to it.
+composes the same text (event_append_sql: the acks of apps/receipts/services.py, the single-chat send of
+apps/chat/services.py) and runs it with one_statement_run, which carries the long-polls' wake-up. What handing a
+page out records besides (the delivery receipts) belongs to the app that records it:
+apps.receipts.services.feed_hand_out reads the page here, then records; this app imports no app that writes to it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.common import metrics
+from apps.common.db import prepared_cursor
 from apps.common.exceptions import InvalidRequest
 from apps.common.pagination import decode_cursor, encode_cursor
 
@@ -165,6 +167,35 @@ def _publish_postgresql(*, events: list[NewEvent], user_ids: list[int]) -> list[
         )
         for pk, e in zip(ids, events, strict=True)
     ]
+
+
+def notify_sql(*, after: str) -> tuple[str, str]:
+    """The wake-up NOTIFY of a one-statement write: a CTE run once per row of `after` (none for a repeat) and the
+    column that makes it run (a plain SELECT in WITH only runs if the main query reads it)."""
+    return (
+        f", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM {after})",
+        ", (SELECT count(*) FROM notified)",
+    )
+
+
+def one_statement_run(*, sql_for_notify, params: dict, woken: list[int]) -> tuple | None:
+    """Run a writer's one statement that appends events (prepared, autocommit: the receipts' acks, chat's send)
+    and wake the long-polls of `woken` if it wrote a row: on the `postgres` wake-up backend the NOTIFY rides in
+    the statement (`sql_for_notify(notify=True)`, its CTE from notify_sql), delivered to other processes at
+    COMMIT, and this process's waiters are woken after it; on the others after the commit.
+    The statement's row, or None when it wrote nothing (a repeat)."""
+    notify = wakeup.in_statement_notify(woken)
+    if notify is not None:
+        params = {**params, "notify_channel": notify[0], "notify_payload": notify[1]}
+    with prepared_cursor() as cursor:
+        cursor.execute(sql_for_notify(notify=notify is not None), params)
+        row = cursor.fetchone()
+    if row is not None:
+        if notify is None:
+            wakeup.wake_after_commit(woken)  # autocommit: runs now
+        else:
+            transaction.on_commit(lambda: wakeup.wake_local(woken))  # now, or at the outer transaction's COMMIT
+    return row
 
 
 @dataclass

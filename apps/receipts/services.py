@@ -57,12 +57,18 @@ from apps.chat.selectors import (
     single_read_target_get,
 )
 from apps.common import metrics
-from apps.common.db import prepared_cursor
 from apps.common.exceptions import ApplicationError
 from apps.common.timeutils import now, to_ms
-from apps.events import wakeup
 from apps.events.models import Event
-from apps.events.services import FeedResult, NewEvent, event_append_sql, events_poll, events_publish
+from apps.events.services import (
+    FeedResult,
+    NewEvent,
+    event_append_sql,
+    events_poll,
+    events_publish,
+    notify_sql,
+    one_statement_run,
+)
 from apps.policy import evaluation
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
@@ -330,34 +336,6 @@ def _message_read_write_stepwise(*, app: App, message: Message, reader: ChatUser
     return True
 
 
-def _notify_sql(*, after: str) -> tuple[str, str]:
-    """The wake-up NOTIFY of a one-statement write: a CTE run once per row of `after` (none for a repeat) and the
-    column that makes it run (a plain SELECT in WITH only runs if the main query reads it)."""
-    return (
-        f", notified AS (SELECT pg_notify(%(notify_channel)s::text, %(notify_payload)s::text) FROM {after})",
-        ", (SELECT count(*) FROM notified)",
-    )
-
-
-def _one_statement_run(*, sql_for_notify, params: dict, woken: list[int]) -> tuple | None:
-    """Run a one-statement receipt write (prepared, autocommit) and wake the long-polls of `woken` if it wrote a
-    row: on the `postgres` wake-up backend the NOTIFY rides in the statement (`sql_for_notify(notify=True)`), delivered
-    to other processes at COMMIT, and this process's waiters are woken after it; on the others after the commit.
-    The statement's row, or None when it wrote nothing (a repeat)."""
-    notify = wakeup.in_statement_notify(woken)
-    if notify is not None:
-        params = {**params, "notify_channel": notify[0], "notify_payload": notify[1]}
-    with prepared_cursor() as cursor:
-        cursor.execute(sql_for_notify(notify=notify is not None), params)
-        row = cursor.fetchone()
-    if row is not None:
-        if notify is None:
-            wakeup.wake_after_commit(woken)  # autocommit: runs now
-        else:
-            transaction.on_commit(lambda: wakeup.wake_local(woken))  # now, or at the outer transaction's COMMIT
-    return row
-
-
 @functools.cache
 def _message_read_one_statement_sql(*, told: bool, counted: bool, notify: bool) -> str:
     """PostgreSQL: the new message read ack in ONE statement, run in autocommit: the steps above as CTEs, plus
@@ -405,7 +383,7 @@ def _message_read_one_statement_sql(*, told: bool, counted: bool, notify: bool) 
         )
         ctes.append(f"tallied AS ({tally} RETURNING 1)")
         columns = "(SELECT count(*) FROM tallied)"
-    notify_cte, notify_column = _notify_sql(after="marked") if notify else ("", "")
+    notify_cte, notify_column = notify_sql(after="marked") if notify else ("", "")
     return f"WITH {', '.join(ctes)}{notify_cte} SELECT {columns}{notify_column} FROM marked"
 
 
@@ -429,7 +407,7 @@ def _message_read_write_one_statement(*, app: App, message: Message, reader: Cha
         params.update(webhook_deliveries_insert_params(app_id=app.pk, event_type=event_type, moment=moment))
     if write.counted:
         params.update(app=app.pk, day=moment.date(), kind=ReceiptKind.READ.value, shard=random_counter_shard())
-    row = _one_statement_run(
+    row = one_statement_run(
         sql_for_notify=functools.partial(_message_read_one_statement_sql, told=write.told, counted=write.counted),
         params=params,
         woken=receivers,
@@ -667,7 +645,7 @@ def _group_ack_one_statement_sql(notify: bool) -> str:
     tally = receipt_count_add_sql(
         values=("%(app)s", "%(day)s::date", "%(kind)s::text", "%(shard)s", "1"), once_per="event"
     )
-    notify_cte, notify_column = _notify_sql(after="event") if notify else ("", "")
+    notify_cte, notify_column = notify_sql(after="event") if notify else ("", "")
     return (
         f"WITH acked AS ({ack_insert}), counted AS ({count_increment}), sender AS ({sender_lock}), "
         f"event AS ({event_insert}), hooked AS ({hook}), tallied AS ({tally} RETURNING 1){notify_cte} "
@@ -695,7 +673,7 @@ def _group_ack_write_one_statement(*, app: App, group, message: Message, reader:
         "app_key": app.app_key,
         **webhook_deliveries_insert_params(app_id=app.pk, event_type="group_message.read", moment=moment),
     }
-    row = _one_statement_run(sql_for_notify=_group_ack_one_statement_sql, params=params, woken=[message.sender_id])
+    row = one_statement_run(sql_for_notify=_group_ack_one_statement_sql, params=params, woken=[message.sender_id])
     return None if row is None else row[0]
 
 

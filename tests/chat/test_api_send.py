@@ -445,18 +445,20 @@ def test_send_group__no_single_chat_conversation(chat_app, team, login):
 
 def test_send_single__fixed_query_count(chat_app, alice_bob, login, django_assert_num_queries):
     alice = login("alice")
-    single(alice, chat_app)  # the conversations exist from now on: insert and update paths cost the same
-    # (token cached by the first send) recipient, SAVEPOINT, conversation upsert (locks both rows before the
+    single(alice, chat_app)  # the conversations exist from now on
+    # PostgreSQL (token cached by the first send): the recipient (with whether both conversation rows exist),
+    # then ONE statement (_single_send_one_statement_sql: both rows locked in owner order, the message, both rows
+    # updated, the events). SQLite: the recipient, SAVEPOINT, conversation upsert (locks both rows before the
     # message pk is taken, see _conversations_lock), message INSERT, conversations' last message,
     # events: lock receivers + INSERT, RELEASE
-    # one query less on PostgreSQL: events_publish locks the users and inserts in one statement
-    with django_assert_num_queries(7 if connection.vendor == "postgresql" else 8):
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 8):
         assert single(alice, chat_app).status_code == 201
 
 
 def test_send_single__first_message_same_query_count(chat_app, alice_bob, login, django_assert_num_queries):
     alice = login("alice")
-    # the token's first use, then as above
+    # the token's first use, then the steps (SQLite's above; PostgreSQL's the same but one: events_publish locks
+    # the users and inserts in one statement): a conversation's first send creates its rows
     with django_assert_num_queries(8 if connection.vendor == "postgresql" else 9):
         assert single(alice, chat_app).status_code == 201
 

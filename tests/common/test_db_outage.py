@@ -235,18 +235,23 @@ def test_pooled_connections_killed_within_the_grace_period__503s_then_success_ne
     assert statuses[0] == 503 and statuses[-1] == 200, statuses
 
 
-@on_postgresql
-def test_write_failing_midway__nothing_half_written(world, monkeypatch):
-    # A send writes the message and its events in one transaction: the connection dropped after the first
-    # statement leaves neither (the client gets 503 and may retry without a duplicate).
+def _send_rows():
     from apps.chat.models import Conversation, Message
     from apps.events.models import Event
 
-    def rows():
-        return (Message.objects.count(), Event.objects.count(),
-                sorted(Conversation.objects.values_list("pk", "unread_count", "last_message_id")))
+    return (Message.objects.count(), Event.objects.count(),
+            sorted(Conversation.objects.values_list("pk", "unread_count", "last_message_id")))
 
-    before = rows()
+
+@on_postgresql
+def test_write_failing_midway__stepwise__nothing_half_written(world, monkeypatch):
+    # The stepwise send (a conversation's first; forced here on the existing one) writes the message and its
+    # events in one transaction: the connection dropped after the first statement leaves neither (the client
+    # gets 503 and may retry without a duplicate).
+    from apps.chat import services
+
+    monkeypatch.setattr(services, "_single_send_one_statement", services._single_send_stepwise)
+    before = _send_rows()
     close_old_connections()
     statements = []
 
@@ -263,7 +268,53 @@ def test_write_failing_midway__nothing_half_written(world, monkeypatch):
 
     _assert_unavailable_envelope(response, "send")
     assert len(statements) >= 2  # it did fail between two writes
-    assert rows() == before
+    assert _send_rows() == before
+
+
+@contextmanager
+def _events_insert_kills_its_connection():
+    """A trigger on the events table that terminates the backend inserting into it, mid-statement: the
+    connection dies while the send's one statement has already inserted the message and updated both
+    conversations (its last step is the events)."""
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
+        admin.execute(
+            "CREATE FUNCTION test_kill_self() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); RETURN NEW; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER test_kill_self BEFORE INSERT ON events_event FOR EACH ROW EXECUTE FUNCTION test_kill_self()"
+        )
+        try:
+            yield
+        finally:
+            admin.execute("DROP TRIGGER test_kill_self ON events_event")
+            admin.execute("DROP FUNCTION test_kill_self()")
+
+
+@on_postgresql
+def test_write_failing_midway__one_statement__nothing_half_written(world):
+    # The send on an existing conversation is one statement (autocommit): the connection dropped inside it, at
+    # its last table, leaves no message and no conversation change either.
+    before = _send_rows()
+    close_old_connections()
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with _events_insert_kills_its_connection(), connection.execute_wrapper(record):
+        response = _answered(_api_requests(world)["send"])
+
+    _assert_unavailable_envelope(response, "send")
+    assert [sql[:15] for sql in statements if sql.startswith("WITH")] == ["WITH sides AS ("]  # the one statement
+    assert not any(sql.startswith(("INSERT", "UPDATE")) for sql in statements)
+    assert _send_rows() == before
+    # Without the fault the same send writes: the check above is not vacuous.
+    close_old_connections()
+    assert _answered(_api_requests(world)["send"]).status_code == 201
+    messages, events, conversations = _send_rows()
+    assert (messages, events) == (before[0] + 1, before[1] + 2) and conversations != before[2]
 
 
 # --------------------------------------------------------------------------- the mapping (both engines)

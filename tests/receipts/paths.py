@@ -1,4 +1,5 @@
-"""What the tests of a receipt's two write paths share (test_group_ack_paths.py, test_message_read_paths.py):
+"""What the tests of a write's two paths share (test_group_ack_paths.py, test_message_read_paths.py, and the send's
+tests/chat/test_send_paths.py):
 choosing the path, labelling ids so that two runs in fresh apps compare, and threads that hold a lock."""
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ PATHS = ("one_statement", "stepwise")
 JOIN_SECONDS = 60  # only so a broken test cannot hang the suite
 
 
-def choose_path(monkeypatch, *, one_statement: str, stepwise: str, path: str) -> None:
+def choose_path(monkeypatch, *, one_statement: str, stepwise: str, path: str, module=services) -> None:
     """Run the stepwise writer `stepwise` in place of the one-statement writer `one_statement` (both names in
-    apps.receipts.services) for the rest of the test, when `path` is "stepwise"."""
+    `module`, apps.receipts.services by default) for the rest of the test, when `path` is "stepwise"."""
     if path == "stepwise":
-        monkeypatch.setattr(services, one_statement, getattr(services, stepwise))
+        monkeypatch.setattr(module, one_statement, getattr(module, stepwise))
 
 
 def webhook_endpoint(app, event_type: str) -> WebhookEndpoint:
