@@ -1,6 +1,6 @@
 """The production ASGI entry (SPEC §14, docs/OPERATIONS.md "Production server"): one address, one Django project.
 
-    .venv/bin/granian --interface asgi receipts_console.asgi:application   (the full command: asgi_server.py)
+    .venv/bin/python scripts/serve.py   (granian --interface asgi receipts_console.asgi:application, and its options)
 
 - Every request runs the WSGI app (Django's WSGIHandler, its sync middleware and views) on a pool of
   WEB_THREADS threads, its body read first on the loop, its response collected on the thread and sent from the

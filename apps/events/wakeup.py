@@ -527,3 +527,26 @@ class LoopWaiter:
         if not self._closed:
             self._closed = True
             hub.unregister(self._user_id, self._flag)
+
+
+class ThreadWaiter:
+    """LoopWaiter's counterpart for a request that waits on its own thread (a WSGI server): a threading.Event."""
+
+    def __init__(self, user_id: int) -> None:
+        current = backend()
+        current.ensure_listening()
+        self.recheck_seconds = current.recheck_seconds
+        self._user_id = user_id
+        self._flag = hub.register(user_id)
+        self._closed = False
+
+    def arm(self) -> None:
+        self._flag.clear()
+
+    def wait(self, seconds: float) -> bool:
+        return self._flag.wait(max(0.0, min(seconds, self.recheck_seconds)))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            hub.unregister(self._user_id, self._flag)

@@ -14,7 +14,6 @@ on every instantiation. The serializers stay as the documented response schema; 
 two (tests/receipts/test_api_response_shapes.py).
 """
 
-import asyncio
 import json
 import re
 
@@ -490,6 +489,14 @@ def _sse_event(event) -> bytes:
 HEARTBEAT = b": keep-alive\n\n"
 
 
+def _sse_chunk(result) -> bytes:
+    return HEARTBEAT if result is None else b"".join(_sse_event(e) for e in result.events)
+
+
+# The stream's first line, once the head is out: how soon EventSource reconnects after the end.
+RETRY = b"retry: 1000\n\n"
+
+
 class _StreamBody:
     """The rest of GET /events/stream (apps/common/deferred.py DeferredStream): the events as they come, a comment
     line every EVENT_STREAM_HEARTBEAT_SECONDS, the end after EVENT_STREAM_MAX_SECONDS."""
@@ -498,33 +505,25 @@ class _StreamBody:
         self.stream = stream
 
     async def chunks(self, run_sync):
-        yield b"retry: 1000\n\n"  # the head is out: tell EventSource how soon to reconnect after the end
+        yield RETRY
         async for result in self.stream.pages(run_sync, heartbeat=settings.EVENT_STREAM_HEARTBEAT_SECONDS,
                                               max_seconds=settings.EVENT_STREAM_MAX_SECONDS):
-            yield HEARTBEAT if result is None else b"".join(_sse_event(e) for e in result.events)
+            yield _sse_chunk(result)
 
     def close(self) -> None:
         self.stream.close()
 
-    def blocking(self):
-        """The same stream for a server without the ASGI entry (gunicorn gthread, runserver, the test client):
-        its own event loop on this request's thread, which it holds while it waits (as a WSGI long-poll does)."""
-        loop = asyncio.new_event_loop()
 
-        async def run_sync(fn):
-            return fn()
-
-        chunks = self.chunks(run_sync)
-        try:
-            while True:
-                try:
-                    yield loop.run_until_complete(chunks.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            loop.run_until_complete(chunks.aclose())
-            loop.close()
-            self.close()
+def _blocking_stream(stream: services.FeedStream):
+    """The same stream on a server without the ASGI entry (gunicorn gthread, runserver, the test client): it holds
+    its request thread while it waits, as a long-poll does there."""
+    try:
+        yield RETRY
+        for result in stream.pages_blocking(heartbeat=settings.EVENT_STREAM_HEARTBEAT_SECONDS,
+                                            max_seconds=settings.EVENT_STREAM_MAX_SECONDS):
+            yield _sse_chunk(result)
+    finally:
+        stream.close()
 
 
 class EventStreamQuerySerializer(serializers.Serializer):
@@ -568,19 +567,19 @@ class EventStreamApi(StreamUserTokenApi):
         query.is_valid(raise_exception=True)
         cursor = request.META.get("HTTP_LAST_EVENT_ID") or query.validated_data.get("cursor") or None
         principal = request.user
+        asynchronous = deferred.can_defer(request)
         try:
             stream = services.FeedStream(app=principal.app, user=principal.user, device=principal.device,
-                                         cursor=cursor)
+                                         cursor=cursor, blocking=not asynchronous)
         except InvalidRequest as exc:
             if request.META.get("HTTP_LAST_EVENT_ID"):
                 exc.fields = {"Last-Event-ID": ["Not an id this stream sent."]}
             raise
-        body = _StreamBody(stream)
-        if deferred.can_defer(request):
-            deferred.defer(request, body)
+        if asynchronous:
+            deferred.defer(request, _StreamBody(stream))
             response = HttpResponse(content_type="text/event-stream")  # the head; the body comes from _StreamBody
         else:
-            response = StreamingHttpResponse(body.blocking(), content_type="text/event-stream")
+            response = StreamingHttpResponse(_blocking_stream(stream), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # a buffering proxy (nginx) would hold the events back
         return response

@@ -204,17 +204,19 @@ STREAM_PAGE_LIMIT = 200
 
 class FeedStream:
     """GET /events/stream's hand-out (SPEC §14): the feed of GET /events page after page (feed_hand_out with no
-    wait: the same read, the same delivery records), waiting on the event loop between pages.
+    wait: the same read, the same delivery records), waiting between pages.
 
     Made on a request thread: the cursor is checked (invalid_request) and the waiter registered there, before the
-    first read, so nothing published from then on is missed. `pages` yields each non-empty FeedResult, and None
-    when a heartbeat is due; it ends after `max_seconds`. The waiter is unregistered by close().
+    first read, so nothing published from then on is missed. `pages` (on the event loop) and `pages_blocking`
+    (on a WSGI server's request thread) yield each non-empty FeedResult, and None when a heartbeat is due; they
+    end after `max_seconds`. The waiter is unregistered by close().
     """
 
-    def __init__(self, *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None) -> None:
+    def __init__(self, *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None,
+                 blocking: bool = False) -> None:
         feed_position(cursor)
         self.app, self.user, self.device, self.cursor = app, user, device, cursor
-        self.waiter = wakeup.LoopWaiter(user.id)
+        self.waiter = wakeup.ThreadWaiter(user.id) if blocking else wakeup.LoopWaiter(user.id)
 
     def _read(self) -> FeedResult:
         result = feed_hand_out(app=self.app, user=self.user, device=self.device, cursor=self.cursor,
@@ -222,29 +224,62 @@ class FeedStream:
         self.cursor = result.next_cursor
         return result
 
-    async def pages(self, run_sync, *, heartbeat: float, max_seconds: float):
+    def _plan(self, heartbeat: float, max_seconds: float):
+        """The stream's steps, once for both drivers: yields ("read", _) (send back the FeedResult), ("wait",
+        seconds) (send back whether woken) and ("page", FeedResult or None for a heartbeat)."""
         clock = time.monotonic
         deadline = clock() + max_seconds
         beat_at = clock() + heartbeat
-        read = True
+        read, read_at = True, clock()
+        recheck = self.waiter.recheck_seconds
         while True:
             if read:
                 self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
-                result = await run_sync(self._read)
+                result = yield ("read", None)
                 read_at = clock()
                 if result.events:
-                    yield result
+                    yield ("page", result)
                     if len(result.events) >= STREAM_PAGE_LIMIT:
                         continue  # more may be waiting behind a full page
             now = clock()
             if now >= deadline:
                 return
             if now >= beat_at:
-                yield None
+                yield ("page", None)
                 beat_at = now + heartbeat
-            woken = await self.waiter.wait(min(deadline, beat_at, read_at + self.waiter.recheck_seconds) - now)
+            woken = yield ("wait", min(deadline, beat_at, read_at + recheck) - now)
             # Woken, or the periodic re-read is due (the safety net of wakeup.py): read again.
-            read = woken or clock() >= read_at + self.waiter.recheck_seconds
+            read = woken or clock() >= read_at + recheck
+
+    async def pages(self, run_sync, *, heartbeat: float, max_seconds: float):
+        plan, reply = self._plan(heartbeat, max_seconds), None
+        while True:
+            try:
+                step, value = plan.send(reply)
+            except StopIteration:
+                return
+            reply = None
+            if step == "read":
+                reply = await run_sync(self._read)
+            elif step == "wait":
+                reply = await self.waiter.wait(value)
+            else:
+                yield value
+
+    def pages_blocking(self, *, heartbeat: float, max_seconds: float):
+        plan, reply = self._plan(heartbeat, max_seconds), None
+        while True:
+            try:
+                step, value = plan.send(reply)
+            except StopIteration:
+                return
+            reply = None
+            if step == "read":
+                reply = self._read()
+            elif step == "wait":
+                reply = self.waiter.wait(value)
+            else:
+                yield value
 
     def close(self) -> None:
         self.waiter.close()
