@@ -554,7 +554,10 @@ class EventStreamApi(StreamUserTokenApi):
         ],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                response={"type": "string"},
+                # One Server-Sent Event (what a client such as schemathesis parses the stream into).
+                response={"type": "object", "properties": {
+                    "id": {"type": "string"}, "event": {"type": "string"}, "data": {"type": "string"},
+                    "retry": {"type": "integer"}}},
                 description="Each event as `id: <cursor after it>`, `event: <type>`, `data: <the event's JSON, as "
                             "in GET /events>`, then a blank line; a comment line (`: keep-alive`) every "
                             "EVENT_STREAM_HEARTBEAT_SECONDS (15 s); the stream ends after EVENT_STREAM_MAX_SECONDS "
