@@ -70,7 +70,10 @@ def main() -> int:
 
     metrics.process_start(metrics.WEB)
 
-    web = _start([python, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"])
+    # The production server (scripts/serve.py: granian, ASGI), one worker: the long-poll and the event stream wait
+    # on its event loop (SPEC §14); on SQLite one process also means no cross-process wake-up to wait for.
+    os.environ.update(WEB_BIND=f"{args.host}:{args.port}", WEB_WORKERS=os.environ.get("WEB_WORKERS", "1"))
+    web = _start([python, "scripts/serve.py"])
     worker = _start([
         python, "-m", "celery", "-A", "receipts_console", "worker", "--beat",
         "--schedule", args.beat_schedule, "--concurrency", args.concurrency, "--loglevel", "INFO",

@@ -306,6 +306,9 @@ def main() -> int:
     # (the suite tests the https-only rule and the address guard, tests/webhooks).
     env.update(WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_PRIVATE_NETWORKS="true")
     env["PYTHONUNBUFFERED"] = "1"
+    # GET /events/stream answers for EVENT_STREAM_MAX_SECONDS (300 s by default): end each stream at once, so the
+    # run stays bounded and every fuzzed stream still gets its answer (the stream itself: tests/events).
+    env.update(EVENT_STREAM_MAX_SECONDS="0.3", EVENT_STREAM_HEARTBEAT_SECONDS="0.1")
     log(f"database: {env['DATABASE_URL'].split('@')[-1]}")
 
     python = str(VENV_BIN / "python")

@@ -9,7 +9,8 @@ state them as constraints (SPEC §9: "never rejected for a reason the schema doe
   `unknown_user`, ..."): unknown_user, reason_required, not_single_chat, own_message. They depend on rows
   (does this user exist? is the limit being raised?), like a 404 or a 409, which the built-in accepts;
 - a 400 invalid_request on `cursor` alone when the request's cursor is not one the server issued
-  (the parameter is opaque: its description says only a returned next_cursor is accepted);
+  (the parameter is opaque: its description says only a returned next_cursor is accepted), and on
+  `Last-Event-ID` alone likewise (GET /events/stream);
 - a 400 invalid_request on `password` alone for POST /staff: Django's password validators (not too similar to
   the username, not a common password, not only digits), which the field's description states;
 - a 400 invalid_request on `body` alone when the message body sent really breaks a limit its description
@@ -99,6 +100,8 @@ def refusal_the_schema_states(case, response) -> bool:
         return code in _documented_codes(case, "400")
     if fields == {"cursor"}:
         return bool((case.query or {}).get("cursor"))  # a non-empty cursor the server did not issue
+    if fields == {"Last-Event-ID"}:  # GET /events/stream: the same, as the header EventSource sends
+        return bool((case.headers or {}).get("Last-Event-ID"))
     if fields == {"password"} and case.operation.definition.raw.get("operationId") == "admin_staff_create":
         return True  # Django's password validators (similarity, common list, digits only): stated in its description
     if fields == {"body"}:

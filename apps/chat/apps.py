@@ -25,3 +25,9 @@ class ChatConfig(AppConfig):
             name="appToken",
             description="An app token or a user token from POST /api/v1/{org}/{app}/token.",
         )
+        # GET /events/stream takes the same token, also as ?access_token= (documented as a query parameter there).
+        register_bearer_scheme(
+            target_class="apps.chat.api_base.HeaderOrQueryTokenAuthentication",
+            name="streamToken",
+            description="A user token from POST /api/v1/{org}/{app}/token (or as ?access_token=).",
+        )

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -59,13 +60,17 @@ from apps.chat.selectors import (
 from apps.common import metrics
 from apps.common.exceptions import ApplicationError
 from apps.common.timeutils import now, to_ms
+from apps.events import wakeup
 from apps.events.models import Event
 from apps.events.services import (
     FeedResult,
     NewEvent,
+    PendingPoll,
     event_append_sql,
     events_poll,
+    events_poll_begin,
     events_publish,
+    feed_position,
     notify_sql,
     one_statement_run,
 )
@@ -162,6 +167,123 @@ def feed_hand_out(
     result = events_poll(app=app, user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
     deliveries_record(app=app, recipient=user, handed=result.events)
     return result
+
+
+@dataclass
+class PendingHandOut:
+    """feed_hand_out_begin's long-poll still waiting: `finish` on the event loop waits (events_poll's PendingPoll),
+    then records the deliveries of what it hands out, each a short sync section."""
+
+    poll: PendingPoll
+    app: App
+    user: ChatUser
+
+    async def finish(self, run_sync) -> FeedResult:
+        result = await self.poll.finish(run_sync)
+        if result.events:
+            await run_sync(lambda: deliveries_record(app=self.app, recipient=self.user, handed=result.events))
+        return result
+
+    def close(self) -> None:
+        self.poll.close()
+
+
+def feed_hand_out_begin(
+    *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int, timeout: float
+) -> FeedResult | PendingHandOut:
+    """feed_hand_out for a server that waits on its event loop (SPEC §14): the same read and records, but a
+    long-poll that finds nothing comes back as a PendingHandOut instead of waiting on this thread."""
+    started = events_poll_begin(user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
+    if isinstance(started, PendingPoll):
+        return PendingHandOut(poll=started, app=app, user=user)
+    deliveries_record(app=app, recipient=user, handed=started.events)
+    return started
+
+
+STREAM_PAGE_LIMIT = 200
+
+
+class FeedStream:
+    """GET /events/stream's hand-out (SPEC §14): the feed of GET /events page after page (feed_hand_out with no
+    wait: the same read, the same delivery records), waiting between pages.
+
+    Made on a request thread: the cursor is checked (invalid_request) and the waiter registered there, before the
+    first read, so nothing published from then on is missed. `pages` (on the event loop) and `pages_blocking`
+    (on a WSGI server's request thread) yield each non-empty FeedResult, and None when a heartbeat is due; they
+    end after `max_seconds`. The waiter is unregistered by close().
+    """
+
+    def __init__(self, *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None,
+                 blocking: bool = False) -> None:
+        feed_position(cursor)
+        self.app, self.user, self.device, self.cursor = app, user, device, cursor
+        self.waiter = wakeup.ThreadWaiter(user.id) if blocking else wakeup.LoopWaiter(user.id)
+
+    def _read(self) -> FeedResult:
+        result = feed_hand_out(app=self.app, user=self.user, device=self.device, cursor=self.cursor,
+                               limit=STREAM_PAGE_LIMIT, timeout=0)
+        self.cursor = result.next_cursor
+        return result
+
+    def _plan(self, heartbeat: float, max_seconds: float):
+        """The stream's steps, once for both drivers: yields ("read", _) (send back the FeedResult), ("wait",
+        seconds) (send back whether woken) and ("page", FeedResult or None for a heartbeat)."""
+        clock = time.monotonic
+        deadline = clock() + max_seconds
+        beat_at = clock() + heartbeat
+        read, read_at = True, clock()
+        recheck = self.waiter.recheck_seconds
+        while True:
+            if read:
+                self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
+                result = yield ("read", None)
+                read_at = clock()
+                if result.events:
+                    yield ("page", result)
+                    if len(result.events) >= STREAM_PAGE_LIMIT:
+                        continue  # more may be waiting behind a full page
+            now = clock()
+            if now >= deadline:
+                return
+            if now >= beat_at:
+                yield ("page", None)
+                beat_at = now + heartbeat
+            woken = yield ("wait", min(deadline, beat_at, read_at + recheck) - now)
+            # Woken, or the periodic re-read is due (the safety net of wakeup.py): read again.
+            read = woken or clock() >= read_at + recheck
+
+    async def pages(self, run_sync, *, heartbeat: float, max_seconds: float):
+        plan, reply = self._plan(heartbeat, max_seconds), None
+        while True:
+            try:
+                step, value = plan.send(reply)
+            except StopIteration:
+                return
+            reply = None
+            if step == "read":
+                reply = await run_sync(self._read)
+            elif step == "wait":
+                reply = await self.waiter.wait(value)
+            else:
+                yield value
+
+    def pages_blocking(self, *, heartbeat: float, max_seconds: float):
+        plan, reply = self._plan(heartbeat, max_seconds), None
+        while True:
+            try:
+                step, value = plan.send(reply)
+            except StopIteration:
+                return
+            reply = None
+            if step == "read":
+                reply = self._read()
+            elif step == "wait":
+                reply = self.waiter.wait(value)
+            else:
+                yield value
+
+    def close(self) -> None:
+        self.waiter.close()
 
 
 def deliveries_record(*, app: App, recipient: ChatUser, handed: list[Event]) -> int:

@@ -111,6 +111,10 @@ def test_make_run__web_and_worker_with_beat_on_embedded_broker__stop_cleanly(tmp
                 return False
 
         wait_until(healthy, timeout=60, what="the web server")
+        # The web server is the ASGI one (scripts/serve.py): the event stream's route answers (its JSON 401).
+        stream = httpx.get(f"http://127.0.0.1:{port}/api/v1/acme/chat/events/stream", timeout=5)
+        assert (stream.status_code, stream.json()["error"]) == (401, "unauthenticated"), stream.text
+        assert stream.headers["server"] == "granian"
         # Beat (inside the worker) sends both purges every second; the worker runs them.
         wait_until(
             lambda: all(f"Task {task}[" in log() and " succeeded in " in log()
