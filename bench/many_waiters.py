@@ -40,8 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    ROOT,
     GUNICORN_COMMAND,
+    ROOT,
     AppApi,
     _cpu_seconds,
     _pids_matching,
@@ -456,8 +456,9 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
         async def send(seq: int):
             started = time.monotonic()
             try:
+                token = sender_tokens[seq % len(sender_tokens)]
                 response = await http.post(
-                    f"{base}{prefix}/messages", headers={"Authorization": f"Bearer {sender_tokens[seq % len(sender_tokens)]}"},
+                    f"{base}{prefix}/messages", headers={"Authorization": f"Bearer {token}"},
                     json={"chat_type": "single", "to": names[order[seq % len(order)]], "body": {"seq": seq}})
             except Exception as exc:  # counted, the run goes on
                 send_errors.append(repr(exc))
@@ -590,7 +591,7 @@ async def slow_clients(server: Server, args) -> dict:
 def table(results: dict) -> str:
     rows = ["| run | devices waiting | wake-up p50 / p99 (ms) | RSS per device | CPU idle (cores) | errors |",
             "|---|---|---|---|---|---|"]
-    for key, r in results["scenarios"].items():
+    for r in results["scenarios"].values():
         if "mode" in r:
             w = r["wakeup_after_send_answered"]
             rows.append(f"| {results['server']['kind']} {r['mode']} | {r['waiting_after_ramp']:,}/{r['devices']:,} | "
