@@ -32,6 +32,8 @@ import os
 import random
 import resource
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -61,6 +63,7 @@ from bench.harness import Server as _Server  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 ORG = "bench-fanout"
 POLL_TIMEOUT_S = 30  # the feed's longest wait (SPEC §5)
+SEND_TIMEOUT_S = 10  # a send not answered by then is an error (and the run stays bounded in time)
 # The ASGI production server of issue 17 (bound by WEB_BIND like gunicorn.conf.py).
 ASGI_COMMAND = None  # set once the asgi branch's server is merged; --server-command meanwhile
 
@@ -149,17 +152,19 @@ class SseParser:
         return out
 
 
-def seq_of(event: dict) -> int | None:
-    """The bench's sequence number in a message event (its body, however the feed nests it)."""
-    for key in ("body", "payload", "message", "data"):
-        inner = event.get(key)
-        if isinstance(inner, dict):
-            if isinstance(inner.get("seq"), int):
-                return inner["seq"]
-            found = seq_of(inner)
-            if found is not None:
+def seq_of(event: dict) -> tuple[int | None, int | None]:
+    """The bench's sequence number in a message event and the message's timestamp (ms since the epoch, stamped by
+    the server as it handled the send), however the feed nests them."""
+    body = event.get("body")
+    if isinstance(body, dict) and isinstance(body.get("seq"), int):
+        stamp = event.get("timestamp")
+        return body["seq"], stamp if isinstance(stamp, int) else None
+    for value in event.values():
+        if isinstance(value, dict):
+            found = seq_of(value)
+            if found[0] is not None:
                 return found
-    return None
+    return None, None
 
 
 # --------------------------------------------------------------------------- a load-generator process
@@ -171,7 +176,7 @@ class Devices:
     def __init__(self, job: dict):
         self.job = job
         self.host, self.port, self.prefix = job["host"], job["port"], job["prefix"]
-        self.received: dict[int, float] = {}
+        self.received: dict[int, tuple[float, float | None]] = {}  # seq -> (arrived, ms after its stamp)
         self.waiting = 0
         self.counts = {"answers": 0, "empty_polls": 0, "non_200": 0, "connect_errors": 0, "dropped": 0,
                        "stalled": 0, "reconnects": 0, "heartbeats": 0, "events": 0}
@@ -185,9 +190,9 @@ class Devices:
 
     def got(self, payload: dict, at: float) -> None:
         self.counts["events"] += 1
-        seq = seq_of(payload)
+        seq, stamp = seq_of(payload)
         if seq is not None and seq not in self.received:
-            self.received[seq] = at
+            self.received[seq] = (at, time.time() * 1000 - stamp if stamp is not None else None)
 
     async def connect(self):
         try:
@@ -334,6 +339,17 @@ class Server(_Server):
             self.command = GUNICORN_COMMAND
         self.kind = args.server
 
+    def __exit__(self, *exc) -> None:
+        # SIGINT: gunicorn's (and uvicorn's) quick shutdown; SIGTERM would let the waiting long-polls run out first.
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
 
 def memory_kib(pids: list[int]) -> dict:
     """RSS and PSS (shared pages split between the processes that map them) of the server's processes, KiB."""
@@ -451,16 +467,17 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
     send_errors: list[str] = []
     names = [f"d{i:06d}" for i in range(len(tokens))]
     say(f"  {mode}: {total:,} sends at {args.rate}/s …")
-    async with client(connections=64) as http:
+    async with client(connections=128) as http:
 
         async def send(seq: int):
             started = time.monotonic()
             try:
                 token = sender_tokens[seq % len(sender_tokens)]
-                response = await http.post(
+                response = await asyncio.wait_for(http.post(
                     f"{base}{prefix}/messages", headers={"Authorization": f"Bearer {token}"},
-                    json={"chat_type": "single", "to": names[order[seq % len(order)]], "body": {"seq": seq}})
-            except Exception as exc:  # counted, the run goes on
+                    json={"chat_type": "single", "to": names[order[seq % len(order)]], "body": {"seq": seq}}),
+                    SEND_TIMEOUT_S)
+            except Exception as exc:  # counted, the run goes on (TimeoutError: not answered in time)
                 send_errors.append(repr(exc))
                 return
             if response.status_code != 201:
@@ -485,12 +502,16 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
         await w["process"].wait()
     await asyncio.gather(*followers)
     received: dict[int, float] = {}
+    after_stamp: dict[int, float] = {}
     counts: dict[str, int] = {}
     samples: list[str] = []
     for w in workers:
         result = json.loads(Path(w["result"]).read_text())
-        for seq, at in result["received"].items():
-            received[int(seq)] = min(at, received.get(int(seq), at))
+        for seq, (at, from_stamp) in result["received"].items():
+            if int(seq) not in received or at < received[int(seq)]:
+                received[int(seq)] = at
+                if from_stamp is not None:
+                    after_stamp[int(seq)] = from_stamp
         for k, v in result["counts"].items():
             counts[k] = counts.get(k, 0) + v
         samples += result["samples"]
@@ -514,6 +535,7 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
         "sends": total, "sent_ok": len(sent), "send_rate_paced": round(total / paced_s, 1),
         "cpu_cores_during_sends": send_cpu.cores,
         "wakeup_after_send_answered": latency_summary(after),
+        "wakeup_after_message_stamped": latency_summary([after_stamp[s] for s in sent if s in after_stamp]),
         "wakeup_from_send_start": latency_summary(from_start),
         "send_latency": latency_summary([(t[1] - t[0]) * 1000 for t in sent.values()]),
         "not_woken": not_woken, "send_errors": len(send_errors), "device_counts": counts,
@@ -626,7 +648,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=64, help="gthread threads per worker")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "receipts_fanout"))
-    parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/9"))
+    parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/9"),
+                        help="the server's CACHE_URL ('' for the settings' default)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     if args.device_worker:
@@ -651,6 +674,8 @@ def main() -> int:
         env = {**os.environ, "DATABASE_URL": database_url, "CACHE_URL": args.cache_url,
                "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "false", "LOG_LEVEL": "WARNING",
                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        if not args.cache_url:
+            env.pop("CACHE_URL")  # the settings' default (a per-process cache)
         env.pop("EVENT_WAKEUP", None)  # the default: LISTEN/NOTIFY on PostgreSQL
         say(f"fanout bench: {args.server}, scratch database {name}; migrating …")
         prepare_database(env)
