@@ -604,6 +604,14 @@ async def slow_clients(server: Server, args) -> dict:
         except (OSError, TimeoutError, Closed, ValueError):
             return None
 
+    # First a server at rest: long-polls of an earlier scenario may hold gthread threads for up to 30 s.
+    settle_until = time.monotonic() + POLL_TIMEOUT_S + 15
+    while (await probe()) is None and time.monotonic() < settle_until:
+        await asyncio.sleep(0.5)
+    baseline = []
+    for _ in range(20):
+        baseline.append(await probe())
+        await asyncio.sleep(0.05)
     say(f"  slow: {args.slow} trickling connections, /healthz probed for {args.slow_seconds} s …")
     trickles = []
     for i in range(args.slow):
@@ -619,7 +627,9 @@ async def slow_clients(server: Server, args) -> dict:
     stop.set()
     await asyncio.gather(*trickles, return_exceptions=True)
     ok = [r for r in results if r is not None]
-    return {"trickling": args.slow, "opened": opened, "closed_by_server": closed_by_server,
+    return {"healthz_before": latency_summary([b for b in baseline if b is not None]),
+            "healthz_before_failed": sum(1 for b in baseline if b is None),
+            "trickling": args.slow, "opened": opened, "closed_by_server": closed_by_server,
             "trickle_every_s": args.trickle_seconds, "probes": len(results),
             "healthz": latency_summary(ok), "healthz_failed": len(results) - len(ok),
             # a failed probe counts as slower than any answer: p99 of all probes
