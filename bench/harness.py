@@ -298,10 +298,20 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         # granian (bench/requirements.txt): its WSGI interface, the same workers, `threads` blocking threads each.
-        self.command = GUNICORN_COMMAND if kind == "gunicorn" else [
-            str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", str(workers), "--blocking-threads", str(threads),
-            "--log-level", "warning", "--no-ws", "receipts_console.wsgi:application"]
+        # asgi: the production server (scripts/serve.py: granian's ASGI interface, receipts_console/asgi.py);
+        # uvicorn: the same ASGI app in uvicorn workers under gunicorn, the candidate it was measured against.
+        if kind == "gunicorn":
+            self.command = GUNICORN_COMMAND
+        elif kind == "asgi":
+            self.command = [sys.executable, str(ROOT / "scripts" / "serve.py")]
+        elif kind == "uvicorn":
+            self.command = [*GUNICORN_COMMAND[:1], "receipts_console.asgi:application", "-c", "gunicorn.conf.py",
+                            "-k", "uvicorn_worker.UvicornWorker"]
+        else:
+            self.command = [
+                str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", str(workers), "--blocking-threads", str(threads),
+                "--log-level", "warning", "--no-ws", "receipts_console.wsgi:application"]
 
     def __enter__(self) -> Server:
         env = {**self.env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_WORKERS": str(self.workers),

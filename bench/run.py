@@ -638,7 +638,7 @@ def main() -> int:
                         help="requests/s the data is sized for (each user's list lasts the run at this rate)")
     parser.add_argument("--unread", type=int, default=100_000)
     parser.add_argument("--conversations", type=int, default=1)
-    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
+    parser.add_argument("--server", choices=("gunicorn", "granian", "asgi", "uvicorn"), default="gunicorn")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
                         help="PostgreSQL server URL (no database name: a scratch database is created)")
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "receipts_bench"))

@@ -1,6 +1,159 @@
-import os
+"""The production ASGI entry (SPEC §14, docs/OPERATIONS.md "Production server"): one address, one Django project.
 
-from django.core.asgi import get_asgi_application
+    .venv/bin/granian --interface asgi receipts_console.asgi:application   (the full command: asgi_server.py)
+
+- Every request runs the WSGI app (Django's WSGIHandler, its sync middleware and views) on a pool of
+  WEB_THREADS threads, its body read first on the loop, its response collected on the thread and sent from the
+  loop: ordinary requests cost about what they cost under gunicorn gthread (measured, docs/OPERATIONS.md),
+  rather than Django's ASGI handler's thread per request and its per-middleware hops.
+- The feed's paths (GET /events, /events/stream) may end on the event loop instead: their view leaves what is
+  left in the scope's DEFERRED_KEY slot (apps/common/deferred.py) and returns; its thread and its database
+  connection go back to the pool. Their response head is held back here until the view returns, then:
+    * DeferredBody (a long-poll that found nothing): waits on the loop; the head goes with the final body.
+    * DeferredStream (Server-Sent Events): the head at once, then each chunk as it comes.
+  A client that goes away ends the wait (http.disconnect cancels it), so its waiter is unregistered at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from a2wsgi.wsgi import build_environ
+from django.conf import settings
+from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "receipts_console.settings")
-application = get_asgi_application()
+
+_FEED_SUFFIXES = ("/events", "/events/stream")
+
+
+def _release_connections() -> None:
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()  # pooled: back to the pool; else closed (the next section reconnects)
+
+
+class FeedAwareApplication:
+    def __init__(self, wsgi_app, *, threads: int) -> None:
+        from apps.common.deferred import DEFERRED_KEY
+
+        self._key = DEFERRED_KEY
+        self.wsgi_app = wsgi_app
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
+        # A larger body is cut here, one byte past Django's own limit: Django then refuses it (400) as it would.
+        self._body_limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**31) + 1
+
+    async def run_sync(self, fn):
+        """`fn` on the WSGI pool, its database connection given back after: a short sync section of a deferred
+        response."""
+        context = contextvars.copy_context()
+
+        def section():
+            try:
+                return fn()
+            finally:
+                _release_connections()
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, context.run, section)
+
+    def _call_wsgi(self, environ):
+        """On a pool thread: the whole WSGI response (status, headers, body chunks). One hand-off to the thread and
+        one back per request (a2wsgi's WSGIMiddleware makes one more each way per message; measured slower)."""
+        head = []
+        chunks: list[bytes] = []
+
+        def start_response(status, headers, exc_info=None):
+            head[:] = [int(status.split(" ", 1)[0]),
+                       [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers]]
+            return chunks.append
+
+        iterable = self.wsgi_app(environ, start_response)
+        try:
+            chunks.extend(iterable)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+        return head[0], head[1], chunks
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        # The body is read here, on the loop: a client trickling it holds no thread.
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            if len(body) < self._body_limit:
+                body += message.get("body", b"")[: self._body_limit - len(body)]
+            if not message.get("more_body"):
+                break
+        feed = scope["path"].endswith(_FEED_SUFFIXES)
+        if feed:
+            scope = {**scope, self._key: None}
+        environ = build_environ(scope, io.BytesIO(bytes(body)))
+        context = contextvars.copy_context()
+        status, headers, chunks = await asyncio.get_running_loop().run_in_executor(
+            self.executor, context.run, self._call_wsgi, environ)
+        handler = scope[self._key] if feed else None
+        if handler is None:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return
+        headers = [(k, v) for k, v in headers if k != b"content-length"]
+        try:
+            await _until_disconnect(receive, self._finish(handler, status, headers, send))
+        finally:
+            handler.close()
+
+    async def _finish(self, handler, status, headers, send) -> None:
+        if hasattr(handler, "body"):
+            status, body = await handler.body(self.run_sync)
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        async for chunk in handler.chunks(self.run_sync):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _until_disconnect(receive, work) -> None:
+    """Run `work` until it ends or the client disconnects (then it is cancelled)."""
+    task = asyncio.ensure_future(work)
+
+    async def watch():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()
+
+
+application = FeedAwareApplication(get_wsgi_application(), threads=int(os.environ.get("WEB_THREADS", "64")))

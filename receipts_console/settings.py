@@ -180,6 +180,10 @@ EVENT_WAKEUP = env("EVENT_WAKEUP", default="auto")
 EVENT_WAKEUP_REDIS_URL = env("EVENT_WAKEUP_REDIS_URL", default="")
 # How often a waiting long-poll re-reads the feed anyway (unset: 1 s for local, 15 s otherwise).
 EVENT_WAKEUP_RECHECK_SECONDS = env.float("EVENT_WAKEUP_RECHECK_SECONDS", default=None)
+# GET /events/stream (SPEC §14): a comment line this often keeps proxies from closing an idle stream; the stream
+# ends after EVENT_STREAM_MAX_SECONDS and the client reconnects with its cursor (Last-Event-ID).
+EVENT_STREAM_HEARTBEAT_SECONDS = env.float("EVENT_STREAM_HEARTBEAT_SECONDS", default=15.0)
+EVENT_STREAM_MAX_SECONDS = env.float("EVENT_STREAM_MAX_SECONDS", default=300.0)
 
 # --- security when not in DEBUG
 if not DEBUG:

@@ -1,5 +1,6 @@
-"""Real web server processes for the integration tests: the production server (gunicorn, gthread workers,
-gunicorn.conf.py) or the dev server (runserver), on a free port of 127.0.0.1, on the test database."""
+"""Real web server processes for the integration tests: the production server (`asgi`: granian's ASGI interface
+through scripts/serve.py, SPEC §14), gunicorn (gthread workers, gunicorn.conf.py) or the dev server (runserver),
+on a free port of 127.0.0.1, on the test database."""
 
 from __future__ import annotations
 
@@ -93,13 +94,17 @@ def server(
     kind: str = "gunicorn", *, workers: int = 1, threads: int = 4, env: dict | None = None,
     probe: str = "/healthz", headers: dict | None = None,
 ) -> Iterator[Server]:
-    """Start a server (gunicorn with `workers` x `threads`, or runserver), wait until GET `probe` answers 200,
+    """Start a server (asgi or gunicorn with `workers` x `threads`, or runserver), wait until GET `probe` answers 200,
     yield it; stopped and its log closed on the way out. `env` is added to this process's environment."""
     port = free_port()
     if kind == "gunicorn":
         command = [str(Path(sys.executable).parent / "gunicorn"), "receipts_console.wsgi:application",
                    "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
                    "--workers", str(workers), "--threads", str(threads)]
+    elif kind == "asgi":
+        command = [sys.executable, "scripts/serve.py"]
+        env = {"WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": str(workers), "WEB_THREADS": str(threads),
+               **(env or {})}
     else:
         command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
     full_env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings",

@@ -23,8 +23,11 @@ from .exceptions import AppSuspended
 class AppTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer <token>` from POST /api/v1/{org}/{app}/token; the cache or one query."""
 
+    def token_of(self, request) -> str | None:
+        return bearer_token(request)
+
     def authenticate(self, request):
-        token = bearer_token(request)
+        token = self.token_of(request)
         if token is None:
             return None
         kwargs = request.parser_context["kwargs"] if getattr(request, "parser_context", None) else {}
@@ -39,6 +42,17 @@ class AppTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return "Bearer"
+
+
+class HeaderOrQueryTokenAuthentication(AppTokenAuthentication):
+    """The same, also taking `?access_token=` when there is no Authorization header: a browser's EventSource
+    cannot send headers (GET /events/stream, SPEC §14)."""
+
+    def token_of(self, request) -> str | None:
+        token = bearer_token(request)
+        if token is None:
+            token = request.query_params.get("access_token") or None
+        return token
 
 
 class IsAppToken(BasePermission):
@@ -78,6 +92,12 @@ class UserTokenApi(APIView):
 
     authentication_classes = [AppTokenAuthentication]
     permission_classes = [IsUserToken]
+
+
+class StreamUserTokenApi(UserTokenApi):
+    """A user-token endpoint that also takes the token as `?access_token=` (EventSource)."""
+
+    authentication_classes = [HeaderOrQueryTokenAuthentication]
 
 
 class AnyTokenApi(APIView):

@@ -180,6 +180,15 @@ def _release_connection() -> None:
         connection.close()
 
 
+def feed_position(cursor: str | None) -> int:
+    """The position a feed cursor stands for (none: 0, the oldest retained event); invalid_request otherwise."""
+    position = decode_cursor(cursor) or 0
+    if cursor and encode_cursor(position) != cursor:
+        # Stricter than the lists (decode_cursor tolerates "=" padding): the feed takes its cursor only as issued.
+        raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]})
+    return position
+
+
 def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: float) -> FeedResult:
     """One device's next page of its user's feed, waiting up to `timeout` seconds for one to arrive.
 
@@ -188,10 +197,7 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
     - Waits outside any transaction, woken by `events_publish` (any process, see wakeup.py).
     Raises invalid_request for a cursor this API did not issue.
     """
-    position = decode_cursor(cursor) or 0
-    if cursor and encode_cursor(position) != cursor:
-        # Stricter than the lists (decode_cursor tolerates "=" padding): the feed takes its cursor only as issued.
-        raise InvalidRequest("The cursor is malformed.", fields={"cursor": ["Not a cursor this API issued."]})
+    position = feed_position(cursor)
     if timeout <= 0:
         page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
     else:
@@ -207,3 +213,60 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
                 _release_connection()
                 waiter.wait(remaining)
     return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
+
+
+@dataclass
+class PendingPoll:
+    """A long-poll that found nothing yet and waits on the event loop (SPEC §14): its waiter was registered before
+    its first read, it holds no connection; `finish` waits and re-reads (each read a short sync section)."""
+
+    waiter: wakeup.LoopWaiter
+    user_id: int
+    device_id: str
+    position: int
+    limit: int
+    deadline: float
+
+    async def finish(self, run_sync) -> FeedResult:
+        try:
+            with metrics.LONG_POLLS_WAITING.track_inprogress():
+                while True:
+                    remaining = self.deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    await self.waiter.wait(remaining)
+                    self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
+                    page = await run_sync(lambda: feed_page_get(
+                        user_id=self.user_id, device_id=self.device_id, position=self.position, limit=self.limit))
+                    self.position = page.next_position
+                    if page.events:
+                        return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
+        finally:
+            self.close()
+        return FeedResult(events=[], next_cursor=encode_cursor(self.position))
+
+    def close(self) -> None:
+        self.waiter.close()
+
+
+def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: float) -> FeedResult | PendingPoll:
+    """events_poll for a server that waits on its event loop: the first read now (on this thread), and when it
+    finds nothing within a positive timeout a PendingPoll to finish on the loop instead of waiting here."""
+    position = feed_position(cursor)
+    if timeout <= 0:
+        page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
+        return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
+    deadline = time.monotonic() + timeout
+    waiter = wakeup.LoopWaiter(user.id)  # registered before the read: nothing published after it is missed
+    try:
+        waiter.arm()
+        page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
+    except BaseException:
+        waiter.close()
+        raise
+    if page.events:
+        waiter.close()
+        return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
+    _release_connection()
+    return PendingPoll(waiter=waiter, user_id=user.id, device_id=device.device_id, position=page.next_position,
+                       limit=limit, deadline=deadline)

@@ -1,9 +1,12 @@
 """Waking waiting long-polls (GET /events?timeout=) when their user's feed grows.
 
 Decisions:
-- A waiting long-poll registers a `threading.Event` under its user id in this
-  process's hub *before* it reads the feed, so a publish that commits between
-  its read and its wait is never missed (the read sees it, or the event is set).
+- A waiting long-poll registers a flag under its user id in this process's hub
+  *before* it reads the feed, so a publish that commits between its read and its
+  wait is never missed (the read sees it, or the flag is set). The flag is a
+  `threading.Event` for a long-poll that waits on its thread (WSGI servers), or a
+  LoopFlag for one that waits on the event loop (the ASGI entry, SPEC §14): the
+  listener thread sets it with loop.call_soon_threadsafe, no thread waits.
 - `events_publish` calls `wake_after_commit(user_ids)`: after the transaction
   commits (an uncommitted event cannot be read yet) the local hub is woken
   directly, and the backend carries the wake-up to the other processes:
@@ -57,15 +60,16 @@ class _Hub:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[int, set[threading.Event]] = {}
+        self._waiters: dict[int, set] = {}
 
-    def register(self, user_id: int) -> threading.Event:
-        flag = threading.Event()
+    def register(self, user_id: int, flag=None):
+        """Add `flag` (anything with set(); default a new threading.Event) to the user's waiters; returns it."""
+        flag = threading.Event() if flag is None else flag
         with self._lock:
             self._waiters.setdefault(user_id, set()).add(flag)
         return flag
 
-    def unregister(self, user_id: int, flag: threading.Event) -> None:
+    def unregister(self, user_id: int, flag) -> None:
         with self._lock:
             flags = self._waiters.get(user_id)
             if flags is not None:
@@ -452,3 +456,74 @@ def subscription(user_id: int) -> Iterator[Waiter]:
         yield Waiter(flag, current.recheck_seconds)
     finally:
         hub.unregister(user_id, flag)
+
+
+class LoopFlag:
+    """A hub flag waited on by the event loop: set() from any thread (the listener's, a request's) resolves the
+    waiting future through loop.call_soon_threadsafe; clear() and set() may run on any thread, wait() on the loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._future = None
+        self._loop = None
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            future, loop = self._future, self._loop
+        if future is not None:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # the loop is closed (server shutting down): nobody waits any more
+                pass
+
+    def clear(self) -> None:
+        with self._lock:
+            self._set = False
+
+    async def wait(self, seconds: float) -> bool:
+        """Up to `seconds` on the loop; True when set (before or during the wait)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._set:
+                return True
+            future = self._future = loop.create_future()
+            self._loop = loop
+        try:
+            done, _ = await asyncio.wait((future,), timeout=max(0.0, seconds))
+            return bool(done)
+        finally:
+            with self._lock:
+                self._future = None
+
+
+def _resolve(future) -> None:
+    if not future.done():
+        future.set_result(True)
+
+
+class LoopWaiter:
+    """Waiter registration for the event loop: made on a request thread (before the first read), `arm()` before
+    each read, `await wait()` on the loop, `close()` once (unregisters)."""
+
+    def __init__(self, user_id: int) -> None:
+        current = backend()
+        current.ensure_listening()
+        self.recheck_seconds = current.recheck_seconds
+        self._user_id = user_id
+        self._flag = hub.register(user_id, LoopFlag())
+        self._closed = False
+
+    def arm(self) -> None:
+        self._flag.clear()
+
+    async def wait(self, seconds: float) -> bool:
+        return await self._flag.wait(min(seconds, self.recheck_seconds))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            hub.unregister(self._user_id, self._flag)

@@ -14,18 +14,30 @@ on every instantiation. The serializers stay as the documented response schema; 
 two (tests/receipts/test_api_response_shapes.py).
 """
 
+import asyncio
+import json
 import re
 
+from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.chat.api_base import AnyTokenApi, AppTokenApi, LeanPostUserTokenApi, UserTokenApi
-from apps.common.exceptions import InvalidRequest
+from apps.chat.api_base import AnyTokenApi, AppTokenApi, LeanPostUserTokenApi, StreamUserTokenApi, UserTokenApi
+from apps.common import deferred
+from apps.common.exceptions import ApplicationError, InvalidRequest, Unavailable, is_database_outage
 from apps.common.fields import StrictCharField
-from apps.common.pagination import parse_limit
+from apps.common.pagination import encode_cursor, parse_limit
 from apps.common.reason_codes import ReasonCode
+from apps.common.renderers import SafeJSONRenderer
 from apps.common.schema import CURSOR_PARAMETER, CURSOR_PATTERN, LIMIT_PARAMETER, error_responses
 from apps.common.timeutils import to_ms
 
@@ -429,12 +441,146 @@ class EventListApi(UserTokenApi):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         principal = request.user
-        result = services.feed_hand_out(
-            app=principal.app,
-            user=principal.user,
-            device=principal.device,
-            cursor=params.get("cursor") or None,
-            limit=params.get("limit", parse_limit(None)),
-            timeout=params.get("timeout", 0.0),
-        )
-        return Response({"events": [event_as_dict(e) for e in result.events], "next_cursor": result.next_cursor})
+        arguments = {
+            "app": principal.app, "user": principal.user, "device": principal.device,
+            "cursor": params.get("cursor") or None, "limit": params.get("limit", parse_limit(None)),
+            "timeout": params.get("timeout", 0.0),
+        }
+        if not deferred.can_defer(request):
+            return Response(_feed_page(services.feed_hand_out(**arguments)))
+        # Under the ASGI entry (SPEC §14): a long-poll that found nothing waits on the event loop, not here.
+        result = services.feed_hand_out_begin(**arguments)
+        if isinstance(result, services.PendingHandOut):
+            deferred.defer(request, _FeedBody(result))
+            return HttpResponse(content_type="application/json")  # the head; the body comes from _FeedBody
+        return Response(_feed_page(result))
+
+
+def _feed_page(result) -> dict:
+    return {"events": [event_as_dict(e) for e in result.events], "next_cursor": result.next_cursor}
+
+
+class _FeedBody:
+    """The rest of a deferred long-poll (apps/common/deferred.py): the wait and the page, or its error envelope."""
+
+    def __init__(self, pending) -> None:
+        self.pending = pending
+
+    async def body(self, run_sync) -> tuple[int, bytes]:
+        try:
+            status, data = 200, _feed_page(await self.pending.finish(run_sync))
+        except ApplicationError as exc:
+            status, data = exc.status, exc.as_payload()
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            status, data = 503, Unavailable().as_payload()
+        return status, SafeJSONRenderer().render(data)
+
+    def close(self) -> None:
+        self.pending.close()
+
+
+def _sse_event(event) -> bytes:
+    """One event of the feed as a Server-Sent Event: `id` the cursor after it (resume from there), its type."""
+    data = json.dumps(event_as_dict(event), ensure_ascii=False, separators=(",", ":"))
+    return f"id: {encode_cursor(event.id)}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+HEARTBEAT = b": keep-alive\n\n"
+
+
+class _StreamBody:
+    """The rest of GET /events/stream (apps/common/deferred.py DeferredStream): the events as they come, a comment
+    line every EVENT_STREAM_HEARTBEAT_SECONDS, the end after EVENT_STREAM_MAX_SECONDS."""
+
+    def __init__(self, stream: services.FeedStream) -> None:
+        self.stream = stream
+
+    async def chunks(self, run_sync):
+        yield b"retry: 1000\n\n"  # the head is out: tell EventSource how soon to reconnect after the end
+        async for result in self.stream.pages(run_sync, heartbeat=settings.EVENT_STREAM_HEARTBEAT_SECONDS,
+                                              max_seconds=settings.EVENT_STREAM_MAX_SECONDS):
+            yield HEARTBEAT if result is None else b"".join(_sse_event(e) for e in result.events)
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def blocking(self):
+        """The same stream for a server without the ASGI entry (gunicorn gthread, runserver, the test client):
+        its own event loop on this request's thread, which it holds while it waits (as a WSGI long-poll does)."""
+        loop = asyncio.new_event_loop()
+
+        async def run_sync(fn):
+            return fn()
+
+        chunks = self.chunks(run_sync)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(chunks.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(chunks.aclose())
+            loop.close()
+            self.close()
+
+
+class EventStreamQuerySerializer(serializers.Serializer):
+    cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    access_token = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class EventStreamApi(StreamUserTokenApi):
+    """The device's feed as Server-Sent Events (SPEC §14): the events of GET /events as they arrive, resumable."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+    @extend_schema(
+        operation_id="app_events_stream",
+        parameters=[
+            OpenApiParameter("cursor", {"type": "string", "pattern": CURSOR_PATTERN},
+                             description="Where to start: a next_cursor of GET /events or the `id` of a streamed "
+                                         "event. The Last-Event-ID header, when sent, wins. Absent: the user's "
+                                         "oldest retained event."),
+            OpenApiParameter("Last-Event-ID", {"type": "string", "pattern": CURSOR_PATTERN},
+                             location=OpenApiParameter.HEADER,
+                             description="The `id` of the last event received (EventSource sends it on reconnect)."),
+            OpenApiParameter("access_token", str,
+                             description="The user token, for clients that cannot send the Authorization header "
+                                         "(EventSource)."),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response={"type": "string"},
+                description="Each event as `id: <cursor after it>`, `event: <type>`, `data: <the event's JSON, as "
+                            "in GET /events>`, then a blank line; a comment line (`: keep-alive`) every "
+                            "EVENT_STREAM_HEARTBEAT_SECONDS (15 s); the stream ends after EVENT_STREAM_MAX_SECONDS "
+                            "(300 s): reconnect with the last id."),
+            **error_responses((403, ReasonCode.FORBIDDEN)),
+        },
+    )
+    def get(self, request, org_name, app_name):
+        query = EventStreamQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        cursor = request.META.get("HTTP_LAST_EVENT_ID") or query.validated_data.get("cursor") or None
+        principal = request.user
+        try:
+            stream = services.FeedStream(app=principal.app, user=principal.user, device=principal.device,
+                                         cursor=cursor)
+        except InvalidRequest as exc:
+            if request.META.get("HTTP_LAST_EVENT_ID"):
+                exc.fields = {"Last-Event-ID": ["Not an id this stream sent."]}
+            raise
+        body = _StreamBody(stream)
+        if deferred.can_defer(request):
+            deferred.defer(request, body)
+            response = HttpResponse(content_type="text/event-stream")  # the head; the body comes from _StreamBody
+        else:
+            response = StreamingHttpResponse(body.blocking(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # a buffering proxy (nginx) would hold the events back
+        return response

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -62,7 +63,16 @@ from apps.common.exceptions import ApplicationError
 from apps.common.timeutils import now, to_ms
 from apps.events import wakeup
 from apps.events.models import Event
-from apps.events.services import FeedResult, NewEvent, event_append_sql, events_poll, events_publish
+from apps.events.services import (
+    FeedResult,
+    NewEvent,
+    PendingPoll,
+    event_append_sql,
+    events_poll,
+    events_poll_begin,
+    events_publish,
+    feed_position,
+)
 from apps.policy import evaluation
 from apps.policy.selectors import policy_snapshot_get
 from apps.tenancy.models import App
@@ -156,6 +166,88 @@ def feed_hand_out(
     result = events_poll(app=app, user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
     deliveries_record(app=app, recipient=user, handed=result.events)
     return result
+
+
+@dataclass
+class PendingHandOut:
+    """feed_hand_out_begin's long-poll still waiting: `finish` on the event loop waits (events_poll's PendingPoll),
+    then records the deliveries of what it hands out, each a short sync section."""
+
+    poll: PendingPoll
+    app: App
+    user: ChatUser
+
+    async def finish(self, run_sync) -> FeedResult:
+        result = await self.poll.finish(run_sync)
+        if result.events:
+            await run_sync(lambda: deliveries_record(app=self.app, recipient=self.user, handed=result.events))
+        return result
+
+    def close(self) -> None:
+        self.poll.close()
+
+
+def feed_hand_out_begin(
+    *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int, timeout: float
+) -> FeedResult | PendingHandOut:
+    """feed_hand_out for a server that waits on its event loop (SPEC §14): the same read and records, but a
+    long-poll that finds nothing comes back as a PendingHandOut instead of waiting on this thread."""
+    started = events_poll_begin(user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
+    if isinstance(started, PendingPoll):
+        return PendingHandOut(poll=started, app=app, user=user)
+    deliveries_record(app=app, recipient=user, handed=started.events)
+    return started
+
+
+STREAM_PAGE_LIMIT = 200
+
+
+class FeedStream:
+    """GET /events/stream's hand-out (SPEC §14): the feed of GET /events page after page (feed_hand_out with no
+    wait: the same read, the same delivery records), waiting on the event loop between pages.
+
+    Made on a request thread: the cursor is checked (invalid_request) and the waiter registered there, before the
+    first read, so nothing published from then on is missed. `pages` yields each non-empty FeedResult, and None
+    when a heartbeat is due; it ends after `max_seconds`. The waiter is unregistered by close().
+    """
+
+    def __init__(self, *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None) -> None:
+        feed_position(cursor)
+        self.app, self.user, self.device, self.cursor = app, user, device, cursor
+        self.waiter = wakeup.LoopWaiter(user.id)
+
+    def _read(self) -> FeedResult:
+        result = feed_hand_out(app=self.app, user=self.user, device=self.device, cursor=self.cursor,
+                               limit=STREAM_PAGE_LIMIT, timeout=0)
+        self.cursor = result.next_cursor
+        return result
+
+    async def pages(self, run_sync, *, heartbeat: float, max_seconds: float):
+        clock = time.monotonic
+        deadline = clock() + max_seconds
+        beat_at = clock() + heartbeat
+        read = True
+        while True:
+            if read:
+                self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
+                result = await run_sync(self._read)
+                read_at = clock()
+                if result.events:
+                    yield result
+                    if len(result.events) >= STREAM_PAGE_LIMIT:
+                        continue  # more may be waiting behind a full page
+            now = clock()
+            if now >= deadline:
+                return
+            if now >= beat_at:
+                yield None
+                beat_at = now + heartbeat
+            woken = await self.waiter.wait(min(deadline, beat_at, read_at + self.waiter.recheck_seconds) - now)
+            # Woken, or the periodic re-read is due (the safety net of wakeup.py): read again.
+            read = woken or clock() >= read_at + self.waiter.recheck_seconds
+
+    def close(self) -> None:
+        self.waiter.close()
 
 
 def deliveries_record(*, app: App, recipient: ChatUser, handed: list[Event]) -> int:

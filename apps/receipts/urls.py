@@ -7,6 +7,7 @@ from .apis import (
     ConversationMarkReadApi,
     ConversationReadAckApi,
     EventListApi,
+    EventStreamApi,
     GroupAckListApi,
     GroupBatchReadAckApi,
     GroupMessageReadAckApi,
@@ -28,4 +29,5 @@ urlpatterns = [
     path("groups/<str:group_id>/read_ack", GroupBatchReadAckApi.as_view(), name="group-read-ack-batch"),
     path("groups/<str:group_id>/messages/<str:message_id>/acks", GroupAckListApi.as_view(), name="group-message-acks"),
     path("events", EventListApi.as_view(), name="app-events"),
+    path("events/stream", EventStreamApi.as_view(), name="app-events-stream"),
 ]

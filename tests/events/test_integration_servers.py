@@ -80,7 +80,7 @@ def _create_users(base: str, app, usernames: list[str]) -> None:
         assert created.status_code == 201, created.text
 
 
-@pytest.mark.parametrize("kind", ["runserver", "gunicorn"])
+@pytest.mark.parametrize("kind", ["runserver", "gunicorn", "asgi"])
 def test_server__waiting_long_polls_do_not_block_other_requests_and_wake_across_processes(make_app, kind):
     app = make_app()
     path = f"/api/v1/{app.org_name}/{app.app_name}"
@@ -109,7 +109,35 @@ def test_server__waiting_long_polls_do_not_block_other_requests_and_wake_across_
                           json={"chat_type": "single", "to": "bob", "body": {"text": "across processes"}})
         assert sent.status_code == 201, sent.text
         message_id = sent.json()["message_id"]
+        sent_at = time.monotonic()
 
         for poll in polls:
             page = poll.result()
+            # Woken by the broadcast, not by the periodic re-read (15 s on PostgreSQL; 1 s on SQLite, its only path).
+            assert time.monotonic() - sent_at < 5
             assert [(e["type"], e["message_id"]) for e in page["events"]] == [("message", message_id)]
+
+
+def test_asgi_server__long_polls_wait_on_the_event_loop_not_on_threads(make_app):
+    """More long-polls waiting than the worker has threads (2): the server still answers everything else, and
+    each of them is woken (SPEC §14: a waiting long-poll holds no thread)."""
+    app = make_app()
+    path = f"/api/v1/{app.org_name}/{app.app_name}"
+    with server("asgi", workers=1, threads=2) as running:
+        base = running.base
+        _create_users(base, app, ["alice", "bob"])
+        bob = _login(base, app, "bob", "b1")
+        alice = _login(base, app, "alice", "a1")
+        start = httpx.get(f"{base}{path}/events", headers=_auth(bob), timeout=30).json()["next_cursor"]
+        polls = [_Poll(f"{base}{path}/events", bob, {"cursor": start, "timeout": "25"}) for _ in range(12)]
+        time.sleep(1.0)
+        began = time.monotonic()
+        for _ in range(5):
+            assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - began < 5
+        assert all(p.is_alive() for p in polls), "a long-poll returned before any event was sent"
+        sent = httpx.post(f"{base}{path}/messages", headers=_auth(alice), timeout=30,
+                          json={"chat_type": "single", "to": "bob", "body": {"text": "twelve waiting"}})
+        assert sent.status_code == 201, sent.text
+        for poll in polls:
+            assert [e["message_id"] for e in poll.result()["events"]] == [sent.json()["message_id"]]
