@@ -152,16 +152,19 @@ class SseParser:
         return out
 
 
-def seq_of(event: dict) -> tuple[int | None, int | None]:
-    """The bench's sequence number in a message event and the message's timestamp (ms since the epoch, stamped by
-    the server as it handled the send), however the feed nests them."""
+def seq_of(event: dict, run: str) -> tuple[int | None, int | None]:
+    """The sequence number of a message event the bench sent in `run` (a stream without a position replays the
+    earlier runs' events first) and the message's timestamp (ms since the epoch, stamped by the server as it
+    handled the send), however the feed nests them."""
     body = event.get("body")
     if isinstance(body, dict) and isinstance(body.get("seq"), int):
         stamp = event.get("timestamp")
+        if body.get("run") != run:
+            return None, None
         return body["seq"], stamp if isinstance(stamp, int) else None
     for value in event.values():
         if isinstance(value, dict):
-            found = seq_of(value)
+            found = seq_of(value, run)
             if found[0] is not None:
                 return found
     return None, None
@@ -190,7 +193,7 @@ class Devices:
 
     def got(self, payload: dict, at: float) -> None:
         self.counts["events"] += 1
-        seq, stamp = seq_of(payload)
+        seq, stamp = seq_of(payload, self.job["mode"])
         if seq is not None and seq not in self.received:
             self.received[seq] = (at, time.time() * 1000 - stamp if stamp is not None else None)
 
@@ -473,9 +476,13 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
         conn = None
         while True:
             seq, due = await pending.get()
+            if time.monotonic() - due > SEND_TIMEOUT_S:  # queued behind unanswered sends: the phase stays bounded
+                send_errors.append("not sent: every connection busy for 10 s")
+                pending.task_done()
+                continue
             token = sender_tokens[seq % len(sender_tokens)]
             body = json.dumps({"chat_type": "single", "to": names[order[seq % len(order)]],
-                               "body": {"seq": seq}}).encode()
+                               "body": {"seq": seq, "run": mode}}).encode()
             head = (f"POST {prefix}/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
             try:
@@ -675,6 +682,8 @@ def main() -> int:
     parser.add_argument("--trickle-seconds", type=float, default=2)
     parser.add_argument("--server", choices=("gthread", "asgi"), default="asgi" if ASGI_COMMAND else "gthread")
     parser.add_argument("--server-command", default="", help="any server command; {port} is the port to bind")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable of the server (e.g. GRANIAN_BACKPRESSURE=8192); repeatable")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=64, help="gthread threads per worker")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
@@ -705,6 +714,8 @@ def main() -> int:
         env = {**os.environ, "DATABASE_URL": database_url, "CACHE_URL": args.cache_url,
                "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "false", "LOG_LEVEL": "WARNING",
                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        env.update(item.split("=", 1) for item in args.server_env)
+        results["server"]["env"] = args.server_env
         if not args.cache_url:
             env.pop("CACHE_URL")  # the settings' default (a per-process cache)
         env.pop("EVENT_WAKEUP", None)  # the default: LISTEN/NOTIFY on PostgreSQL

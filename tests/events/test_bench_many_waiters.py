@@ -31,7 +31,8 @@ class _Stream(http.server.BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         seq = len(self.last_event_ids)
-        event = f'id: c{seq}\nevent: message\ndata: {{"type": "message", "body": {{"seq": {seq}}}}}\n\n'.encode()
+        data = json.dumps({"type": "message", "body": {"seq": seq, "run": "stream"}})
+        event = f"id: c{seq}\nevent: message\ndata: {data}\n\n".encode()
         for part in (b": heartbeat\n\n", event[:20], event[20:]):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.flush()
@@ -46,7 +47,8 @@ def test_stream_client__events_across_chunks_heartbeats_and_resume_with_last_eve
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stream)
     _Stream.last_event_ids = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    devices = many_waiters.Devices({"host": "127.0.0.1", "port": server.server_address[1], "prefix": "/x"})
+    devices = many_waiters.Devices({"host": "127.0.0.1", "port": server.server_address[1], "prefix": "/x",
+                                     "mode": "stream"})
 
     async def run():
         task = asyncio.create_task(devices.stream("token"))
@@ -68,6 +70,8 @@ def test_stream_client__events_across_chunks_heartbeats_and_resume_with_last_eve
 
 
 def test_sse_parser__fields_comments_multiline_data_and_crlf():
+    assert many_waiters.seq_of({"type": "message", "body": {"seq": 4, "run": "poll"}, "timestamp": 9}, "poll") == (4, 9)
+    assert many_waiters.seq_of({"type": "message", "body": {"seq": 4, "run": "poll"}}, "stream") == (None, None)
     parser = many_waiters.SseParser()
     assert parser.feed(b": ping\r\n\r\nid: 5\nevent: message\ndata: {\"a\":\ndata: 1}\n") == []
     assert parser.feed(b"\n") == [("5", "message", '{"a":\n1}')]
@@ -80,17 +84,18 @@ def test_script__tiny_run_on_the_real_server__every_send_wakes_its_device_and_he
     postgres = f"postgres://{quote(s['USER'] or '')}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}"
     out = tmp_path / "fanout.json"
     subprocess.run(
-        [sys.executable, "bench/many_waiters.py", "--devices", "24", "--procs", "2", "--modes", "poll",
+        [sys.executable, "bench/many_waiters.py", "--devices", "24", "--procs", "2", "--modes", "poll,stream",
          "--rate", "20", "--send-seconds", "2", "--idle-seconds", "1", "--drain-seconds", "2", "--senders", "3",
-         "--slow", "5", "--slow-seconds", "2", "--trickle-seconds", "0.5", "--server", "gthread",
+         "--slow", "5", "--slow-seconds", "2", "--trickle-seconds", "0.5", "--server", "asgi",
          "--postgres", postgres, "--db-prefix", f"{s['NAME']}_fanout", "--cache-url", os.environ.get("CACHE_URL", ""),
          "--out", str(out)],
         cwd=ROOT, check=True, timeout=300, capture_output=True)
     results = json.loads(out.read_text())
-    poll = results["scenarios"]["poll"]
-    assert poll["waiting_after_ramp"] == 24 and poll["sent_ok"] == 40
-    assert poll["wakeup_after_send_answered"]["n"] == 40 and poll["not_woken"] == 0
-    assert poll["errors"] == 0 and poll["rss_waiting_kib"] > poll["rss_idle_kib"] > 0
-    assert poll["db_connections_while_waiting"] >= 0 and "server" in poll["cpu_cores_idle"]
+    for mode in ("poll", "stream"):
+        run = results["scenarios"][mode]
+        assert run["waiting_after_ramp"] == 24 and run["sent_ok"] == 40, run
+        assert run["wakeup_after_message_stamped"]["n"] == 40 and run["not_woken"] == 0, run
+        assert run["errors"] == 0 and run["rss_waiting_kib"] > 0 and run["rss_idle_kib"] > 0, run
+        assert "server" in run["cpu_cores_idle"] and run["device_counts"]["events"] >= 40, run
     slow = results["scenarios"]["slow"]
     assert slow["opened"] == 5 and slow["probes"] >= 15 and slow["healthz_failed"] == 0
