@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: wrk run test lint bench bench-webhooks install migrate demo schema clean chromium screenshots
+.PHONY: wrk run test lint bench bench-webhooks bench-fanout install migrate demo schema clean chromium screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,3 +73,8 @@ schema: install
 
 clean:
 	rm -rf $(VENV) var db.sqlite3*
+
+# Event delivery at scale (docs/PERFORMANCE.md, "Event delivery at scale (issue 17)"): 10,000 devices waiting on
+# long-poll, then on streams, 100 sends/s among them; then 300 slow clients. Several minutes: not part of `make bench`.
+bench-fanout: install
+	$(PY) bench/many_waiters.py $(BENCH_ARGS)
