@@ -245,7 +245,9 @@ def test_api_md__every_documented_answer_is_json():
 
 
 @pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the seeded plans, roles and content types are restored for the tests after it (its flush
+# otherwise breaks the next serialized_rollback test's setup: duplicate content types)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_api_md__shell_examples__run_in_order_against_gunicorn__answers_as_documented(tmp_path):
     all_steps = steps(DOC.read_text())
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "receipts_console.settings"}
