@@ -7,6 +7,9 @@
 - WEB_WORKERS processes (default: CPU cores), each one event loop: a waiting long-poll or stream is a
   coroutine, not a thread. WEB_THREADS (default 64) is each worker's pool for the sync Django code
   (receipts_console/asgi.py): size it for the requests in flight at once, not for the devices online.
+- WEB_BACKPRESSURE (default 10,000): requests one worker holds at once, waiting devices included;
+  WEB_BACKLOG (default 4,096): connections queued for accept. Size both for the devices online
+  (docs/OPERATIONS.md, "Sizing for many devices online").
 - The metrics folder is set and the previous run's web files removed here, before any worker starts (as
   gunicorn.conf.py does for gunicorn).
 """
@@ -32,6 +35,10 @@ def command(env=os.environ) -> list[str]:
         *(["--access-log"] if env.get("WEB_ACCESS_LOG") else []),
         # A waiting long-poll finishes within 30 s: let it on a restart (gunicorn's graceful_timeout).
         "--workers-kill-timeout", "35",
+        # granian's defaults (backlog 1024, backpressure backlog/workers = 512 requests per worker) stop accepting
+        # past ~3,000 waiting devices (bench/many_waiters.py): every waiting device is a request in flight.
+        "--backlog", env.get("WEB_BACKLOG", "4096"),
+        "--backpressure", env.get("WEB_BACKPRESSURE", "10000"),
         "receipts_console.asgi:application",
     ]
 
