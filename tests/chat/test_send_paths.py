@@ -380,3 +380,38 @@ def test_send__one_statement__wakes_the_recipients_long_poll(make_app, settings,
         if listener is not None:
             heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
             assert [payload.split(":")[1] for payload in heard] == [f"{alice.user.pk},{bob.user.pk}"]
+
+
+def test_send__rows_gone_after_the_lookup__one_statement_writes_nothing_and_the_stepwise_path_sends(
+    make_app, monkeypatch
+):
+    """The lookup said both conversation rows exist, but they are not there when the statement runs (deleted in
+    between, here: never made): the statement inserts no message and the stepwise path makes the rows and sends."""
+    world = World(make_app(org_name="gone", app_name="chat", plan="pro"))
+    alice, bob = world.login("alice"), world.login("bob")
+    lookup = services.send_recipient_get
+
+    def stale_lookup(**kwargs):
+        recipient = lookup(**kwargs)
+        recipient.conversations_exist = True  # as read before the rows went away
+        return recipient
+
+    statement_answers = []
+    one_statement = services._single_send_one_statement
+
+    def spied(**kwargs):
+        statement_answers.append(one_statement(**kwargs))
+        return statement_answers[-1]
+
+    monkeypatch.setattr(services, "send_recipient_get", stale_lookup)
+    monkeypatch.setattr(services, "_single_send_one_statement", spied)
+
+    message = world.send(alice, "bob")
+
+    assert statement_answers == [False]
+    assert list(Message.objects.filter(app=world.app).values_list("message_id", flat=True)) == [message.message_id]
+    assert Conversation.objects.get(owner=bob.user, peer=alice.user).unread_count == 1
+    assert Conversation.objects.filter(owner=alice.user, peer=bob.user).exists()
+    assert list(Event.objects.filter(user=bob.user, type="message").values_list("delivery_message_pk", flat=True)) == [
+        message.pk
+    ]
