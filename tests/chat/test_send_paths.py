@@ -16,7 +16,6 @@ import json
 import threading
 import time
 from collections import Counter
-from contextlib import nullcontext
 
 import psycopg
 import pytest
@@ -32,7 +31,16 @@ from apps.receipts.models import ReceiptDailyCount
 from apps.webhooks.models import EVENT_TYPES, WebhookDelivery
 from tests.events.test_api_long_poll import Background, _backends, _redis_url, _wait_until_waiting
 from tests.receipts.conftest import World
-from tests.receipts.paths import JOIN_SECONDS, PATHS, choose_path, in_thread, lock_waiters, relabel, webhook_endpoint
+from tests.receipts.paths import (
+    JOIN_SECONDS,
+    PATHS,
+    choose_path,
+    in_thread,
+    lock_waiters,
+    notify_listener,
+    relabel,
+    webhook_endpoint,
+)
 from tests.receipts.test_concurrency import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -348,13 +356,6 @@ def test_send__50_sends_both_ways_at_once__no_deadlock_counts_exact(make_app, ru
     assert Event.objects.filter(type="message", delivery_message_pk__isnull=False).count() == 51
 
 
-def _listener(backend_name: str):
-    """What another process's postgres listener hears (nothing to listen to on the other backends)."""
-    if backend_name != "postgres":
-        return nullcontext(None)
-    return psycopg.connect(**connection.get_connection_params(), autocommit=True)
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason=ONLY_POSTGRESQL)
 @pytest.mark.parametrize("backend_name", _backends())
 def test_send__one_statement__wakes_the_recipients_long_poll(make_app, settings, backend_name):
@@ -365,7 +366,7 @@ def test_send__one_statement__wakes_the_recipients_long_poll(make_app, settings,
     settings.EVENT_WAKEUP_REDIS_URL = _redis_url() if backend_name == "redis" else ""
     settings.EVENT_WAKEUP_RECHECK_SECONDS = 120  # only the wake-up can end the wait early
     start = bob.client.get(f"{world.base}/events").json()["next_cursor"]
-    with _listener(backend_name) as listener:
+    with notify_listener(backend_name) as listener:
         if listener is not None:
             listener.execute(f"LISTEN {wakeup.CHANNEL}")
         waiting = Background(lambda: bob.client.get(f"{world.base}/events", {"cursor": start, "timeout": 30}))

@@ -5,7 +5,9 @@ choosing the path, labelling ids so that two runs in fresh apps compare, and thr
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 
+import psycopg
 from django.db import connection
 
 from apps.receipts import services
@@ -64,3 +66,10 @@ def in_thread(results: dict, name: str, fn) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def notify_listener(backend_name: str):
+    """What another process's postgres listener hears (nothing to listen to on the other backends)."""
+    if backend_name != "postgres":
+        return nullcontext(None)
+    return psycopg.connect(**connection.get_connection_params(), autocommit=True)

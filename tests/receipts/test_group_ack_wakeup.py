@@ -3,14 +3,11 @@ the ack's one statement (apps/receipts/services.py), so it goes out exactly when
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
-import psycopg
 import pytest
-from django.db import connection
 
 from apps.events import wakeup
 from tests.events.test_api_long_poll import Background, _backends, _redis_url, _wait_until_waiting
+from tests.receipts.paths import notify_listener
 
 # Real commits: the wake-up goes out after COMMIT, which a test transaction never reaches.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -25,13 +22,6 @@ def team(group_world):
     return world, group, message, alice, bob
 
 
-def _listener(backend_name: str):
-    """What another process's postgres listener hears (nothing to listen to on the other backends)."""
-    if backend_name != "postgres":
-        return nullcontext(None)
-    return psycopg.connect(**connection.get_connection_params(), autocommit=True)
-
-
 @pytest.mark.parametrize("backend_name", _backends())
 def test_group_ack__wakes_the_senders_long_poll_once(team, settings, backend_name):
     world, group, message, alice, bob = team
@@ -39,7 +29,7 @@ def test_group_ack__wakes_the_senders_long_poll_once(team, settings, backend_nam
     settings.EVENT_WAKEUP_REDIS_URL = _redis_url() if backend_name == "redis" else ""
     settings.EVENT_WAKEUP_RECHECK_SECONDS = 120  # only the wake-up can end the wait early
     start = alice.client.get(f"{world.base}/events").json()["next_cursor"]
-    with _listener(backend_name) as listener:
+    with notify_listener(backend_name) as listener:
         if listener is not None:
             listener.execute(f"LISTEN {wakeup.CHANNEL}")
         waiting = Background(lambda: alice.client.get(f"{world.base}/events", {"cursor": start, "timeout": 30}))
