@@ -383,6 +383,7 @@ def test_send__one_statement__wakes_the_recipients_long_poll(make_app, settings,
             assert [payload.split(":")[1] for payload in heard] == [f"{alice.user.pk},{bob.user.pk}"]
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason=ONLY_POSTGRESQL)
 def test_send__rows_gone_after_the_lookup__one_statement_writes_nothing_and_the_stepwise_path_sends(
     make_app, monkeypatch
 ):

@@ -91,16 +91,19 @@ def test_long_poll__woken_by_a_delivery_receipt(chat, no_recheck):
 def test_long_poll__waits_outside_any_transaction_without_a_connection(chat, no_recheck, monkeypatch):
     alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
     seen = []
+    blocked = threading.Event()
     original_wait = wakeup.Waiter.wait
 
     def observing_wait(self, seconds):
         # What the waiting request thread holds at the moment it blocks.
         seen.append({"in_atomic_block": connection.in_atomic_block, "connected": connection.connection is not None})
+        blocked.set()
         return original_wait(self, seconds)
 
     monkeypatch.setattr(wakeup.Waiter, "wait", observing_wait)
     waiting = Background(lambda: bob.poll(timeout=30))
-    _wait_until_waiting()
+    # Until it blocks, not only until it registered: a send before its first read would be read, never waited for.
+    assert blocked.wait(JOIN_SECONDS), "the long-poll never blocked"
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
