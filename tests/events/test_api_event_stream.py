@@ -55,3 +55,19 @@ def test_stream__bad_cursor_and_tokens__json_errors(chat):
     anonymous.credentials()
     assert anonymous.get(f"{chat.base}/events/stream").status_code == 401
     assert chat.app_client().get(f"{chat.base}/events/stream").json()["error"] == "forbidden"
+
+
+def test_stream__access_token_query__the_header_wins_and_any_bad_query_token_is_401(chat, settings):
+    settings.EVENT_STREAM_MAX_SECONDS = 0.1
+    bob = chat.login("bob", "b1")
+    # With the header, a query token is ignored, whatever it holds (schemathesis sent a NUL in it: was a 400).
+    beside_header = bob.client.get(f"{chat.base}/events/stream", {"access_token": "x\x00y"})
+    assert beside_header.status_code == 200 and _events(beside_header) == []
+    token = bob.client._credentials["HTTP_AUTHORIZATION"].split(" ", 1)[1]
+    anonymous = chat.app_client()
+    anonymous.credentials()
+    by_query = anonymous.get(f"{chat.base}/events/stream", {"access_token": token})
+    assert by_query.status_code == 200 and _events(by_query) == []
+    for bad in ("x\x00y", "unknown", " "):
+        refused = anonymous.get(f"{chat.base}/events/stream", {"access_token": bad})
+        assert (refused.status_code, refused.json()["error"]) == (401, "unauthenticated"), bad
