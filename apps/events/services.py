@@ -238,6 +238,7 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
                 waiter.arm()  # before the read: a publish after it sets the flag we wait on
                 page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
                 position = page.next_position
+                waiter.reached(position)  # the re-check wakes us only for an event past it
                 remaining = deadline - time.monotonic()
                 if page.events or remaining <= 0:
                     break
@@ -270,6 +271,7 @@ class PendingPoll:
                     page = await run_sync(lambda: feed_page_get(
                         user_id=self.user_id, device_id=self.device_id, position=self.position, limit=self.limit))
                     self.position = page.next_position
+                    self.waiter.reached(self.position)
                     if page.events:
                         return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
         finally:
@@ -298,6 +300,7 @@ def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: 
     if page.events:
         waiter.close()
         return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
+    waiter.reached(page.next_position)
     _release_connection()
     return PendingPoll(waiter=waiter, user_id=user.id, device_id=device.device_id, position=page.next_position,
                        limit=limit, deadline=deadline)

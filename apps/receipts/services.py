@@ -223,6 +223,7 @@ class FeedStream:
         result = feed_hand_out(app=self.app, user=self.user, device=self.device, cursor=self.cursor,
                                limit=STREAM_PAGE_LIMIT, timeout=0)
         self.cursor = result.next_cursor
+        self.waiter.reached(feed_position(result.next_cursor))  # the re-check wakes it only past this
         return result
 
     def _plan(self, heartbeat: float, max_seconds: float):
@@ -231,13 +232,11 @@ class FeedStream:
         clock = time.monotonic
         deadline = clock() + max_seconds
         beat_at = clock() + heartbeat
-        read, read_at = True, clock()
-        recheck = self.waiter.recheck_seconds
+        read = True
         while True:
             if read:
                 self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
                 result = yield ("read", None)
-                read_at = clock()
                 if result.events:
                     yield ("page", result)
                     if len(result.events) >= STREAM_PAGE_LIMIT:
@@ -248,9 +247,8 @@ class FeedStream:
             if now >= beat_at:
                 yield ("page", None)
                 beat_at = now + heartbeat
-            woken = yield ("wait", min(deadline, beat_at, read_at + recheck) - now)
-            # Woken, or the periodic re-read is due (the safety net of wakeup.py): read again.
-            read = woken or clock() >= read_at + recheck
+            # Woken by a publish, or by the process's periodic re-check (wakeup.py): read again.
+            read = yield ("wait", min(deadline, beat_at) - now)
 
     async def pages(self, run_sync, *, heartbeat: float, max_seconds: float):
         plan, reply = self._plan(heartbeat, max_seconds), None
