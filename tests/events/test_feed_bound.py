@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.common.pagination import encode_cursor
 from apps.events.models import Event
-from apps.events.selectors import APPEND_DELAY_BOUND, _retained_floor
+from apps.events.selectors import APPEND_DELAY_BOUND, _retained_floor_sql
 from apps.events.services import NewEvent, events_publish
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,10 @@ def test_retained_floor__newest_event_older_than_the_cutoff_less_the_append_boun
     _, old, recent_expired, _ = feed
     cutoff = timezone.now() - timedelta(days=7)
 
-    floor = Event.objects.annotate(floor=_retained_floor(cutoff)).values_list("floor", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + _retained_floor_sql(Event._meta.db_table), {
+            "floor_before": connection.ops.adapt_datetimefield_value(cutoff - APPEND_DELAY_BOUND)})
+        floor = cursor.fetchone()[0]
 
     # alice's events are the newest of the old ones; the recent expired ones are above the floor (walked).
     assert floor == max(old)

@@ -1,6 +1,6 @@
 """The feed read comes from event_feed (user_id, id) whatever the statistics say (issue 18): when one user holds
 most of the table's rows, but few of the recent ones, a plain `user_id = X ORDER BY id` may be planned on the
-primary key, walking every other user's newer rows (apps/events/selectors._FeedOf)."""
+primary key, walking every other user's newer rows (apps/events/selectors._feed_statement)."""
 
 from __future__ import annotations
 
