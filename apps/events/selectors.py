@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.common.db import prepared_cursor
+from apps.common.db import column_converters, converted, prepared_cursor
 
 from .models import Event
 
@@ -60,7 +60,7 @@ def feed_page_get(*, user_id: int, device_id: str, position: int, limit: int) ->
               "cutoff": adapt(cutoff), "floor_before": adapt(cutoff - APPEND_DELAY_BOUND)}
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
-        rows = [_event_from_row(row, columns, converters) for row in cursor.fetchall()]
+        rows = [Event.from_db(connection.alias, columns, converted(row, converters)) for row in cursor.fetchall()]
     if len(rows) > limit:
         # More follow. The tail is the highest id, so it is the extra row: the first `limit` are all visible.
         rows = rows[:limit]
@@ -97,19 +97,8 @@ def _feed_statement(vendor: str) -> tuple[str, list[str], list[list]]:
         f"AND ((created_at >= %(cutoff)s AND NOT origin_device_id = %(device)s) OR id = {tail}) "
         "ORDER BY user_id, id LIMIT %(limit)s"
     )
-    converters = []
-    for f in fields:
-        col = f.get_col(Event._meta.db_table)
-        converters.append(connection.ops.get_db_converters(col) + f.get_db_converters(connection))
+    converters = column_converters(fields)
     return sql, columns, converters
-
-
-def _event_from_row(row, columns: list[str], converters: list[list]) -> Event:
-    values = list(row)
-    for index, column_converters in enumerate(converters):
-        for convert in column_converters:
-            values[index] = convert(values[index], None, connection)
-    return Event.from_db(connection.alias, columns, values)
 
 
 # Users per statement of feed_tails: well under SQLite's bound on host parameters.
