@@ -67,17 +67,21 @@ def _kept_values(form: forms.Form) -> dict[str, list[str]]:
             for name in data if name not in NOT_KEPT and name not in secret}
 
 
-def refuse(request, key: str, form: forms.Form, *, to: str) -> HttpResponseSeeOther:
-    """Keep `form`'s values and errors for the GET of `to` (once), and redirect there."""
+def refuse(request, key: str, form: forms.Form, *, to: str, status: int | None = None,
+           extra: dict | None = None) -> HttpResponseSeeOther:
+    """Keep `form`'s values and errors for the GET of `to` (once), and redirect there. `status` and `extra`
+    (JSON values) travel with it: the sign-in's refusal is shown with its own status (401, 429)."""
     entries = request.session.get(SESSION_KEY, {})
     entries[_entry_key(urlsplit(to).path, key)] = {"data": _kept_values(form),
-                                                    "errors": form.errors.get_json_data()}
+                                                    "errors": form.errors.get_json_data(),
+                                                    "status": status, "extra": extra or {}}
     request.session[SESSION_KEY] = entries  # reassigned, so the session knows it changed
     return see_other(to)
 
 
 def refused_form(request, key: str, build: Callable[[QueryDict], forms.Form]) -> forms.Form | None:
-    """The form refused for this page under `key`, taken out of the session (once), or None."""
+    """The form refused for this page under `key`, taken out of the session (once), or None. The form carries
+    `refused_status` and `refused_extra` as refuse() was given them."""
     entries = request.session.get(SESSION_KEY)
     if not entries or _entry_key(request.path, key) not in entries:
         return None
@@ -87,6 +91,7 @@ def refused_form(request, key: str, build: Callable[[QueryDict], forms.Form]) ->
     for name, values in entry["data"].items():
         data.setlist(name, values)
     form = build(data)
+    form.refused_status, form.refused_extra = entry.get("status"), entry.get("extra") or {}
     # The errors as they were refused, not a new validation: Form.errors validates only while _errors is None.
     form.cleaned_data = {}
     form._errors = ErrorDict(renderer=form.renderer)

@@ -90,9 +90,11 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: the Django admin's answer to a locked sign-in, a 429 page with Retry-After.
 
-    A view that already answered 429 itself (the console, the API's envelope) keeps its answer.
+    A view that already answered the lock itself keeps its answer: the API's envelope (429), the console sign-in's
+    post/redirect/get (a 303 marked `shows_lockout`: its page shows the 429 once).
     """
-    if original_response is not None and original_response.status_code == 429:
+    if original_response is not None and (original_response.status_code == 429
+                                          or getattr(original_response, "shows_lockout", False)):
         return original_response
     state = getattr(request, "lockout_state", None)
     locked = services.LoginLocked(retry_after=state.retry_after if state is not None else

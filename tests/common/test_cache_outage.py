@@ -32,6 +32,7 @@ from apps.events import wakeup
 from apps.policy.selectors import _cache_key as policy_cache_key
 from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
+from tests.console.prg import sign_in
 from tests.events.conftest import Chat
 
 pytestmark = [
@@ -180,9 +181,9 @@ def _every_kind_of_request(chat, alice, bob, staff) -> None:
     restored = staff.patch(_policy_url(chat), {"delivery_ack_enabled": True}, format="json")
     assert restored.status_code == 200 and restored.json()["delivery_ack_enabled"] is True
     console = Client()
-    signed_in = console.post("/console/login/", {"username": "olga", "password": PASSWORD})
+    signed_in = sign_in(console, {"username": "olga", "password": PASSWORD})
     assert signed_in.status_code == 302 and console.get("/console/").status_code == 200
-    wrong = Client().post("/console/login/", {"username": "olga", "password": "wrong"})
+    wrong = sign_in(Client(), {"username": "olga", "password": "wrong"})
     assert wrong.status_code == 401
 
 
@@ -273,11 +274,11 @@ def test_stalled__console_sign_in_and_its_lockout_work(own_redis, operator_user,
     own_redis.stop()
     client = Client()
     for _ in range(3):
-        assert client.post("/console/login/", {"username": "olga", "password": "nope"}).status_code == 401
-    assert client.post("/console/login/", {"username": "olga", "password": PASSWORD}).status_code == 302
+        assert sign_in(client, {"username": "olga", "password": "nope"}).status_code == 401
+    assert sign_in(client, {"username": "olga", "password": PASSWORD}).status_code == 302
     for _ in range(5):
-        client.post("/console/login/", {"username": "olga", "password": "nope"})
-    assert client.post("/console/login/", {"username": "olga", "password": PASSWORD}).status_code == 429
+        sign_in(client, {"username": "olga", "password": "nope"})
+    assert sign_in(client, {"username": "olga", "password": PASSWORD}).status_code == 429
     assert len(_records(logs, CACHE_LOGGER, logging.WARNING)) <= 1
 
 

@@ -17,6 +17,7 @@ from apps.lockout.models import LoginFailure
 from apps.policy.services import app_create
 from apps.tenancy.services import staff_create
 from tests.conftest import PASSWORD
+from tests.console.prg import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -77,9 +78,8 @@ class Path:
         if self.id == "staff_token":
             return client.post("/api/v1/admin/token",
                                {"username": name or "olga", "password": PASSWORD if right else "nope"}, format="json")
-        if self.id == "console":
-            return client.post("/console/login/",
-                               {"username": name or "olga", "password": PASSWORD if right else "nope"})
+        if self.id == "console":  # a refusal's 303 followed: its page carries the status (post/redirect/get)
+            return sign_in(client, {"username": name or "olga", "password": PASSWORD if right else "nope"})
         if self.id == "django_admin":
             return client.post("/django-admin/login/?next=/django-admin/",
                                {"username": name or "olga", "password": PASSWORD if right else "nope",

@@ -8,3 +8,18 @@ def refused(client, url: str, data: dict, *, to: str):
     page = client.get(to)
     assert page.status_code == 200
     return page
+
+
+LOGIN = "/console/login/"
+
+
+def sign_in(client, data: dict, **extra):
+    """POST the console sign-in as a browser would. Signed in: the 302 to the page asked for, as is. Refused: the
+    303 to the sign-in page is checked and followed, and that GET is returned: it carries the refusal's status
+    (400, 401, 403, 429 with Retry-After) and page, once. Anything else (a 503): the POST's own answer."""
+    response = client.post(LOGIN, data, **extra)
+    if response.status_code != 303:
+        return response
+    location = response["Location"]
+    assert location == LOGIN or location.startswith(LOGIN + "?next="), location
+    return client.get(location, **extra)

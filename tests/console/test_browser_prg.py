@@ -183,3 +183,38 @@ def test_browser__a_plan_downgrade_asks_first(page, live_server, screenshot, rol
     page.wait_for_selector("text=Plan Ultimate \u2192 Free")
     assert App.objects.get(pk=scenery.app.pk).plan_id == "free"
     assert AuditEntry.objects.get(app=scenery.app, field="plan").reason == f"Asked by the customer ({role})"
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_browser__sign_in_refused_and_locked__shown_once_then_a_reload_is_the_clean_form(page, live_server,
+                                                                                        screenshot, settings,
+                                                                                        viewport):
+    page.set_viewport_size(viewport)
+    user = ROLES["operator"]
+    login = f"{live_server.url}/console/login/"
+    page.goto(login)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("text=Wrong username or password.")
+    assert page.url == login  # the page's own address after the 303, not the POST's answer
+    assert page.input_value("input[name=username]") == user and page.input_value("input[name=password]") == ""
+    _fits_and_nothing_cut_off(page)
+    posts = _posts(page)
+    response = page.reload()
+    assert response.status == 200 and posts == []
+    _no_error_shown(page)
+    assert "Wrong username or password." not in page.content()
+
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", "wrong-password")
+        page.click("button:has-text('Sign in')")
+        page.wait_for_load_state()
+    page.wait_for_selector("text=Too many failed sign-ins")
+    assert page.url == login
+    _fits_and_nothing_cut_off(page)
+    screenshot(page, f"prg-sign-in-locked-{viewport['width']}")
+    response = page.reload()
+    assert response.status == 200 and posts == [login] * (settings.LOGIN_FAILURES_PER_NAME)
+    assert "Too many failed sign-ins" not in page.content()

@@ -10,12 +10,13 @@ from django.utils import timezone
 
 from apps.lockout.models import LoginFailure
 from tests.conftest import PASSWORD
+from tests.console.prg import sign_in
 
 LOGIN = "/console/login/"
 
 
 def _login(client, username, password, **extra):
-    return client.post(LOGIN, {"username": username, "password": password, **extra}, **{})
+    return sign_in(client, {"username": username, "password": password, **extra})
 
 
 @pytest.mark.django_db
@@ -77,7 +78,7 @@ def test_login__lock_is_per_username_and_address(client, operator_user, business
     # Another account from the same address, and the same account from another address, still work.
     assert _login(Client(), "bianca", PASSWORD).status_code == 302
     elsewhere = Client(REMOTE_ADDR="10.1.2.3")
-    assert elsewhere.post(LOGIN, {"username": "olga", "password": PASSWORD}).status_code == 302
+    assert sign_in(elsewhere, {"username": "olga", "password": PASSWORD}).status_code == 302
 
 
 def test_login__lock_expires(client, operator_user, settings):
@@ -125,9 +126,9 @@ def test_console__session_of_user_without_role__403_page(client):
 
 @pytest.mark.django_db
 def test_login__malformed_input__400_not_500(client):
-    assert client.post(LOGIN, {"username": "a\x00b", "password": "x"}).status_code == 400
-    assert client.post(LOGIN, {}).status_code == 400
-    assert client.post(LOGIN, {"username": "x" * 500, "password": "x"}).status_code == 400
+    assert sign_in(client, {"username": "a\x00b", "password": "x"}).status_code == 400
+    assert sign_in(client, {}).status_code == 400
+    assert sign_in(client, {"username": "x" * 500, "password": "x"}).status_code == 400
 
 
 def test_login__post_without_csrf_token__403(operator_user):
@@ -165,3 +166,55 @@ def test_login__hostile_next__never_a_500_or_header_injection(client, operator_u
     response = _login(client, "olga", PASSWORD, next=next_url)
     assert response.status_code == 302
     assert "\n" not in response["Location"] and "\x00" not in response["Location"]
+
+
+# --- post/redirect/get (SPEC §13): a refused sign-in is shown once by a GET, so a reload never posts again
+
+
+def test_login__refused__303_then_shown_once_with_its_status__reload_is_clean(client, operator_user):
+    response = client.post(LOGIN, {"username": "olga", "password": "wrong-password"})
+    assert (response.status_code, response["Location"]) == (303, LOGIN)
+    assert "wrong-password" not in str(dict(client.session))  # the password is never kept
+
+    shown = client.get(LOGIN)
+    body = shown.content.decode()
+    assert shown.status_code == 401
+    assert "Wrong username or password." in body
+    assert 'value="olga"' in body and "wrong-password" not in body
+
+    reloaded = client.get(LOGIN)
+    assert reloaded.status_code == 200
+    assert "Wrong username or password." not in reloaded.content.decode()
+    assert LoginFailure.objects.count() == 1  # one failure for one POST; the GETs count none
+    assert client.get("/console/").status_code == 302  # not signed in
+
+
+def test_login__refused__next_kept_through_the_redirect(client, operator_user):
+    response = client.post(LOGIN, {"username": "olga", "password": "nope", "next": "/console/apps/new/"})
+    assert (response.status_code, response["Location"]) == (303, "/console/login/?next=%2Fconsole%2Fapps%2Fnew%2F")
+    shown = client.get(response["Location"])
+    assert shown.status_code == 401 and 'value="/console/apps/new/"' in shown.content.decode()
+    signed_in = client.post(LOGIN, {"username": "olga", "password": PASSWORD, "next": "/console/apps/new/"})
+    assert (signed_in.status_code, signed_in["Location"]) == (302, "/console/apps/new/")
+
+
+def test_login__locked__the_page_says_when_with_retry_after_from_now__reload_shows_the_form(client, operator_user):
+    for _ in range(settings.LOGIN_FAILURES_PER_NAME):
+        _login(client, "olga", "nope")
+    locked = client.post(LOGIN, {"username": "olga", "password": PASSWORD})
+    assert (locked.status_code, locked["Location"]) == (303, LOGIN)
+    shown = client.get(LOGIN)
+    assert shown.status_code == 429 and "Too many failed sign-ins" in shown.content.decode()
+    assert 1 <= int(shown["Retry-After"]) <= settings.LOGIN_LOCKOUT_SECONDS
+    # The lock holds on each POST, not on the page: a reload is the plain form, and the lock is still there.
+    reloaded = client.get(LOGIN)
+    assert reloaded.status_code == 200 and "Retry-After" not in reloaded
+    assert _login(client, "olga", PASSWORD).status_code == 429
+    assert client.get("/console/").status_code == 302
+
+
+def test_login__a_new_post_supersedes_a_refusal_not_shown(client, operator_user):
+    client.post(LOGIN, {"username": "olga", "password": "nope"})  # its 303 not followed
+    assert client.post(LOGIN, {"username": "olga", "password": PASSWORD}).status_code == 302
+    client.post("/console/logout/")
+    assert client.get(LOGIN).status_code == 200  # no stale refusal shown
