@@ -99,7 +99,6 @@ class _Hub:
         with self._lock:
             return sum(len(group) for group in self._waiters.values())
 
-
     def positions(self) -> list[tuple[int, int | None, object]]:
         """(user id, position, flag) of every waiter: the re-check's input."""
         with self._lock:
@@ -523,34 +522,15 @@ def wake_local(user_ids: Iterable[int]) -> None:
     hub.wake(user_ids)
 
 
-class Waiter:
-    """A long-poll's registration: `arm()` before each read of the feed, `reached(position)` after it, then
-    `wait()`. A publish, or the process's re-check finding the feed past `position`, ends the wait."""
-
-    def __init__(self, flag: _ThreadFlag) -> None:
-        self._flag = flag
-
-    def arm(self) -> None:
-        self._flag.clear()
-
-    def reached(self, position: int) -> None:
-        self._flag.position = position
-
-    def wait(self, seconds: float) -> bool:
-        """Block up to `seconds`; True when woken."""
-        return self._flag.wait(max(0.0, seconds))
-
-
 @contextmanager
-def subscription(user_id: int) -> Iterator[Waiter]:
-    """Register a waiter for `user_id` in this process (and make sure this process listens)."""
-    current = backend()
-    current.ensure_listening()
-    flag = hub.register(user_id)
+def subscription(user_id: int) -> Iterator[ThreadWaiter]:
+    """Register a waiter for `user_id` in this process (and make sure this process listens): a ThreadWaiter,
+    unregistered when the block ends."""
+    waiter = ThreadWaiter(user_id)
     try:
-        yield Waiter(flag)
+        yield waiter
     finally:
-        hub.unregister(user_id, flag)
+        waiter.close()
 
 
 class LoopFlag:
@@ -627,7 +607,8 @@ class LoopWaiter:
 
 
 class ThreadWaiter:
-    """LoopWaiter's counterpart for a request that waits on its own thread (a WSGI server): a _ThreadFlag."""
+    """LoopWaiter's counterpart for a request that waits on its own thread (a WSGI server): a _ThreadFlag.
+    `wait(seconds)` blocks up to `seconds`; True when woken."""
 
     def __init__(self, user_id: int) -> None:
         backend().ensure_listening()

@@ -92,7 +92,7 @@ def test_long_poll__waits_outside_any_transaction_without_a_connection(chat, no_
     alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
     seen = []
     blocked = threading.Event()
-    original_wait = wakeup.Waiter.wait
+    original_wait = wakeup.ThreadWaiter.wait
 
     def observing_wait(self, seconds):
         # What the waiting request thread holds at the moment it blocks.
@@ -100,7 +100,7 @@ def test_long_poll__waits_outside_any_transaction_without_a_connection(chat, no_
         blocked.set()
         return original_wait(self, seconds)
 
-    monkeypatch.setattr(wakeup.Waiter, "wait", observing_wait)
+    monkeypatch.setattr(wakeup.ThreadWaiter, "wait", observing_wait)
     waiting = Background(lambda: bob.poll(timeout=30))
     # Until it blocks, not only until it registered: a send before its first read would be read, never waited for.
     assert blocked.wait(JOIN_SECONDS), "the long-poll never blocked"
@@ -123,13 +123,13 @@ def test_long_poll__atomic_requests_on__still_waits_outside_a_transaction(chat, 
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
     seen = []
-    original_wait = wakeup.Waiter.wait
+    original_wait = wakeup.ThreadWaiter.wait
 
     def observing_wait(self, seconds):
         seen.append(connection.in_atomic_block)
         return original_wait(self, seconds)
 
-    monkeypatch.setattr(wakeup.Waiter, "wait", observing_wait)
+    monkeypatch.setattr(wakeup.ThreadWaiter, "wait", observing_wait)
     waiting = Background(lambda: bob.poll(timeout=30))
     _wait_until_waiting()
 
