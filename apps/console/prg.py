@@ -111,8 +111,9 @@ class RefusedFormMixin:
             del request.session[SESSION_KEY]  # a new submission supersedes a refusal not shown yet
         return super().dispatch(request, *args, **kwargs)
 
-    def refuse(self, key: str, form: forms.Form, *, to: str) -> HttpResponseSeeOther:
-        return refuse(self.request, key, form, to=to)
+    def refuse(self, key: str, form: forms.Form, *, to: str, status: int | None = None,
+               extra: dict | None = None) -> HttpResponseSeeOther:
+        return refuse(self.request, key, form, to=to, status=status, extra=extra)
 
     def refused_form(self, key: str, build: Callable[[QueryDict], forms.Form]) -> forms.Form | None:
         return refused_form(self.request, key, build)

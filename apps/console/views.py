@@ -59,7 +59,7 @@ from .forms import (
     WebhookEndpointForm,
     apply_field_errors,
 )
-from .prg import SESSION_KEY, RefusedFormMixin, refuse, refused_form, see_other
+from .prg import RefusedFormMixin, see_other
 from .selectors import (
     GROUP_SEARCH_MAX_LENGTH,
     MESSAGE_ID_MAX_LENGTH,
@@ -122,7 +122,7 @@ def _safe_next(request, raw: str | None) -> str:
     return reverse("console:app-list")
 
 
-class LoginView(View):
+class LoginView(RefusedFormMixin, View):
     """The sign-in. A refused sign-in (wrong credentials 401, locked 429 with Retry-After, a malformed form 400)
     is answered post/redirect/get like every console form (apps.console.prg): 303 to the sign-in page, whose next
     GET shows the refusal once, with its status, the username kept and never the password; a reload then shows
@@ -134,7 +134,7 @@ class LoginView(View):
     def get(self, request):
         next_url = _safe_next(request, request.GET.get("next"))
         # A refusal first: someone signed in who tried another account still sees why it was refused.
-        form = refused_form(request, self.REFUSED, LoginForm)
+        form = self.refused_form(self.REFUSED, LoginForm)
         if form is None:
             if staff_roles(request.user):
                 return redirect(next_url)
@@ -149,29 +149,24 @@ class LoginView(View):
 
     def post(self, request):
         next_url = _safe_next(request, request.POST.get("next"))
-        request.session.pop(SESSION_KEY, None)  # a new sign-in supersedes a refusal not shown yet
         form = LoginForm(request.POST)
         page = reverse("console:login")
         if next_url != reverse("console:app-list"):
             page += "?" + urlencode({"next": next_url})
         if not form.is_valid():
-            return refuse(request, self.REFUSED, form, to=page, status=400)
+            return self.refuse(self.REFUSED, form, to=page, status=400)
         try:
             user = console_login_check(request=request, username=form.cleaned_data["username"],
                                        password=form.cleaned_data["password"])
         except LoginLocked as exc:
             form.add_error(None, exc.message)
-            response = refuse(request, self.REFUSED, form, to=page, status=429,
-                              extra={"locked_until": time.time() + exc.retry_after})
+            response = self.refuse(self.REFUSED, form, to=page, status=429,
+                                   extra={"locked_until": time.time() + exc.retry_after})
             response.shows_lockout = True  # axes keeps it (apps.lockout.handler.lockout_response)
             return response
-        except ApplicationError as exc:  # wrong credentials (401), no console role (403); or unavailable (503)
+        except ApplicationError as exc:  # wrong credentials (401), no console role (403)
             form.add_error(None, exc.detail)
-            if exc.status < 500:
-                return refuse(request, self.REFUSED, form, to=page, status=exc.status)
-            # Not a refusal of this form: nothing to show again on a reload (and the session may not be stored).
-            return _render(request, self.template, {"form": form, "next": next_url}, status=exc.status,
-                           roles=frozenset())
+            return self.refuse(self.REFUSED, form, to=page, status=exc.status)
         auth_login(request, user)  # rotates the session key
         messages.success(request, f"Signed in as {user.username}.")
         return redirect(next_url)
