@@ -514,16 +514,26 @@ class _StreamBody:
         self.stream.close()
 
 
-def _blocking_stream(stream: services.FeedStream):
+class _BlockingStream:
     """The same stream on a server without the ASGI entry (gunicorn gthread, runserver, the test client): it holds
-    its request thread while it waits, as a long-poll does there."""
-    try:
-        yield RETRY
-        for result in stream.pages_blocking(heartbeat=settings.EVENT_STREAM_HEARTBEAT_SECONDS,
-                                            max_seconds=settings.EVENT_STREAM_MAX_SECONDS):
-            yield _sse_chunk(result)
-    finally:
-        stream.close()
+    its request thread while it waits, as a long-poll does there. An object with close(), not a generator: the
+    server closes the response even when it never iterated it (the client went away first), and a generator
+    closed before its first step would not run its cleanup."""
+
+    def __init__(self, stream: services.FeedStream) -> None:
+        self.stream = stream
+
+    def __iter__(self):
+        try:
+            yield RETRY
+            for result in self.stream.pages_blocking(heartbeat=settings.EVENT_STREAM_HEARTBEAT_SECONDS,
+                                                     max_seconds=settings.EVENT_STREAM_MAX_SECONDS):
+                yield _sse_chunk(result)
+        finally:
+            self.stream.close()
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class EventStreamQuerySerializer(serializers.Serializer):
@@ -583,7 +593,7 @@ class EventStreamApi(StreamUserTokenApi):
             deferred.defer(request, _StreamBody(stream))
             response = HttpResponse(content_type="text/event-stream")  # the head; the body comes from _StreamBody
         else:
-            response = StreamingHttpResponse(_blocking_stream(stream), content_type="text/event-stream")
+            response = StreamingHttpResponse(_BlockingStream(stream), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # a buffering proxy (nginx) would hold the events back
         return response

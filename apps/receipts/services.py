@@ -218,6 +218,8 @@ class FeedStream:
         feed_position(cursor)
         self.app, self.user, self.device, self.cursor = app, user, device, cursor
         self.waiter = wakeup.ThreadWaiter(user.id) if blocking else wakeup.LoopWaiter(user.id)
+        self._open = True
+        metrics.EVENT_STREAMS_OPEN.inc()
 
     def _read(self) -> FeedResult:
         result = feed_hand_out(app=self.app, user=self.user, device=self.device, cursor=self.cursor,
@@ -281,6 +283,9 @@ class FeedStream:
                 yield value
 
     def close(self) -> None:
+        if self._open:
+            self._open = False
+            metrics.EVENT_STREAMS_OPEN.dec()
         self.waiter.close()
 
 
