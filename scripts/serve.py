@@ -35,6 +35,9 @@ def command(env=os.environ) -> list[str]:
         *(["--access-log"] if env.get("WEB_ACCESS_LOG") else []),
         # A waiting long-poll finishes within 30 s: let it on a restart (gunicorn's graceful_timeout).
         "--workers-kill-timeout", "35",
+        # A worker that dies (killed, out of memory) is started again, as gunicorn's master does; its share of the
+        # live gauges is dropped at the next scrape (apps/common/metrics.py).
+        "--respawn-failed-workers", "--respawn-interval", "1",
         # granian's defaults (backlog 1024, backpressure backlog/workers = 512 requests per worker) stop accepting
         # past ~3,000 waiting devices (bench/many_waiters.py): every waiting device is a request in flight.
         "--backlog", env.get("WEB_BACKLOG", "4096"),

@@ -12,7 +12,10 @@ memory-mapped files in that directory and GET /metrics, on any process, adds up 
 after the process's role and pid (`counter_web-1234.db`, `counter_worker-77.db`): each role empties its own files
 when it starts (gunicorn at server start, the Celery worker at worker start), so restarting the web server never
 deletes the files of a running worker, nor the other way round. Counters of processes that died stay counted
-until their role restarts; the live gauge of a dead process is dropped (mark_process_dead).
+until their role restarts; the live gauges of a dead process are dropped (mark_process_dead): by gunicorn's
+child_exit hook, and at every scrape for any process of the folder that no longer runs (granian has no such hook,
+and a killed Celery worker none either). The folder is therefore one per host (or container): a pid is looked up
+on this host.
 """
 
 from __future__ import annotations
@@ -80,9 +83,28 @@ def registry_for_scrape() -> CollectorRegistry:
         return REGISTRY
     from prometheus_client import multiprocess
 
+    _forget_dead_processes(multiprocess_dir())
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return registry
+
+
+def _forget_dead_processes(directory: str) -> None:
+    """Drop the live-gauge files of processes that no longer run (a worker killed and respawned): their long-polls
+    and streams ended with them. Their counters are kept (what they counted happened)."""
+    from prometheus_client import multiprocess
+
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        identifier = os.path.basename(path)[:-3].rsplit("_", 1)[1]  # gauge_livesum_web-1234.db -> web-1234
+        pid = identifier.rpartition("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(identifier, directory)
+        except PermissionError:  # runs, as another user
+            pass
 
 
 # --- HTTP: every request, by URL pattern (never the raw path) and status
@@ -120,9 +142,13 @@ WEBHOOK_DELIVERIES = Counter(
     "retried), gave_up (retries exhausted, or 410 Gone).", ["outcome"],
 )
 
-# --- long-polls (GET /events?timeout=) waiting now; in multiprocess mode the sum over live processes
+# --- devices waiting on the feed now, in multiprocess mode the sum over live processes: long-polls (GET
+# /events?timeout=) and open streams (GET /events/stream, waiting or sending)
 LONG_POLLS_WAITING = Gauge(
     "receipts_long_polls_waiting", "Long-polls waiting for an event now.", multiprocess_mode="livesum",
+)
+EVENT_STREAMS_OPEN = Gauge(
+    "receipts_event_streams_open", "Event streams (GET /events/stream) open now.", multiprocess_mode="livesum",
 )
 
 # Label children built once: the hot path looks a dict up instead of validating labels on every call, and each

@@ -76,7 +76,7 @@ def test_metrics__right_token__prometheus_text_with_every_metric(client, metrics
     text = response.content.decode()
     for name in ("receipts_http_requests", "receipts_http_request_duration_seconds", "receipts_recorded",
                  "receipts_acks_refused", "receipts_purged_rows", "receipts_webhook_deliveries",
-                 "receipts_long_polls_waiting"):
+                 "receipts_long_polls_waiting", "receipts_event_streams_open"):
         assert has_family(text, name), name
     # Known series exist before their first event (webhooks are a later release).
     for outcome in ("delivered", "failed", "gave_up"):
@@ -243,6 +243,24 @@ def test_long_poll_waiting__shows_in_the_gauge_while_it_waits(metrics_on, make_a
     assert value(scrape(), "receipts_long_polls_waiting") == before
 
 
+def test_event_stream__counted_in_its_gauge_while_open_even_when_never_read(metrics_on, make_app):
+    world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
+    bob = world.login("bob")
+    before, waiting = value(scrape(), "receipts_event_streams_open"), wakeup.hub.waiting_count()
+
+    unread = bob.client.get(f"{world.base}/events/stream")
+    read = bob.client.get(f"{world.base}/events/stream")
+    assert unread.status_code == read.status_code == 200 and unread.streaming
+    assert value(scrape(), "receipts_event_streams_open") == before + 2
+    assert next(iter(read.streaming_content)).startswith(b"retry:")
+
+    # The client went away before the first byte (the server closes a response it never iterated), and after it.
+    unread.close()
+    read.close()
+    assert value(scrape(), "receipts_event_streams_open") == before
+    assert wakeup.hub.waiting_count() == waiting  # both waiters unregistered, none twice
+
+
 # --- several processes
 def _fake_worker_file(directory: str, rows: int) -> None:
     """What a Celery worker process leaves in the folder after purging `rows` events (apps/common/metrics.py)."""
@@ -336,3 +354,112 @@ def test_receipt_kinds__the_labels_are_the_models_kinds():
     from apps.receipts.models import ReceiptKind
 
     assert set(metrics.RECEIPT_KINDS) == set(ReceiptKind.values)
+
+
+def _children(pid: int) -> set[int]:
+    """Pids of the running processes whose parent is `pid` (granian's workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _live_gauge_holders(directory: str, metric: str) -> list[int]:
+    """Pids whose live-gauge file holds a non-zero `metric`."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    return sorted(int(path.stem.rsplit("-", 1)[1]) for path in Path(directory).glob("gauge_livesum_web-*.db")
+                  if any(metric in key and count for key, count, _, _ in
+                         MmapedDict.read_all_values_from_file(str(path))))
+
+
+def _until(condition, what: str, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if condition():
+                return
+        except httpx.TransportError:  # a worker restarting
+            pass
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_asgi_worker_killed__started_again_and_its_waiting_long_poll_leaves_the_gauge(tmp_path, make_app):
+    directory = str(tmp_path / "prometheus")
+    os.makedirs(directory)
+    world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
+    authorization = world.login("bob").client._credentials["HTTP_AUTHORIZATION"]
+    env = {"PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
+    with server("asgi", workers=2, threads=4, env=env, probe="/metrics",
+                headers={"Authorization": f"Bearer {TOKEN}"}) as web:
+        def waiting() -> float:
+            text = httpx.get(f"{web.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+            return value(text, "receipts_long_polls_waiting")
+
+        def poll():
+            try:
+                httpx.get(f"{web.base}{world.base}/events", params={"timeout": "25"},
+                          headers={"Authorization": authorization}, timeout=60)
+            except httpx.TransportError:  # its worker was killed under it
+                pass
+
+        threading.Thread(target=poll, daemon=True).start()
+        _until(lambda: waiting() == 1, f"the long-poll never waited: {web.output()}")
+        workers = _children(web.process.pid)
+        [holder] = _live_gauge_holders(directory, "receipts_long_polls_waiting")
+        assert holder in workers and len(workers) == 2
+
+        os.kill(holder, signal.SIGKILL)
+        _until(lambda: waiting() == 0, "the dead worker's long-poll still counted")
+
+        # Started again, and serving (also: granian ignores a stop signal while a worker is still starting).
+        def replacement_serves() -> bool:
+            httpx.get(f"{web.base}/healthz", timeout=10)  # a fresh connection: either worker
+            return bool(set(_workers_that_counted(directory)) & (_children(web.process.pid) - workers))
+
+        _until(replacement_serves, f"no worker started again: {web.output()}")
+
+
+def _open_and_drop(base: str, path: str, authorization: str, gauge: str, scrape_live) -> None:
+    """Send GET `path` on a raw connection, wait until `gauge` counts it, then close the connection."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base)
+    raw = socket.create_connection((address.hostname, address.port), timeout=10)
+    try:
+        raw.sendall(f"GET {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: {authorization}\r\n"
+                    f"\r\n".encode())
+        _until(lambda: value(scrape_live(), gauge) == 1, f"{path} never counted in {gauge}")
+    finally:
+        raw.close()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_asgi_client_gone__its_long_poll_and_stream_leave_the_gauges(tmp_path, make_app):
+    # A waiting long-poll or an open stream whose client hangs up is cancelled on the loop: unregistered, uncounted.
+    directory = str(tmp_path / "prometheus")
+    os.makedirs(directory)
+    world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
+    authorization = world.login("bob").client._credentials["HTTP_AUTHORIZATION"]
+    env = {"PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
+    with server("asgi", workers=1, threads=4, env=env, probe="/metrics",
+                headers={"Authorization": f"Bearer {TOKEN}"}) as web:
+        def scrape_live() -> str:
+            return httpx.get(f"{web.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+
+        for path, gauge in ((f"{world.base}/events?timeout=25", "receipts_long_polls_waiting"),
+                            (f"{world.base}/events/stream", "receipts_event_streams_open")):
+            _open_and_drop(web.base, path, authorization, gauge, scrape_live)
+            _until(lambda gauge=gauge: value(scrape_live(), gauge) == 0, f"{gauge} still counts a client gone",
+                   seconds=10)
