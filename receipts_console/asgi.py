@@ -123,7 +123,9 @@ class FeedAwareApplication:
 
     async def _finish(self, handler, status, headers, send) -> None:
         if hasattr(handler, "body"):
-            status, body = await handler.body(self.run_sync)
+            status, body, own_headers = await handler.body(self.run_sync)
+            headers.extend((name.lower().encode("latin1"), value.encode("latin1"))
+                           for name, value in own_headers.items())
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

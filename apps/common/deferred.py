@@ -7,8 +7,9 @@ what is left to do once it would only wait, and its thread and database connecti
   client) the view blocks as it always did.
 - `defer(request, handler)` fills the slot; the view's own response (status, headers) is then the response's
   head, its body is replaced by the handler's:
-    * DeferredBody.body(run_sync) -> (status, bytes): sent in one piece once it is known (a long-poll);
-      the head is sent only then, so an error after the wait still gets its status.
+    * DeferredBody.body(run_sync) -> (status, bytes, headers): sent in one piece once it is known (a long-poll);
+      the head is sent only then, so an error after the wait still gets its status and its own headers (a 503's
+      Retry-After), added to the view's.
     * DeferredStream.chunks(run_sync) -> async iterator of bytes: the head goes at once, then each chunk.
 - `run_sync(fn)` runs `fn` on the WSGI app's thread pool and gives its database connection back after: the
   short sync sections (a read, a delivery record) between waits.
@@ -25,7 +26,7 @@ RunSync = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 class DeferredBody(Protocol):
-    async def body(self, run_sync: RunSync) -> tuple[int, bytes]: ...
+    async def body(self, run_sync: RunSync) -> tuple[int, bytes, dict[str, str]]: ...
 
     def close(self) -> None: ...
 

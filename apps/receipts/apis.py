@@ -32,7 +32,13 @@ from rest_framework.response import Response
 
 from apps.chat.api_base import AnyTokenApi, AppTokenApi, LeanPostUserTokenApi, StreamUserTokenApi, UserTokenApi
 from apps.common import deferred
-from apps.common.exceptions import ApplicationError, InvalidRequest, Unavailable, is_database_outage
+from apps.common.exceptions import (
+    ApplicationError,
+    InvalidRequest,
+    Unavailable,
+    is_database_outage,
+    unavailable_headers,
+)
 from apps.common.fields import StrictCharField
 from apps.common.pagination import encode_cursor, parse_limit
 from apps.common.reason_codes import ReasonCode
@@ -465,7 +471,7 @@ class _FeedBody:
     def __init__(self, pending) -> None:
         self.pending = pending
 
-    async def body(self, run_sync) -> tuple[int, bytes]:
+    async def body(self, run_sync) -> tuple[int, bytes, dict[str, str]]:
         try:
             status, data = 200, _feed_page(await self.pending.finish(run_sync))
         except ApplicationError as exc:
@@ -474,7 +480,8 @@ class _FeedBody:
             if not is_database_outage(exc):
                 raise
             status, data = 503, Unavailable().as_payload()
-        return status, SafeJSONRenderer().render(data)
+        # As the envelope's handler answers (apps/common/exceptions.py): a 503 says when to come back.
+        return status, SafeJSONRenderer().render(data), unavailable_headers() if status == 503 else {}
 
     def close(self) -> None:
         self.pending.close()
