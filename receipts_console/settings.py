@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -64,21 +65,18 @@ MIDDLEWARE = [
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
     "apps.common.middleware.StaticFilesMiddleware",
     # Sessions, Django's request.user and flash messages serve the pages (console, Django admin, API docs) only:
-    # the app and admin APIs authenticate by bearer token: their requests never reach these (the short chain
-    # above), and the subclasses pass them on as well, should that entry be taken out.
-    "apps.common.middleware.SessionMiddleware",
+    # the app and admin APIs authenticate by bearer token: their requests never reach these (the short chain above).
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "apps.common.middleware.AuthenticationMiddleware",
-    "apps.common.middleware.MessageMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a locked Django admin sign-in into the 429 page (apps/lockout/handler.py lockout_response); pages only.
-    "apps.common.middleware.AxesMiddleware",
+    "axes.middleware.AxesMiddleware",
     "apps.common.middleware.ApiShortChainEnd",
     "apps.common.middleware.ApiErrorEnvelopeMiddleware",
 ]
-# axes.W002 looks for django-axes' own middleware by name; the subclass above is installed instead.
-SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 ROOT_URLCONF = "receipts_console.urls"
 WSGI_APPLICATION = "receipts_console.wsgi.application"
