@@ -314,8 +314,9 @@ class Server:
                 "--log-level", "warning", "--no-ws", "receipts_console.wsgi:application"]
 
     def __enter__(self) -> Server:
-        env = {**self.env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_WORKERS": str(self.workers),
-               "WEB_THREADS": str(self.threads)}
+        # A WEB_THREADS given in `env` (many_waiters.py --server-env) wins over `threads`.
+        env = {"WEB_THREADS": str(self.threads), **self.env, "WEB_BIND": f"127.0.0.1:{self.port}",
+               "WEB_WORKERS": str(self.workers)}
         self.log = open(ROOT / "bench" / "results" / "server.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)

@@ -685,13 +685,16 @@ def main() -> int:
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable of the server (e.g. GRANIAN_BACKPRESSURE=8192); repeatable")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=64, help="gthread threads per worker")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per worker (default: gthread 64; asgi 8, the production default)")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "receipts_fanout"))
     parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/9"),
                         help="the server's CACHE_URL ('' for the settings' default)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
+    if args.threads is None:
+        args.threads = 8 if args.server == "asgi" else 64
     if args.device_worker:
         device_worker(args.device_worker)
         return 0

@@ -644,8 +644,9 @@ def main() -> int:
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "receipts_bench"))
     parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/9"))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WEB_WORKERS", "2")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", "256")),
-                        help="threads per worker (gunicorn gthread threads, granian blocking threads)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", "0")) or None,
+                        help="threads per worker (gunicorn gthread threads, granian blocking threads: 256; asgi and "
+                             "uvicorn: the ASGI entry's sync pool, 8 as in production)")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers; stacks in bench/results/")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (to inspect it)")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
@@ -655,6 +656,8 @@ def main() -> int:
     parser.add_argument("--wakeups", type=int, default=300)
     parser.add_argument("--wakeup-rate", type=int, default=50)
     args = parser.parse_args()
+    if args.threads is None:
+        args.threads = 8 if args.server in ("asgi", "uvicorn") else 256
     only = args.only.split(",")
     if args.history:
         only += [k for k in HISTORY if k not in only]

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,19 @@ def _release_connections() -> None:
     for conn in connections.all(initialized_only=True):
         if not conn.in_atomic_block:
             conn.close()  # pooled: back to the pool; else closed (the next section reconnects)
+
+
+# The cycle collector in a server worker (settings.WEB_GC_THRESHOLD, default 10000,10,10). Every waiting device
+# keeps objects alive (~100 per stream, more per long-poll), so a worker holding 5,000 has ~500,000 tracked objects,
+# and with Python's default thresholds (700,10,10) a full collection ran every few seconds, holding the GIL (the
+# event loop with it) for 240-540 ms each: that was the wake-up p99 of 10,000 streams. With a larger first
+# threshold fewer objects survive into the older generations, and the full collection's trigger (survivors a
+# quarter of the old objects) is rarely reached (docs/PERFORMANCE.md, "Collector pauses").
+def tune_gc() -> None:
+    """At a worker's start (ASGI lifespan), after the app is loaded: what exists now (modules, settings, URL
+    patterns) moves out of the collector's sight for good (gc.freeze), and the thresholds above apply."""
+    gc.freeze()
+    gc.set_threshold(*settings.WEB_GC_THRESHOLD)
 
 
 class FeedAwareApplication:
@@ -85,6 +99,7 @@ class FeedAwareApplication:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    tune_gc()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
@@ -158,4 +173,5 @@ async def _until_disconnect(receive, work) -> None:
         raise task.exception()
 
 
-application = FeedAwareApplication(get_wsgi_application(), threads=int(os.environ.get("WEB_THREADS", "64")))
+application = FeedAwareApplication(get_wsgi_application(), threads=int(os.environ.get("WEB_THREADS", "8")))
+

@@ -186,6 +186,14 @@ EVENT_WAKEUP_RECHECK_SECONDS = env.float("EVENT_WAKEUP_RECHECK_SECONDS", default
 # ends after EVENT_STREAM_MAX_SECONDS and the client reconnects with its cursor (Last-Event-ID).
 EVENT_STREAM_HEARTBEAT_SECONDS = env.float("EVENT_STREAM_HEARTBEAT_SECONDS", default=15.0)
 EVENT_STREAM_MAX_SECONDS = env.float("EVENT_STREAM_MAX_SECONDS", default=300.0)
+# The cycle collector's thresholds in a worker of the production server (receipts_console/asgi.py, tune_gc):
+# 1 to 3 integers; "700,10,10" is Python's own default.
+try:
+    WEB_GC_THRESHOLD = tuple(int(part) for part in env.list("WEB_GC_THRESHOLD", default=["10000", "10", "10"]))
+except ValueError:
+    WEB_GC_THRESHOLD = ()
+if not 1 <= len(WEB_GC_THRESHOLD) <= 3 or min(WEB_GC_THRESHOLD) < 0:
+    raise ImproperlyConfigured("WEB_GC_THRESHOLD: one to three integers of 0 or more, e.g. 10000,10,10")
 
 # --- security when not in DEBUG
 if not DEBUG:

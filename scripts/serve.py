@@ -5,7 +5,7 @@
     .venv/bin/python scripts/serve.py --print    # the granian command it runs, for a process manager
 
 - WEB_WORKERS processes (default: CPU cores), each one event loop: a waiting long-poll or stream is a
-  coroutine, not a thread. WEB_THREADS (default 64) is each worker's pool for the sync Django code
+  coroutine, not a thread. WEB_THREADS (default 8) is each worker's pool for the sync Django code
   (receipts_console/asgi.py): size it for the requests in flight at once, not for the devices online.
 - WEB_BACKPRESSURE (default 10,000): requests one worker holds at once, waiting devices included;
   WEB_BACKLOG (default 4,096): connections queued for accept. Size both for the devices online
