@@ -1,12 +1,12 @@
 """Receipts under load on PostgreSQL (SPEC §15): `make bench`, under 4 minutes; docs/PERFORMANCE.md explains it.
 
-    .venv/bin/python bench/run.py [--duration 20] [--server gunicorn|granian] [--only floor,group,...]
+    .venv/bin/python bench/run.py [--duration 20] [--server asgi|gunicorn|granian|uvicorn] [--only floor,...]
                                   [--history] [--profile] [--workers 2] [--threads 256]
 
 1. A scratch PostgreSQL database <db-prefix>_<pid> (dropped at the end) is migrated and given a superuser; the
    Redis cache database (--cache-url) is flushed.
-2. The production server (gunicorn with gunicorn.conf.py, or granian's WSGI interface with the same worker
-   count) starts on a free port of 127.0.0.1.
+2. The production server (scripts/serve.py: granian's ASGI interface; or gunicorn with gunicorn.conf.py,
+   granian's WSGI interface, uvicorn workers, with the same worker count) starts on a free port of 127.0.0.1.
 3. The throughput scenarios run under wrk (bench/wrk.py: a Lua script per run, each connection a user with its
    own token and list of paths), --connections 32, --duration s each, after a 2 s warm-up of the same users:
    floor      GET /healthz (the stack's own floor: Django, middleware, one SELECT 1);
@@ -638,7 +638,8 @@ def main() -> int:
                         help="requests/s the data is sized for (each user's list lasts the run at this rate)")
     parser.add_argument("--unread", type=int, default=100_000)
     parser.add_argument("--conversations", type=int, default=1)
-    parser.add_argument("--server", choices=("gunicorn", "granian", "asgi", "uvicorn"), default="gunicorn")
+    parser.add_argument("--server", choices=("gunicorn", "granian", "asgi", "uvicorn"), default="asgi",
+                        help="asgi: the production server (scripts/serve.py); gunicorn: gthread, the one before it")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
                         help="PostgreSQL server URL (no database name: a scratch database is created)")
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "receipts_bench"))
