@@ -65,18 +65,21 @@ MIDDLEWARE = [
     # served by the app itself, also with DEBUG off: no CDN, no separate web server.
     "apps.common.middleware.StaticFilesMiddleware",
     # Sessions, Django's request.user and flash messages serve the pages (console, Django admin, API docs) only:
-    # the app and admin APIs authenticate by bearer token: their requests never reach these (the short chain above).
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # the app and admin APIs authenticate by bearer token: their requests never reach these (the short chain
+    # above), and the subclasses pass them on as well, should that entry be taken out.
+    "apps.common.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.common.middleware.AuthenticationMiddleware",
+    "apps.common.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a locked Django admin sign-in into the 429 page (apps/lockout/handler.py lockout_response); pages only.
-    "axes.middleware.AxesMiddleware",
+    "apps.common.middleware.AxesMiddleware",
     "apps.common.middleware.ApiShortChainEnd",
     "apps.common.middleware.ApiErrorEnvelopeMiddleware",
 ]
+# axes.W002 looks for django-axes' own middleware by name; the subclass above is installed instead.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 ROOT_URLCONF = "receipts_console.urls"
 WSGI_APPLICATION = "receipts_console.wsgi.application"

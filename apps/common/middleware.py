@@ -6,7 +6,11 @@ import io
 import threading
 import warnings
 
+from axes import middleware as axes_middleware
 from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.messages import middleware as message_middleware
+from django.contrib.sessions import middleware as session_middleware
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
@@ -73,6 +77,35 @@ class ApiShortChainEnd:
     def __init__(self, get_response):
         _chain_end.get_response = get_response
         raise MiddlewareNotUsed
+
+
+class _PagesOnly:
+    """A middleware only the pages use: requests of the app and admin APIs skip it (they carry bearer tokens and
+    never read a session, Django's request.user or a flash message). Not redundant beside ApiShortChainMiddleware:
+    with the short chain taken out (tests/common/test_api_middleware_parity.py's reference stack, or a deployment's
+    own MIDDLEWARE) an API answer still gets no session cookie and no `Vary: Cookie`."""
+
+    def __call__(self, request):
+        if _is_api(request):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+# Subclasses, not wrappers: the Django admin's system checks look for these classes (or subclasses) in MIDDLEWARE.
+class SessionMiddleware(_PagesOnly, session_middleware.SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_PagesOnly, auth_middleware.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_PagesOnly, message_middleware.MessageMiddleware):
+    pass
+
+
+class AxesMiddleware(_PagesOnly, axes_middleware.AxesMiddleware):
+    """django-axes' lockout page: only the Django admin's sign-in (a page) is locked through it."""
 
 
 class ApiErrorEnvelopeMiddleware:
