@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -391,19 +392,30 @@ def _until(condition, what: str, seconds: float = 30):
         time.sleep(0.1)
 
 
-@pytest.mark.integration
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_asgi_worker_killed__started_again_and_its_waiting_long_poll_leaves_the_gauge(tmp_path, make_app):
+@contextmanager
+def _asgi_server_with_metrics(tmp_path, make_app, *, workers: int):
+    """The production server in multiprocess metrics mode on a folder of its own, and bob's authorization header;
+    yields (server, world, authorization, folder, scrape) where scrape() is GET /metrics' text."""
     directory = str(tmp_path / "prometheus")
     os.makedirs(directory)
     world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
     authorization = world.login("bob").client._credentials["HTTP_AUTHORIZATION"]
     env = {"PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
-    with server("asgi", workers=2, threads=4, env=env, probe="/metrics",
+    with server("asgi", workers=workers, threads=4, env=env, probe="/metrics",
                 headers={"Authorization": f"Bearer {TOKEN}"}) as web:
+        def scrape_live() -> str:
+            return httpx.get(f"{web.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+
+        yield web, world, authorization, directory, scrape_live
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_asgi_worker_killed__started_again_and_its_waiting_long_poll_leaves_the_gauge(tmp_path, make_app):
+    with _asgi_server_with_metrics(tmp_path, make_app, workers=2) as (web, world, authorization, directory,
+                                                                      scrape_live):
         def waiting() -> float:
-            text = httpx.get(f"{web.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
-            return value(text, "receipts_long_polls_waiting")
+            return value(scrape_live(), "receipts_long_polls_waiting")
 
         def poll():
             try:
@@ -448,16 +460,7 @@ def _open_and_drop(base: str, path: str, authorization: str, gauge: str, scrape_
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_asgi_client_gone__its_long_poll_and_stream_leave_the_gauges(tmp_path, make_app):
     # A waiting long-poll or an open stream whose client hangs up is cancelled on the loop: unregistered, uncounted.
-    directory = str(tmp_path / "prometheus")
-    os.makedirs(directory)
-    world = World(make_app(org_name="acme", app_name="chat", plan="pro"))
-    authorization = world.login("bob").client._credentials["HTTP_AUTHORIZATION"]
-    env = {"PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_TOKEN": TOKEN}
-    with server("asgi", workers=1, threads=4, env=env, probe="/metrics",
-                headers={"Authorization": f"Bearer {TOKEN}"}) as web:
-        def scrape_live() -> str:
-            return httpx.get(f"{web.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
-
+    with _asgi_server_with_metrics(tmp_path, make_app, workers=1) as (web, world, authorization, _, scrape_live):
         for path, gauge in ((f"{world.base}/events?timeout=25", "receipts_long_polls_waiting"),
                             (f"{world.base}/events/stream", "receipts_event_streams_open")):
             _open_and_drop(web.base, path, authorization, gauge, scrape_live)
