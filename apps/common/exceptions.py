@@ -166,15 +166,24 @@ _DRF_MAP = [
 ]
 
 
+def service_error_answer(exc) -> tuple[int, dict, dict[str, str]] | None:
+    """(status, envelope, headers) for an error a service raised (ApplicationError) or a database outage, None
+    for anything else. The API's exception handler answers with it, and so does a long-poll finished on the event
+    loop after its view returned (apps/receipts/apis.py): a 503 always says when to come back (Retry-After)."""
+    if isinstance(exc, ApplicationError):
+        return exc.status, exc.as_payload(), unavailable_headers() if exc.status == 503 else {}
+    if is_database_outage(exc):
+        return 503, Unavailable().as_payload(), unavailable_headers()
+    return None
+
+
 def api_exception_handler(exc, context):
     """Every error under /api/ leaves through here, in the contract's envelope."""
+    answer = service_error_answer(exc)
+    if answer is not None:
+        status, payload, headers = answer
+        return Response(payload, status=status, headers=headers)
     headers = {}
-    if isinstance(exc, ApplicationError):
-        if exc.status == 503:
-            headers = unavailable_headers()
-        return Response(exc.as_payload(), status=exc.status, headers=headers)
-    if is_database_outage(exc):
-        return Response(Unavailable().as_payload(), status=503, headers=unavailable_headers())
     if isinstance(exc, Http404):
         return Response(error_payload(ReasonCode.NOT_FOUND, "Not found."), status=404)
     if isinstance(exc, RequestDataTooBig):

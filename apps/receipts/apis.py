@@ -32,13 +32,7 @@ from rest_framework.response import Response
 
 from apps.chat.api_base import AnyTokenApi, AppTokenApi, LeanPostUserTokenApi, StreamUserTokenApi, UserTokenApi
 from apps.common import deferred
-from apps.common.exceptions import (
-    ApplicationError,
-    InvalidRequest,
-    Unavailable,
-    is_database_outage,
-    unavailable_headers,
-)
+from apps.common.exceptions import InvalidRequest, service_error_answer
 from apps.common.fields import StrictCharField
 from apps.common.pagination import encode_cursor, parse_limit
 from apps.common.reason_codes import ReasonCode
@@ -473,15 +467,13 @@ class _FeedBody:
 
     async def body(self, run_sync) -> tuple[int, bytes, dict[str, str]]:
         try:
-            status, data = 200, _feed_page(await self.pending.finish(run_sync))
-        except ApplicationError as exc:
-            status, data = exc.status, exc.as_payload()
+            return 200, SafeJSONRenderer().render(_feed_page(await self.pending.finish(run_sync))), {}
         except Exception as exc:
-            if not is_database_outage(exc):
+            answer = service_error_answer(exc)  # as the API's exception handler would answer it
+            if answer is None:
                 raise
-            status, data = 503, Unavailable().as_payload()
-        # As the envelope's handler answers (apps/common/exceptions.py): a 503 says when to come back.
-        return status, SafeJSONRenderer().render(data), unavailable_headers() if status == 503 else {}
+            status, data, headers = answer
+            return status, SafeJSONRenderer().render(data), headers
 
     def close(self) -> None:
         self.pending.close()
