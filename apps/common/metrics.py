@@ -92,17 +92,15 @@ def registry_for_scrape() -> CollectorRegistry:
 def _forget_dead_processes(directory: str) -> None:
     """Drop the live-gauge files of processes that no longer run (a worker killed and respawned): their long-polls
     and streams ended with them. Their counters are kept (what they counted happened)."""
-    from prometheus_client import multiprocess
-
     for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
         identifier = os.path.basename(path)[:-3].rsplit("_", 1)[1]  # gauge_livesum_web-1234.db -> web-1234
-        pid = identifier.rpartition("-")[2]
+        role, _, pid = identifier.rpartition("-")
         if not pid.isdigit():
             continue
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            multiprocess.mark_process_dead(identifier, directory)
+            process_dead(int(pid), role)
         except PermissionError:  # runs, as another user
             pass
 
