@@ -47,9 +47,10 @@ def test_lifespan_startup__sets_the_collector_thresholds_and_freezes_what_is_loa
     assert gc.get_freeze_count() > 10_000  # Django, the project and its URL patterns
 
 
-def test_web_gc_threshold__not_integers__refused_at_startup(tmp_path):
+@pytest.mark.parametrize("threshold", ["10000,ten", "-1", "1,2,3,4", ","])
+def test_web_gc_threshold__malformed__refused_at_startup(tmp_path, threshold):
     result = subprocess.run([sys.executable, "manage.py", "check"], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", "WEB_GC_THRESHOLD": "10000,ten", "HOME": str(tmp_path)},
+                            env={"PATH": "/usr/bin:/bin", "WEB_GC_THRESHOLD": threshold, "HOME": str(tmp_path)},
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode != 0
     assert "WEB_GC_THRESHOLD: one to three integers" in result.stderr

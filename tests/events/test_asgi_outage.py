@@ -9,7 +9,6 @@ NOTIFY that wakes the poll.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -17,9 +16,9 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from django.db import connection
-from prometheus_client.parser import text_string_to_metric_families
 
 from apps.events import wakeup
+from tests.common.test_metrics import value
 from tests.receipts.conftest import World
 from tests.servers import server
 
@@ -45,8 +44,7 @@ def _maintenance():
 
 def _waiting(base: str) -> float:
     text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "receipts_long_polls_waiting")
+    return value(text, "receipts_long_polls_waiting")
 
 
 def test_asgi_long_poll__database_gone_while_it_waits__503_envelope_after_its_wake_up(make_app, tmp_path):
@@ -93,4 +91,3 @@ def test_asgi_long_poll__database_gone_while_it_waits__503_envelope_after_its_wa
                 break
             time.sleep(0.2)
         assert again.status_code == 200, again.text
-    assert os.path.isdir(tmp_path)
