@@ -349,6 +349,30 @@ def test_process_start__removes_only_its_own_roles_files(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_worker-3.db", "gauge_livesum_worker-4.db"]
 
 
+def test_scrape__drops_only_the_live_gauges_of_processes_that_no_longer_run(tmp_path, monkeypatch, metrics_on):
+    import subprocess
+    import sys
+
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    name = "receipts_long_polls_waiting"
+    files = {"dead": f"gauge_livesum_web-{dead_pid}.db", "alive": f"gauge_livesum_worker-{os.getpid()}.db",
+             "unnamed": "gauge_livesum_web-x.db", "dead_counter": f"counter_web-{dead_pid}.db"}
+    for file_name in files.values():
+        store = MmapedDict(str(tmp_path / file_name))
+        store.write_value(mmap_key(name, name, (), (), "Long-polls waiting for an event now."), 1.0, 0.0)
+        store.close()
+
+    scrape()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [files["alive"], files["unnamed"], files["dead_counter"]])
+
+
 def test_receipt_kinds__the_labels_are_the_models_kinds():
     # metrics.py cannot import Django models; its copy of the kinds must not drift from ReceiptKind.
     from apps.common import metrics
