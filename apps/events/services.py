@@ -243,7 +243,8 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
                 if page.events or remaining <= 0:
                     break
                 _release_connection()
-                waiter.wait(remaining)
+                if not waiter.wait(remaining):
+                    break  # timed out, not woken: nothing was published for this user since the read
     return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
 
 
@@ -266,7 +267,11 @@ class PendingPoll:
                     remaining = self.deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    await self.waiter.wait(remaining)
+                    if not await self.waiter.wait(remaining):
+                        # Timed out, not woken: no re-read. Nothing was published for this user since the last
+                        # one (it would have set the flag); an event a failed broadcast did not announce is the
+                        # next poll's first read. The re-read here cost a thread hop and a query per long-poll.
+                        break
                     self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
                     page = await run_sync(lambda: feed_page_get(
                         user_id=self.user_id, device_id=self.device_id, position=self.position, limit=self.limit))

@@ -104,3 +104,33 @@ def test_events_page__first_poll_of_a_device__one_more_query_for_the_token(chat,
     # the token (app, user, device in one query, then cached) + 1 feed page
     with django_assert_num_queries(2):
         assert len(a2.poll()["events"]) == 1
+
+
+def test_long_poll__timed_out_with_nothing_published__one_feed_read(chat, django_assert_num_queries):
+    bob = chat.login("bob", "b1")
+    cursor = bob.poll()["next_cursor"]
+
+    # 1 feed page before the wait; none at its end: not woken, nothing was published for bob since that read
+    with django_assert_num_queries(1):
+        assert bob.poll(cursor=cursor, timeout="0.2") == {"events": [], "next_cursor": cursor}
+
+
+def test_long_poll_on_the_event_loop__timed_out__no_read_at_its_end(chat):
+    """The ASGI entry's wait (PendingPoll.finish): a wait that times out ends without a sync section."""
+    import asyncio
+
+    from apps.chat.models import DeviceSession
+    from apps.events.services import PendingPoll, events_poll_begin
+
+    chat.login("bob", "b1")
+    device = DeviceSession.objects.get(user__username="bob", device_id="b1")
+    pending = events_poll_begin(user=device.user, device=device, cursor=None, limit=50, timeout=0.2)
+    assert isinstance(pending, PendingPoll)
+    sections = []
+
+    async def run_sync(fn):
+        sections.append(fn)
+        return fn()
+
+    result = asyncio.run(pending.finish(run_sync))
+    assert (result.events, sections) == ([], [])
