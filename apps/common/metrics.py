@@ -31,9 +31,24 @@ WEB, WORKER = "web", "worker"
 _role = WEB
 
 
+_identifier: str | None = None
+
+
 def _process_identifier() -> str:
-    """Distinct per running process (prometheus_client's rule), and tells whose file it is."""
-    return f"{_role}-{os.getpid()}"
+    """Distinct per running process (prometheus_client's rule), and tells whose file it is. prometheus_client
+    asks on every change of a value (to notice a fork): kept, and forgotten in a forked child and on a role change."""
+    global _identifier
+    if _identifier is None:
+        _identifier = f"{_role}-{os.getpid()}"
+    return _identifier
+
+
+def _forget_identifier() -> None:
+    global _identifier
+    _identifier = None
+
+
+os.register_at_fork(after_in_child=_forget_identifier)
 
 
 def multiprocess_dir() -> str | None:
@@ -54,6 +69,7 @@ def process_start(role: str) -> None:
     global _role
     before = _process_identifier()
     _role = role
+    _forget_identifier()
     directory = multiprocess_dir()
     if directory is None:
         return

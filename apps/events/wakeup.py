@@ -568,17 +568,19 @@ class LoopFlag:
                 return True
             future = self._future = loop.create_future()
             self._loop = loop
+        # A timer on the future itself (asyncio.wait(timeout=) added a future of its own, a timer and callbacks).
+        timer = loop.call_later(max(0.0, seconds), _resolve, future, False)
         try:
-            done, _ = await asyncio.wait((future,), timeout=max(0.0, seconds))
-            return bool(done)
+            return await future
         finally:
+            timer.cancel()
             with self._lock:
                 self._future = None
 
 
-def _resolve(future) -> None:
+def _resolve(future, woken: bool = True) -> None:
     if not future.done():
-        future.set_result(True)
+        future.set_result(woken)
 
 
 class LoopWaiter:
