@@ -212,11 +212,12 @@ class Devices:
             if conn is None and (conn := await self.connect()) is None:
                 continue
             reader, writer = conn
-            query = f"timeout={POLL_TIMEOUT_S}" + (f"&cursor={cursor}" if cursor else "")
+            timeout = self.job.get("poll_timeout", POLL_TIMEOUT_S)
+            query = f"timeout={timeout:g}" + (f"&cursor={cursor}" if cursor else "")
             writer.write(request_bytes(f"{self.prefix}/events?{query}", token))
             self.waiting += 1
             try:
-                status, headers = await asyncio.wait_for(read_head(reader), POLL_TIMEOUT_S + 15)
+                status, headers = await asyncio.wait_for(read_head(reader), timeout + 15)
                 body = await asyncio.wait_for(read_body(reader, headers), 15)
             except (Closed, ConnectionError, TimeoutError) as exc:
                 self.waiting -= 1
@@ -428,7 +429,7 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
     workers = []
     for i in range(procs):
         job = {"host": "127.0.0.1", "port": server.port, "prefix": prefix, "mode": mode,
-               "tokens": tokens[i::procs], "ramp_per_s": args.ramp / procs,
+               "tokens": tokens[i::procs], "ramp_per_s": args.ramp / procs, "poll_timeout": args.poll_timeout,
                "result": str(work / f"{mode}-{i}.json")}
         (work / f"{mode}-{i}.job").write_text(json.dumps(job))
         process = await asyncio.create_subprocess_exec(
@@ -673,6 +674,8 @@ def main() -> int:
     parser.add_argument("--send-seconds", type=float, default=20)
     parser.add_argument("--idle-seconds", type=float, default=10)
     parser.add_argument("--drain-seconds", type=float, default=5)
+    parser.add_argument("--poll-timeout", type=float, default=POLL_TIMEOUT_S,
+                        help="a long-poll's timeout= (shorter: more re-polls per device, to measure what one costs)")
     parser.add_argument("--senders", type=int, default=20, help="sending users (tokens), taking turns")
     parser.add_argument("--send-connections", type=int, default=64, help="connections the sends share")
     parser.add_argument("--procs", type=int, default=4, help="load-generator processes holding the devices")
@@ -707,7 +710,8 @@ def main() -> int:
                "fd_limit": hard, "load_average_at_start": load_average(),
                "server": {"kind": args.server, "workers": args.workers, "threads": args.threads},
                "method": {k: getattr(args, k) for k in ("devices", "rate", "send_seconds", "idle_seconds",
-                                                        "procs", "ramp", "slow", "slow_seconds", "trickle_seconds")},
+                                                        "procs", "ramp", "slow", "slow_seconds", "trickle_seconds",
+                                                        "poll_timeout")},
                "scenarios": {}}
     started = time.monotonic()
     with scratch_database(args.postgres, name) as database_url:
