@@ -3,8 +3,8 @@
     .venv/bin/python scripts/serve.py   (granian --interface asgi receipts_console.asgi:application, and its options)
 
 - Every request runs the WSGI app (Django's WSGIHandler, its sync middleware and views) on a pool of
-  WEB_THREADS threads, its body read first on the loop, its response collected on the thread and sent from the
-  loop: ordinary requests cost about what they cost under gunicorn gthread (measured, docs/OPERATIONS.md),
+  WEB_THREADS threads (SyncPool), its body read first on the loop, its response collected on the thread and sent
+  from the loop: ordinary requests cost about what they cost under gunicorn gthread (measured, docs/OPERATIONS.md),
   rather than Django's ASGI handler's thread per request and its per-middleware hops.
 - The feed's paths (GET /events, /events/stream) may end on the event loop instead: their view leaves what is
   left in the scope's DEFERRED_KEY slot (apps/common/deferred.py) and returns; its thread and its database
@@ -20,7 +20,9 @@ import asyncio
 import gc
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections import deque
+from concurrent.futures import Future
 
 from a2wsgi.wsgi import build_environ
 from django.conf import settings
@@ -52,19 +54,62 @@ def tune_gc() -> None:
     gc.set_threshold(*settings.WEB_GC_THRESHOLD)
 
 
+class SyncPool:
+    """The threads that run the sync Django code, with two queues: a section of a woken long-poll or stream
+    (run_sync) is taken before any request still queued. Under load every thread is busy and requests queue; a
+    device that waited and was woken is then served next, not behind the queue (10,000 long-polls with 100
+    sends/s: the queue held 0.5-1.2 s of requests, and that was the wake-up latency; docs/PERFORMANCE.md). A
+    new long-poll in the queue only starts to wait later; a woken one has its event committed and ready."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._woken: deque = deque()
+        self._requests: deque = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._started_in = None  # the pid whose threads run: started at first use, after the server forked
+
+    def submit(self, fn, *args, woken: bool = False) -> Future:
+        future: Future = Future()
+        with self._ready:
+            if self._started_in != os.getpid():
+                self._started_in = os.getpid()
+                for n in range(self.threads):
+                    threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
+            (self._woken if woken else self._requests).append((future, fn, args))
+            self._ready.notify()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not (self._woken or self._requests):
+                    self._ready.wait()
+                future, fn, args = (self._woken or self._requests).popleft()
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued (its client went away)
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del future, fn, args
+
+
 class FeedAwareApplication:
     def __init__(self, wsgi_app, *, threads: int) -> None:
         from apps.common.deferred import DEFERRED_KEY
 
         self._key = DEFERRED_KEY
         self.wsgi_app = wsgi_app
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
+        self.pool = SyncPool(threads)
         # A larger body is cut here, one byte past Django's own limit: Django then refuses it (400) as it would.
         self._body_limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**31) + 1
 
     async def run_sync(self, fn):
-        """`fn` on the WSGI pool, its database connection given back after: a short sync section of a deferred
-        response. Like every request, in the pool thread's own context (see __call__)."""
+        """`fn` on the sync pool ahead of queued requests (a woken long-poll's or stream's read, its delivery
+        record), its database connection given back after. Like every request, in the pool thread's own context
+        (see __call__)."""
 
         def section():
             try:
@@ -72,7 +117,7 @@ class FeedAwareApplication:
             finally:
                 _release_connections()
 
-        return await asyncio.get_running_loop().run_in_executor(self.executor, section)
+        return await asyncio.wrap_future(self.pool.submit(section, woken=True))
 
     def _call_wsgi(self, environ):
         """On a pool thread: the whole WSGI response (status, headers, body chunks). One hand-off to the thread and
@@ -123,8 +168,7 @@ class FeedAwareApplication:
         # In the pool thread's own context, as a WSGI server's thread runs: Django's caches (an asgiref Local, kept
         # in a context variable) then live per thread. In a context copied per request each request built a new
         # cache object, Redis client, pool and connection (py-spy: 12 % of 10,000 long-polls' CPU in connecting).
-        status, headers, chunks = await asyncio.get_running_loop().run_in_executor(
-            self.executor, self._call_wsgi, environ)
+        status, headers, chunks = await asyncio.wrap_future(self.pool.submit(self._call_wsgi, environ))
         handler = scope[self._key] if feed else None
         if handler is None:
             await send({"type": "http.response.start", "status": status, "headers": headers})
