@@ -253,7 +253,7 @@ class PendingPoll:
     """A long-poll that found nothing yet and waits on the event loop (SPEC §14): its waiter was registered before
     its first read, it holds no connection; `finish` waits and re-reads (each read a short sync section)."""
 
-    waiter: wakeup.LoopWaiter
+    waiter: wakeup.LoopWaiter | None
     user_id: int
     device_id: str
     position: int
@@ -269,8 +269,12 @@ class PendingPoll:
                         break
                     if not await self.waiter.wait(remaining):
                         # Timed out, not woken: no re-read. Nothing was published for this user since the last
-                        # one (it would have set the flag); an event a failed broadcast did not announce is the
-                        # next poll's first read. The re-read here cost a thread hop and a query per long-poll.
+                        # one (it would have set the flag). The waiter stays registered for the device's next
+                        # poll (wakeup.parked): an event a failed broadcast did not announce reaches it by the
+                        # periodic re-check, as it reaches a waiting poll.
+                        if not self.waiter.woken():
+                            wakeup.parked.park((self.user_id, self.device_id, self.position), self.waiter)
+                            self.waiter = None
                         break
                     self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
                     page = await run_sync(lambda: feed_page_get(
@@ -284,7 +288,8 @@ class PendingPoll:
         return FeedResult(events=[], next_cursor=encode_cursor(self.position))
 
     def close(self) -> None:
-        self.waiter.close()
+        if self.waiter is not None:  # None once parked for the next poll
+            self.waiter.close()
 
 
 def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: float) -> FeedResult | PendingPoll:
@@ -295,7 +300,14 @@ def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: 
         page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
         return FeedResult(events=page.events, next_cursor=encode_cursor(page.next_position))
     deadline = time.monotonic() + timeout
-    waiter = wakeup.LoopWaiter(user.id)  # registered before the read: nothing published after it is missed
+    waiter = wakeup.parked.adopt((user.id, device.device_id, position))
+    if waiter is not None and not waiter.woken():
+        # The previous poll of this device timed out here at this position and nothing was published for its
+        # user since its last read: wait on, without reading the feed again (wakeup._Parked).
+        return PendingPoll(waiter=waiter, user_id=user.id, device_id=device.device_id, position=position,
+                           limit=limit, deadline=deadline)
+    if waiter is None:
+        waiter = wakeup.LoopWaiter(user.id)  # registered before the read: nothing published after it is missed
     try:
         waiter.arm()
         page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
