@@ -58,8 +58,9 @@ class SyncPool:
     """The threads that run the sync Django code, with two queues: a section of a woken long-poll or stream
     (run_sync) is taken before any request still queued. Under load every thread is busy and requests queue; a
     device that waited and was woken is then served next, not behind the queue (10,000 long-polls with 100
-    sends/s: the queue held 0.5-1.2 s of requests, and that was the wake-up latency; docs/PERFORMANCE.md). A
-    new long-poll in the queue only starts to wait later; a woken one has its event committed and ready."""
+    sends/s: the queue held 0.5-1.2 s of requests, and that was the wake-up latency; docs/PERFORMANCE.md, "The
+    sync pool's order"). A new long-poll in the queue only starts to wait later; a woken one has its event
+    committed and ready."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
