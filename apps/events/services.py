@@ -251,7 +251,9 @@ def events_poll(*, app, user, device, cursor: str | None, limit: int, timeout: f
 @dataclass
 class PendingPoll:
     """A long-poll that found nothing yet and waits on the event loop (SPEC §14): its waiter was registered before
-    its first read, it holds no connection; `finish` waits and re-reads (each read a short sync section)."""
+    its first read (or adopted from the device's previous poll, wakeup._Parked), it holds no connection; `finish`
+    waits and re-reads when woken (each read a short sync section), and at a timeout not woken parks its waiter
+    for the next poll (`waiter` is None then: close() has nothing left to unregister)."""
 
     waiter: wakeup.LoopWaiter | None
     user_id: int

@@ -94,3 +94,13 @@ class Chat:
 @pytest.fixture
 def chat(make_app) -> Chat:
     return Chat(make_app())
+
+
+@pytest.fixture(autouse=True)
+def _no_parked_waiters_left():
+    """A long-poll finished on an event loop in this process parks its waiter (apps/events/wakeup.py, _Parked);
+    the next test must not find it registered (tests count the hub's waiters, SQLite reuses user ids)."""
+    yield
+    from apps.events import wakeup
+
+    wakeup.parked.clear()

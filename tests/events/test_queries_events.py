@@ -114,23 +114,3 @@ def test_long_poll__timed_out_with_nothing_published__one_feed_read(chat, django
     with django_assert_num_queries(1):
         assert bob.poll(cursor=cursor, timeout="0.2") == {"events": [], "next_cursor": cursor}
 
-
-def test_long_poll_on_the_event_loop__timed_out__no_read_at_its_end(chat):
-    """The ASGI entry's wait (PendingPoll.finish): a wait that times out ends without a sync section."""
-    import asyncio
-
-    from apps.chat.models import DeviceSession
-    from apps.events.services import PendingPoll, events_poll_begin
-
-    chat.login("bob", "b1")
-    device = DeviceSession.objects.get(user__username="bob", device_id="b1")
-    pending = events_poll_begin(user=device.user, device=device, cursor=None, limit=50, timeout=0.2)
-    assert isinstance(pending, PendingPoll)
-    sections = []
-
-    async def run_sync(fn):
-        sections.append(fn)
-        return fn()
-
-    result = asyncio.run(pending.finish(run_sync))
-    assert (result.events, sections) == ([], [])
