@@ -490,3 +490,29 @@ def test_asgi_client_gone__its_long_poll_and_stream_leave_the_gauges(tmp_path, m
             _open_and_drop(web.base, path, authorization, gauge, scrape_live)
             _until(lambda gauge=gauge: value(scrape_live(), gauge) == 0, f"{gauge} still counts a client gone",
                    seconds=10)
+
+
+def test_process_identifier__kept_but_a_forked_child_and_a_new_role_get_their_own(tmp_path, monkeypatch):
+    """prometheus_client names each process's files by it; it is kept between calls (asked on every value change),
+    so a forked server worker must not inherit its parent's, nor a process keep the name of its former role."""
+    from apps.common import metrics
+
+    parent = metrics._process_identifier()
+    assert parent == f"{metrics.WEB}-{os.getpid()}"
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child only answers and leaves
+        os.write(writable, metrics._process_identifier().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(readable, 200).decode() == f"{metrics.WEB}-{child}"
+    os.close(readable)
+    os.close(writable)
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    try:
+        metrics.process_start(metrics.WORKER)
+        assert metrics._process_identifier() == f"{metrics.WORKER}-{os.getpid()}"
+    finally:
+        metrics.process_start(metrics.WEB)
+    assert metrics._process_identifier() == parent
