@@ -3,6 +3,7 @@ production uses (chat_user_create, user_token_issue, group_create, message_send,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 
 from apps.chat.models import ChatUser, DeviceSession, Group, Message
 from apps.chat.services import chat_user_create, group_create, group_members_add, message_send, user_token_issue
+from apps.common.timeutils import now_ms
 from apps.events.models import Event
 from apps.policy.evaluation import MS_PER_DAY
 from apps.policy.selectors import policy_snapshot_get
@@ -79,6 +81,14 @@ class World:
             body={"t": 1}, need_group_ack=need_group_ack,
         )
         return result.message
+
+    @staticmethod
+    def after(message: Message) -> Message:
+        """Wait until the clock has left `message`'s millisecond: the next send is then strictly later (equal
+        times are ordered by row, API.md), whatever the machine's speed."""
+        while now_ms() <= message.timestamp:
+            time.sleep(0.0005)
+        return message
 
     @staticmethod
     def age(message: Message, *, days: float, extra_ms: int = 0) -> Message:

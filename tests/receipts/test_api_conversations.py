@@ -33,8 +33,8 @@ def test_conversations__most_recent_first_and_read_acks_lower_unread(world):
     bob = world.login("bob")
     senders = [world.login(name) for name in ("ann", "cid", "dan")]
     for sender in senders:
-        world.send(sender, "bob")
-    world.send(senders[0], "bob")  # ann again: now the most recent
+        world.after(world.send(sender, "bob"))
+    world.send(senders[0], "bob")  # ann again: now the most recent (a later millisecond than dan's)
     world.conversation_ack(bob, "cid")
 
     results = world.conversations(bob).json()["results"]
