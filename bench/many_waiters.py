@@ -300,7 +300,7 @@ class Devices:
 
         async def report():
             while True:
-                print(f"waiting {self.waiting}", flush=True)
+                print(f"waiting {self.waiting} {self.counts['answers']}", flush=True)
                 await asyncio.sleep(0.5)
 
         reporter = asyncio.create_task(report())
@@ -404,12 +404,14 @@ def bulk_devices(database_url: str, *, devices: int, senders: int) -> tuple[list
 class Cpu:
     """CPU seconds of the server's processes, the bench database's PostgreSQL backends and Redis over a block."""
 
-    def __init__(self, server: Server, database: str):
+    def __init__(self, server: Server, database: str, load_pids):
+        # The load generator too: it shares the two cores with the server, so its share is the server's ceiling.
         self.groups = {"server": server.all_pids, "postgresql": lambda: _pids_matching(f" {database} "),
-                       "redis": lambda: _pids_matching("redis-server")}
+                       "redis": lambda: _pids_matching("redis-server"), "load_generator": load_pids}
 
     def __enter__(self):
         self.before = {k: {p: _cpu_seconds(p) for p in f()} for k, f in self.groups.items()}
+        self.box_before = _box_ticks()
         self.t0 = time.monotonic()
         return self
 
@@ -417,6 +419,19 @@ class Cpu:
         self.wall = time.monotonic() - self.t0
         self.cores = {k: round(sum(_cpu_seconds(p) - self.before[k].get(p, 0.0) for p in f()) / self.wall, 3)
                       for k, f in self.groups.items()}
+        # The whole machine's time by kind (/proc/stat): on a VM, "steal" is CPU the hypervisor gave others,
+        # which makes the same run slower from one hour to the next.
+        spent = [after - before for after, before in zip(_box_ticks(), self.box_before, strict=True)]
+        total = sum(spent) or 1
+        self.box = {kind: round(spent[i] / total, 3) for i, kind in enumerate(_BOX_KINDS)}
+
+
+_BOX_KINDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def _box_ticks() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(v) for v in stat.readline().split()[1:1 + len(_BOX_KINDS)]]
 
 
 async def fanout(mode: str, server: Server, database_url: str, database: str, tokens: list[str],
@@ -435,14 +450,17 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
         process = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--device-worker", str(work / f"{mode}-{i}.job"), cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        workers.append({"process": process, "waiting": 0, "result": job["result"]})
+        workers.append({"process": process, "waiting": 0, "answers": 0, "result": job["result"]})
 
     async def follow(w):
         while line := await w["process"].stdout.readline():
             if line.startswith(b"waiting "):
-                w["waiting"] = int(line.split()[1])
+                w["waiting"], w["answers"] = map(int, line.split()[1:3])
 
     followers = [asyncio.create_task(follow(w)) for w in workers]
+
+    def load_pids() -> list[int]:
+        return [os.getpid(), *(w["process"].pid for w in workers)]
 
     def waiting() -> int:
         return sum(w["waiting"] for w in workers)
@@ -458,8 +476,11 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
     say(f"  {mode}: {waiting_after_ramp:,} waiting after {ramp_s:.1f} s; idle for {args.idle_seconds} s …")
     with_waiting = memory_kib(server.all_pids())
     connections_waiting = await asyncio.to_thread(pg_connections, database_url)
-    with Cpu(server, database) as idle_cpu:
+    answers_before = sum(w["answers"] for w in workers)
+    with Cpu(server, database, load_pids) as idle_cpu:
         await asyncio.sleep(args.idle_seconds)
+    # Answers seen by the devices (reported every 0.5 s): the re-polls the idle server CPU paid for.
+    idle_answers_per_s = (sum(w["answers"] for w in workers) - answers_before) / idle_cpu.wall
 
     # Sends: --rate per second, each to the next device of a shuffled list (a device gets a second message only
     # once every device had one), from senders taking turns, through POST /messages.
@@ -510,7 +531,7 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
                 sent[seq] = (due, time.monotonic())
 
     connections = [asyncio.create_task(sender_connection()) for _ in range(args.send_connections)]
-    with Cpu(server, database) as send_cpu:
+    with Cpu(server, database, load_pids) as send_cpu:
         start = time.monotonic()
         for seq in range(total):
             due = start + seq / args.rate
@@ -560,8 +581,12 @@ async def fanout(mode: str, server: Server, database_url: str, database: str, to
         "pss_per_device_kib": round((with_waiting["pss_kib"] - idle["pss_kib"]) / n, 2),
         "db_connections_while_waiting": connections_waiting,
         "idle_seconds": args.idle_seconds, "cpu_cores_idle": idle_cpu.cores,
+        "idle_answers_per_s": round(idle_answers_per_s, 1),
+        "server_cpu_ms_per_idle_answer": round(idle_cpu.cores["server"] * 1000 / idle_answers_per_s, 3)
+        if idle_answers_per_s else None,
         "sends": total, "sent_ok": len(sent), "send_rate_paced": round(total / paced_s, 1),
         "cpu_cores_during_sends": send_cpu.cores,
+        "machine_share_idle": idle_cpu.box, "machine_share_during_sends": send_cpu.box,
         "wakeup_after_send_answered": latency_summary(after),
         "wakeup_after_message_stamped": latency_summary([after_stamp[s] for s in sent if s in after_stamp]),
         "wakeup_from_send_start": latency_summary(from_start),
