@@ -389,10 +389,48 @@ class EventListQuerySerializer(serializers.Serializer):
         return parse_limit(value)  # clamped to 200; not an integer (empty included) or < 1 -> 400 with fields.limit
 
     def validate_timeout(self, value: str) -> float:
-        seconds = float(value) if len(value) <= 40 and _TIMEOUT_RE.fullmatch(value) else -1.0
-        if not 0 <= seconds <= MAX_TIMEOUT_SECONDS:
+        seconds = _timeout_seconds(value)
+        if seconds is None:
             raise serializers.ValidationError(f"A number of seconds from 0 to {MAX_TIMEOUT_SECONDS}.")
         return seconds
+
+
+def _timeout_seconds(value: str) -> float | None:
+    seconds = float(value) if len(value) <= 40 and _TIMEOUT_RE.fullmatch(value) else -1.0
+    return seconds if 0 <= seconds <= MAX_TIMEOUT_SECONDS else None
+
+
+# What DRF's CharField refuses in any value: the null character and surrogates.
+_REFUSED_BY_CHARFIELD = re.compile("[\x00\ud800-\udfff]")
+
+
+def event_list_params(query_params) -> dict:
+    """GET /events' query as EventListQuerySerializer validates it, without the serializer when it would accept
+    it: a serializer instance deep-copies its fields, ~10 % of a re-poll's CPU with 10,000 long-polls (py-spy,
+    docs/PERFORMANCE.md). Anything it might refuse goes through it, so every error is its own."""
+    params = {}
+    for name in ("cursor", "limit", "timeout"):
+        value = query_params.get(name)  # the last one, as the serializer reads a QueryDict
+        if value is not None:
+            if _REFUSED_BY_CHARFIELD.search(value):
+                return _event_list_params_validated(query_params)
+            params[name] = value
+    if "timeout" in params and (timeout := _timeout_seconds(params["timeout"])) is None:
+        return _event_list_params_validated(query_params)
+    if "limit" in params:
+        try:
+            params["limit"] = parse_limit(params["limit"])
+        except InvalidRequest:
+            return _event_list_params_validated(query_params)
+    if "timeout" in params:
+        params["timeout"] = timeout
+    return params
+
+
+def _event_list_params_validated(query_params) -> dict:
+    query = EventListQuerySerializer(data=query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
 
 
 def event_as_dict(event) -> dict:
@@ -436,9 +474,7 @@ class EventListApi(UserTokenApi):
         },
     )
     def get(self, request, org_name, app_name):
-        query = EventListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
+        params = event_list_params(request.query_params)
         principal = request.user
         arguments = {
             "app": principal.app, "user": principal.user, "device": principal.device,
@@ -448,7 +484,7 @@ class EventListApi(UserTokenApi):
         if not deferred.can_defer(request):
             return Response(_feed_page(services.feed_hand_out(**arguments)))
         # Under the ASGI entry (SPEC §14): a long-poll that found nothing waits on the event loop, not here.
-        result = services.feed_hand_out_begin(**arguments)
+        result = services.feed_hand_out_begin(**arguments, requester=request.META.get("HTTP_AUTHORIZATION"))
         if isinstance(result, services.PendingHandOut):
             deferred.defer(request, _FeedBody(result))
             return HttpResponse(content_type="application/json")  # the head; the body comes from _FeedBody
