@@ -22,7 +22,9 @@ import io
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
+from urllib.parse import unquote
 
 from a2wsgi.wsgi import build_environ
 from django.conf import settings
@@ -54,54 +56,85 @@ def tune_gc() -> None:
     gc.set_threshold(*settings.WEB_GC_THRESHOLD)
 
 
+class _Job:
+    __slots__ = ("future", "fn", "args", "taken", "promoted")
+
+    def __init__(self, fn, args) -> None:
+        self.future: Future = Future()
+        self.fn, self.args = fn, args
+        self.taken = self.promoted = False
+
+
 class SyncPool:
     """The threads that run the sync Django code, with two queues: a section of a woken long-poll or stream
     (run_sync) is taken before any request still queued. Under load every thread is busy and requests queue; a
     device that waited and was woken is then served next, not behind the queue (10,000 long-polls with 100
     sends/s: the queue held 0.5-1.2 s of requests, and that was the wake-up latency; docs/PERFORMANCE.md, "The
     sync pool's order"). A new long-poll in the queue only starts to wait later; a woken one has its event
-    committed and ready."""
+    committed and ready. A queued request can be promoted to the first queue (a long-poll whose device's
+    parked waiter was woken meanwhile, see __call__): it is then taken from whichever queue reaches it first."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self._woken: deque = deque()
-        self._requests: deque = deque()
+        self._woken: deque[_Job] = deque()
+        self._requests: deque[_Job] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._started_in = None  # the pid whose threads run: started at first use, after the server forked
 
     def submit(self, fn, *args, woken: bool = False) -> Future:
-        future: Future = Future()
+        return self._enqueue(fn, args, woken).future
+
+    def submit_promotable(self, fn, *args) -> tuple[Future, Callable[[], None]]:
+        """As submit(), and a callable (any thread, any number of times) that moves the job to the first queue
+        if it is still waiting."""
+        job = self._enqueue(fn, args, False)
+        return job.future, lambda: self._promote(job)
+
+    def _enqueue(self, fn, args, woken: bool) -> _Job:
+        job = _Job(fn, args)
         with self._ready:
             if self._started_in != os.getpid():
                 self._started_in = os.getpid()
                 for n in range(self.threads):
                     threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
-            (self._woken if woken else self._requests).append((future, fn, args))
+            (self._woken if woken else self._requests).append(job)
             self._ready.notify()
-        return future
+        return job
+
+    def _promote(self, job: _Job) -> None:
+        with self._ready:
+            if not (job.taken or job.promoted):
+                job.promoted = True
+                self._woken.append(job)  # its entry in the request queue stays, skipped once taken
 
     def _work(self) -> None:
         while True:
             with self._ready:
                 while not (self._woken or self._requests):
                     self._ready.wait()
-                future, fn, args = (self._woken or self._requests).popleft()
+                job = (self._woken or self._requests).popleft()
+                if job.taken:
+                    continue  # promoted and run already
+                job.taken = True
+            future = job.future
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while queued (its client went away)
             try:
-                result = fn(*args)
+                result = job.fn(*job.args)
             except BaseException as exc:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            del future, fn, args
+            del future, job
 
 
 class FeedAwareApplication:
     def __init__(self, wsgi_app, *, threads: int) -> None:
         from apps.common.deferred import DEFERRED_KEY
+        from apps.events.wakeup import parked
 
         self._key = DEFERRED_KEY
+        self._parked = parked
         self.wsgi_app = wsgi_app
         self.pool = SyncPool(threads)
         # A larger body is cut here, one byte past Django's own limit: Django then refuses it (400) as it would.
@@ -169,7 +202,17 @@ class FeedAwareApplication:
         # In the pool thread's own context, as a WSGI server's thread runs: Django's caches (an asgiref Local, kept
         # in a context variable) then live per thread. In a context copied per request each request built a new
         # cache object, Redis client, pool and connection (py-spy: 12 % of 10,000 long-polls' CPU in connecting).
-        status, headers, chunks = await asyncio.wrap_future(self.pool.submit(self._call_wsgi, environ))
+        requester = _long_poll_requester(scope) if feed else None
+        if requester is None:
+            future = self.pool.submit(self._call_wsgi, environ)
+        else:
+            # A long-poll whose device's previous poll timed out here, its waiter parked (apps/events/wakeup.py):
+            # if that waiter is woken while this request still queues, the request goes to the first queue. It
+            # has an event to hand out, like a woken poll's read. Bounded by what is published: at most one
+            # promotion per parked device of a user an event was published for.
+            future, promote = self.pool.submit_promotable(self._call_wsgi, environ)
+            self._parked.promote_when_woken(requester, promote)
+        status, headers, chunks = await asyncio.wrap_future(future)
         handler = scope[self._key] if feed else None
         if handler is None:
             await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -194,6 +237,21 @@ class FeedAwareApplication:
         async for chunk in handler.chunks(self.run_sync):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _long_poll_requester(scope) -> tuple[str, str] | None:
+    """(Authorization header, cursor) of a GET /events, as the view sees them (wakeup._Parked's `requester`), before
+    any authentication: it only decides the request's place in the queue."""
+    if scope["method"] != "GET" or not scope["path"].endswith("/events"):
+        return None
+    authorization = next((value for name, value in scope["headers"] if name == b"authorization"), None)
+    if authorization is None:
+        return None
+    cursor = ""
+    for part in scope["query_string"].split(b"&"):
+        if part.startswith(b"cursor="):
+            cursor = unquote(part[7:].decode("latin1"))  # the last one, as Django's QueryDict.get
+    return authorization.decode("latin1"), cursor
 
 
 async def _until_disconnect(receive, work) -> None:

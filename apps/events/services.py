@@ -253,7 +253,8 @@ class PendingPoll:
     """A long-poll that found nothing yet and waits on the event loop (SPEC §14): its waiter was registered before
     its first read (or adopted from the device's previous poll, wakeup._Parked), it holds no connection; `finish`
     waits and re-reads when woken (each read a short sync section), and at a timeout not woken parks its waiter
-    for the next poll (`waiter` is None then: close() has nothing left to unregister)."""
+    for the next poll (`waiter` is None then: close() has nothing left to unregister), findable by `requester`
+    (the poll's Authorization header, see events_poll_begin) with the cursor the timeout answers."""
 
     waiter: wakeup.LoopWaiter | None
     user_id: int
@@ -261,6 +262,7 @@ class PendingPoll:
     position: int
     limit: int
     deadline: float
+    requester: str | None = None
 
     async def finish(self, run_sync) -> FeedResult:
         try:
@@ -275,7 +277,9 @@ class PendingPoll:
                         # poll (wakeup.parked): an event a failed broadcast did not announce reaches it by the
                         # periodic re-check, as it reaches a waiting poll.
                         if not self.waiter.woken():
-                            wakeup.parked.park((self.user_id, self.device_id, self.position), self.waiter)
+                            requester = (self.requester, encode_cursor(self.position)) if self.requester else None
+                            wakeup.parked.park((self.user_id, self.device_id, self.position), self.waiter,
+                                               requester=requester)
                             self.waiter = None
                         break
                     self.waiter.arm()  # before the read: a publish after it sets the flag we wait on
@@ -294,9 +298,12 @@ class PendingPoll:
             self.waiter.close()
 
 
-def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: float) -> FeedResult | PendingPoll:
+def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: float,
+                      requester: str | None = None) -> FeedResult | PendingPoll:
     """events_poll for a server that waits on its event loop: the first read now (on this thread), and when it
-    finds nothing within a positive timeout a PendingPoll to finish on the loop instead of waiting here."""
+    finds nothing within a positive timeout a PendingPoll to finish on the loop instead of waiting here.
+    `requester`: what the device's next poll carries before it is authenticated (its Authorization header), for
+    the server to find its parked waiter by (wakeup._Parked.promote_when_woken)."""
     position = feed_position(cursor)
     if timeout <= 0:
         page = feed_page_get(user_id=user.id, device_id=device.device_id, position=position, limit=limit)
@@ -307,7 +314,7 @@ def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: 
         # The previous poll of this device timed out here at this position and nothing was published for its
         # user since its last read: wait on, without reading the feed again (wakeup._Parked).
         return PendingPoll(waiter=waiter, user_id=user.id, device_id=device.device_id, position=position,
-                           limit=limit, deadline=deadline)
+                           limit=limit, deadline=deadline, requester=requester)
     if waiter is None:
         waiter = wakeup.LoopWaiter(user.id)  # registered before the read: nothing published after it is missed
     try:
@@ -322,4 +329,4 @@ def events_poll_begin(*, user, device, cursor: str | None, limit: int, timeout: 
     waiter.reached(page.next_position)
     _release_connection()
     return PendingPoll(waiter=waiter, user_id=user.id, device_id=device.device_id, position=page.next_position,
-                       limit=limit, deadline=deadline)
+                       limit=limit, deadline=deadline, requester=requester)

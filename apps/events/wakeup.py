@@ -543,12 +543,15 @@ class LoopFlag:
         self._set = False
         self._future = None
         self._loop = None
+        self._on_set = None  # called once at the next set() (_Parked.promote_when_woken)
         self.position: int | None = None  # as _ThreadFlag's
 
     def set(self) -> None:
         with self._lock:
             self._set = True
-            future, loop = self._future, self._loop
+            future, loop, on_set, self._on_set = self._future, self._loop, self._on_set, None
+        if on_set is not None:
+            on_set()
         if future is not None:
             try:
                 loop.call_soon_threadsafe(_resolve, future)
@@ -562,6 +565,18 @@ class LoopFlag:
     def is_set(self) -> bool:
         with self._lock:
             return self._set
+
+    def call_when_set(self, callback) -> None:
+        """`callback()` at the next set() (on the thread that sets), or now if set already; one at a time."""
+        with self._lock:
+            if not self._set:
+                self._on_set = callback
+                return
+        callback()
+
+    def forget_callback(self) -> None:
+        with self._lock:
+            self._on_set = None
 
     async def wait(self, seconds: float) -> bool:
         """Up to `seconds` on the loop; True when set (before or during the wait)."""
@@ -612,9 +627,16 @@ class LoopWaiter:
         asked every waiter to read)."""
         return self._flag.is_set()
 
+    def call_when_woken(self, callback) -> None:
+        self._flag.call_when_set(callback)
+
+    def forget_callback(self) -> None:
+        self._flag.forget_callback()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._flag.forget_callback()
             hub.unregister(self._user_id, self._flag)
 
 
@@ -628,48 +650,74 @@ class _Parked:
     published for its user since its last read (a publish sets every registered flag of the user): the next poll
     adopts it and waits without reading the feed again; woken, it reads as usual. 10,000 devices re-poll
     ~333 times a second with nothing new: each saved a feed query and a pooled connection's checkout.
-    Keyed by (user id, device id, position); an entry not adopted within PARK_SECONDS is unregistered."""
+    Keyed by (user id, device id, position); an entry not adopted within PARK_SECONDS is unregistered.
+
+    An entry may also be found before its next poll is authenticated, by `requester` (what that poll will carry:
+    its Authorization header and the cursor the timeout answered), so that the server can serve that poll first
+    once the waiter is woken (promote_when_woken): the request order only; the poll is authenticated and
+    adopts by key as any other."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[tuple, tuple] = {}  # key -> (waiter, expiry (monotonic), its event loop)
+        self._waiters: dict[tuple, tuple] = {}  # key -> (waiter, expiry (monotonic), its event loop, requester)
+        self._keys_by_requester: dict[tuple, tuple] = {}
 
-    def park(self, key: tuple, waiter: LoopWaiter) -> None:
+    def park(self, key: tuple, waiter: LoopWaiter, *, requester: tuple | None = None) -> None:
         """On the event loop: keep `waiter` (not woken) for the next poll of `key`."""
         import asyncio
 
         loop = asyncio.get_running_loop()
         with self._lock:
-            replaced = self._waiters.pop(key, None)
-            self._waiters[key] = (waiter, time.monotonic() + PARK_SECONDS, loop)
+            replaced = self._pop(key)
+            self._waiters[key] = (waiter, time.monotonic() + PARK_SECONDS, loop, requester)
+            if requester is not None:
+                self._keys_by_requester[requester] = key
         if replaced is not None:
             replaced[0].close()
         loop.call_later(PARK_SECONDS, self._expire, key, waiter)
 
+    def _pop(self, key: tuple) -> tuple | None:
+        """Under the lock: the entry of `key`, taken out with its requester."""
+        entry = self._waiters.pop(key, None)
+        if entry is not None and entry[3] is not None and self._keys_by_requester.get(entry[3]) == key:
+            del self._keys_by_requester[entry[3]]
+        return entry
+
     def adopt(self, key: tuple) -> LoopWaiter | None:
         """The waiter parked for `key`, now the caller's (to close), or None."""
         with self._lock:
-            entry = self._waiters.pop(key, None)
+            entry = self._pop(key)
         if entry is None:
             return None
-        waiter, expires, loop = entry
+        waiter, expires, loop, _ = entry
+        waiter.forget_callback()  # its poll is being served: nothing left to promote
         if time.monotonic() >= expires or loop.is_closed():  # its expiry is late or will never run
             waiter.close()
             return None
         return waiter
+
+    def promote_when_woken(self, requester: tuple, promote) -> None:
+        """For a poll not yet authenticated, carrying `requester`: `promote()` once the waiter parked for it is
+        woken (now, if it is already); nothing if none is parked for it. Only the order in which the server
+        serves that poll depends on it, so a requester that is not what it seems costs nothing but that."""
+        with self._lock:
+            key = self._keys_by_requester.get(requester)
+            entry = self._waiters.get(key) if key is not None else None
+        if entry is not None:
+            entry[0].call_when_woken(promote)
 
     def _expire(self, key: tuple, waiter: LoopWaiter) -> None:
         with self._lock:
             entry = self._waiters.get(key)
             if entry is None or entry[0] is not waiter:
                 return  # adopted, or replaced
-            del self._waiters[key]
+            self._pop(key)
         waiter.close()
 
     def clear(self) -> None:
         with self._lock:
-            entries, self._waiters = list(self._waiters.values()), {}
-        for waiter, _, _ in entries:
+            entries, self._waiters, self._keys_by_requester = list(self._waiters.values()), {}, {}
+        for waiter, *_ in entries:
             waiter.close()
 
 

@@ -189,11 +189,13 @@ class PendingHandOut:
 
 
 def feed_hand_out_begin(
-    *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int, timeout: float
+    *, app: App, user: ChatUser, device: DeviceSession, cursor: str | None, limit: int, timeout: float,
+    requester: str | None = None,
 ) -> FeedResult | PendingHandOut:
     """feed_hand_out for a server that waits on its event loop (SPEC §14): the same read and records, but a
     long-poll that finds nothing comes back as a PendingHandOut instead of waiting on this thread."""
-    started = events_poll_begin(user=user, device=device, cursor=cursor, limit=limit, timeout=timeout)
+    started = events_poll_begin(user=user, device=device, cursor=cursor, limit=limit, timeout=timeout,
+                                requester=requester)
     if isinstance(started, PendingPoll):
         return PendingHandOut(poll=started, app=app, user=user)
     deliveries_record(app=app, recipient=user, handed=started.events)

@@ -58,3 +58,29 @@ def test_sync_pool__threads_as_many_as_asked_and_used_at_once():
     barrier = threading.Barrier(3, timeout=5)
     names = [pool.submit(lambda: (barrier.wait(), threading.current_thread().name)[1]) for _ in range(3)]
     assert sorted(f.result(timeout=5) for f in names) == ["wsgi_0", "wsgi_1", "wsgi_2"]
+
+
+def test_sync_pool__a_promoted_request_runs_with_the_woken_sections_once():
+    pool = SyncPool(1)
+    release = _busy(pool)
+    ran = []
+    first = pool.submit(ran.append, "request 1")
+    promoted, promote = pool.submit_promotable(ran.append, "re-poll")
+    last = pool.submit(ran.append, "request 2")
+    promote()
+    promote()  # again: still once
+    release.set()
+    for future in (first, promoted, last):
+        future.result(timeout=5)
+    pool.submit(lambda: None).result(timeout=5)  # its stale entry in the request queue passed by, not run
+    assert ran == ["re-poll", "request 1", "request 2"]
+
+
+def test_sync_pool__promoted_after_it_ran__nothing_happens():
+    pool = SyncPool(1)
+    ran = []
+    done, promote = pool.submit_promotable(ran.append, "re-poll")
+    done.result(timeout=5)
+    promote()
+    pool.submit(lambda: None).result(timeout=5)
+    assert ran == ["re-poll"]

@@ -1,0 +1,158 @@
+"""A long-poll whose device's previous poll timed out and parked its waiter (apps/events/wakeup.py _Parked) is
+found by what it carries before it is authenticated (its Authorization header and cursor): once that waiter is
+woken, the ASGI entry serves the poll ahead of queued requests (receipts_console/asgi.py). Only the order
+depends on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from apps.chat.models import DeviceSession
+from apps.events import wakeup
+from apps.events.services import PendingPoll, events_poll_begin
+from receipts_console.asgi import FeedAwareApplication, _long_poll_requester
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+async def _no_section(fn):
+    raise AssertionError("a timed-out wait ran a sync section")
+
+
+def _parked_poll(chat, loop, requester="Bearer t1"):
+    chat.login("bob", "b1")
+    bob = DeviceSession.objects.select_related("user").get(user__username="bob", device_id="b1")
+    pending = events_poll_begin(user=bob.user, device=bob, cursor=None, limit=50, timeout=0.05, requester=requester)
+    assert isinstance(pending, PendingPoll)
+    answered = loop.run_until_complete(pending.finish(_no_section))
+    return bob, (requester, answered.next_cursor)
+
+
+def test_promote_when_woken__called_once_at_the_wake_up_not_before(chat, loop):
+    bob, requester = _parked_poll(chat, loop)
+    calls = []
+    wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted"))
+    assert calls == []
+    wakeup.hub.wake([bob.user.id])
+    wakeup.hub.wake([bob.user.id])
+    assert calls == ["promoted"]
+
+
+def test_promote_when_woken__woken_already__called_at_once(chat, loop):
+    bob, requester = _parked_poll(chat, loop)
+    wakeup.hub.wake([bob.user.id])
+    calls = []
+    wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted"))
+    assert calls == ["promoted"]
+
+
+@pytest.mark.parametrize("other", [("Bearer t2", None), (None, "other cursor")])
+def test_promote_when_woken__another_token_or_cursor__never_called(chat, loop, other):
+    bob, (token, cursor) = _parked_poll(chat, loop)
+    calls = []
+    wakeup.parked.promote_when_woken((other[0] or token, other[1] or cursor), lambda: calls.append("promoted"))
+    wakeup.hub.wake([bob.user.id])
+    assert calls == []
+
+
+def test_promote_when_woken__adopted_meanwhile__the_promotion_is_forgotten(chat, loop):
+    bob, requester = _parked_poll(chat, loop)
+    calls = []
+    wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted"))
+    again = events_poll_begin(user=bob.user, device=bob, cursor=requester[1], limit=50, timeout=0.05,
+                              requester=requester[0])  # the poll itself, served before any wake-up
+    assert isinstance(again, PendingPoll)
+    wakeup.hub.wake([bob.user.id])
+    assert calls == []
+    again.close()
+
+
+def test_promote_when_woken__no_requester_given__nothing_to_find(chat, loop):
+    bob, (_, cursor) = _parked_poll(chat, loop, requester=None)
+    calls = []
+    wakeup.parked.promote_when_woken((None, cursor), lambda: calls.append("promoted"))
+    wakeup.hub.wake([bob.user.id])
+    assert calls == []
+
+
+@pytest.mark.parametrize(("method", "path", "query", "headers", "expected"), [
+    ("GET", "/api/v1/o/a/events", b"timeout=30&cursor=abc", [(b"authorization", b"Bearer t")], ("Bearer t", "abc")),
+    ("GET", "/api/v1/o/a/events", b"cursor=a&cursor=b%3D", [(b"authorization", b"Bearer t")], ("Bearer t", "b=")),
+    ("GET", "/api/v1/o/a/events", b"timeout=30", [(b"authorization", b"Bearer t")], ("Bearer t", "")),
+    ("GET", "/api/v1/o/a/events", b"cursor=abc", [], None),
+    ("POST", "/api/v1/o/a/events", b"cursor=abc", [(b"authorization", b"Bearer t")], None),
+    ("GET", "/api/v1/o/a/events/stream", b"cursor=abc", [(b"authorization", b"Bearer t")], None),
+])
+def test_long_poll_requester__what_the_view_would_see(method, path, query, headers, expected):
+    scope = {"method": method, "path": path, "query_string": query, "headers": headers}
+    assert _long_poll_requester(scope) == expected
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_asgi_entry__a_queued_poll_whose_parked_waiter_is_woken__served_before_a_request_queued_earlier(chat, loop):
+    """The ASGI entry with Django, its one pool thread held busy: a request, then bob's next poll, queue; alice's
+    message wakes the waiter bob's timed-out poll parked, and the poll is served first, with the message."""
+    django_app = get_wsgi_application()
+    served = []
+
+    def wsgi_app(environ, start_response):
+        served.append(environ["PATH_INFO"].rsplit("/", 1)[-1])
+        return django_app(environ, start_response)
+
+    application = FeedAwareApplication(wsgi_app, threads=1)
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    authorization = bob.client._credentials["HTTP_AUTHORIZATION"]
+    events = f"{chat.base}/events"
+
+    async def scenario():
+        timed_out = await _request(application, events, "timeout=0.2", authorization)
+        release, running = threading.Event(), threading.Event()
+        application.pool.submit(lambda: (running.set(), release.wait(5)))
+        await asyncio.to_thread(running.wait, 5)
+        served.clear()
+        earlier = asyncio.ensure_future(_request(application, "/healthz", "", None))
+        await asyncio.sleep(0.05)
+        poll = asyncio.ensure_future(_request(application, events, f"timeout=5&cursor={timed_out['next_cursor']}",
+                                              authorization))
+        await asyncio.sleep(0.05)  # both queued behind the busy thread
+        message_id = (await asyncio.to_thread(chat.send, alice, "bob"))["message_id"]
+        release.set()
+        return message_id, await poll, await earlier
+
+    message_id, page, _ = loop.run_until_complete(scenario())
+    assert [e["message_id"] for e in page["events"]] == [message_id]
+    assert served == ["events", "healthz"]
+
+
+async def _request(application, path: str, query: str, authorization: str | None):
+    """One GET through the ASGI application, as granian would call it; the JSON body of its answer."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query.encode(),
+             "headers": [(b"host", b"testserver"), *([(b"authorization", authorization.encode())] if authorization
+                                                     else [])],
+             "server": ("testserver", 80), "client": ("127.0.0.1", 50000)}
+    sent, request = [], [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if request:
+            return request.pop()
+        await asyncio.Event().wait()  # the client stays
+
+    async def send(message):
+        sent.append(message)
+
+    await application(scope, receive, send)
+    assert sent[0]["status"] == 200, sent
+    return json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
