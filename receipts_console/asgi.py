@@ -17,12 +17,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import io
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from urllib.parse import unquote
 
@@ -57,12 +57,23 @@ def tune_gc() -> None:
 
 
 class _Job:
-    __slots__ = ("future", "fn", "args", "taken", "promoted")
+    """A call queued on the SyncPool. Its result goes to `future`: an asyncio future of `loop`, resolved there
+    (call_soon_threadsafe), for a call made on the event loop (queue()); else a concurrent.futures.Future."""
 
-    def __init__(self, fn, args) -> None:
-        self.future: Future = Future()
-        self.fn, self.args = fn, args
+    __slots__ = ("fn", "args", "future", "loop", "taken", "promoted")
+
+    def __init__(self, fn, args, loop) -> None:
+        self.fn, self.args, self.loop = fn, args, loop
+        self.future = loop.create_future() if loop is not None else Future()
         self.taken = self.promoted = False
+
+
+def _resolve(future, result, error) -> None:
+    if not future.done():  # cancelled meanwhile (the server stopping)
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 class SyncPool:
@@ -72,36 +83,47 @@ class SyncPool:
     sends/s: the queue held 0.5-1.2 s of requests, and that was the wake-up latency; docs/PERFORMANCE.md, "The
     sync pool's order"). A new long-poll in the queue only starts to wait later; a woken one has its event
     committed and ready. A queued request can be promoted to the first queue (a long-poll whose device's
-    parked waiter was woken meanwhile, see __call__): it is then taken from whichever queue reaches it first."""
+    parked waiter was woken meanwhile, see __call__): it is then taken from whichever queue reaches it first.
+
+    A call from the event loop (queue()) gets an asyncio future resolved on the loop: one call_soon_threadsafe,
+    rather than a concurrent future and asyncio.wrap_future's future, callbacks and lock (py-spy: wrap_future
+    was ~8 % of a worker's held-GIL time with 10,000 long-polls)."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
         self._woken: deque[_Job] = deque()
         self._requests: deque[_Job] = deque()
         self._ready = threading.Condition(threading.Lock())
-        self._started_in = None  # the pid whose threads run: started at first use, after the server forked
+        self._started = False  # the threads start at first use: after the server forked its workers
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._started = False  # no thread of the parent runs in the child
+        self._woken.clear()
+        self._requests.clear()
+        self._ready = threading.Condition(threading.Lock())
 
     def submit(self, fn, *args, woken: bool = False) -> Future:
-        return self._enqueue(fn, args, woken).future
+        """`fn(*args)` on a pool thread, from any thread: a concurrent.futures.Future."""
+        return self._enqueue(_Job(fn, args, None), woken).future
 
-    def submit_promotable(self, fn, *args) -> tuple[Future, Callable[[], None]]:
-        """As submit(), and a callable (any thread, any number of times) that moves the job to the first queue
-        if it is still waiting."""
-        job = self._enqueue(fn, args, False)
-        return job.future, lambda: self._promote(job)
+    def queue(self, fn, *args, woken: bool = False) -> _Job:
+        """`fn(*args)` on a pool thread, from the event loop: await the returned job's `future`; promote(job)
+        moves it to the first queue while it still waits."""
+        return self._enqueue(_Job(fn, args, asyncio.get_running_loop()), woken)
 
-    def _enqueue(self, fn, args, woken: bool) -> _Job:
-        job = _Job(fn, args)
+    def _enqueue(self, job: _Job, woken: bool) -> _Job:
         with self._ready:
-            if self._started_in != os.getpid():
-                self._started_in = os.getpid()
+            if not self._started:
+                self._started = True
                 for n in range(self.threads):
                     threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
             (self._woken if woken else self._requests).append(job)
             self._ready.notify()
         return job
 
-    def _promote(self, job: _Job) -> None:
+    def promote(self, job: _Job) -> None:
+        """From any thread, any number of times: `job` to the first queue if it has not started."""
         with self._ready:
             if not (job.taken or job.promoted):
                 job.promoted = True
@@ -116,16 +138,31 @@ class SyncPool:
                 if job.taken:
                     continue  # promoted and run already
                 job.taken = True
-            future = job.future
-            if not future.set_running_or_notify_cancel():
-                continue  # cancelled while queued (its client went away)
-            try:
-                result = job.fn(*job.args)
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-            del future, job
+            if job.loop is None:
+                self._run_for_thread(job)
+            elif not job.future.cancelled():  # else cancelled while queued (the server stopping)
+                try:
+                    result, error = job.fn(*job.args), None
+                except BaseException as exc:
+                    result, error = None, exc
+                try:
+                    job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+                except RuntimeError:  # the loop is closed: nobody waits for it
+                    pass
+                del result, error
+            del job
+
+    @staticmethod
+    def _run_for_thread(job: _Job) -> None:
+        future = job.future
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled while queued
+        try:
+            result = job.fn(*job.args)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
 
 class FeedAwareApplication:
@@ -151,7 +188,7 @@ class FeedAwareApplication:
             finally:
                 _release_connections()
 
-        return await asyncio.wrap_future(self.pool.submit(section, woken=True))
+        return await self.pool.queue(section, woken=True).future
 
     def _call_wsgi(self, environ):
         """On a pool thread: the whole WSGI response (status, headers, body chunks). One hand-off to the thread and
@@ -202,17 +239,14 @@ class FeedAwareApplication:
         # In the pool thread's own context, as a WSGI server's thread runs: Django's caches (an asgiref Local, kept
         # in a context variable) then live per thread. In a context copied per request each request built a new
         # cache object, Redis client, pool and connection (py-spy: 12 % of 10,000 long-polls' CPU in connecting).
-        requester = _long_poll_requester(scope) if feed else None
-        if requester is None:
-            future = self.pool.submit(self._call_wsgi, environ)
-        else:
+        job = self.pool.queue(self._call_wsgi, environ)
+        if feed and (requester := _long_poll_requester(scope)) is not None:
             # A long-poll whose device's previous poll timed out here, its waiter parked (apps/events/wakeup.py):
             # if that waiter is woken while this request still queues, the request goes to the first queue. It
             # has an event to hand out, like a woken poll's read. Bounded by what is published: at most one
             # promotion per parked device of a user an event was published for.
-            future, promote = self.pool.submit_promotable(self._call_wsgi, environ)
-            self._parked.promote_when_woken(requester, promote)
-        status, headers, chunks = await asyncio.wrap_future(future)
+            self._parked.promote_when_woken(requester, functools.partial(self.pool.promote, job))
+        status, headers, chunks = await job.future
         handler = scope[self._key] if feed else None
         if handler is None:
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -3,6 +3,8 @@ before the requests still queued; an error reaches its caller; a section cancell
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 
 import pytest
@@ -60,27 +62,88 @@ def test_sync_pool__threads_as_many_as_asked_and_used_at_once():
     assert sorted(f.result(timeout=5) for f in names) == ["wsgi_0", "wsgi_1", "wsgi_2"]
 
 
+def _on_a_loop(calls):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(calls())
+    finally:
+        loop.close()
+
+
+def test_sync_pool__calls_from_the_loop__their_results_and_errors_on_the_loop():
+    pool = SyncPool(1)
+
+    def fail():
+        raise ValueError("boom")
+
+    async def calls():
+        answer = await pool.queue(lambda: threading.current_thread().name).future
+        with pytest.raises(ValueError, match="boom"):
+            await pool.queue(fail).future
+        return answer
+
+    assert _on_a_loop(calls) == "wsgi_0"
+
+
 def test_sync_pool__a_promoted_request_runs_with_the_woken_sections_once():
     pool = SyncPool(1)
-    release = _busy(pool)
     ran = []
-    first = pool.submit(ran.append, "request 1")
-    promoted, promote = pool.submit_promotable(ran.append, "re-poll")
-    last = pool.submit(ran.append, "request 2")
-    promote()
-    promote()  # again: still once
-    release.set()
-    for future in (first, promoted, last):
-        future.result(timeout=5)
-    pool.submit(lambda: None).result(timeout=5)  # its stale entry in the request queue passed by, not run
+
+    async def calls():
+        release = _busy(pool)
+        first = pool.queue(ran.append, "request 1")
+        promoted = pool.queue(ran.append, "re-poll")
+        last = pool.queue(ran.append, "request 2")
+        pool.promote(promoted)
+        pool.promote(promoted)  # again: still once
+        release.set()
+        for job in (first, promoted, last):
+            await job.future
+        await pool.queue(lambda: None).future  # its stale entry in the request queue passed by, not run
+
+    _on_a_loop(calls)
     assert ran == ["re-poll", "request 1", "request 2"]
 
 
 def test_sync_pool__promoted_after_it_ran__nothing_happens():
     pool = SyncPool(1)
     ran = []
-    done, promote = pool.submit_promotable(ran.append, "re-poll")
-    done.result(timeout=5)
-    promote()
-    pool.submit(lambda: None).result(timeout=5)
+
+    async def calls():
+        done = pool.queue(ran.append, "re-poll")
+        await done.future
+        pool.promote(done)
+        await pool.queue(lambda: None).future
+
+    _on_a_loop(calls)
     assert ran == ["re-poll"]
+
+
+def test_sync_pool__a_call_from_the_loop_cancelled_while_queued__never_runs():
+    pool = SyncPool(1)
+    ran = []
+
+    async def calls():
+        release = _busy(pool)
+        cancelled = pool.queue(ran.append, "cancelled", woken=True)
+        cancelled.future.cancel()
+        after = pool.queue(ran.append, "after")
+        release.set()
+        await after.future
+
+    _on_a_loop(calls)
+    assert ran == ["after"]
+
+
+def test_sync_pool__in_a_forked_child__its_own_threads_serve():
+    pool = SyncPool(1)
+    assert pool.submit(lambda: 1).result(timeout=5) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread is not here; a call must still be served
+        ok = False
+        try:
+            ok = pool.submit(lambda: threading.current_thread().name).result(timeout=5) == "wsgi_0"
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
