@@ -289,9 +289,10 @@ def _long_poll_requester(scope) -> tuple[str, str] | None:
 
 
 async def _until_disconnect(receive, work) -> None:
-    """Run `work` until it ends or the client disconnects (then it is cancelled). One watcher task that cancels
-    the work, no asyncio.wait/gather: this runs once per long-poll, ~333 a second for 10,000 waiting devices."""
-    task = asyncio.ensure_future(work)
+    """Run `work` until it ends or the client disconnects (then it is cancelled). The work runs in this task; one
+    watcher task cancels it, and the cancellation it caused is taken back: this runs once per long-poll, ~333 a
+    second for 10,000 waiting devices, so no asyncio.wait/gather and no task of its own for the work."""
+    current = asyncio.current_task()
     gone = False
 
     async def watch():
@@ -302,16 +303,18 @@ async def _until_disconnect(receive, work) -> None:
         except Exception:  # the connection cannot be read any more: as good as gone
             pass
         gone = True
-        task.cancel()
+        current.cancel()  # runs only while this task waits inside `work` (one thread, one loop)
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await task
+        await work
     except asyncio.CancelledError:
-        if not gone or asyncio.current_task().cancelling():
-            raise  # cancelled from outside (the server stopping), not by the client going away
+        if not gone or current.cancelling() > 1:
+            raise  # cancelled from outside (the server stopping), not (only) by the client going away
     finally:
         watcher.cancel()
+        if gone:
+            current.uncancel()  # the request's task goes on as if its work had ended
 
 
 application = FeedAwareApplication(get_wsgi_application(), threads=int(os.environ.get("WEB_THREADS", "8")))

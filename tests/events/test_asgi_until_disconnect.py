@@ -33,9 +33,14 @@ async def _work(log: list, seconds: float = 10.0):
 
 @pytest.mark.parametrize("goes", ["disconnect message", "connection unreadable"])
 def test_until_disconnect__the_client_leaves__work_cancelled_and_no_error(goes):
+    async def request(client, log):
+        await _until_disconnect(client.receive, _work(log))
+        await asyncio.sleep(0.01)  # the request's task goes on, not cancelled by what its client did
+        log.append(f"after, cancelling {asyncio.current_task().cancelling()}")  # asyncio.timeout() relies on 0
+
     async def run():
         client, log = _Client(), []
-        waiting = asyncio.ensure_future(_until_disconnect(client.receive, _work(log)))
+        waiting = asyncio.ensure_future(request(client, log))
         await asyncio.sleep(0.01)
         if goes == "disconnect message":
             client.message.set_result({"type": "http.disconnect"})
@@ -44,7 +49,7 @@ def test_until_disconnect__the_client_leaves__work_cancelled_and_no_error(goes):
         await asyncio.wait_for(waiting, 5)
         return log
 
-    assert asyncio.run(run()) == ["cancelled"]
+    assert asyncio.run(run()) == ["cancelled", "after, cancelling 0"]
 
 
 def test_until_disconnect__the_work_ends__returns_and_stops_watching():
