@@ -22,6 +22,7 @@ import gc
 import io
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from urllib.parse import unquote
@@ -60,12 +61,13 @@ class _Job:
     """A call queued on the SyncPool. Its result goes to `future`: an asyncio future of `loop`, resolved there
     (call_soon_threadsafe), for a call made on the event loop (queue()); else a concurrent.futures.Future."""
 
-    __slots__ = ("fn", "args", "future", "loop", "taken", "promoted")
+    __slots__ = ("fn", "args", "future", "loop", "taken", "promoted", "queued_at")
 
     def __init__(self, fn, args, loop) -> None:
         self.fn, self.args, self.loop = fn, args, loop
         self.future = loop.create_future() if loop is not None else Future()
         self.taken = self.promoted = False
+        self.queued_at = 0.0
 
 
 def _resolve(future, result, error) -> None:
@@ -85,14 +87,21 @@ class SyncPool:
     committed and ready. A queued request can be promoted to the first queue (a long-poll whose device's
     parked waiter was woken meanwhile, see __call__): it is then taken from whichever queue reaches it first.
 
+    A request that would only wait (a long-poll whose device's waiter is parked and not woken) can be queued as
+    idle: taken after every other request, but before them once it has waited `idle_wait_max` seconds. Under a
+    burst the devices with nothing to receive get their empty answer later, the sends go first; a wake-up
+    promotes it at once.
+
     A call from the event loop (queue()) gets an asyncio future resolved on the loop: one call_soon_threadsafe,
     rather than a concurrent future and asyncio.wrap_future's future, callbacks and lock (py-spy: wrap_future
     was ~8 % of a worker's held-GIL time with 10,000 long-polls)."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, *, idle_wait_max: float = 4.0) -> None:
         self.threads = threads
+        self.idle_wait_max = idle_wait_max
         self._woken: deque[_Job] = deque()
         self._requests: deque[_Job] = deque()
+        self._idle: deque[_Job] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._started = False  # the threads start at first use: after the server forked its workers
         os.register_at_fork(after_in_child=self._forked)
@@ -101,6 +110,7 @@ class SyncPool:
         self._started = False  # no thread of the parent runs in the child
         self._woken.clear()
         self._requests.clear()
+        self._idle.clear()
         self._ready = threading.Condition(threading.Lock())
 
     def submit(self, fn, *args, woken: bool = False) -> Future:
@@ -112,14 +122,27 @@ class SyncPool:
         moves it to the first queue while it still waits."""
         return self._enqueue(_Job(fn, args, asyncio.get_running_loop()), woken)
 
-    def _enqueue(self, job: _Job, woken: bool) -> _Job:
+    def job(self, fn, *args) -> _Job:
+        """A call from the event loop not queued yet: put() queues it (promote() may come first)."""
+        return _Job(fn, args, asyncio.get_running_loop())
+
+    def put(self, job: _Job, *, idle: bool = False) -> None:
+        if idle:
+            job.queued_at = time.monotonic()
+        self._enqueue(job, False, idle)
+
+    def _start_locked(self) -> None:
+        if not self._started:
+            self._started = True
+            for n in range(self.threads):
+                threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
+
+    def _enqueue(self, job: _Job, woken: bool, idle: bool = False) -> _Job:
         with self._ready:
-            if not self._started:
-                self._started = True
-                for n in range(self.threads):
-                    threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
-            (self._woken if woken else self._requests).append(job)
-            self._ready.notify()
+            self._start_locked()
+            if not job.promoted:  # else in the first queue already
+                (self._woken if woken else self._idle if idle else self._requests).append(job)
+                self._ready.notify()
         return job
 
     def promote(self, job: _Job) -> None:
@@ -127,14 +150,16 @@ class SyncPool:
         with self._ready:
             if not (job.taken or job.promoted):
                 job.promoted = True
-                self._woken.append(job)  # its entry in the request queue stays, skipped once taken
+                self._woken.append(job)  # an entry in another queue stays, skipped once taken
+                self._start_locked()
+                self._ready.notify()  # promoted before put(), no thread may be awake for it
 
     def _work(self) -> None:
         while True:
             with self._ready:
-                while not (self._woken or self._requests):
+                while not (self._woken or self._requests or self._idle):
                     self._ready.wait()
-                job = (self._woken or self._requests).popleft()
+                job = self._next()
                 if job.taken:
                     continue  # promoted and run already
                 job.taken = True
@@ -152,6 +177,15 @@ class SyncPool:
                 del result, error
             del job
 
+    def _next(self) -> _Job:
+        """Under the lock: woken sections and promoted requests, an idle request that waited long enough, other
+        requests, idle requests."""
+        if self._woken:
+            return self._woken.popleft()
+        if self._idle and (not self._requests or time.monotonic() - self._idle[0].queued_at >= self.idle_wait_max):
+            return self._idle.popleft()
+        return self._requests.popleft()
+
     @staticmethod
     def _run_for_thread(job: _Job) -> None:
         future = job.future
@@ -168,12 +202,13 @@ class SyncPool:
 class FeedAwareApplication:
     def __init__(self, wsgi_app, *, threads: int) -> None:
         from apps.common.deferred import DEFERRED_KEY
-        from apps.events.wakeup import parked
+        from apps.events.wakeup import PARK_SECONDS, parked
 
         self._key = DEFERRED_KEY
         self._parked = parked
         self.wsgi_app = wsgi_app
-        self.pool = SyncPool(threads)
+        # An idle re-poll waits in the queue less than its parked waiter is kept: it still finds it.
+        self.pool = SyncPool(threads, idle_wait_max=PARK_SECONDS - 1)
         # A larger body is cut here, one byte past Django's own limit: Django then refuses it (400) as it would.
         self._body_limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**31) + 1
 
@@ -239,13 +274,16 @@ class FeedAwareApplication:
         # In the pool thread's own context, as a WSGI server's thread runs: Django's caches (an asgiref Local, kept
         # in a context variable) then live per thread. In a context copied per request each request built a new
         # cache object, Redis client, pool and connection (py-spy: 12 % of 10,000 long-polls' CPU in connecting).
-        job = self.pool.queue(self._call_wsgi, environ)
+        job = self.pool.job(self._call_wsgi, environ)
+        idle = False
         if feed and (requester := _long_poll_requester(scope)) is not None:
             # A long-poll whose device's previous poll timed out here, its waiter parked (apps/events/wakeup.py):
-            # if that waiter is woken while this request still queues, the request goes to the first queue. It
-            # has an event to hand out, like a woken poll's read. Bounded by what is published: at most one
-            # promotion per parked device of a user an event was published for.
-            self._parked.promote_when_woken(requester, functools.partial(self.pool.promote, job))
+            # nothing was published for it since, so it would only wait: queued as idle (after other requests, up
+            # to the pool's idle_wait_max). If that waiter is woken while the request still queues, the request
+            # goes to the first queue: it has an event to hand out, like a woken poll's read. Bounded by what is
+            # published: at most one promotion per parked device of a user an event was published for.
+            idle = self._parked.promote_when_woken(requester, functools.partial(self.pool.promote, job))
+        self.pool.put(job, idle=idle)
         status, headers, chunks = await job.future
         handler = scope[self._key] if feed else None
         if handler is None:

@@ -696,15 +696,18 @@ class _Parked:
             return None
         return waiter
 
-    def promote_when_woken(self, requester: tuple, promote) -> None:
+    def promote_when_woken(self, requester: tuple, promote) -> bool:
         """For a poll not yet authenticated, carrying `requester`: `promote()` once the waiter parked for it is
-        woken (now, if it is already); nothing if none is parked for it. Only the order in which the server
-        serves that poll depends on it, so a requester that is not what it seems costs nothing but that."""
+        woken (now, if it is already); nothing if none is parked for it. True when one is parked and not woken:
+        the poll would only wait. Only the order in which the server serves that poll depends on it, so a
+        requester that is not what it seems costs nothing but that."""
         with self._lock:
             key = self._keys_by_requester.get(requester)
             entry = self._waiters.get(key) if key is not None else None
-        if entry is not None:
-            entry[0].call_when_woken(promote)
+        if entry is None:
+            return False
+        entry[0].call_when_woken(promote)
+        return not entry[0].woken()
 
     def _expire(self, key: tuple, waiter: LoopWaiter) -> None:
         with self._lock:

@@ -147,3 +147,43 @@ def test_sync_pool__in_a_forked_child__its_own_threads_serve():
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_sync_pool__idle_requests_after_the_others_until_they_waited_idle_wait_max():
+    pool = SyncPool(1, idle_wait_max=0.2)
+    ran = []
+
+    async def calls():
+        release = _busy(pool)
+        idle = pool.job(ran.append, "idle")
+        pool.put(idle, idle=True)
+        request = pool.queue(ran.append, "request")
+        release.set()
+        await asyncio.gather(idle.future, request.future)
+        release = _busy(pool)
+        pool.put(pool.job(ran.append, "idle, waited"), idle=True)
+        await asyncio.sleep(0.3)  # past idle_wait_max: before requests queued after it
+        later = pool.queue(ran.append, "request, later")
+        release.set()
+        await later.future
+
+    _on_a_loop(calls)
+    assert ran == ["request", "idle", "idle, waited", "request, later"]
+
+
+def test_sync_pool__promoted_before_it_was_put__runs_once_first():
+    pool = SyncPool(1)
+    ran = []
+
+    async def calls():
+        release = _busy(pool)
+        request = pool.queue(ran.append, "request")
+        early = pool.job(ran.append, "promoted")
+        pool.promote(early)  # woken between the parked lookup and put()
+        pool.put(early, idle=True)
+        release.set()
+        await asyncio.gather(request.future, early.future)
+        await pool.queue(lambda: None).future
+
+    _on_a_loop(calls)
+    assert ran == ["promoted", "request"]

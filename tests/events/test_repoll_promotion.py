@@ -43,7 +43,7 @@ def _parked_poll(chat, loop, requester="Bearer t1"):
 def test_promote_when_woken__called_once_at_the_wake_up_not_before(chat, loop):
     bob, requester = _parked_poll(chat, loop)
     calls = []
-    wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted"))
+    assert wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted")) is True  # would wait
     assert calls == []
     wakeup.hub.wake([bob.user.id])
     wakeup.hub.wake([bob.user.id])
@@ -54,7 +54,7 @@ def test_promote_when_woken__woken_already__called_at_once(chat, loop):
     bob, requester = _parked_poll(chat, loop)
     wakeup.hub.wake([bob.user.id])
     calls = []
-    wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted"))
+    assert wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted")) is False  # has news
     assert calls == ["promoted"]
 
 
@@ -62,7 +62,8 @@ def test_promote_when_woken__woken_already__called_at_once(chat, loop):
 def test_promote_when_woken__another_token_or_cursor__never_called(chat, loop, other):
     bob, (token, cursor) = _parked_poll(chat, loop)
     calls = []
-    wakeup.parked.promote_when_woken((other[0] or token, other[1] or cursor), lambda: calls.append("promoted"))
+    found = wakeup.parked.promote_when_woken((other[0] or token, other[1] or cursor), lambda: calls.append("x"))
+    assert found is False
     wakeup.hub.wake([bob.user.id])
     assert calls == []
 
@@ -156,3 +157,38 @@ async def _request(application, path: str, query: str, authorization: str | None
     await application(scope, receive, send)
     assert sent[0]["status"] == 200, sent
     return json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_asgi_entry__a_poll_that_would_only_wait__served_after_a_request_queued_later(chat, loop):
+    """Bob's next poll, his waiter parked and nothing published: it queues as idle, and a request queued after
+    it goes first; then it waits on, without a read, and answers at its timeout."""
+    django_app = get_wsgi_application()
+    served = []
+
+    def wsgi_app(environ, start_response):
+        served.append(environ["PATH_INFO"].rsplit("/", 1)[-1])
+        return django_app(environ, start_response)
+
+    application = FeedAwareApplication(wsgi_app, threads=1)
+    bob = chat.login("bob", "b1")
+    authorization = bob.client._credentials["HTTP_AUTHORIZATION"]
+    events = f"{chat.base}/events"
+
+    async def scenario():
+        timed_out = await _request(application, events, "timeout=0.2", authorization)
+        release, running = threading.Event(), threading.Event()
+        application.pool.submit(lambda: (running.set(), release.wait(5)))
+        await asyncio.to_thread(running.wait, 5)
+        served.clear()
+        poll = asyncio.ensure_future(_request(application, events, f"timeout=0.2&cursor={timed_out['next_cursor']}",
+                                              authorization))
+        await asyncio.sleep(0.05)
+        later = asyncio.ensure_future(_request(application, "/healthz", "", None))
+        await asyncio.sleep(0.05)  # both queued behind the busy thread
+        release.set()
+        return timed_out, await poll, await later
+
+    timed_out, page, _ = loop.run_until_complete(scenario())
+    assert page == {"events": [], "next_cursor": timed_out["next_cursor"]}
+    assert served == ["healthz", "events"]
