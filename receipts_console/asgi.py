@@ -88,9 +88,9 @@ class SyncPool:
     parked waiter was woken meanwhile, see __call__): it is then taken from whichever queue reaches it first.
 
     A request that would only wait (a long-poll whose device's waiter is parked and not woken) can be queued as
-    idle: taken after every other request, but before them once it has waited `idle_wait_max` seconds. Under a
-    burst the devices with nothing to receive get their empty answer later, the sends go first; a wake-up
-    promotes it at once.
+    idle: it takes its turn as if it had come `idle_wait_max` seconds later. Under a burst the devices with
+    nothing to receive get their empty answer up to that much later and the sends go first; a wake-up promotes
+    it at once.
 
     A call from the event loop (queue()) gets an asyncio future resolved on the loop: one call_soon_threadsafe,
     rather than a concurrent future and asyncio.wrap_future's future, callbacks and lock (py-spy: wrap_future
@@ -127,8 +127,6 @@ class SyncPool:
         return _Job(fn, args, asyncio.get_running_loop())
 
     def put(self, job: _Job, *, idle: bool = False) -> None:
-        if idle:
-            job.queued_at = time.monotonic()
         self._enqueue(job, False, idle)
 
     def _start_locked(self) -> None:
@@ -138,6 +136,8 @@ class SyncPool:
                 threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
 
     def _enqueue(self, job: _Job, woken: bool, idle: bool = False) -> _Job:
+        # An idle request queues as if it had come idle_wait_max later (see _next).
+        job.queued_at = time.monotonic() + (self.idle_wait_max if idle else 0.0)
         with self._ready:
             self._start_locked()
             if not job.promoted:  # else in the first queue already
@@ -178,11 +178,13 @@ class SyncPool:
             del job
 
     def _next(self) -> _Job:
-        """Under the lock: woken sections and promoted requests, an idle request that waited long enough, other
-        requests, idle requests."""
+        """Under the lock: woken sections and promoted requests first; then requests and idle requests in the
+        order they came, an idle one counted as come idle_wait_max later. Never strictly after: under a load
+        the server cannot keep up with, idle ones would otherwise wait for ever, or (once old) go before
+        everything else."""
         if self._woken:
             return self._woken.popleft()
-        if self._idle and (not self._requests or time.monotonic() - self._idle[0].queued_at >= self.idle_wait_max):
+        if self._idle and (not self._requests or self._idle[0].queued_at <= self._requests[0].queued_at):
             return self._idle.popleft()
         return self._requests.popleft()
 

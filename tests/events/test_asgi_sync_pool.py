@@ -149,26 +149,45 @@ def test_sync_pool__in_a_forked_child__its_own_threads_serve():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_sync_pool__idle_requests_after_the_others_until_they_waited_idle_wait_max():
+def test_sync_pool__an_idle_request_takes_its_turn_as_if_it_came_idle_wait_max_later():
     pool = SyncPool(1, idle_wait_max=0.2)
     ran = []
 
     async def calls():
         release = _busy(pool)
-        idle = pool.job(ran.append, "idle")
-        pool.put(idle, idle=True)
-        request = pool.queue(ran.append, "request")
+        pool.put(pool.job(ran.append, "idle 1"), idle=True)
+        pool.queue(ran.append, "request 1")
+        await asyncio.sleep(0.3)  # idle 1 counts as come 0.1 s ago now
+        pool.put(pool.job(ran.append, "idle 2"), idle=True)
+        last = pool.queue(ran.append, "request 2")
         release.set()
-        await asyncio.gather(idle.future, request.future)
-        release = _busy(pool)
-        pool.put(pool.job(ran.append, "idle, waited"), idle=True)
-        await asyncio.sleep(0.3)  # past idle_wait_max: before requests queued after it
-        later = pool.queue(ran.append, "request, later")
-        release.set()
-        await later.future
+        await last.future
+        await pool.queue(lambda: None).future
 
     _on_a_loop(calls)
-    assert ran == ["request", "idle", "idle, waited", "request, later"]
+    # request 1 came before idle 1's turn; request 2 after it, and before idle 2's
+    assert ran == ["request 1", "idle 1", "request 2", "idle 2"]
+
+
+def test_sync_pool__idle_requests_under_a_steady_load__neither_starve_nor_starve_the_others():
+    pool = SyncPool(1, idle_wait_max=0.05)
+    ran, jobs = [], []
+
+    async def calls():
+        release = _busy(pool)
+        for n in range(20):  # all queue while the thread is held
+            idle = pool.job(ran.append, f"idle {n}")
+            pool.put(idle, idle=True)
+            jobs.extend([idle, pool.queue(ran.append, f"request {n}")])
+            await asyncio.sleep(0.01)
+        release.set()
+        await pool.queue(lambda: None).future
+
+    _on_a_loop(calls)
+    # every one of both kinds runs, in the order of their turns (an idle one's: when it came + 0.05 s), so an
+    # idle request goes after the requests of the next 0.05 s and before the later ones
+    assert ran == [job.args[0] for job in sorted(jobs, key=lambda job: job.queued_at)]
+    assert ran[0] == "request 0" and ran.index("idle 0") not in (0, 1) and ran[-1] == "idle 19"
 
 
 def test_sync_pool__promoted_before_it_was_put__runs_once_first():
