@@ -201,16 +201,20 @@ class SyncPool:
             future.set_result(result)
 
 
+# How much later than its arrival an idle long-poll takes its turn in the pool (SyncPool): the most an idle
+# device's empty answer is held back by a burst of other requests. Its parked waiter is kept while it queues.
+IDLE_LONG_POLL_DELAY_SECONDS = 4.0
+
+
 class FeedAwareApplication:
     def __init__(self, wsgi_app, *, threads: int) -> None:
         from apps.common.deferred import DEFERRED_KEY
-        from apps.events.wakeup import PARK_SECONDS, parked
+        from apps.events.wakeup import parked
 
         self._key = DEFERRED_KEY
         self._parked = parked
         self.wsgi_app = wsgi_app
-        # An idle re-poll waits in the queue less than its parked waiter is kept: it still finds it.
-        self.pool = SyncPool(threads, idle_wait_max=PARK_SECONDS - 1)
+        self.pool = SyncPool(threads, idle_wait_max=IDLE_LONG_POLL_DELAY_SECONDS)
         # A larger body is cut here, one byte past Django's own limit: Django then refuses it (400) as it would.
         self._body_limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**31) + 1
 

@@ -640,8 +640,10 @@ class LoopWaiter:
             hub.unregister(self._user_id, self._flag)
 
 
-# How long a long-poll that timed out keeps its waiter registered for the device's next poll (below).
+# How long a long-poll that timed out keeps its waiter registered for the device's next poll (below), and how
+# long once that poll is queued on the server (found by its requester): it adopts the waiter when it runs.
 PARK_SECONDS = 5.0
+PARK_QUEUED_SECONDS = 60.0
 
 
 class _Parked:
@@ -706,15 +708,24 @@ class _Parked:
             entry = self._waiters.get(key) if key is not None else None
         if entry is None:
             return False
-        entry[0].call_when_woken(promote)
-        return not entry[0].woken()
+        waiter, expires, loop, _ = entry
+        with self._lock:
+            if self._waiters.get(key) is entry:  # kept while the poll queues, however long the queue is
+                self._waiters[key] = (waiter, max(expires, time.monotonic() + PARK_QUEUED_SECONDS), *entry[2:])
+        waiter.call_when_woken(promote)
+        return not waiter.woken()
 
     def _expire(self, key: tuple, waiter: LoopWaiter) -> None:
         with self._lock:
             entry = self._waiters.get(key)
             if entry is None or entry[0] is not waiter:
                 return  # adopted, or replaced
-            self._pop(key)
+            remaining = entry[1] - time.monotonic()
+            if remaining <= 0:
+                self._pop(key)
+        if remaining > 0:  # its poll is queued: kept longer (promote_when_woken)
+            entry[2].call_later(remaining, self._expire, key, waiter)
+            return
         waiter.close()
 
     def clear(self) -> None:

@@ -80,6 +80,21 @@ def test_promote_when_woken__adopted_meanwhile__the_promotion_is_forgotten(chat,
     again.close()
 
 
+def test_promote_when_woken__its_poll_queued__the_parked_waiter_kept_past_park_seconds(chat, loop, monkeypatch):
+    monkeypatch.setattr(wakeup, "PARK_SECONDS", 0.05)
+    monkeypatch.setattr(wakeup, "PARK_QUEUED_SECONDS", 0.4)
+    bob, requester = _parked_poll(chat, loop)
+    calls = []
+    assert wakeup.parked.promote_when_woken(requester, lambda: calls.append("promoted"))
+    loop.run_until_complete(asyncio.sleep(0.15))  # past PARK_SECONDS: its expiry ran and kept it
+    wakeup.hub.wake([bob.user.id])
+    assert calls == ["promoted"]
+    waiting = wakeup.hub.waiting_count()
+    loop.run_until_complete(asyncio.sleep(0.4))  # never adopted (its poll failed, say): gone after the longer bound
+    assert wakeup.hub.waiting_count() == waiting - 1
+    assert wakeup.parked.adopt((bob.user.id, "b1", 0)) is None
+
+
 def test_promote_when_woken__no_requester_given__nothing_to_find(chat, loop):
     bob, (_, cursor) = _parked_poll(chat, loop, requester=None)
     calls = []
