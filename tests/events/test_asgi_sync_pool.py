@@ -85,21 +85,27 @@ def test_sync_pool__calls_from_the_loop__their_results_and_errors_on_the_loop():
     assert _on_a_loop(calls) == "wsgi_0"
 
 
-def test_sync_pool__a_promoted_request_runs_with_the_woken_sections_once():
+@pytest.mark.parametrize("when", ["while queued", "before it was put"])
+def test_sync_pool__a_promoted_request_runs_with_the_woken_sections_once(when):
     pool = SyncPool(1)
     ran = []
 
     async def calls():
         release = _busy(pool)
         first = pool.queue(ran.append, "request 1")
-        promoted = pool.queue(ran.append, "re-poll")
+        if when == "while queued":
+            promoted = pool.queue(ran.append, "re-poll")
+        else:  # woken between the parked lookup and put(), queued as idle then
+            promoted = pool.job(ran.append, "re-poll")
+            pool.promote(promoted)
+            pool.put(promoted, idle=True)
         last = pool.queue(ran.append, "request 2")
         pool.promote(promoted)
         pool.promote(promoted)  # again: still once
         release.set()
         for job in (first, promoted, last):
             await job.future
-        await pool.queue(lambda: None).future  # its stale entry in the request queue passed by, not run
+        await pool.queue(lambda: None).future  # a stale entry in another queue passed by, not run
 
     _on_a_loop(calls)
     assert ran == ["re-poll", "request 1", "request 2"]
@@ -188,21 +194,3 @@ def test_sync_pool__idle_requests_under_a_steady_load__neither_starve_nor_starve
     # idle request goes after the requests of the next 0.05 s and before the later ones
     assert ran == [job.args[0] for job in sorted(jobs, key=lambda job: job.queued_at)]
     assert ran[0] == "request 0" and ran.index("idle 0") not in (0, 1) and ran[-1] == "idle 19"
-
-
-def test_sync_pool__promoted_before_it_was_put__runs_once_first():
-    pool = SyncPool(1)
-    ran = []
-
-    async def calls():
-        release = _busy(pool)
-        request = pool.queue(ran.append, "request")
-        early = pool.job(ran.append, "promoted")
-        pool.promote(early)  # woken between the parked lookup and put()
-        pool.put(early, idle=True)
-        release.set()
-        await asyncio.gather(request.future, early.future)
-        await pool.queue(lambda: None).future
-
-    _on_a_loop(calls)
-    assert ran == ["promoted", "request"]

@@ -117,9 +117,12 @@ def test_long_poll_requester__what_the_view_would_see(method, path, query, heade
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_asgi_entry__a_queued_poll_whose_parked_waiter_is_woken__served_before_a_request_queued_earlier(chat, loop):
-    """The ASGI entry with Django, its one pool thread held busy: a request, then bob's next poll, queue; alice's
-    message wakes the waiter bob's timed-out poll parked, and the poll is served first, with the message."""
+@pytest.mark.parametrize("woken", [True, False], ids=["woken while queued", "nothing published"])
+def test_asgi_entry__bobs_next_poll_after_a_timeout__its_place_in_the_queue(chat, loop, woken):
+    """The ASGI entry with Django, its one pool thread held busy while bob's next poll (his timed-out poll's
+    waiter parked) and a /healthz queue. Alice's message wakes the waiter: the poll, queued first or not, goes
+    first, with the message. Nothing published: it would only wait, so /healthz, queued after it, goes first;
+    then it waits on without a read and answers at its timeout."""
     django_app = get_wsgi_application()
     served = []
 
@@ -138,18 +141,23 @@ def test_asgi_entry__a_queued_poll_whose_parked_waiter_is_woken__served_before_a
         application.pool.submit(lambda: (running.set(), release.wait(5)))
         await asyncio.to_thread(running.wait, 5)
         served.clear()
-        earlier = asyncio.ensure_future(_request(application, "/healthz", "", None))
-        await asyncio.sleep(0.05)
-        poll = asyncio.ensure_future(_request(application, events, f"timeout=5&cursor={timed_out['next_cursor']}",
-                                              authorization))
-        await asyncio.sleep(0.05)  # both queued behind the busy thread
-        message_id = (await asyncio.to_thread(chat.send, alice, "bob"))["message_id"]
+        queued = []
+        for path, query in [(events, f"timeout={5 if woken else 0.2}&cursor={timed_out['next_cursor']}"),
+                            ("/healthz", "")][::-1 if woken else 1]:  # woken: the poll queued last
+            queued.append(asyncio.ensure_future(_request(application, path, query, authorization)))
+            await asyncio.sleep(0.05)  # behind the busy thread
+        sent = (await asyncio.to_thread(chat.send, alice, "bob"))["message_id"] if woken else None
         release.set()
-        return message_id, await poll, await earlier
+        answers = [await answer for answer in queued]
+        return timed_out, sent, answers[-1 if woken else 0]
 
-    message_id, page, _ = loop.run_until_complete(scenario())
-    assert [e["message_id"] for e in page["events"]] == [message_id]
-    assert served == ["events", "healthz"]
+    timed_out, message_id, page = loop.run_until_complete(scenario())
+    if woken:
+        assert [e["message_id"] for e in page["events"]] == [message_id]
+        assert served == ["events", "healthz"]
+    else:
+        assert page == {"events": [], "next_cursor": timed_out["next_cursor"]}
+        assert served == ["healthz", "events"]
 
 
 async def _request(application, path: str, query: str, authorization: str | None):
@@ -172,38 +180,3 @@ async def _request(application, path: str, query: str, authorization: str | None
     await application(scope, receive, send)
     assert sent[0]["status"] == 200, sent
     return json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
-
-
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_asgi_entry__a_poll_that_would_only_wait__served_after_a_request_queued_later(chat, loop):
-    """Bob's next poll, his waiter parked and nothing published: it queues as idle, and a request queued after
-    it goes first; then it waits on, without a read, and answers at its timeout."""
-    django_app = get_wsgi_application()
-    served = []
-
-    def wsgi_app(environ, start_response):
-        served.append(environ["PATH_INFO"].rsplit("/", 1)[-1])
-        return django_app(environ, start_response)
-
-    application = FeedAwareApplication(wsgi_app, threads=1)
-    bob = chat.login("bob", "b1")
-    authorization = bob.client._credentials["HTTP_AUTHORIZATION"]
-    events = f"{chat.base}/events"
-
-    async def scenario():
-        timed_out = await _request(application, events, "timeout=0.2", authorization)
-        release, running = threading.Event(), threading.Event()
-        application.pool.submit(lambda: (running.set(), release.wait(5)))
-        await asyncio.to_thread(running.wait, 5)
-        served.clear()
-        poll = asyncio.ensure_future(_request(application, events, f"timeout=0.2&cursor={timed_out['next_cursor']}",
-                                              authorization))
-        await asyncio.sleep(0.05)
-        later = asyncio.ensure_future(_request(application, "/healthz", "", None))
-        await asyncio.sleep(0.05)  # both queued behind the busy thread
-        release.set()
-        return timed_out, await poll, await later
-
-    timed_out, page, _ = loop.run_until_complete(scenario())
-    assert page == {"events": [], "next_cursor": timed_out["next_cursor"]}
-    assert served == ["healthz", "events"]
