@@ -61,13 +61,13 @@ class _Job:
     """A call queued on the SyncPool. Its result goes to `future`: an asyncio future of `loop`, resolved there
     (call_soon_threadsafe), for a call made on the event loop (queue()); else a concurrent.futures.Future."""
 
-    __slots__ = ("fn", "args", "future", "loop", "taken", "promoted", "queued_at")
+    __slots__ = ("fn", "args", "future", "loop", "taken", "promoted", "turn_at")
 
     def __init__(self, fn, args, loop) -> None:
         self.fn, self.args, self.loop = fn, args, loop
         self.future = loop.create_future() if loop is not None else Future()
         self.taken = self.promoted = False
-        self.queued_at = 0.0
+        self.turn_at = 0.0
 
 
 def _resolve(future, result, error) -> None:
@@ -79,7 +79,7 @@ def _resolve(future, result, error) -> None:
 
 
 class SyncPool:
-    """The threads that run the sync Django code, with two queues: a section of a woken long-poll or stream
+    """The threads that run the sync Django code, with three queues: a section of a woken long-poll or stream
     (run_sync) is taken before any request still queued. Under load every thread is busy and requests queue; a
     device that waited and was woken is then served next, not behind the queue (10,000 long-polls with 100
     sends/s: the queue held 0.5-1.2 s of requests, and that was the wake-up latency; docs/PERFORMANCE.md, "The
@@ -88,17 +88,17 @@ class SyncPool:
     parked waiter was woken meanwhile, see __call__): it is then taken from whichever queue reaches it first.
 
     A request that would only wait (a long-poll whose device's waiter is parked and not woken) can be queued as
-    idle: it takes its turn as if it had come `idle_wait_max` seconds later. Under a burst the devices with
-    nothing to receive get their empty answer up to that much later and the sends go first; a wake-up promotes
-    it at once.
+    idle (the third queue): it takes its turn as if it had come `idle_delay` seconds later. Under a burst the
+    devices with nothing to receive get their empty answer up to that much later and the sends go first; a
+    wake-up promotes it at once.
 
     A call from the event loop (queue()) gets an asyncio future resolved on the loop: one call_soon_threadsafe,
     rather than a concurrent future and asyncio.wrap_future's future, callbacks and lock (py-spy: wrap_future
     was ~8 % of a worker's held-GIL time with 10,000 long-polls)."""
 
-    def __init__(self, threads: int, *, idle_wait_max: float = 4.0) -> None:
+    def __init__(self, threads: int, *, idle_delay: float = 4.0) -> None:
         self.threads = threads
-        self.idle_wait_max = idle_wait_max
+        self.idle_delay = idle_delay
         self._woken: deque[_Job] = deque()
         self._requests: deque[_Job] = deque()
         self._idle: deque[_Job] = deque()
@@ -136,8 +136,8 @@ class SyncPool:
                 threading.Thread(target=self._work, name=f"wsgi_{n}", daemon=True).start()
 
     def _enqueue(self, job: _Job, woken: bool, idle: bool = False) -> _Job:
-        # An idle request queues as if it had come idle_wait_max later (see _next).
-        job.queued_at = time.monotonic() + (self.idle_wait_max if idle else 0.0)
+        # When it takes its turn among the requests: an idle one as if it had come idle_delay later (_next).
+        job.turn_at = time.monotonic() + (self.idle_delay if idle else 0.0)
         with self._ready:
             self._start_locked()
             if not job.promoted:  # else in the first queue already
@@ -179,12 +179,12 @@ class SyncPool:
 
     def _next(self) -> _Job:
         """Under the lock: woken sections and promoted requests first; then requests and idle requests in the
-        order they came, an idle one counted as come idle_wait_max later. Never strictly after: under a load
+        order they came, an idle one counted as come idle_delay later. Never strictly after: under a load
         the server cannot keep up with, idle ones would otherwise wait for ever, or (once old) go before
         everything else."""
         if self._woken:
             return self._woken.popleft()
-        if self._idle and (not self._requests or self._idle[0].queued_at <= self._requests[0].queued_at):
+        if self._idle and (not self._requests or self._idle[0].turn_at <= self._requests[0].turn_at):
             return self._idle.popleft()
         return self._requests.popleft()
 
@@ -214,7 +214,7 @@ class FeedAwareApplication:
         self._key = DEFERRED_KEY
         self._parked = parked
         self.wsgi_app = wsgi_app
-        self.pool = SyncPool(threads, idle_wait_max=IDLE_LONG_POLL_DELAY_SECONDS)
+        self.pool = SyncPool(threads, idle_delay=IDLE_LONG_POLL_DELAY_SECONDS)
         # A larger body is cut here, one byte past Django's own limit: Django then refuses it (400) as it would.
         self._body_limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**31) + 1
 
@@ -284,8 +284,8 @@ class FeedAwareApplication:
         idle = False
         if feed and (requester := _long_poll_requester(scope)) is not None:
             # A long-poll whose device's previous poll timed out here, its waiter parked (apps/events/wakeup.py):
-            # nothing was published for it since, so it would only wait: queued as idle (after other requests, up
-            # to the pool's idle_wait_max). If that waiter is woken while the request still queues, the request
+            # if nothing was published for it since, it would only wait: queued as idle (its turn idle_delay
+            # later than it came). If that waiter is woken while the request still queues, the request
             # goes to the first queue: it has an event to hand out, like a woken poll's read. Bounded by what is
             # published: at most one promotion per parked device of a user an event was published for.
             idle = self._parked.promote_when_woken(requester, functools.partial(self.pool.promote, job))

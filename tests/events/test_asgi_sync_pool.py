@@ -155,8 +155,8 @@ def test_sync_pool__in_a_forked_child__its_own_threads_serve():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_sync_pool__an_idle_request_takes_its_turn_as_if_it_came_idle_wait_max_later():
-    pool = SyncPool(1, idle_wait_max=0.2)
+def test_sync_pool__an_idle_request_takes_its_turn_as_if_it_came_idle_delay_later():
+    pool = SyncPool(1, idle_delay=0.2)
     ran = []
 
     async def calls():
@@ -176,7 +176,7 @@ def test_sync_pool__an_idle_request_takes_its_turn_as_if_it_came_idle_wait_max_l
 
 
 def test_sync_pool__idle_requests_under_a_steady_load__neither_starve_nor_starve_the_others():
-    pool = SyncPool(1, idle_wait_max=0.05)
+    pool = SyncPool(1, idle_delay=0.05)
     ran, jobs = [], []
 
     async def calls():
@@ -192,5 +192,5 @@ def test_sync_pool__idle_requests_under_a_steady_load__neither_starve_nor_starve
     _on_a_loop(calls)
     # every one of both kinds runs, in the order of their turns (an idle one's: when it came + 0.05 s), so an
     # idle request goes after the requests of the next 0.05 s and before the later ones
-    assert ran == [job.args[0] for job in sorted(jobs, key=lambda job: job.queued_at)]
+    assert ran == [job.args[0] for job in sorted(jobs, key=lambda job: job.turn_at)]
     assert ran[0] == "request 0" and ran.index("idle 0") not in (0, 1) and ran[-1] == "idle 19"
