@@ -24,7 +24,6 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
 from urllib.parse import unquote
 
 from a2wsgi.wsgi import build_environ
@@ -58,14 +57,14 @@ def tune_gc() -> None:
 
 
 class _Job:
-    """A call queued on the SyncPool. Its result goes to `future`: an asyncio future of `loop`, resolved there
-    (call_soon_threadsafe), for a call made on the event loop (queue()); else a concurrent.futures.Future."""
+    """A call queued on the SyncPool from the event loop `loop`: its result goes to `future`, an asyncio future
+    resolved on that loop (call_soon_threadsafe)."""
 
     __slots__ = ("fn", "args", "future", "loop", "taken", "promoted", "turn_at")
 
     def __init__(self, fn, args, loop) -> None:
         self.fn, self.args, self.loop = fn, args, loop
-        self.future = loop.create_future() if loop is not None else Future()
+        self.future = loop.create_future()
         self.taken = self.promoted = False
         self.turn_at = 0.0
 
@@ -92,9 +91,9 @@ class SyncPool:
     devices with nothing to receive get their empty answer up to that much later and the sends go first; a
     wake-up promotes it at once.
 
-    A call from the event loop (queue()) gets an asyncio future resolved on the loop: one call_soon_threadsafe,
-    rather than a concurrent future and asyncio.wrap_future's future, callbacks and lock (py-spy: wrap_future
-    was ~8 % of a worker's held-GIL time with 10,000 long-polls)."""
+    Every call comes from the event loop and gets an asyncio future resolved on the loop: one
+    call_soon_threadsafe, rather than a concurrent future and asyncio.wrap_future's future, callbacks and lock
+    (py-spy: wrap_future was ~8 % of a worker's held-GIL time with 10,000 long-polls)."""
 
     def __init__(self, threads: int, *, idle_delay: float = 4.0) -> None:
         self.threads = threads
@@ -112,10 +111,6 @@ class SyncPool:
         self._requests.clear()
         self._idle.clear()
         self._ready = threading.Condition(threading.Lock())
-
-    def submit(self, fn, *args, woken: bool = False) -> Future:
-        """`fn(*args)` on a pool thread, from any thread: a concurrent.futures.Future."""
-        return self._enqueue(_Job(fn, args, None), woken).future
 
     def queue(self, fn, *args, woken: bool = False) -> _Job:
         """`fn(*args)` on a pool thread, from the event loop: await the returned job's `future`; promote(job)
@@ -163,9 +158,7 @@ class SyncPool:
                 if job.taken:
                     continue  # promoted and run already
                 job.taken = True
-            if job.loop is None:
-                self._run_for_thread(job)
-            elif not job.future.cancelled():  # else cancelled while queued (the server stopping)
+            if not job.future.cancelled():  # else cancelled while queued (the server stopping)
                 try:
                     result, error = job.fn(*job.args), None
                 except BaseException as exc:
@@ -187,18 +180,6 @@ class SyncPool:
         if self._idle and (not self._requests or self._idle[0].turn_at <= self._requests[0].turn_at):
             return self._idle.popleft()
         return self._requests.popleft()
-
-    @staticmethod
-    def _run_for_thread(job: _Job) -> None:
-        future = job.future
-        if not future.set_running_or_notify_cancel():
-            return  # cancelled while queued
-        try:
-            result = job.fn(*job.args)
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
 
 
 # How much later than its arrival an idle long-poll takes its turn in the pool (SyncPool): the most an idle

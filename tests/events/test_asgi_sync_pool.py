@@ -1,5 +1,6 @@
-"""The ASGI entry's sync pool (receipts_console/asgi.py, SyncPool): a woken long-poll's or stream's section runs
-before the requests still queued; an error reaches its caller; a section cancelled while queued never runs."""
+"""The ASGI entry's sync pool (receipts_console/asgi.py, SyncPool), driven from an event loop as the entry drives
+it: a woken long-poll's or stream's section runs before the requests still queued, a promoted request with them,
+an idle one later; an error reaches its caller; a section cancelled while queued never runs."""
 
 from __future__ import annotations
 
@@ -12,56 +13,6 @@ import pytest
 from receipts_console.asgi import SyncPool
 
 
-def _busy(pool: SyncPool) -> threading.Event:
-    """The pool's only thread held until the returned event is set."""
-    release, running = threading.Event(), threading.Event()
-    pool.submit(lambda: (running.set(), release.wait(5)))
-    assert running.wait(5)
-    return release
-
-
-def test_sync_pool__woken_sections_run_before_queued_requests_in_their_order():
-    pool = SyncPool(1)
-    release = _busy(pool)
-    ran = []
-    futures = [pool.submit(ran.append, "request 1"), pool.submit(ran.append, "request 2"),
-               pool.submit(ran.append, "woken 1", woken=True), pool.submit(ran.append, "woken 2", woken=True)]
-    release.set()
-    for future in futures:
-        future.result(timeout=5)
-    assert ran == ["woken 1", "woken 2", "request 1", "request 2"]
-
-
-def test_sync_pool__an_error_reaches_the_caller_and_the_thread_serves_on():
-    pool = SyncPool(1)
-
-    def fail():
-        raise ValueError("boom")
-
-    with pytest.raises(ValueError, match="boom"):
-        pool.submit(fail).result(timeout=5)
-    assert pool.submit(lambda: 42).result(timeout=5) == 42
-
-
-def test_sync_pool__a_section_cancelled_while_queued_never_runs():
-    pool = SyncPool(1)
-    release = _busy(pool)
-    ran = []
-    cancelled = pool.submit(ran.append, "cancelled", woken=True)
-    assert cancelled.cancel()
-    after = pool.submit(ran.append, "after")
-    release.set()
-    after.result(timeout=5)
-    assert ran == ["after"]
-
-
-def test_sync_pool__threads_as_many_as_asked_and_used_at_once():
-    pool = SyncPool(3)
-    barrier = threading.Barrier(3, timeout=5)
-    names = [pool.submit(lambda: (barrier.wait(), threading.current_thread().name)[1]) for _ in range(3)]
-    assert sorted(f.result(timeout=5) for f in names) == ["wsgi_0", "wsgi_1", "wsgi_2"]
-
-
 def _on_a_loop(calls):
     loop = asyncio.new_event_loop()
     try:
@@ -70,19 +21,77 @@ def _on_a_loop(calls):
         loop.close()
 
 
-def test_sync_pool__calls_from_the_loop__their_results_and_errors_on_the_loop():
+def _busy(pool: SyncPool) -> threading.Event:
+    """On the loop: the pool's only thread held until the returned event is set."""
+    release, running = threading.Event(), threading.Event()
+    pool.queue(lambda: (running.set(), release.wait(5)))
+    assert running.wait(5)
+    return release
+
+
+def test_sync_pool__woken_sections_run_before_queued_requests_in_their_order():
+    pool = SyncPool(1)
+    ran = []
+
+    async def calls():
+        release = _busy(pool)
+        jobs = [pool.queue(ran.append, "request 1"), pool.queue(ran.append, "request 2"),
+                pool.queue(ran.append, "woken 1", woken=True), pool.queue(ran.append, "woken 2", woken=True)]
+        release.set()
+        for job in jobs:
+            await job.future
+
+    _on_a_loop(calls)
+    assert ran == ["woken 1", "woken 2", "request 1", "request 2"]
+
+
+def test_sync_pool__results_and_errors_reach_the_caller_on_the_loop_and_the_thread_serves_on():
     pool = SyncPool(1)
 
     def fail():
         raise ValueError("boom")
 
     async def calls():
-        answer = await pool.queue(lambda: threading.current_thread().name).future
         with pytest.raises(ValueError, match="boom"):
             await pool.queue(fail).future
-        return answer
+        return await pool.queue(lambda: threading.current_thread().name).future
 
     assert _on_a_loop(calls) == "wsgi_0"
+
+
+def test_sync_pool__a_call_whose_loop_closed_before_it_ended__the_thread_serves_on():
+    pool = SyncPool(1)
+    release = threading.Event()
+    ended = _on_a_loop(lambda: _queued_and_left(pool, release))  # the loop is closed now, its call still runs
+    release.set()
+    assert ended.wait(5)
+
+    async def next_call():
+        return await asyncio.wait_for(pool.queue(lambda: "served").future, 5)
+
+    assert _on_a_loop(next_call) == "served"
+
+
+async def _queued_and_left(pool: SyncPool, release: threading.Event) -> threading.Event:
+    ended = threading.Event()
+
+    def call():
+        release.wait(5)
+        ended.set()  # its answer then goes to a closed loop: dropped
+
+    pool.queue(call)
+    return ended
+
+
+def test_sync_pool__threads_as_many_as_asked_and_used_at_once():
+    pool = SyncPool(3)
+    barrier = threading.Barrier(3, timeout=5)
+
+    async def calls():
+        jobs = [pool.queue(lambda: (barrier.wait(), threading.current_thread().name)[1]) for _ in range(3)]
+        return sorted([await job.future for job in jobs])
+
+    assert _on_a_loop(calls) == ["wsgi_0", "wsgi_1", "wsgi_2"]
 
 
 @pytest.mark.parametrize("when", ["while queued", "before it was put"])
@@ -143,12 +152,16 @@ def test_sync_pool__a_call_from_the_loop_cancelled_while_queued__never_runs():
 
 def test_sync_pool__in_a_forked_child__its_own_threads_serve():
     pool = SyncPool(1)
-    assert pool.submit(lambda: 1).result(timeout=5) == 1
+
+    async def name():
+        return await asyncio.wait_for(pool.queue(lambda: threading.current_thread().name).future, 5)
+
+    assert _on_a_loop(name) == "wsgi_0"
     pid = os.fork()
     if pid == 0:  # the child: the parent's thread is not here; a call must still be served
         ok = False
         try:
-            ok = pool.submit(lambda: threading.current_thread().name).result(timeout=5) == "wsgi_0"
+            ok = _on_a_loop(name) == "wsgi_0"
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)

@@ -138,7 +138,7 @@ def test_asgi_entry__bobs_next_poll_after_a_timeout__its_place_in_the_queue(chat
     async def scenario():
         timed_out = await _request(application, events, "timeout=0.2", authorization)
         release, running = threading.Event(), threading.Event()
-        application.pool.submit(lambda: (running.set(), release.wait(5)))
+        application.pool.queue(lambda: (running.set(), release.wait(5)))
         await asyncio.to_thread(running.wait, 5)
         served.clear()
         queued = []
