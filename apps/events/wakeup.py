@@ -706,12 +706,10 @@ class _Parked:
         with self._lock:
             key = self._keys_by_requester.get(requester)
             entry = self._waiters.get(key) if key is not None else None
-        if entry is None:
-            return False
-        waiter, expires, loop, _ = entry
-        with self._lock:
-            if self._waiters.get(key) is entry:  # kept while the poll queues, however long the queue is
-                self._waiters[key] = (waiter, max(expires, time.monotonic() + PARK_QUEUED_SECONDS), *entry[2:])
+            if entry is None:
+                return False
+            waiter, expires, *rest = entry  # kept while the poll queues, however long the queue is
+            self._waiters[key] = (waiter, max(expires, time.monotonic() + PARK_QUEUED_SECONDS), *rest)
         waiter.call_when_woken(promote)
         return not waiter.woken()
 
