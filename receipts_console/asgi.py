@@ -30,6 +30,8 @@ from a2wsgi.wsgi import build_environ
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
+from apps.events.wakeup import long_poll_requester
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "receipts_console.settings")
 
 _FEED_SUFFIXES = ("/events", "/events/stream")
@@ -299,8 +301,8 @@ class FeedAwareApplication:
 
 
 def _long_poll_requester(scope) -> tuple[str, str] | None:
-    """(Authorization header, cursor) of a GET /events, as the view sees them (wakeup._Parked's `requester`), before
-    any authentication: it only decides the request's place in the queue."""
+    """wakeup.long_poll_requester of a GET /events (its Authorization header and cursor, as the view sees them),
+    before any authentication: it only decides the request's place in the queue."""
     if scope["method"] != "GET" or not scope["path"].endswith("/events"):
         return None
     authorization = next((value for name, value in scope["headers"] if name == b"authorization"), None)
@@ -310,7 +312,7 @@ def _long_poll_requester(scope) -> tuple[str, str] | None:
     for part in scope["query_string"].split(b"&"):
         if part.startswith(b"cursor="):
             cursor = unquote(part[7:].decode("latin1"))  # the last one, as Django's QueryDict.get
-    return authorization.decode("latin1"), cursor
+    return long_poll_requester(authorization.decode("latin1"), cursor)
 
 
 async def _until_disconnect(receive, work) -> None:

@@ -277,7 +277,8 @@ class PendingPoll:
                         # poll (wakeup.parked): an event a failed broadcast did not announce reaches it by the
                         # periodic re-check, as it reaches a waiting poll.
                         if not self.waiter.woken():
-                            requester = (self.requester, encode_cursor(self.position)) if self.requester else None
+                            requester = (wakeup.long_poll_requester(self.requester, encode_cursor(self.position))
+                                         if self.requester else None)
                             wakeup.parked.park((self.user_id, self.device_id, self.position), self.waiter,
                                                requester=requester)
                             self.waiter = None

@@ -646,6 +646,13 @@ PARK_SECONDS = 5.0
 PARK_QUEUED_SECONDS = 60.0
 
 
+def long_poll_requester(authorization: str, cursor: str) -> tuple[str, str]:
+    """What identifies a device's next long-poll before it is authenticated (_Parked): its Authorization header
+    and the cursor it sends, as the client sent them. Built here only, by the poll that parks and by the server
+    that looks its next poll up."""
+    return authorization, cursor
+
+
 class _Parked:
     """Waiters of long-polls that ended at their timeout, kept registered for the same device's next poll, which
     comes at once with the cursor the timeout answered. If nothing woke the waiter meanwhile, nothing was
