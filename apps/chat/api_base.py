@@ -10,8 +10,8 @@ from django.http import HttpResponse
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
-from rest_framework.views import APIView
 
+from apps.common.apiview import CycleFreeAPIView
 from apps.common.exceptions import ApplicationError
 from apps.common.renderers import SafeJSONRenderer
 from apps.common.tokens import bearer_token
@@ -80,14 +80,14 @@ class IsAnyToken(BasePermission):
         return isinstance(request.user, Principal)
 
 
-class AppTokenApi(APIView):
+class AppTokenApi(CycleFreeAPIView):
     """Base of endpoints that need an app token (the customer's server)."""
 
     authentication_classes = [AppTokenAuthentication]
     permission_classes = [IsAppToken]
 
 
-class UserTokenApi(APIView):
+class UserTokenApi(CycleFreeAPIView):
     """Base of endpoints that need a user token (the client SDK)."""
 
     authentication_classes = [AppTokenAuthentication]
@@ -100,7 +100,7 @@ class StreamUserTokenApi(UserTokenApi):
     authentication_classes = [HeaderOrQueryTokenAuthentication]
 
 
-class AnyTokenApi(APIView):
+class AnyTokenApi(CycleFreeAPIView):
     """Base of endpoints both token kinds call: a user token reads as that user, an app token as the customer's
     server (request.user.user is None)."""
 

@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from apps.common.apiview import CycleFreeAPIView
 from apps.common.exceptions import only_known_fields
 from apps.common.fields import (
     JSONObjectField,
@@ -59,7 +59,7 @@ class TokenRequestSerializer(OneOfSerializer):
     grant_type = StrictChoiceField(choices=list(branches))
 
 
-class TokenCreateApi(APIView):
+class TokenCreateApi(CycleFreeAPIView):
     @extend_schema(
         operation_id="app_token_create",
         request=TokenRequestSerializer,

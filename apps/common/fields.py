@@ -104,5 +104,25 @@ class OneOfSerializer(serializers.Serializer):
         else:
             chosen = super().to_internal_value(data)[self.discriminator]  # DRF's "invalid" (not an object)
         branch = self.branches[chosen](data=data, context=self.context)
-        branch.is_valid(raise_exception=True)
-        return dict(branch.validated_data)
+        try:
+            branch.is_valid(raise_exception=True)
+            return dict(branch.validated_data)
+        finally:
+            release_fields(branch)
+
+    def is_valid(self, *, raise_exception=False):
+        try:
+            return super().is_valid(raise_exception=raise_exception)
+        finally:
+            release_fields(self)
+
+
+def release_fields(serializer: serializers.BaseSerializer) -> None:
+    """Cut a validated serializer's cycle with its fields. DRF's `fields` (cached on the serializer) holds each
+    bound field, and each field's `parent` is the serializer: used once per request, the pair is left to the
+    cycle collector (~55 objects per message send; docs/PERFORMANCE.md "Request cycles"). Without `fields`
+    reference counting frees them at once; a later use of `fields` builds them again."""
+    fields = serializer.__dict__.pop("fields", None)
+    for field in (fields or {}).values():
+        if isinstance(field, serializers.BaseSerializer):
+            release_fields(field)

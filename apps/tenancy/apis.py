@@ -7,8 +7,8 @@ both are put together under /api/v1/admin/ by receipts_console/urls.py.
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from apps.common.apiview import CycleFreeAPIView
 from apps.common.fields import StrictCharField, StrictChoiceField
 from apps.common.reason_codes import ReasonCode
 from apps.common.schema import error_responses
@@ -19,7 +19,7 @@ from .auth import IsSuperuser, StaffApi
 from .models import USERNAME_PATTERN
 
 
-class StaffTokenApi(APIView):
+class StaffTokenApi(CycleFreeAPIView):
     class StaffTokenInputSerializer(serializers.Serializer):
         # Credentials are compared as typed: no whitespace trimming.
         # No length limits either: any wrong credential is a 401, never a 400.

@@ -6,8 +6,8 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
-from rest_framework.views import APIView
 
+from apps.common.apiview import CycleFreeAPIView
 from apps.common.tokens import bearer_token, hash_token
 
 from .models import StaffToken
@@ -57,6 +57,6 @@ class IsSuperuser(BasePermission):
 
 # Base of the admin-API endpoints (tenancy, policy, audit): a staff token of a staff member. A comment, not a
 # docstring: drf-spectacular would show a docstring as the description of every operation without one.
-class StaffApi(APIView):
+class StaffApi(CycleFreeAPIView):
     authentication_classes = [StaffTokenAuthentication]
     permission_classes = [IsStaffMember]
