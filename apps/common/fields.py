@@ -121,8 +121,6 @@ def release_fields(serializer: serializers.BaseSerializer) -> None:
     """Cut a validated serializer's cycle with its fields. DRF's `fields` (cached on the serializer) holds each
     bound field, and each field's `parent` is the serializer: used once per request, the pair is left to the
     cycle collector (~55 objects per message send; docs/PERFORMANCE.md "Request cycles"). Without `fields`
-    reference counting frees them at once; a later use of `fields` builds them again."""
-    fields = serializer.__dict__.pop("fields", None)
-    for field in (fields or {}).values():
-        if isinstance(field, serializers.BaseSerializer):
-            release_fields(field)
+    reference counting frees them at once; a later use of `fields` builds them again. Flat serializers only (no
+    branch has a nested one): a nested serializer's own fields would stay in their cycle."""
+    serializer.__dict__.pop("fields", None)

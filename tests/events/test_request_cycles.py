@@ -3,12 +3,14 @@ once its response is closed, reference counting frees the request, its view, its
 With thousands of devices polling, that garbage set off the young collections whose pauses held every worker's
 event loop (docs/PERFORMANCE.md "Request cycles").
 
-Through Django's WSGI handler, as a server calls it (the ASGI entry's pool threads run the same handler and close
-the response the same way). Only the request's own kinds of object are looked for in what the collector finds:
-another thread (a cache listener) may leave garbage of its own meanwhile."""
+Through Django's WSGI handler, as a server calls it, and a long-poll that waits on the loop through the ASGI entry
+itself (receipts_console/asgi.py: its pool thread closes the response before the wait). Only the request's own
+kinds of object are looked for in what the collector finds: another thread (a cache listener) may leave garbage
+of its own meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 import json
@@ -16,12 +18,16 @@ import json
 import pytest
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
+
+from receipts_console.asgi import FeedAwareApplication
+from tests.events.test_repoll_promotion import _request
 
 pytestmark = pytest.mark.django_db
 
@@ -107,4 +113,30 @@ def test_request_cycles__an_invalid_send(chat, wsgi_app):
     left = _left_for_the_collector(lambda: answer.append(_call(
         wsgi_app, "POST", f"{chat.base}/messages", token=_token(alice), body={"chat_type": "single", "to": 5})))
     assert answer[0][0] == 400 and json.loads(answer[0][1])["error"] == "invalid_request"
+    assert left == []
+
+
+def test_request_cycles__a_read_ack_on_the_lean_path(chat, wsgi_app):
+    # The lean POST never reaches DRF's finalize_response (apps/chat/api_base.py): it must make no cycle of its own.
+    alice, bob = chat.login("alice", "a1"), chat.login("bob", "b1")
+    message_id = chat.send(alice, "bob")["message_id"]
+    answer = []
+    left = _left_for_the_collector(lambda: answer.append(
+        _call(wsgi_app, "POST", f"{chat.base}/messages/{message_id}/read_ack", token=_token(bob))))
+    assert answer[0][0] == 200 and json.loads(answer[0][1])["message_id"] == message_id
+    assert left == []
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the pool thread has its own connection
+def test_request_cycles__a_long_poll_that_waited_on_the_loop_and_timed_out(chat):
+    application = FeedAwareApplication(get_wsgi_application(), threads=1)
+    bob = chat.login("bob", "b1")
+    loop = asyncio.new_event_loop()
+    try:
+        answer = []
+        left = _left_for_the_collector(lambda: answer.append(loop.run_until_complete(_request(
+            application, f"{chat.base}/events", "timeout=0.2", bob.client._credentials["HTTP_AUTHORIZATION"]))))
+    finally:
+        loop.close()
+    assert answer[0]["events"] == [] and answer[0]["next_cursor"]
     assert left == []
